@@ -1,0 +1,30 @@
+// Writes the embedded default model repository (`npm run models`). The files are committed so that
+// `npm start` needs nothing but `npm ci`; rerunning this script reproduces them byte for byte.
+import { mkdir, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { encodeModel } from "../server/src/training/onnx/index.js";
+import { loadMnist } from "./mnist-data.js";
+import { buildMnistCnn, buildMnistLinear, fitMnistLinear } from "./model-zoo.js";
+
+const root = resolve(process.argv[2] ?? "models");
+
+async function put(model: string, config: object, bytes: Uint8Array): Promise<void> {
+  await mkdir(join(root, model, "1"), { recursive: true });
+  await writeFile(join(root, model, "config.json"), JSON.stringify(config, null, 2) + "\n");
+  await writeFile(join(root, model, "1", "model.onnx"), bytes);
+}
+
+const { train, test } = loadMnist();
+const fit = fitMnistLinear(train, test);
+console.log(`mnist-linear: held-out accuracy ${(fit.accuracy * 100).toFixed(1)}% on ${test.count} digits`);
+await put(
+  "mnist-linear",
+  { max_batch_size: 256, max_queue_delay_us: 0, max_queue_size: 4096, default_timeout_ms: 10000 },
+  encodeModel(buildMnistLinear(fit.weight, fit.bias, `MNIST softmax regression, held-out accuracy ${(fit.accuracy * 100).toFixed(1)}%`)),
+);
+await put(
+  "mnist-cnn",
+  { max_batch_size: 64, max_queue_delay_us: 0, max_queue_size: 4096, default_timeout_ms: 10000 },
+  encodeModel(buildMnistCnn()),
+);
+console.log(`wrote ${root}`);

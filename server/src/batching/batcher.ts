@@ -1,0 +1,308 @@
+import { status } from "@grpc/grpc-js";
+import { ServerError, deadlineExceeded, resourceExhausted, cancelled, unavailable } from "../errors.js";
+import type { HostTensor, RunResult, TensorType, WireTensor } from "../runtime/index.js";
+import type { BatchRequest, BatchResult } from "./batch-request.js";
+import { emptyStats, type BatchStats } from "./batch-stats.js";
+
+/** Something that runs one batch: a session instance in a worker thread. */
+export interface BatchExecutor {
+  run(feeds: readonly WireTensor[], outputs: readonly string[]): Promise<RunResult>;
+}
+
+export interface BatcherOptions {
+  /** For messages and telemetry, e.g. "mnist-cnn:1". */
+  readonly label: string;
+  /** 0: no batching; each request runs alone with the model's full shape. */
+  readonly maxBatchSize: number;
+  /** How long a batch that is not full may wait for more rows; 0 dispatches when an instance is free. */
+  readonly maxQueueDelayUs: number;
+  readonly preferredBatchSizes: readonly number[];
+  readonly maxQueueSize: number;
+  readonly inputs: readonly { readonly name: string; readonly type: TensorType }[];
+  readonly outputNames: readonly string[];
+  /** Called once per batch that ran, for telemetry. */
+  readonly onBatch?: (rows: number, requests: number, runMs: number) => void;
+}
+
+/** The dynamic micro-batcher of one model version. */
+export interface Batcher {
+  submit(request: BatchRequest): Promise<BatchResult>;
+  /** Requests waiting in the queue. */
+  readonly queued: number;
+  /** Batches running. */
+  readonly running: number;
+  readonly stats: Readonly<BatchStats>;
+  /** Stops taking requests; resolves once every accepted request has settled. */
+  drain(): Promise<void>;
+}
+
+interface Item {
+  readonly request: BatchRequest;
+  readonly enqueuedAt: number;
+  state: "queued" | "running" | "done";
+  resolve(result: BatchResult): void;
+  reject(error: Error): void;
+  detach(): void;
+}
+
+export function createBatcher(options: BatcherOptions, executors: readonly BatchExecutor[]): Batcher {
+  if (executors.length === 0) throw new Error(`${options.label}: a batcher needs at least one executor`);
+  const idle = [...executors];
+  const stats = emptyStats();
+  const maxRows = Math.max(1, options.maxBatchSize);
+  const delayMs = options.maxQueueDelayUs / 1000;
+  const preferred = new Set(options.preferredBatchSizes);
+
+  let queue: Item[] = [];
+  let tombstones = 0;
+  let live = 0;
+  let running = 0;
+  let draining = false;
+  let drained: (() => void) | undefined;
+  let delayTimer: NodeJS.Timeout | undefined;
+
+  const settle = (item: Item, outcome: { result?: BatchResult; error?: Error }): void => {
+    if (item.state === "done") return;
+    if (item.state === "queued") {
+      live--;
+      tombstones++;
+    }
+    item.state = "done";
+    item.detach();
+    if (outcome.error) {
+      stats.failureCount++;
+      item.reject(outcome.error);
+    } else {
+      stats.successCount++;
+      item.resolve(outcome.result!);
+    }
+    checkDrained();
+  };
+
+  const checkDrained = (): void => {
+    if (draining && live === 0 && running === 0 && drained) {
+      drained();
+      drained = undefined;
+    }
+  };
+
+  const compact = (): void => {
+    if (tombstones > 32 && tombstones * 2 > queue.length) {
+      queue = queue.filter((item) => item.state === "queued");
+      tombstones = 0;
+    }
+  };
+
+  /** Picks the next batch from the queue, or undefined when there is none or it should wait for more. */
+  const form = (now: number): Item[] | undefined => {
+    let headIndex = 0;
+    while (headIndex < queue.length) {
+      const head = queue[headIndex];
+      if (head.state !== "queued") {
+        headIndex++;
+        continue;
+      }
+      if (now >= head.request.deadline) {
+        settle(head, { error: deadlineExceeded(`${options.label}: the deadline passed while the request waited in the queue`) });
+        headIndex++;
+        continue;
+      }
+      break;
+    }
+    if (headIndex > 0) {
+      queue = queue.slice(headIndex);
+      tombstones = queue.reduce((n, item) => n + (item.state === "queued" ? 0 : 1), 0);
+    }
+    if (queue.length === 0) return undefined;
+    const head = queue[0];
+    const batch = [head];
+    let rows = head.request.rows;
+    if (options.maxBatchSize > 0) {
+      for (let i = 1; i < queue.length && rows < maxRows; i++) {
+        const item = queue[i];
+        if (item.state !== "queued" || item.request.key !== head.request.key) continue;
+        if (now >= item.request.deadline) {
+          settle(item, { error: deadlineExceeded(`${options.label}: the deadline passed while the request waited in the queue`) });
+          continue;
+        }
+        if (rows + item.request.rows > maxRows) continue;
+        batch.push(item);
+        rows += item.request.rows;
+      }
+      const waited = now - head.enqueuedAt;
+      if (delayMs > 0 && !draining && rows < maxRows && !preferred.has(rows) && waited < delayMs) {
+        delayTimer ??= setTimeout(() => {
+          delayTimer = undefined;
+          pump();
+        }, Math.max(0, delayMs - waited));
+        return undefined;
+      }
+    }
+    for (const item of batch) {
+      item.state = "running";
+      live--;
+      tombstones++;
+    }
+    compact();
+    return batch;
+  };
+
+  const pump = (): void => {
+    while (idle.length > 0 && live > 0) {
+      const batch = form(performance.now());
+      if (!batch) return;
+      if (delayTimer) {
+        clearTimeout(delayTimer);
+        delayTimer = undefined;
+      }
+      void dispatch(idle.pop()!, batch);
+    }
+  };
+
+  const dispatch = async (executor: BatchExecutor, batch: Item[]): Promise<void> => {
+    running++;
+    const started = performance.now();
+    try {
+      await runBatch(executor, batch, started);
+    } finally {
+      running--;
+      idle.push(executor);
+      pump();
+      checkDrained();
+    }
+  };
+
+  /** Runs items as one batch; if the batch fails and holds several requests, retries each alone so one
+   * request's bad data (e.g. an index out of range) fails only that request. */
+  const runBatch = async (executor: BatchExecutor, batch: Item[], started: number): Promise<void> => {
+    const rows = batch.reduce((n, item) => n + item.request.rows, 0);
+    const wanted = unionOutputs(batch);
+    let result: RunResult;
+    try {
+      result = await executor.run(assemble(batch, rows), wanted);
+    } catch (error) {
+      if (batch.length > 1) {
+        for (const item of batch) await runBatch(executor, [item], started);
+        return;
+      }
+      const message = error instanceof Error ? error.message : String(error);
+      const gone = /exited|closed/.test(message);
+      settle(batch[0], {
+        error: gone
+          ? unavailable(`${options.label}: the model's session stopped; retry`)
+          : new ServerError(status.INTERNAL, `${options.label}: ONNX Runtime failed to run the request: ${message.split("\n")[0]}`),
+      });
+      return;
+    }
+    stats.batchCount++;
+    stats.rowCount += rows;
+    stats.computeMsTotal += result.runMs;
+    options.onBatch?.(rows, batch.length, result.runMs);
+    let offset = 0;
+    for (const item of batch) {
+      const queueMs = started - item.enqueuedAt;
+      stats.queueMsTotal += queueMs;
+      try {
+        const outputs = split(result.outputs, item, offset, rows, batch.length === 1);
+        settle(item, { result: { outputs, queueMs, runMs: result.runMs, batchRows: rows } });
+      } catch (error) {
+        settle(item, { error: ServerError.from(error) });
+      }
+      offset += item.request.rows;
+    }
+  };
+
+  const assemble = (batch: readonly Item[], rows: number): WireTensor[] =>
+    options.inputs.map((input, i) => {
+      const first = batch[0].request.inputs[i];
+      let bytes = 0;
+      for (const item of batch) bytes += item.request.inputs[i].data.byteLength;
+      // The one copy on the way in: request bytes (views into gRPC frames) into a transferable buffer.
+      const buffer = new ArrayBuffer(bytes);
+      const target = new Uint8Array(buffer);
+      let at = 0;
+      for (const item of batch) {
+        const data = item.request.inputs[i].data;
+        target.set(data, at);
+        at += data.byteLength;
+      }
+      const dims = options.maxBatchSize > 0 ? [rows, ...first.dims.slice(1)] : [...first.dims];
+      return { name: input.name, type: input.type, dims, buffer, byteOffset: 0, byteLength: bytes };
+    });
+
+  const unionOutputs = (batch: readonly Item[]): string[] => {
+    if (batch.some((item) => item.request.outputs.length === 0)) return [];
+    const names = new Set<string>();
+    for (const item of batch) for (const name of item.request.outputs) names.add(name);
+    return options.outputNames.filter((name) => names.has(name));
+  };
+
+  const split = (outputs: readonly WireTensor[], item: Item, rowOffset: number, rows: number, whole: boolean): HostTensor[] => {
+    const byName = new Map(outputs.map((o) => [o.name, o]));
+    const names = item.request.outputs.length ? item.request.outputs : options.outputNames;
+    return names.map((name) => {
+      const out = byName.get(name);
+      if (!out) throw new ServerError(status.INTERNAL, `${options.label}: the model did not produce output "${name}"`);
+      if (whole || options.maxBatchSize === 0) {
+        return { type: out.type, dims: out.dims, data: new Uint8Array(out.buffer, out.byteOffset, out.byteLength) };
+      }
+      if (out.dims[0] !== rows) {
+        throw new ServerError(status.INTERNAL, `${options.label}: output "${name}" has ${out.dims[0]} rows for a batch of ${rows}; set max_batch_size to 0 for a model whose outputs are not batched`);
+      }
+      const rowBytes = rows === 0 ? 0 : out.byteLength / rows;
+      const k = item.request.rows;
+      // A view of this request's rows: no copy.
+      const data = new Uint8Array(out.buffer, out.byteOffset + rowOffset * rowBytes, k * rowBytes);
+      return { type: out.type, dims: [k, ...out.dims.slice(1)], data };
+    });
+  };
+
+  return {
+    submit(request) {
+      if (draining) return Promise.reject(unavailable(`${options.label} is being unloaded; retry to reach the version that replaces it`));
+      if (request.signal?.aborted) return Promise.reject(abortError(request.signal, options.label));
+      if (live >= options.maxQueueSize) {
+        return Promise.reject(resourceExhausted(`${options.label}: the queue is full (${options.maxQueueSize} requests waiting); retry later or raise max_queue_size`));
+      }
+      if (performance.now() >= request.deadline) {
+        return Promise.reject(deadlineExceeded(`${options.label}: the deadline passed before the request was queued`));
+      }
+      return new Promise<BatchResult>((resolve, reject) => {
+        const onAbort = (): void => {
+          if (item.state === "queued") settle(item, { error: abortError(request.signal!, options.label) });
+        };
+        const item: Item = {
+          request,
+          enqueuedAt: performance.now(),
+          state: "queued",
+          resolve,
+          reject,
+          detach: () => request.signal?.removeEventListener("abort", onAbort),
+        };
+        request.signal?.addEventListener("abort", onAbort, { once: true });
+        queue.push(item);
+        live++;
+        pump();
+      });
+    },
+    get queued() {
+      return live;
+    },
+    get running() {
+      return running;
+    },
+    stats,
+    drain() {
+      draining = true;
+      if (live === 0 && running === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        drained = resolve;
+        pump();
+      });
+    },
+  };
+}
+
+function abortError(signal: AbortSignal, label: string): Error {
+  return signal.reason instanceof ServerError ? signal.reason : cancelled(`${label}: the request was cancelled`);
+}

@@ -1,0 +1,98 @@
+import { invalidArgument } from "../errors.js";
+import { ELEMENT_SIZE, type HostTensor } from "../runtime/index.js";
+import type { ModelSignature, TensorSpec } from "./model-signature.js";
+
+export interface NamedTensor extends HostTensor {
+  readonly name: string;
+}
+
+export interface PreparedRequest {
+  readonly inputs: readonly HostTensor[];
+  readonly rows: number;
+  readonly key: string;
+  readonly outputs: readonly string[];
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  bool: "BOOL", uint8: "UINT8", uint16: "UINT16", uint32: "UINT32", uint64: "UINT64", int8: "INT8", int16: "INT16",
+  int32: "INT32", int64: "INT64", float16: "FP16", float32: "FP32", float64: "FP64",
+};
+
+export function describeSpec(spec: TensorSpec): string {
+  return `${spec.name}: ${TYPE_NAMES[spec.type] ?? spec.type} [${spec.dims.join(", ")}]`;
+}
+
+/**
+ * Checks a request against the model's signature before it may join a batch, so a bad request fails alone
+ * with a message that names the input and what was expected. Returns the inputs in model order and the
+ * batch key (the non-batch dimensions).
+ */
+export function validateRequest(
+  label: string,
+  signature: ModelSignature,
+  inputs: readonly NamedTensor[],
+  outputs: readonly string[],
+): PreparedRequest {
+  const byName = new Map<string, NamedTensor>();
+  for (const input of inputs) {
+    if (byName.has(input.name)) throw invalidArgument(`${label}: input "${input.name}" is given twice`);
+    byName.set(input.name, input);
+  }
+  const expected = signature.inputs.map(describeSpec).join("; ");
+  for (const name of byName.keys()) {
+    if (!signature.inputs.some((spec) => spec.name === name)) {
+      throw invalidArgument(`${label}: unknown input "${name}"; the model's inputs are ${expected}`);
+    }
+  }
+  const batching = signature.maxBatchSize > 0;
+  let rows = -1;
+  const keyParts: string[] = [];
+  const ordered = signature.inputs.map((spec) => {
+    const tensor = byName.get(spec.name);
+    if (!tensor) throw invalidArgument(`${label}: missing input "${spec.name}"; the model's inputs are ${expected}`);
+    if (tensor.type !== spec.type) {
+      throw invalidArgument(`${label}: input "${spec.name}" is ${TYPE_NAMES[tensor.type]}, the model expects ${TYPE_NAMES[spec.type]}`);
+    }
+    if (tensor.dims.length !== spec.dims.length) {
+      throw invalidArgument(`${label}: input "${spec.name}" has shape [${tensor.dims.join(", ")}] of rank ${tensor.dims.length}, the model expects rank ${spec.dims.length}: [${spec.dims.join(", ")}]`);
+    }
+    tensor.dims.forEach((d, axis) => {
+      if (d === 0) throw invalidArgument(`${label}: input "${spec.name}" has 0 ${axis === 0 && batching ? "rows" : `elements along dimension ${axis}`}`);
+      if (spec.dims[axis] >= 0 && spec.dims[axis] !== d) {
+        throw invalidArgument(`${label}: input "${spec.name}" has shape [${tensor.dims.join(", ")}], the model expects [${spec.dims.join(", ")}] (dimension ${axis} must be ${spec.dims[axis]})`);
+      }
+    });
+    if (batching) {
+      const r = tensor.dims[0];
+      if (r > signature.maxBatchSize) {
+        throw invalidArgument(`${label}: input "${spec.name}" has ${r} rows, more than max_batch_size ${signature.maxBatchSize}; split the request`);
+      }
+      if (rows >= 0 && r !== rows) {
+        throw invalidArgument(`${label}: inputs disagree on the row count: "${spec.name}" has ${r}, another input has ${rows}`);
+      }
+      rows = r;
+    }
+    const expectedBytes = byteLength(tensor.dims, tensor.type);
+    if (tensor.data.byteLength !== expectedBytes) {
+      throw invalidArgument(`${label}: input "${spec.name}" holds ${tensor.data.byteLength} bytes, its shape [${tensor.dims.join(", ")}] of ${TYPE_NAMES[tensor.type]} needs ${expectedBytes}`);
+    }
+    keyParts.push((batching ? tensor.dims.slice(1) : tensor.dims).join("x"));
+    return tensor;
+  });
+  const seen = new Set<string>();
+  for (const name of outputs) {
+    if (!signature.outputs.some((spec) => spec.name === name)) {
+      throw invalidArgument(`${label}: unknown output "${name}"; the model's outputs are ${signature.outputs.map((o) => o.name).join(", ")}`);
+    }
+    if (seen.has(name)) throw invalidArgument(`${label}: output "${name}" is requested twice`);
+    seen.add(name);
+  }
+  return { inputs: ordered, rows: batching ? rows : 1, key: keyParts.join("|"), outputs: [...outputs] };
+}
+
+/** Bytes a shape needs; dims were checked to be small non-negative integers by the codec. */
+export function byteLength(dims: readonly number[], type: keyof typeof ELEMENT_SIZE): number {
+  let n = ELEMENT_SIZE[type];
+  for (const d of dims) n *= d;
+  return n;
+}

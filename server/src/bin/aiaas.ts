@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from "commander";
+import { resolve } from "node:path";
+import { pino } from "pino";
+import { parseProviders } from "../runtime/index.js";
+import { startServer } from "../server.js";
+
+const integer = (min: number) => (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
+  return n;
+};
+
+const program = new Command("aiaas").description("AI models as a service: serve and train ONNX models over gRPC");
+
+program
+  .command("serve")
+  .description("serve a model repository over gRPC")
+  .option("--models <dir>", "model repository: <dir>/<model>/<version>/model.onnx", "models")
+  .option("--host <host>", "address to listen on", "0.0.0.0")
+  .option("--port <port>", "port to listen on (0 picks a free one)", integer(0), 50051)
+  .option("--providers <list>", "execution providers in order of preference, e.g. cuda,cpu", "cpu")
+  .option("--threads <n>", "intra-op threads per session", integer(1), 1)
+  .option("--instances <n>", "sessions (worker threads) per model version (default: min(2, cores))", integer(1))
+  .option("--max-message-bytes <n>", "largest request or response message", integer(1024), 64 * 1024 * 1024)
+  .option("--max-queue-size <n>", "default per-model queue bound", integer(1), 4096)
+  .option("--shutdown-grace-ms <n>", "how long SIGTERM waits for calls in flight", integer(0), 10_000)
+  .option("--log-level <level>", "fatal, error, warn, info, debug", "info")
+  .action(async (opts) => {
+    const logger = pino({ name: "aiaas", level: opts.logLevel });
+    let providers;
+    try {
+      providers = parseProviders(opts.providers);
+    } catch (error) {
+      program.error((error as Error).message, { exitCode: 2 });
+    }
+    const server = await startServer({
+      modelsDir: resolve(opts.models),
+      host: opts.host,
+      port: opts.port,
+      providers,
+      threads: opts.threads,
+      instances: opts.instances,
+      maxMessageBytes: opts.maxMessageBytes,
+      maxQueueSize: opts.maxQueueSize,
+      shutdownGraceMs: opts.shutdownGraceMs,
+      logger,
+    });
+    let signals = 0;
+    const stop = (signal: string): void => {
+      if (++signals > 1) {
+        logger.warn(`${signal} again: exiting now`);
+        process.exit(1);
+      }
+      logger.info(`${signal}: finishing calls in flight, then exiting`);
+      server.shutdown().then(
+        () => process.exit(0),
+        (error) => {
+          logger.error({ err: error }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  });
+
+await program.parseAsync(process.argv);

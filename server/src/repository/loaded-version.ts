@@ -1,0 +1,121 @@
+import type { Logger } from "pino";
+import { createBatcher, type Batcher, type ModelSignature, type TensorSpec } from "../batching/index.js";
+import { createSessionInstance, isTensorType, type ProviderName, type SessionInstance, type ValueSpec } from "../runtime/index.js";
+import { instruments } from "../telemetry.js";
+import { DEFAULT_AUTO_BATCH_SIZE, type ModelConfig } from "./model-config.js";
+
+/** One model version that serves: its sessions (one worker thread each), signature and batcher. */
+export interface LoadedVersion {
+  readonly model: string;
+  readonly version: number;
+  readonly label: string;
+  readonly signature: ModelSignature;
+  readonly config: ModelConfig;
+  readonly provider: ProviderName;
+  readonly batcher: Batcher;
+  /** Waits for every accepted request to finish, then releases the sessions. */
+  close(): Promise<void>;
+}
+
+export async function loadVersion(
+  model: string,
+  version: number,
+  path: string,
+  config: ModelConfig,
+  logger: Logger,
+): Promise<LoadedVersion> {
+  const label = `${model}:${version}`;
+  const settled = await Promise.allSettled(
+    Array.from({ length: config.instanceCount }, () =>
+      createSessionInstance({
+        modelPath: path,
+        providers: config.providers,
+        cudaDeviceId: config.cudaDeviceId,
+        intraOpThreads: config.threads,
+        graphOptimizationLevel: config.graphOptimizationLevel,
+        allowSpinning: false,
+        warmup: config.warmup,
+      }),
+    ),
+  );
+  const instances = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+  const failure = settled.find((s) => s.status === "rejected");
+  try {
+    if (failure) throw (failure as PromiseRejectedResult).reason;
+    const first = instances[0];
+    if (first.fallbackReason) {
+      logger.warn({ model: label, provider: first.provider }, `execution provider fallback for ${label}: ${first.fallbackReason}; running on ${first.provider.toUpperCase()}`);
+    }
+    logger.info({ model: label, provider: first.provider, instances: instances.length, threads: config.threads }, `${label} runs on ${first.provider.toUpperCase()}`);
+    const signature = buildSignature(first, config);
+    const attributes = { model, version: String(version) };
+    const batcher = createBatcher(
+      {
+        label,
+        maxBatchSize: signature.maxBatchSize,
+        maxQueueDelayUs: config.maxQueueDelayUs,
+        preferredBatchSizes: config.preferredBatchSizes,
+        maxQueueSize: config.maxQueueSize,
+        inputs: signature.inputs,
+        outputNames: signature.outputs.map((o) => o.name),
+        onBatch: (rows, _requests, runMs) => {
+          instruments.batchSize.record(rows, attributes);
+          instruments.runTime.record(runMs, attributes);
+        },
+      },
+      instances,
+    );
+    let closing: Promise<void> | undefined;
+    return {
+      model,
+      version,
+      label,
+      signature,
+      config,
+      provider: first.provider,
+      batcher,
+      close() {
+        closing ??= batcher.drain().then(async () => {
+          await Promise.all(instances.map((i) => i.close()));
+        });
+        return closing;
+      },
+    };
+  } catch (error) {
+    await Promise.all(instances.map((i) => i.close()));
+    throw error;
+  }
+}
+
+function toSpec(value: ValueSpec, where: string): TensorSpec {
+  if (!value.isTensor || !isTensorType(value.type)) {
+    throw new Error(`${where} "${value.name}" is of type ${value.type}, which aiaas cannot serve (tensors of numbers and booleans only)`);
+  }
+  return { name: value.name, type: value.type, dims: value.dims };
+}
+
+/** The served signature: the session's metadata, the batching decision and any narrowed input shapes. */
+export function buildSignature(session: SessionInstance, config: ModelConfig): ModelSignature {
+  let inputs = session.inputs.map((v) => toSpec(v, "input"));
+  const outputs = session.outputs.map((v) => toSpec(v, "output"));
+  const all = [...inputs, ...outputs];
+  const batchable = all.every((spec) => spec.dims.length > 0 && spec.dims[0] === -1);
+  const maxBatchSize = config.maxBatchSize ?? (batchable ? DEFAULT_AUTO_BATCH_SIZE : 0);
+  if (maxBatchSize > 0 && !batchable) {
+    const fixed = all.find((spec) => !(spec.dims.length > 0 && spec.dims[0] === -1))!;
+    throw new Error(`max_batch_size is ${maxBatchSize} but "${fixed.name}" has shape [${fixed.dims.join(", ")}] without a variable first dimension; set max_batch_size to 0`);
+  }
+  for (const name of Object.keys(config.inputShapes)) {
+    if (!inputs.some((i) => i.name === name)) throw new Error(`config.json narrows input "${name}", which the model does not have`);
+  }
+  inputs = inputs.map((spec) => {
+    const narrowed = config.inputShapes[spec.name];
+    if (!narrowed) return spec;
+    const fits = narrowed.length === spec.dims.length && narrowed.every((d, i) => spec.dims[i] === -1 || spec.dims[i] === d);
+    if (!fits || (maxBatchSize > 0 && narrowed[0] !== -1)) {
+      throw new Error(`config.json: shape [${narrowed.join(", ")}] for input "${spec.name}" does not narrow the model's [${spec.dims.join(", ")}]${maxBatchSize > 0 ? " (keep -1 as the batch dimension)" : ""}`);
+    }
+    return { ...spec, dims: narrowed };
+  });
+  return { inputs, outputs, maxBatchSize };
+}

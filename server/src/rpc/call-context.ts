@@ -1,0 +1,66 @@
+import type { Deadline, Metadata } from "@grpc/grpc-js";
+import { cancelled, deadlineExceeded } from "../errors.js";
+
+/** What every handler gets besides its request: cancellation and the deadline, as one AbortSignal. */
+export interface CallContext {
+  /** Aborts when the client cancels or the deadline passes; its reason is the ServerError to fail with. */
+  readonly signal: AbortSignal;
+  /** performance.now() time of the call's deadline; Infinity for none. */
+  readonly deadline: number;
+  readonly metadata: Metadata;
+  readonly peer: string;
+}
+
+/** The parts of a grpc-js server call (unary or streaming) a context needs. */
+interface SurfaceCall {
+  readonly metadata: Metadata;
+  getDeadline(): Deadline;
+  getPeer(): string;
+  on(event: "cancelled", listener: () => void): unknown;
+  removeListener(event: "cancelled", listener: () => void): unknown;
+}
+
+/** Builds the context of one call; `dispose` clears its timer when the call ends. */
+export function createCallContext(call: SurfaceCall): { context: CallContext; dispose(): void } {
+  const controller = new AbortController();
+  const onCancel = (): void => controller.abort(cancelled("the client cancelled the call"));
+  call.on("cancelled", onCancel);
+  const raw = call.getDeadline();
+  const epoch = raw instanceof Date ? raw.getTime() : raw;
+  let deadline = Infinity;
+  let timer: NodeJS.Timeout | undefined;
+  if (Number.isFinite(epoch)) {
+    const remaining = epoch - Date.now();
+    deadline = performance.now() + remaining;
+    timer = setTimeout(() => controller.abort(deadlineExceeded("the call's deadline passed")), Math.max(0, remaining));
+  }
+  return {
+    context: { signal: controller.signal, deadline, metadata: call.metadata, peer: call.getPeer() },
+    dispose() {
+      if (timer) clearTimeout(timer);
+      call.removeListener("cancelled", onCancel);
+    },
+  };
+}
+
+/** A per-request scope inside a call: the call's signal plus an optional server-side timeout. */
+export function withTimeout(context: CallContext, timeoutMs: number): { signal: AbortSignal; deadline: number; dispose(): void } {
+  if (!(timeoutMs > 0)) return { signal: context.signal, deadline: context.deadline, dispose() {} };
+  const deadline = Math.min(context.deadline, performance.now() + timeoutMs);
+  if (deadline === context.deadline) return { signal: context.signal, deadline, dispose() {} };
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort(context.signal.reason);
+  context.signal.addEventListener("abort", onAbort, { once: true });
+  const timer = setTimeout(
+    () => controller.abort(deadlineExceeded(`the model's default timeout of ${timeoutMs} ms passed`)),
+    deadline - performance.now(),
+  );
+  return {
+    signal: controller.signal,
+    deadline,
+    dispose() {
+      clearTimeout(timer);
+      context.signal.removeEventListener("abort", onAbort);
+    },
+  };
+}

@@ -1,0 +1,60 @@
+import { once } from "node:events";
+import { status, type ServerDuplexStream, type handleBidiStreamingCall, type handleUnaryCall, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { ServerError } from "../errors.js";
+import { createCallContext, type CallContext } from "./call-context.js";
+
+/** Turns anything thrown into the status a client sees; unexpected errors are logged, never leaked. */
+export function toStatus(error: unknown, logger: Logger, method: string): { code: status; details: string } {
+  const e = ServerError.from(error);
+  if (e.code === status.INTERNAL) logger.error({ err: error, method }, `internal error in ${method}`);
+  return { code: e.code, details: e.message };
+}
+
+/** A unary handler written as an async function of (request, context). */
+export function unary<Req, Res>(
+  logger: Logger,
+  method: string,
+  handler: (request: Req, context: CallContext) => Promise<Res>,
+): handleUnaryCall<Req, Res> {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+    const { context, dispose } = createCallContext(call);
+    handler(call.request, context).then(
+      (response) => {
+        dispose();
+        callback(null, response);
+      },
+      (error) => {
+        dispose();
+        callback(toStatus(error, logger, method));
+      },
+    );
+  };
+}
+
+/**
+ * A bidirectional handler written as an async generator: it reads requests as an AsyncIterable and yields
+ * responses; the adapter honours the transport's backpressure and ends the call with the right status.
+ */
+export function bidi<Req, Res>(
+  logger: Logger,
+  method: string,
+  handler: (requests: AsyncIterable<Req>, context: CallContext) => AsyncIterable<Res>,
+): handleBidiStreamingCall<Req, Res> {
+  return (call: ServerDuplexStream<Req, Res>) => {
+    const { context, dispose } = createCallContext(call);
+    void (async () => {
+      try {
+        for await (const response of handler(call as AsyncIterable<Req>, context)) {
+          if (context.signal.aborted) break;
+          if (!call.write(response)) await Promise.race([once(call, "drain"), once(context.signal, "abort")]);
+        }
+        if (!context.signal.aborted) call.end();
+      } catch (error) {
+        if (!context.signal.aborted) call.emit("error", toStatus(error, logger, method));
+      } finally {
+        dispose();
+      }
+    })();
+  };
+}

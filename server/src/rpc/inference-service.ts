@@ -1,0 +1,111 @@
+import { status } from "@grpc/grpc-js";
+import { SpanStatusCode } from "@opentelemetry/api";
+import type { Logger } from "pino";
+import type { InferenceServer, PredictRequest, PredictResponse, PredictStreamResponse } from "@aiaas/sdk/gen";
+import { createAsyncQueue } from "../async-queue.js";
+import { validateRequest } from "../batching/index.js";
+import { ServerError } from "../errors.js";
+import type { ModelRegistry } from "../repository/index.js";
+import { instruments, tracer } from "../telemetry.js";
+import { withTimeout, type CallContext } from "./call-context.js";
+import { bidi, unary } from "./handlers.js";
+import { decodeInputs, encodeOutput, useTypedOutputs, type DecodeLimits } from "./tensor-codec.js";
+
+export interface InferenceDeps {
+  readonly registry: ModelRegistry;
+  readonly logger: Logger;
+  readonly limits: DecodeLimits;
+  /** Requests one stream may have running at once before the server stops reading from it. */
+  readonly maxStreamInflight: number;
+}
+
+/** Runs one request: resolve the version, decode, validate, queue, encode. */
+export async function predict(deps: InferenceDeps, request: PredictRequest, context: CallContext): Promise<PredictResponse> {
+  const started = performance.now();
+  const span = tracer.startSpan("aiaas.predict", { attributes: { "aiaas.model": request.model } });
+  let code = status.OK;
+  let attributes: Record<string, string> = { model: request.model };
+  try {
+    // resolve -> validate -> submit run in one tick, so no reload can slip in between.
+    const version = deps.registry.resolve(request.model, request.version);
+    attributes = { model: version.model, version: String(version.version) };
+    const decoded = decodeInputs(version.label, request.inputs, deps.limits);
+    const prepared = validateRequest(version.label, version.signature, decoded.tensors, request.outputs);
+    const scope = withTimeout(context, version.config.defaultTimeoutMs);
+    let result;
+    try {
+      result = await version.batcher.submit({ ...prepared, signal: scope.signal, deadline: scope.deadline });
+    } finally {
+      scope.dispose();
+    }
+    instruments.queueWait.record(result.queueMs, attributes);
+    span.setAttributes({ "aiaas.version": version.version, "aiaas.batch_rows": result.batchRows });
+    const names = prepared.outputs.length ? prepared.outputs : version.signature.outputs.map((o) => o.name);
+    const typed = useTypedOutputs(request.outputEncoding, decoded.typed);
+    return {
+      model: version.model,
+      version: String(version.version),
+      id: request.id,
+      outputs: result.outputs.map((tensor, i) => encodeOutput(names[i], tensor, typed)),
+    };
+  } catch (error) {
+    const e = ServerError.from(error);
+    code = e.code;
+    span.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
+    throw e;
+  } finally {
+    span.end();
+    instruments.requestLatency.record(performance.now() - started, attributes);
+    instruments.requests.add(1, { ...attributes, code: status[code] });
+  }
+}
+
+export function createInferenceService(deps: InferenceDeps): InferenceServer {
+  return {
+    predict: unary(deps.logger, "Predict", (request: PredictRequest, context) => predict(deps, request, context)),
+    predictStream: bidi(deps.logger, "PredictStream", (requests: AsyncIterable<PredictRequest>, context) =>
+      predictStream(deps, requests, context),
+    ),
+  };
+}
+
+/**
+ * Requests on one stream run concurrently (so they batch with each other and with everyone else) and answer
+ * as they finish; a failed request answers with its error and the stream goes on.
+ */
+async function* predictStream(
+  deps: InferenceDeps,
+  requests: AsyncIterable<PredictRequest>,
+  context: CallContext,
+): AsyncGenerator<PredictStreamResponse> {
+  const out = createAsyncQueue<PredictStreamResponse>();
+  let inflight = 0;
+  let reading = true;
+  let slot: (() => void) | undefined;
+  const finishOne = (): void => {
+    inflight--;
+    slot?.();
+    slot = undefined;
+    if (!reading && inflight === 0) out.close();
+  };
+  void (async () => {
+    try {
+      for await (const request of requests) {
+        if (inflight >= deps.maxStreamInflight) await new Promise<void>((resolve) => (slot = resolve));
+        inflight++;
+        predict(deps, request, context).then(
+          (response) => out.push({ result: { $case: "response", value: response } }),
+          (error) => {
+            const e = ServerError.from(error);
+            out.push({ result: { $case: "error", value: { id: request.id, code: e.code, message: e.message } } });
+          },
+        ).finally(finishOne);
+      }
+    } catch (error) {
+      out.fail(error);
+    }
+    reading = false;
+    if (inflight === 0) out.close();
+  })();
+  yield* out;
+}

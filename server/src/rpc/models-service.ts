@@ -1,0 +1,52 @@
+import type { Logger } from "pino";
+import { ModelState, type Model, type ModelsServer, type TensorSpec as WireTensorSpec } from "@aiaas/sdk/gen";
+import type { TensorSpec } from "../batching/index.js";
+import { DEFAULT_AUTO_BATCH_SIZE, checkModelName, type ModelRegistry, type ModelStateName, type ModelStatus } from "../repository/index.js";
+import { unary } from "./handlers.js";
+import { toDataType } from "./tensor-codec.js";
+
+const STATE: Record<ModelStateName, ModelState> = {
+  loading: ModelState.MODEL_STATE_LOADING,
+  ready: ModelState.MODEL_STATE_READY,
+  unloading: ModelState.MODEL_STATE_UNLOADING,
+  unloaded: ModelState.MODEL_STATE_UNLOADED,
+  failed: ModelState.MODEL_STATE_FAILED,
+};
+
+const spec = (s: TensorSpec): WireTensorSpec => ({ name: s.name, datatype: toDataType(s.type), shape: s.dims.map(BigInt) });
+
+export function toWireModel(status: ModelStatus): Model {
+  const config = status.config;
+  const serving = status.versions.find((v) => v.loaded)?.loaded;
+  return {
+    name: status.name,
+    platform: "onnxruntime",
+    state: STATE[status.state],
+    reason: status.reason,
+    versions: status.versions.map((v) => ({
+      version: String(v.version),
+      state: STATE[v.state],
+      reason: v.reason,
+      inputs: v.loaded?.signature.inputs.map(spec) ?? [],
+      outputs: v.loaded?.signature.outputs.map(spec) ?? [],
+    })),
+    batching: config && {
+      maxBatchSize: serving?.signature.maxBatchSize ?? config.maxBatchSize ?? DEFAULT_AUTO_BATCH_SIZE,
+      maxQueueDelayUs: BigInt(config.maxQueueDelayUs),
+      preferredBatchSizes: [...config.preferredBatchSizes],
+      maxQueueSize: config.maxQueueSize,
+      defaultTimeoutMs: BigInt(config.defaultTimeoutMs),
+    },
+    instanceCount: config?.instanceCount ?? 0,
+    providers: serving ? [serving.provider] : [...(config?.providers ?? [])],
+  };
+}
+
+export function createModelsService(registry: ModelRegistry, logger: Logger): ModelsServer {
+  return {
+    listModels: unary(logger, "ListModels", async () => ({ models: registry.list().map(toWireModel) })),
+    getModel: unary(logger, "GetModel", async (request: { name: string }) => ({ model: toWireModel(await registry.status(request.name)) })),
+    loadModel: unary(logger, "LoadModel", async (request: { name: string }) => ({ model: toWireModel(await registry.load(checkModelName(request.name))) })),
+    unloadModel: unary(logger, "UnloadModel", async (request: { name: string }) => ({ model: toWireModel(await registry.unload(checkModelName(request.name))) })),
+  };
+}

@@ -1,0 +1,69 @@
+/** Element types the runtime moves, by ONNX Runtime's names. */
+export type TensorType =
+  | "bool"
+  | "uint8"
+  | "uint16"
+  | "uint32"
+  | "uint64"
+  | "int8"
+  | "int16"
+  | "int32"
+  | "int64"
+  | "float16"
+  | "float32"
+  | "float64";
+
+export const TENSOR_TYPES: readonly TensorType[] = [
+  "bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float16", "float32", "float64",
+];
+
+export const ELEMENT_SIZE: Readonly<Record<TensorType, number>> = {
+  bool: 1, uint8: 1, uint16: 2, uint32: 4, uint64: 8, int8: 1, int16: 2, int32: 4, int64: 8, float16: 2, float32: 4, float64: 8,
+};
+
+export function isTensorType(value: string): value is TensorType {
+  return (TENSOR_TYPES as readonly string[]).includes(value);
+}
+
+/**
+ * A tensor as the runtime moves it: its bytes (little-endian, row-major) and where they live. `data` may be
+ * a view into a larger buffer (a request's frame, a batch's output); nothing here copies.
+ */
+export interface HostTensor {
+  readonly type: TensorType;
+  readonly dims: readonly number[];
+  readonly data: Uint8Array;
+}
+
+type TypedArrayOf =
+  | Uint8Array | Uint16Array | Uint32Array | BigUint64Array | Int8Array | Int16Array | Int32Array | BigInt64Array
+  | Float32Array | Float64Array;
+
+/** The typed array ONNX Runtime expects for a type, as a view over the same bytes (offset must be aligned). */
+export function typedView(type: TensorType, buffer: ArrayBufferLike, byteOffset: number, byteLength: number): TypedArrayOf {
+  const n = byteLength / ELEMENT_SIZE[type];
+  switch (type) {
+    case "bool":
+    case "uint8":
+      return new Uint8Array(buffer, byteOffset, n);
+    case "uint16":
+    case "float16":
+      return new Uint16Array(buffer, byteOffset, n);
+    case "uint32":
+      return new Uint32Array(buffer, byteOffset, n);
+    case "uint64":
+      return new BigUint64Array(buffer, byteOffset, n);
+    case "int8":
+      return new Int8Array(buffer, byteOffset, n);
+    case "int16":
+      return new Int16Array(buffer, byteOffset, n);
+    case "int32":
+      return new Int32Array(buffer, byteOffset, n);
+    case "int64":
+      return new BigInt64Array(buffer, byteOffset, n);
+    case "float32":
+      return new Float32Array(buffer, byteOffset, n);
+    case "float64":
+      return new Float64Array(buffer, byteOffset, n);
+  }
+}

@@ -1,0 +1,128 @@
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation, protoPath as healthProto } from "grpc-health-check";
+import { pino, type Logger } from "pino";
+import { availableParallelism } from "node:os";
+import { InferenceService, ModelsService } from "@aiaas/sdk/gen";
+import { createModelRegistry, type ModelRegistry } from "./repository/index.js";
+import { parseProviders, type ProviderName } from "./runtime/index.js";
+import { createInferenceService } from "./rpc/inference-service.js";
+import { createModelsService } from "./rpc/models-service.js";
+import { PROTO_ROOT, SERVED_PROTOS } from "./rpc/proto-files.js";
+
+export interface ServeOptions {
+  /** The model repository: `<dir>/<model>/<version>/model.onnx` and optional `<dir>/<model>/config.json`. */
+  readonly modelsDir: string;
+  readonly host?: string;
+  /** 0 picks a free port. */
+  readonly port?: number;
+  /** Execution providers in order of preference, e.g. ["cuda", "cpu"]. */
+  readonly providers?: readonly ProviderName[] | string;
+  /** Intra-op threads per session (default 1: two single-threaded sessions beat one with two threads). */
+  readonly threads?: number;
+  /** Sessions (worker threads) per model version; default min(2, cores). */
+  readonly instances?: number;
+  readonly maxMessageBytes?: number;
+  readonly maxQueueSize?: number;
+  readonly maxStreamInflight?: number;
+  /** How long a graceful shutdown waits for calls in flight before it cancels them. */
+  readonly shutdownGraceMs?: number;
+  readonly logger?: Logger;
+}
+
+export interface RunningServer {
+  readonly port: number;
+  readonly address: string;
+  readonly registry: ModelRegistry;
+  readonly logger: Logger;
+  /** Stops accepting calls, lets calls in flight finish (up to the grace period), releases every session. */
+  shutdown(): Promise<void>;
+}
+
+const SERVICES = ["aiaas.v1.Inference", "aiaas.v1.Models"] as const;
+
+export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  const logger = options.logger ?? pino({ name: "aiaas" });
+  const maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
+  const providers = parseProviders(options.providers ?? ["cpu"]);
+  const registry = createModelRegistry(
+    options.modelsDir,
+    {
+      providers,
+      threads: options.threads ?? 1,
+      instanceCount: options.instances ?? Math.min(2, availableParallelism()),
+      maxQueueSize: options.maxQueueSize ?? 4096,
+    },
+    logger,
+  );
+  logger.info({ models: options.modelsDir, providers }, `loading models from ${options.modelsDir}`);
+  await registry.loadAll();
+
+  const server = new Server({
+    "grpc.max_receive_message_length": maxMessageBytes,
+    "grpc.max_send_message_length": maxMessageBytes,
+    "grpc.keepalive_time_ms": 60_000,
+    "grpc.keepalive_timeout_ms": 20_000,
+    "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+    "grpc.keepalive_permit_without_calls": 1,
+  });
+  server.addService(
+    InferenceService,
+    createInferenceService({
+      registry,
+      logger,
+      limits: { maxTensorBytes: maxMessageBytes },
+      maxStreamInflight: options.maxStreamInflight ?? 1024,
+    }),
+  );
+  server.addService(ModelsService, createModelsService(registry, logger));
+  const health = new HealthImplementation(Object.fromEntries(["", ...SERVICES].map((s) => [s, "SERVING"])));
+  health.addToServer(server);
+  const definitions = loadSync([...SERVED_PROTOS.map((p) => `${PROTO_ROOT}${p}`), healthProto], {
+    includeDirs: [PROTO_ROOT],
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  new ReflectionService(definitions).addToServer(server);
+
+  const host = options.host ?? "127.0.0.1";
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${options.port ?? 50051}`, ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    ),
+  );
+  const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  logger.info({ address }, `aiaas listening on ${address}`);
+
+  let stopping: Promise<void> | undefined;
+  return {
+    port,
+    address,
+    registry,
+    logger,
+    shutdown() {
+      stopping ??= (async () => {
+        for (const s of ["", ...SERVICES]) health.setStatus(s, "NOT_SERVING");
+        const grace = options.shutdownGraceMs ?? 10_000;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            logger.warn(`calls still running after ${grace} ms; cancelling them`);
+            server.forceShutdown();
+            resolve();
+          }, grace);
+          server.tryShutdown(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        await registry.close();
+        logger.info("aiaas stopped");
+      })();
+      return stopping;
+    },
+  };
+}
