@@ -1,5 +1,5 @@
 import { status } from "@grpc/grpc-js";
-import { ServerError, deadlineExceeded, resourceExhausted, cancelled, unavailable } from "../errors.js";
+import { ServerError, deadlineExceeded, invalidArgument, resourceExhausted, cancelled, unavailable } from "../errors.js";
 import type { HostTensor, RunResult, TensorType, WireTensor } from "../runtime/index.js";
 import type { BatchRequest, BatchResult } from "./batch-request.js";
 import { emptyStats, type BatchStats } from "./batch-stats.js";
@@ -190,7 +190,8 @@ export function createBatcher(options: BatcherOptions, executors: readonly Batch
       settle(batch[0], {
         error: gone
           ? unavailable(`${options.label}: the model's session stopped; retry`)
-          : new ServerError(status.INTERNAL, `${options.label}: ONNX Runtime failed to run the request: ${message.split("\n")[0]}`),
+          : // Shapes and types were validated, so what fails when a request runs alone is its data.
+            invalidArgument(`${options.label}: ONNX Runtime could not run this request's data: ${message.split("\n")[0]}`),
       });
       return;
     }

@@ -1,4 +1,5 @@
 import type { Deadline, Metadata } from "@grpc/grpc-js";
+import { setMaxListeners } from "node:events";
 import { cancelled, deadlineExceeded } from "../errors.js";
 
 /** What every handler gets besides its request: cancellation and the deadline, as one AbortSignal. */
@@ -23,6 +24,8 @@ interface SurfaceCall {
 /** Builds the context of one call; `dispose` clears its timer when the call ends. */
 export function createCallContext(call: SurfaceCall): { context: CallContext; dispose(): void } {
   const controller = new AbortController();
+  // Every request of a stream listens to its call's signal.
+  setMaxListeners(0, controller.signal);
   const onCancel = (): void => controller.abort(cancelled("the client cancelled the call"));
   call.on("cancelled", onCancel);
   const raw = call.getDeadline();

@@ -45,7 +45,10 @@ export function bidi<Req, Res>(
     const { context, dispose } = createCallContext(call);
     void (async () => {
       try {
-        for await (const response of handler(call as AsyncIterable<Req>, context)) {
+        // Iterating a Duplex destroys it when its readable side ends, which would drop the responses still
+        // to come; keep it open.
+        const requests = call.iterator({ destroyOnReturn: false }) as AsyncIterable<Req>;
+        for await (const response of handler(requests, context)) {
           if (context.signal.aborted) break;
           if (!call.write(response)) await Promise.race([once(call, "drain"), once(context.signal, "abort")]);
         }

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
-import { ModelState, type Model, type ModelsServer, type TensorSpec as WireTensorSpec } from "@aiaas/sdk/gen";
-import type { TensorSpec } from "../batching/index.js";
+import { ModelState, type Model, type ModelsServer, type TensorSpec as WireTensorSpec, type VersionStatistics } from "@aiaas/sdk/gen";
+import type { BatchStats, TensorSpec } from "../batching/index.js";
 import { DEFAULT_AUTO_BATCH_SIZE, checkModelName, type ModelRegistry, type ModelStateName, type ModelStatus } from "../repository/index.js";
 import { unary } from "./handlers.js";
 import { toDataType } from "./tensor-codec.js";
@@ -14,6 +14,15 @@ const STATE: Record<ModelStateName, ModelState> = {
 };
 
 const spec = (s: TensorSpec): WireTensorSpec => ({ name: s.name, datatype: toDataType(s.type), shape: s.dims.map(BigInt) });
+
+const statistics = (s: Readonly<BatchStats>): VersionStatistics => ({
+  successCount: BigInt(s.successCount),
+  failureCount: BigInt(s.failureCount),
+  batchCount: BigInt(s.batchCount),
+  inferenceCount: BigInt(s.rowCount),
+  queueTimeUs: BigInt(Math.round(s.queueMsTotal * 1000)),
+  computeTimeUs: BigInt(Math.round(s.computeMsTotal * 1000)),
+});
 
 export function toWireModel(status: ModelStatus): Model {
   const config = status.config;
@@ -29,6 +38,7 @@ export function toWireModel(status: ModelStatus): Model {
       reason: v.reason,
       inputs: v.loaded?.signature.inputs.map(spec) ?? [],
       outputs: v.loaded?.signature.outputs.map(spec) ?? [],
+      statistics: v.loaded && statistics(v.loaded.batcher.stats),
     })),
     batching: config && {
       maxBatchSize: serving?.signature.maxBatchSize ?? config.maxBatchSize ?? DEFAULT_AUTO_BATCH_SIZE,

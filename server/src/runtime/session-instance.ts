@@ -27,9 +27,11 @@ export interface SessionInstance {
 // Under tsx the sources run as .ts, once built as .js; the worker entry sits beside this file either way.
 const here = fileURLToPath(import.meta.url);
 const workerUrl = new URL(`./session-worker${extname(here)}`, import.meta.url);
+// Running from sources (tsx), the worker needs the same TypeScript loader as its parent.
+const workerExecArgv = extname(here) === ".ts" ? [...process.execArgv, "--import", "tsx"] : undefined;
 
 export async function createSessionInstance(init: SessionWorkerInit): Promise<SessionInstance> {
-  const worker = new Worker(workerUrl, { workerData: init });
+  const worker = new Worker(workerUrl, { workerData: init, execArgv: workerExecArgv });
   const pending = new Map<number, { resolve(r: RunResult): void; reject(e: Error): void }>();
   let nextId = 1;
   let exited = false;

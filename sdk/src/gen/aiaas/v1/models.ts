@@ -104,6 +104,23 @@ export interface ModelVersion {
   reason: string;
   inputs: TensorSpec[];
   outputs: TensorSpec[];
+  /** Counters since the version was loaded. */
+  statistics: VersionStatistics | undefined;
+}
+
+export interface VersionStatistics {
+  /** Requests that returned outputs. */
+  successCount: bigint;
+  /** Requests that failed after they were queued (deadline, cancellation, runtime error). */
+  failureCount: bigint;
+  /** Batches run. */
+  batchCount: bigint;
+  /** Rows run, summed over batches: inference_count / batch_count is the mean batch size. */
+  inferenceCount: bigint;
+  /** Time requests waited in the queue, summed. */
+  queueTimeUs: bigint;
+  /** Time spent in ONNX Runtime, summed over batches. */
+  computeTimeUs: bigint;
 }
 
 export interface Model {
@@ -448,7 +465,7 @@ export const BatchingConfig: MessageFns<BatchingConfig> = {
 };
 
 function createBaseModelVersion(): ModelVersion {
-  return { version: "", state: 0, reason: "", inputs: [], outputs: [] };
+  return { version: "", state: 0, reason: "", inputs: [], outputs: [], statistics: undefined };
 }
 
 export const ModelVersion: MessageFns<ModelVersion> = {
@@ -467,6 +484,9 @@ export const ModelVersion: MessageFns<ModelVersion> = {
     }
     for (const v of message.outputs) {
       TensorSpec.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.statistics !== undefined) {
+      VersionStatistics.encode(message.statistics, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -524,6 +544,14 @@ export const ModelVersion: MessageFns<ModelVersion> = {
             message.outputs.push(TensorSpec.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.statistics = VersionStatistics.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -543,6 +571,7 @@ export const ModelVersion: MessageFns<ModelVersion> = {
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
       inputs: globalThis.Array.isArray(object?.inputs) ? object.inputs.map((e: any) => TensorSpec.fromJSON(e)) : [],
       outputs: globalThis.Array.isArray(object?.outputs) ? object.outputs.map((e: any) => TensorSpec.fromJSON(e)) : [],
+      statistics: isSet(object.statistics) ? VersionStatistics.fromJSON(object.statistics) : undefined,
     };
   },
 
@@ -563,6 +592,9 @@ export const ModelVersion: MessageFns<ModelVersion> = {
     if (message.outputs?.length) {
       obj.outputs = message.outputs.map((e) => TensorSpec.toJSON(e));
     }
+    if (message.statistics !== undefined) {
+      obj.statistics = VersionStatistics.toJSON(message.statistics);
+    }
     return obj;
   },
 
@@ -576,6 +608,212 @@ export const ModelVersion: MessageFns<ModelVersion> = {
     message.reason = object.reason ?? "";
     message.inputs = object.inputs?.map((e) => TensorSpec.fromPartial(e)) || [];
     message.outputs = object.outputs?.map((e) => TensorSpec.fromPartial(e)) || [];
+    message.statistics = (object.statistics !== undefined && object.statistics !== null)
+      ? VersionStatistics.fromPartial(object.statistics)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseVersionStatistics(): VersionStatistics {
+  return { successCount: 0n, failureCount: 0n, batchCount: 0n, inferenceCount: 0n, queueTimeUs: 0n, computeTimeUs: 0n };
+}
+
+export const VersionStatistics: MessageFns<VersionStatistics> = {
+  encode(message: VersionStatistics, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.successCount !== 0n) {
+      if (BigInt.asUintN(64, message.successCount) !== message.successCount) {
+        throw new globalThis.Error("value provided for field message.successCount of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.successCount);
+    }
+    if (message.failureCount !== 0n) {
+      if (BigInt.asUintN(64, message.failureCount) !== message.failureCount) {
+        throw new globalThis.Error("value provided for field message.failureCount of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.failureCount);
+    }
+    if (message.batchCount !== 0n) {
+      if (BigInt.asUintN(64, message.batchCount) !== message.batchCount) {
+        throw new globalThis.Error("value provided for field message.batchCount of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.batchCount);
+    }
+    if (message.inferenceCount !== 0n) {
+      if (BigInt.asUintN(64, message.inferenceCount) !== message.inferenceCount) {
+        throw new globalThis.Error("value provided for field message.inferenceCount of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.inferenceCount);
+    }
+    if (message.queueTimeUs !== 0n) {
+      if (BigInt.asUintN(64, message.queueTimeUs) !== message.queueTimeUs) {
+        throw new globalThis.Error("value provided for field message.queueTimeUs of type uint64 too large");
+      }
+      writer.uint32(40).uint64(message.queueTimeUs);
+    }
+    if (message.computeTimeUs !== 0n) {
+      if (BigInt.asUintN(64, message.computeTimeUs) !== message.computeTimeUs) {
+        throw new globalThis.Error("value provided for field message.computeTimeUs of type uint64 too large");
+      }
+      writer.uint32(48).uint64(message.computeTimeUs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VersionStatistics {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVersionStatistics();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.successCount = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.failureCount = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.batchCount = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.inferenceCount = reader.uint64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.queueTimeUs = reader.uint64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.computeTimeUs = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VersionStatistics {
+    return {
+      successCount: isSet(object.successCount)
+        ? BigInt(object.successCount)
+        : isSet(object.success_count)
+        ? BigInt(object.success_count)
+        : 0n,
+      failureCount: isSet(object.failureCount)
+        ? BigInt(object.failureCount)
+        : isSet(object.failure_count)
+        ? BigInt(object.failure_count)
+        : 0n,
+      batchCount: isSet(object.batchCount)
+        ? BigInt(object.batchCount)
+        : isSet(object.batch_count)
+        ? BigInt(object.batch_count)
+        : 0n,
+      inferenceCount: isSet(object.inferenceCount)
+        ? BigInt(object.inferenceCount)
+        : isSet(object.inference_count)
+        ? BigInt(object.inference_count)
+        : 0n,
+      queueTimeUs: isSet(object.queueTimeUs)
+        ? BigInt(object.queueTimeUs)
+        : isSet(object.queue_time_us)
+        ? BigInt(object.queue_time_us)
+        : 0n,
+      computeTimeUs: isSet(object.computeTimeUs)
+        ? BigInt(object.computeTimeUs)
+        : isSet(object.compute_time_us)
+        ? BigInt(object.compute_time_us)
+        : 0n,
+    };
+  },
+
+  toJSON(message: VersionStatistics): unknown {
+    const obj: any = {};
+    if (message.successCount !== 0n) {
+      obj.successCount = message.successCount.toString();
+    }
+    if (message.failureCount !== 0n) {
+      obj.failureCount = message.failureCount.toString();
+    }
+    if (message.batchCount !== 0n) {
+      obj.batchCount = message.batchCount.toString();
+    }
+    if (message.inferenceCount !== 0n) {
+      obj.inferenceCount = message.inferenceCount.toString();
+    }
+    if (message.queueTimeUs !== 0n) {
+      obj.queueTimeUs = message.queueTimeUs.toString();
+    }
+    if (message.computeTimeUs !== 0n) {
+      obj.computeTimeUs = message.computeTimeUs.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<VersionStatistics>): VersionStatistics {
+    return VersionStatistics.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<VersionStatistics>): VersionStatistics {
+    const message = createBaseVersionStatistics();
+    message.successCount = (object.successCount !== undefined && object.successCount !== null)
+      ? BigInt(object.successCount)
+      : 0n;
+    message.failureCount = (object.failureCount !== undefined && object.failureCount !== null)
+      ? BigInt(object.failureCount)
+      : 0n;
+    message.batchCount = (object.batchCount !== undefined && object.batchCount !== null)
+      ? BigInt(object.batchCount)
+      : 0n;
+    message.inferenceCount = (object.inferenceCount !== undefined && object.inferenceCount !== null)
+      ? BigInt(object.inferenceCount)
+      : 0n;
+    message.queueTimeUs = (object.queueTimeUs !== undefined && object.queueTimeUs !== null)
+      ? BigInt(object.queueTimeUs)
+      : 0n;
+    message.computeTimeUs = (object.computeTimeUs !== undefined && object.computeTimeUs !== null)
+      ? BigInt(object.computeTimeUs)
+      : 0n;
     return message;
   },
 };
