@@ -27,4 +27,14 @@ await put(
   { max_batch_size: 64, max_queue_delay_us: 0, max_queue_size: 4096, default_timeout_ms: 10000 },
   encodeModel(buildMnistCnn()),
 );
-console.log(`wrote ${root}`);
+// A real held-out digit as a PredictRequest in proto JSON, for grpcurl / buf curl sessions (README).
+const sample = Array.from(test.images.subarray(0, 784), (v) => Math.round(v * 1000) / 1000);
+const request = {
+  model: "mnist-linear",
+  id: `digit-${test.labels[0]}`,
+  inputs: [{ name: "image", datatype: "DATA_TYPE_FP32", shape: [1, 784], fp32_data: sample }],
+  outputs: ["probabilities"],
+};
+await mkdir(resolve("examples", "requests"), { recursive: true });
+await writeFile(resolve("examples", "requests", "predict-digit.json"), JSON.stringify(request) + "\n");
+console.log(`wrote ${root} and examples/requests/predict-digit.json (a ${test.labels[0]})`);

@@ -4,12 +4,14 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProto } from "grpc-health-check";
 import { pino, type Logger } from "pino";
 import { availableParallelism } from "node:os";
+import { dirname, relative } from "node:path";
 import { InferenceService, ModelsService } from "@aiaas/sdk/gen";
 import { createModelRegistry, type ModelRegistry } from "./repository/index.js";
 import { parseProviders, type ProviderName } from "./runtime/index.js";
 import { createInferenceService } from "./rpc/inference-service.js";
 import { createModelsService } from "./rpc/models-service.js";
 import { PROTO_ROOT, SERVED_PROTOS } from "./rpc/proto-files.js";
+import { withProtocMapEntryNames } from "./rpc/reflection-descriptors.js";
 
 export interface ServeOptions {
   /** The model repository: `<dir>/<model>/<version>/model.onnx` and optional `<dir>/<model>/config.json`. */
@@ -79,15 +81,17 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   server.addService(ModelsService, createModelsService(registry, logger));
   const health = new HealthImplementation(Object.fromEntries(["", ...SERVICES].map((s) => [s, "SERVING"])));
   health.addToServer(server);
-  const definitions = loadSync([...SERVED_PROTOS.map((p) => `${PROTO_ROOT}${p}`), healthProto], {
-    includeDirs: [PROTO_ROOT],
+  // Files are named relative to their include dirs so reflection resolves them by the names they import.
+  const healthRoot = dirname(dirname(dirname(healthProto)));
+  const definitions = loadSync([...SERVED_PROTOS, relative(healthRoot, healthProto)], {
+    includeDirs: [PROTO_ROOT, healthRoot],
     keepCase: true,
     longs: String,
     enums: String,
     defaults: true,
     oneofs: true,
   });
-  new ReflectionService(definitions).addToServer(server);
+  new ReflectionService(withProtocMapEntryNames(definitions)).addToServer(server);
 
   const host = options.host ?? "127.0.0.1";
   const port = await new Promise<number>((resolve, reject) =>

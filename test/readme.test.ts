@@ -1,0 +1,78 @@
+// Runs the README's buf curl session against the real CLI serving the embedded models/, then stops it
+// with SIGTERM and expects a clean exit.
+import assert from "node:assert/strict";
+import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { after, before, describe, it } from "node:test";
+import { createInterface } from "node:readline";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+const root = new URL("..", import.meta.url).pathname;
+
+async function readmeCommands(): Promise<string[]> {
+  const text = await readFile(new URL("../README.md", import.meta.url), "utf8");
+  const block = text.split("<!-- readme-session -->")[1].split("```sh")[1].split("```")[0];
+  return block.split("\n").filter((line) => line.startsWith("npx buf curl"));
+}
+
+describe("the README's session and the CLI", () => {
+  let server: ChildProcess;
+  let address = "";
+  const logs: string[] = [];
+
+  before(async () => {
+    server = spawn(process.execPath, ["server/dist/bin/aiaas.js", "serve", "--models", "models", "--host", "127.0.0.1", "--port", "0"], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    address = await new Promise<string>((resolve, reject) => {
+      const lines = createInterface({ input: server.stdout! });
+      lines.on("line", (line) => {
+        logs.push(line);
+        const entry = JSON.parse(line) as { address?: string };
+        if (entry.address) resolve(entry.address);
+      });
+      server.once("exit", (code) => reject(new Error(`aiaas serve exited with ${code}:\n${logs.join("\n")}`)));
+    });
+  });
+  after(() => {
+    if (server.exitCode === null) server.kill("SIGKILL");
+  });
+
+  it("answers every buf curl command of the README", async () => {
+    const commands = await readmeCommands();
+    assert.ok(commands.length >= 6, "the README shows a buf curl session");
+    const outputs: string[] = [];
+    for (const command of commands) {
+      const line = command.replaceAll("http://localhost:50051", `http://${address}`);
+      const result = await run("sh", ["-c", line], { cwd: root }).then(
+        (r) => ({ ok: true, out: r.stdout }),
+        (e: { stdout: string; stderr: string }) => ({ ok: false, out: e.stdout + e.stderr }),
+      );
+      const mistake = command.includes('"shape": [1, 4]');
+      assert.equal(result.ok, !mistake, `${command}\n${result.out}`);
+      outputs.push(result.out);
+    }
+    const all = outputs.join("\n");
+    assert.match(all, /aiaas\.v1\.Inference\n/);
+    assert.match(all, /aiaas\.v1\.Models\n/);
+    assert.match(all, /grpc\.health\.v1\.Health/);
+    assert.match(all, /aiaas\.v1\.Inference\/PredictStream/);
+    assert.match(all, /"status": "SERVING"/);
+    assert.match(all, /invalid_argument[\s\S]*dimension 1 must be 784/);
+    const digit = outputs.find((o) => o.includes('"id": "digit-4"'));
+    assert.ok(digit, "the digit request answers with its id");
+    const probabilities = (JSON.parse(digit) as { outputs: Array<{ fp32Data: number[] }> }).outputs[0].fp32Data;
+    assert.equal(probabilities.length, 10);
+    assert.equal(probabilities.indexOf(Math.max(...probabilities)), 4, "mnist-linear reads the held-out 4 as a 4");
+  });
+
+  it("exits 0 on SIGTERM after a graceful shutdown", async () => {
+    const exited = new Promise<number | null>((resolve) => server.once("exit", (code) => resolve(code)));
+    server.kill("SIGTERM");
+    assert.equal(await exited, 0);
+    assert.ok(logs.some((l) => l.includes("SIGTERM: finishing calls in flight")));
+    assert.ok(logs.some((l) => l.includes("aiaas stopped")));
+  });
+});
