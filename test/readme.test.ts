@@ -68,6 +68,13 @@ describe("the README's session and the CLI", () => {
     assert.equal(probabilities.indexOf(Math.max(...probabilities)), 4, "mnist-linear reads the held-out 4 as a 4");
   });
 
+  it("says in one log line that CUDA is unavailable and CPU serves", () => {
+    // This machine has no GPU and the default install has no CUDA binaries; `--providers` defaults to auto.
+    const fallback = logs.filter((l) => l.includes("CUDA execution provider unavailable, falling back to CPU"));
+    assert.equal(fallback.length, 1, logs.join("\n"));
+    assert.ok(logs.some((l) => l.includes("mnist-cnn:1 runs on CPU")));
+  });
+
   it("exits 0 on SIGTERM after a graceful shutdown", async () => {
     const exited = new Promise<number | null>((resolve) => server.once("exit", (code) => resolve(code)));
     server.kill("SIGTERM");

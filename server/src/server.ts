@@ -6,6 +6,7 @@ import { pino, type Logger } from "pino";
 import { availableParallelism } from "node:os";
 import { dirname, relative } from "node:path";
 import { InferenceService, ModelsService } from "@aiaas/sdk/gen";
+import { probeCuda } from "./cuda-probe.js";
 import { createModelRegistry, type ModelRegistry } from "./repository/index.js";
 import { parseProviders, type ProviderName } from "./runtime/index.js";
 import { createInferenceService } from "./rpc/inference-service.js";
@@ -19,7 +20,10 @@ export interface ServeOptions {
   readonly host?: string;
   /** 0 picks a free port. */
   readonly port?: number;
-  /** Execution providers in order of preference, e.g. ["cuda", "cpu"]. */
+  /**
+   * Execution providers in order of preference, e.g. ["cuda", "cpu"], or "auto" (the default): CUDA when
+   * ONNX Runtime can use it here, else CPU. CPU always remains as the fallback.
+   */
   readonly providers?: readonly ProviderName[] | string;
   /** Intra-op threads per session (default 1: two single-threaded sessions beat one with two threads). */
   readonly threads?: number;
@@ -44,10 +48,30 @@ export interface RunningServer {
 
 const SERVICES = ["aiaas.v1.Inference", "aiaas.v1.Models"] as const;
 
+/** Resolves the provider list once at start-up, with one log line saying which provider serves and why. */
+async function selectProviders(requested: readonly ProviderName[] | string, logger: Logger): Promise<ProviderName[]> {
+  const auto = requested === "auto";
+  const list = auto ? (["cuda", "cpu"] as ProviderName[]) : parseProviders(requested);
+  if (!list.includes("cuda")) {
+    logger.info({ providers: list }, "execution provider: CPU");
+    return list;
+  }
+  const probe = await probeCuda();
+  if (probe.available) {
+    logger.info({ providers: list }, "execution provider: CUDA (CPU as fallback)");
+    return list;
+  }
+  logger.warn(
+    { providers: ["cpu"], reason: probe.reason },
+    `CUDA execution provider unavailable, falling back to CPU: ${probe.reason}${auto ? "" : " (requested: " + list.join(",") + ")"}`,
+  );
+  return ["cpu"];
+}
+
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const logger = options.logger ?? pino({ name: "aiaas" });
   const maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
-  const providers = parseProviders(options.providers ?? ["cpu"]);
+  const providers = await selectProviders(options.providers ?? "auto", logger);
   const registry = createModelRegistry(
     options.modelsDir,
     {
@@ -68,6 +92,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     "grpc.keepalive_timeout_ms": 20_000,
     "grpc.http2.min_ping_interval_without_data_ms": 10_000,
     "grpc.keepalive_permit_without_calls": 1,
+    // channelz bookkeeping costs every call; nothing here reads it.
+    "grpc.enable_channelz": 0,
   });
   server.addService(
     InferenceService,

@@ -38,10 +38,11 @@ export function validateRequest(
     if (byName.has(input.name)) throw invalidArgument(`${label}: input "${input.name}" is given twice`);
     byName.set(input.name, input);
   }
-  const expected = signature.inputs.map(describeSpec).join("; ");
+  // Built only when a message needs it: this runs for every request.
+  const expected = (): string => signature.inputs.map(describeSpec).join("; ");
   for (const name of byName.keys()) {
     if (!signature.inputs.some((spec) => spec.name === name)) {
-      throw invalidArgument(`${label}: unknown input "${name}"; the model's inputs are ${expected}`);
+      throw invalidArgument(`${label}: unknown input "${name}"; the model's inputs are ${expected()}`);
     }
   }
   const batching = signature.maxBatchSize > 0;
@@ -49,7 +50,7 @@ export function validateRequest(
   const keyParts: string[] = [];
   const ordered = signature.inputs.map((spec) => {
     const tensor = byName.get(spec.name);
-    if (!tensor) throw invalidArgument(`${label}: missing input "${spec.name}"; the model's inputs are ${expected}`);
+    if (!tensor) throw invalidArgument(`${label}: missing input "${spec.name}"; the model's inputs are ${expected()}`);
     if (tensor.type !== spec.type) {
       throw invalidArgument(`${label}: input "${spec.name}" is ${TYPE_NAMES[tensor.type]}, the model expects ${TYPE_NAMES[spec.type]}`);
     }

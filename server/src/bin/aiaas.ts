@@ -19,7 +19,7 @@ program
   .option("--models <dir>", "model repository: <dir>/<model>/<version>/model.onnx", "models")
   .option("--host <host>", "address to listen on", "0.0.0.0")
   .option("--port <port>", "port to listen on (0 picks a free one)", integer(0), 50051)
-  .option("--providers <list>", "execution providers in order of preference, e.g. cuda,cpu", "cpu")
+  .option("--providers <list>", "execution providers in order of preference (cuda,cpu), or auto: CUDA when available, else CPU", "auto")
   .option("--threads <n>", "intra-op threads per session", integer(1), 1)
   .option("--instances <n>", "sessions (worker threads) per model version (default: min(2, cores))", integer(1))
   .option("--max-message-bytes <n>", "largest request or response message", integer(1024), 64 * 1024 * 1024)
@@ -28,9 +28,9 @@ program
   .option("--log-level <level>", "fatal, error, warn, info, debug", "info")
   .action(async (opts) => {
     const logger = pino({ name: "aiaas", level: opts.logLevel });
-    let providers;
+    let providers: string | ReturnType<typeof parseProviders> = "auto";
     try {
-      providers = parseProviders(opts.providers);
+      if (opts.providers !== "auto") providers = parseProviders(opts.providers);
     } catch (error) {
       program.error((error as Error).message, { exitCode: 2 });
     }

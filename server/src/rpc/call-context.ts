@@ -22,10 +22,10 @@ interface SurfaceCall {
 }
 
 /** Builds the context of one call; `dispose` clears its timer when the call ends. */
-export function createCallContext(call: SurfaceCall): { context: CallContext; dispose(): void } {
+export function createCallContext(call: SurfaceCall, streaming = false): { context: CallContext; dispose(): void } {
   const controller = new AbortController();
   // Every request of a stream listens to its call's signal.
-  setMaxListeners(0, controller.signal);
+  if (streaming) setMaxListeners(0, controller.signal);
   const onCancel = (): void => controller.abort(cancelled("the client cancelled the call"));
   call.on("cancelled", onCancel);
   const raw = call.getDeadline();
@@ -46,11 +46,13 @@ export function createCallContext(call: SurfaceCall): { context: CallContext; di
   };
 }
 
+const noop = (): void => undefined;
+
 /** A per-request scope inside a call: the call's signal plus an optional server-side timeout. */
 export function withTimeout(context: CallContext, timeoutMs: number): { signal: AbortSignal; deadline: number; dispose(): void } {
-  if (!(timeoutMs > 0)) return { signal: context.signal, deadline: context.deadline, dispose() {} };
+  if (!(timeoutMs > 0)) return { signal: context.signal, deadline: context.deadline, dispose: noop };
   const deadline = Math.min(context.deadline, performance.now() + timeoutMs);
-  if (deadline === context.deadline) return { signal: context.signal, deadline, dispose() {} };
+  if (deadline === context.deadline) return { signal: context.signal, deadline, dispose: noop };
   const controller = new AbortController();
   const onAbort = (): void => controller.abort(context.signal.reason);
   context.signal.addEventListener("abort", onAbort, { once: true });

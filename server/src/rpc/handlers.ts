@@ -42,7 +42,7 @@ export function bidi<Req, Res>(
   handler: (requests: AsyncIterable<Req>, context: CallContext) => AsyncIterable<Res>,
 ): handleBidiStreamingCall<Req, Res> {
   return (call: ServerDuplexStream<Req, Res>) => {
-    const { context, dispose } = createCallContext(call);
+    const { context, dispose } = createCallContext(call, true);
     void (async () => {
       try {
         // Iterating a Duplex destroys it when its readable side ends, which would drop the responses still

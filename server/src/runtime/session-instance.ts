@@ -8,6 +8,8 @@ import type { ProviderName } from "./execution-providers.js";
 export interface RunResult {
   readonly outputs: readonly WireTensor[];
   readonly runMs: number;
+  /** The feed buffers, back from the worker: the caller may reuse them. */
+  readonly inputs: readonly ArrayBuffer[];
 }
 
 /**
@@ -63,8 +65,8 @@ export async function createSessionInstance(init: SessionWorkerInit): Promise<Se
       const p = pending.get(message.id);
       if (!p) return;
       pending.delete(message.id);
-      if (message.kind === "result") p.resolve({ outputs: message.outputs, runMs: message.runMs });
-      else p.reject(new Error(message.message));
+      if (message.kind === "result") p.resolve({ outputs: message.outputs, runMs: message.runMs, inputs: message.inputs });
+      else p.reject(Object.assign(new Error(message.message), { inputs: message.inputs }));
     }
   });
   worker.on("error", (error) => failAll(error));

@@ -96,9 +96,12 @@ async function main(): Promise<void> {
         outputs.push({ name, type, dims: tensor.dims, buffer, byteOffset: data.byteOffset, byteLength: data.byteLength });
         if (!transfer.includes(buffer)) transfer.push(buffer);
       }
-      post({ kind: "result", id: message.id, outputs, runMs }, transfer);
+      // Hand the input buffers back for reuse: allocating fresh ones per batch costs the main thread GC time.
+      const inputs = message.feeds.map((f) => f.buffer);
+      post({ kind: "result", id: message.id, outputs, runMs, inputs }, [...transfer, ...inputs]);
     } catch (error) {
-      post({ kind: "run-error", id: message.id, message: error instanceof Error ? error.message : String(error) });
+      const inputs = message.feeds.map((f) => f.buffer);
+      post({ kind: "run-error", id: message.id, message: error instanceof Error ? error.message : String(error), inputs }, inputs);
     }
   });
 }

@@ -43,6 +43,13 @@ export type FromWorker =
       readonly outputs: readonly ValueSpec[];
     }
   | { readonly kind: "failed"; readonly message: string }
-  | { readonly kind: "result"; readonly id: number; readonly outputs: readonly WireTensor[]; readonly runMs: number }
-  | { readonly kind: "run-error"; readonly id: number; readonly message: string }
+  | {
+      readonly kind: "result";
+      readonly id: number;
+      readonly outputs: readonly WireTensor[];
+      readonly runMs: number;
+      /** The feed buffers, returned for reuse. */
+      readonly inputs: readonly ArrayBuffer[];
+    }
+  | { readonly kind: "run-error"; readonly id: number; readonly message: string; readonly inputs: readonly ArrayBuffer[] }
   | { readonly kind: "closed" };

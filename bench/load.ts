@@ -1,0 +1,111 @@
+// Load generators for the benchmark: closed-loop grpc-js unary and streaming clients, and h2load.
+import { execFile } from "node:child_process";
+import { readFile, rm } from "node:fs/promises";
+import { promisify } from "node:util";
+import { Metadata, type Client } from "@grpc/grpc-js";
+import type { InferenceClient, PredictRequest, PredictStreamResponse } from "@aiaas/sdk/gen";
+
+export interface LoadResult {
+  readonly requests: number;
+  readonly seconds: number;
+  readonly perSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+}
+
+export function summarize(latenciesMs: number[], seconds: number, errors: number): LoadResult {
+  const sorted = Float64Array.from(latenciesMs).sort();
+  const at = (q: number): number => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN);
+  return { requests: sorted.length, seconds, perSecond: sorted.length / seconds, p50Ms: at(0.5), p99Ms: at(0.99), errors };
+}
+
+/** `concurrency` callers, each sending its next call when the previous one answers, for `seconds`. */
+export async function unaryLoad(call: (done: (error: unknown) => void) => void, concurrency: number, seconds: number): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const end = performance.now() + seconds * 1000;
+  const worker = (): Promise<void> =>
+    new Promise((resolve) => {
+      const next = (): void => {
+        if (performance.now() >= end) return resolve();
+        const start = performance.now();
+        call((error) => {
+          if (error) errors++;
+          else latencies.push(performance.now() - start);
+          next();
+        });
+      };
+      next();
+    });
+  const started = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return summarize(latencies, (performance.now() - started) / 1000, errors);
+}
+
+/** One PredictStream with `inflight` requests outstanding at all times. */
+export async function streamLoad(client: InferenceClient, request: PredictRequest, inflight: number, seconds: number): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const sentAt = new Map<string, number>();
+  const stream = client.predictStream();
+  let id = 0;
+  let stopping = false;
+  const end = performance.now() + seconds * 1000;
+  const send = (): void => {
+    const key = String(id++);
+    sentAt.set(key, performance.now());
+    stream.write({ ...request, id: key });
+  };
+  const started = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    stream.on("data", (response: PredictStreamResponse) => {
+      const key = response.result?.value.id ?? "";
+      const t = sentAt.get(key);
+      sentAt.delete(key);
+      if (response.result?.$case === "error") errors++;
+      else if (t !== undefined) latencies.push(performance.now() - t);
+      if (performance.now() < end) send();
+      else if (!stopping) {
+        stopping = true;
+        stream.end();
+      }
+    });
+    stream.on("end", resolve);
+    stream.on("error", reject);
+    for (let i = 0; i < inflight; i++) send();
+  });
+  return summarize(latencies, (performance.now() - started) / 1000, errors);
+}
+
+export function unaryCaller(client: Client, path: string, payload: Buffer): (done: (error: unknown) => void) => void {
+  const identity = (b: Buffer): Buffer => b;
+  return (done) => client.makeUnaryRequest(path, identity, identity, payload, new Metadata(), {}, (error) => done(error));
+}
+
+const run = promisify(execFile);
+
+/**
+ * h2load posting a prebuilt gRPC frame: a native load generator, so the server (not a JS client) is what
+ * is measured. `inflight` = connections x streams per connection.
+ */
+export async function h2load(url: string, frameFile: string, inflight: number, seconds: number, logFile: string): Promise<LoadResult> {
+  const connections = Math.min(inflight, 4);
+  const streams = Math.ceil(inflight / connections);
+  const args = [
+    "-D", String(seconds), "--warm-up-time=1", "-c", String(connections), "-m", String(streams), "-t", "1",
+    "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", frameFile, "--log-file", logFile, url,
+  ];
+  await rm(logFile, { force: true });
+  const { stdout } = await run("h2load", args, { maxBuffer: 16 << 20 });
+  const log = await readFile(logFile, "utf8");
+  const latencies: number[] = [];
+  for (const line of log.split("\n")) {
+    const [, statusCode, micros] = line.split("\t");
+    if (micros && statusCode === "200") latencies.push(Number(micros) / 1000);
+  }
+  // Throughput from h2load's own summary of the measured period (the log may include the warm-up).
+  const perSecond = Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(stdout)?.[1] ?? NaN);
+  const failed = Number(/(\d+) failed/.exec(stdout)?.[1] ?? 0) + Number(/(\d+) errored/.exec(stdout)?.[1] ?? 0);
+  return { ...summarize(latencies, seconds, failed), perSecond };
+}

@@ -1,0 +1,248 @@
+// `npm run bench`: how close the server comes to ONNX Runtime in-process (the compute limit) and to a plain
+// grpc-js echo server (the transport limit), unary and streaming, batching on and off. Every ratio is
+// taken within one run; each figure is the median of --rounds rounds. Writes bench/results/serve.json.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
+import { execFileSync } from "node:child_process";
+import { credentials, Client } from "@grpc/grpc-js";
+import ort from "onnxruntime-node";
+import { DataType, InferenceClient, ModelsClient, PredictRequest, type GetModelResponse } from "@aiaas/sdk/gen";
+import { encodeModel } from "../server/src/training/onnx/index.js";
+import { buildMnistCnn, buildMnistLinear } from "../scripts/model-zoo.js";
+import { seededRandom, uniformInit } from "../scripts/seeded-random.js";
+import { h2load, streamLoad, unaryCaller, unaryLoad, type LoadResult } from "./load.js";
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "3" },
+    rounds: { type: "string", default: "3" },
+    concurrency: { type: "string", default: "1,16,64,256" },
+  },
+});
+const seconds = Number(args.seconds);
+const rounds = Number(args.rounds);
+const levels = args.concurrency!.split(",").map(Number);
+const hasH2load = (() => {
+  try {
+    execFileSync("h2load", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+const work = await mkdtemp(join(tmpdir(), "aiaas-bench-"));
+const repo = join(work, "models");
+const random = seededRandom(3);
+const models: Record<string, { bytes: Uint8Array; config: object }> = {
+  cnn: { bytes: encodeModel(buildMnistCnn()), config: { max_batch_size: 64 } },
+  "cnn-nobatch": { bytes: encodeModel(buildMnistCnn()), config: { max_batch_size: 0, inputs: { image: { shape: [1, 1, 28, 28] } } } },
+  tiny: { bytes: encodeModel(buildMnistLinear(uniformInit(random, 7840, 784), uniformInit(random, 10, 784), "bench")), config: { max_batch_size: 256 } },
+};
+for (const [name, m] of Object.entries(models)) {
+  await mkdir(join(repo, name, "1"), { recursive: true });
+  await writeFile(join(repo, name, "1", "model.onnx"), m.bytes);
+  await writeFile(join(repo, name, "config.json"), JSON.stringify(m.config));
+}
+
+function request(model: string, dims: number[]): PredictRequest {
+  const n = dims.reduce((a, b) => a * b, 1);
+  const data = Float32Array.from({ length: n }, () => random());
+  return {
+    model, version: "", id: "", outputs: [], outputEncoding: 0,
+    inputs: [{ name: "image", datatype: DataType.DATA_TYPE_FP32, shape: dims.map(BigInt), rawData: new Uint8Array(data.buffer), fp32Data: [], fp64Data: [], int32Data: [], int64Data: [], uint32Data: [], uint64Data: [], boolData: [] }],
+  };
+}
+const frame = (message: Uint8Array): Buffer => {
+  const out = Buffer.alloc(5 + message.length);
+  out.writeUInt32BE(message.length, 1);
+  out.set(message, 5);
+  return out;
+};
+const cnnRequest = request("cnn", [1, 1, 28, 28]);
+const nobatchRequest = { ...cnnRequest, model: "cnn-nobatch" };
+const tinyRequest = request("tiny", [1, 784]);
+const payloads = {
+  cnn: Buffer.from(PredictRequest.encode(cnnRequest).finish()),
+  "cnn-nobatch": Buffer.from(PredictRequest.encode(nobatchRequest).finish()),
+  tiny: Buffer.from(PredictRequest.encode(tinyRequest).finish()),
+};
+for (const [name, bytes] of Object.entries(payloads)) {
+  await writeFile(join(work, `${name}.frame`), frame(bytes));
+  // 64 requests in one body: h2load then drives PredictStream natively (one stream = 64 messages).
+  await writeFile(join(work, `${name}.x64.frame`), Buffer.concat(Array.from({ length: 64 }, () => frame(bytes))));
+}
+
+function startChild(argv: string[], pick: (entry: Record<string, unknown>) => string | undefined): Promise<{ child: ChildProcess; value: string }> {
+  const child = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      try {
+        const value = pick(JSON.parse(line));
+        if (value) resolve({ child, value });
+      } catch {
+        // not a JSON line
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`${argv.join(" ")} exited with ${code}`)));
+  });
+}
+
+// --- the compute limit: ONNX Runtime in this process ----------------------------------------------------
+async function inProcess(threads: number, batch: number): Promise<number> {
+  const session = await ort.InferenceSession.create(models.cnn.bytes, {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    extra: { session: { intra_op: { allow_spinning: "0" } } },
+  });
+  const x = new ort.Tensor("float32", Float32Array.from({ length: batch * 784 }, () => random()), [batch, 1, 28, 28]);
+  for (let i = 0; i < 3; i++) await session.run({ image: x });
+  let samples = 0;
+  const start = performance.now();
+  while (performance.now() - start < seconds * 1000) {
+    await session.run({ image: x });
+    samples += batch;
+  }
+  const rate = samples / ((performance.now() - start) / 1000);
+  await session.release();
+  return rate;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+type Row = { name: string; results: Array<LoadResult & { meanBatch: number }> };
+const rows = new Map<string, Row>();
+const record = (name: string, result: LoadResult & { meanBatch: number }): void => {
+  const row = rows.get(name) ?? { name, results: [] };
+  row.results.push(result);
+  rows.set(name, row);
+  process.stderr.write(`  ${name.padEnd(44)} ${result.perSecond.toFixed(0).padStart(8)}/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms  batch ${result.meanBatch.toFixed(1)}${result.errors ? `  errors ${result.errors}` : ""}\n`);
+};
+
+const ortRates: Record<string, number[]> = {};
+process.stderr.write(`in-process ONNX Runtime (mnist-cnn), ${seconds}s each\n`);
+for (let round = 0; round < rounds; round++) {
+  for (const threads of [1, 2]) {
+    for (const batch of [1, 64]) {
+      const key = `ort ${threads}t batch ${batch}`;
+      (ortRates[key] ??= []).push(await inProcess(threads, batch));
+      process.stderr.write(`  ${key.padEnd(44)} ${ortRates[key].at(-1)!.toFixed(0).padStart(8)} samples/s\n`);
+    }
+  }
+}
+
+const server = await startChild(
+  // A larger young generation: fewer scavenges of the requests in flight (about +10% here).
+  ["--max-semi-space-size=32", "server/dist/bin/aiaas.js", "serve", "--models", repo, "--host", "127.0.0.1", "--port", "0"],
+  (e) => e.address as string | undefined,
+);
+const echo = await startChild(["--import", "tsx", "bench/echo-server.ts"], (e) => (e.port ? `127.0.0.1:${e.port}` : undefined));
+const channelOptions = { "grpc.max_receive_message_length": 64 << 20 };
+const inference = new InferenceClient(server.value, credentials.createInsecure(), channelOptions);
+const modelsClient = new ModelsClient(server.value, credentials.createInsecure());
+const echoClient = new Client(echo.value, credentials.createInsecure());
+const predictClient = new Client(server.value, credentials.createInsecure(), channelOptions);
+
+const counters = async (model: string): Promise<{ batches: number; rows: number }> => {
+  const res = await new Promise<GetModelResponse>((resolve, reject) => modelsClient.getModel({ name: model }, (e, r) => (e ? reject(e) : resolve(r))));
+  const stats = res.model!.versions[0].statistics!;
+  return { batches: Number(stats.batchCount), rows: Number(stats.inferenceCount) };
+};
+/** Runs one load against `model` and records it with the mean batch size the server formed meanwhile. */
+const measure = async (name: string, model: string | undefined, load: () => Promise<LoadResult>): Promise<void> => {
+  const before = model ? await counters(model) : undefined;
+  const result = await load();
+  const after = model ? await counters(model) : undefined;
+  const meanBatch = before && after ? (after.rows - before.rows) / Math.max(1, after.batches - before.batches) : NaN;
+  record(name, { ...result, meanBatch });
+};
+
+try {
+  for (let round = 1; round <= rounds; round++) {
+    process.stderr.write(`round ${round}/${rounds}, ${seconds}s per point\n`);
+    const predictPath = "/aiaas.v1.Inference/Predict";
+    await measure("echo grpc-js unary c=1", undefined, () => unaryLoad(unaryCaller(echoClient, "/bench.Echo/Echo", payloads.cnn), 1, seconds));
+    for (const c of levels) {
+      await measure(`cnn grpc-js unary c=${c}`, "cnn", () => unaryLoad(unaryCaller(predictClient, predictPath, payloads.cnn), c, seconds));
+      await measure(`cnn grpc-js stream in-flight=${c}`, "cnn", () => streamLoad(inference, cnnRequest, c, seconds));
+    }
+    await measure("cnn-nobatch grpc-js stream in-flight=256", "cnn-nobatch", () => streamLoad(inference, nobatchRequest, 256, seconds));
+    if (hasH2load) {
+      const log = join(work, "h2load.log");
+      const url = (path: string): string => `http://${server.value}${path}`;
+      for (const c of [1, 256]) {
+        await measure(`echo h2load c=${c}`, undefined, () => h2load(`http://${echo.value}/bench.Echo/Echo`, join(work, "cnn.frame"), c, seconds, log));
+      }
+      for (const c of levels) {
+        await measure(`cnn h2load unary c=${c}`, "cnn", () => h2load(url(predictPath), join(work, "cnn.frame"), c, seconds, log));
+        await measure(`cnn-nobatch h2load unary c=${c}`, "cnn-nobatch", () => h2load(url(predictPath), join(work, "cnn-nobatch.frame"), c, seconds, log));
+      }
+      // 4 streams of 64 messages in flight: ~256 requests; throughput counted in messages.
+      const streamed = async (model: string): Promise<LoadResult> => {
+        const r = await h2load(url("/aiaas.v1.Inference/PredictStream"), join(work, `${model}.x64.frame`), 4, seconds, log);
+        return { ...r, perSecond: r.perSecond * 64 };
+      };
+      await measure("cnn h2load stream 4x64 in flight", "cnn", () => streamed("cnn"));
+      await measure("cnn-nobatch h2load stream 4x64 in flight", "cnn-nobatch", () => streamed("cnn-nobatch"));
+      await measure("tiny h2load unary c=256", "tiny", () => h2load(url(predictPath), join(work, "tiny.frame"), 256, seconds, log));
+      await measure("tiny h2load stream 4x64 in flight", "tiny", () => streamed("tiny"));
+    }
+  }
+
+  // h2load counts HTTP 200 as success; gRPC errors ride in trailers, so check the server's own counters.
+  const failures: Record<string, number> = {};
+  for (const name of Object.keys(models)) {
+    const res = await new Promise<GetModelResponse>((resolve, reject) => modelsClient.getModel({ name }, (e, r) => (e ? reject(e) : resolve(r))));
+    const stats = res.model!.versions[0].statistics!;
+    failures[name] = Number(stats.failureCount);
+    const mean = Number(stats.inferenceCount) / Math.max(1, Number(stats.batchCount));
+    process.stderr.write(`${name}: ${stats.successCount} ok, ${stats.failureCount} failed, mean batch ${mean.toFixed(1)} rows\n`);
+  }
+
+  const ort2t64 = median(ortRates["ort 2t batch 64"]);
+  const med = (name: string, pick: (r: LoadResult & { meanBatch: number }) => number): number => (rows.has(name) ? median(rows.get(name)!.results.map(pick)) : NaN);
+  const rate = (name: string): number => med(name, (r) => r.perSecond);
+  const ratios = {
+    "cnn unary, h2load c=256 / in-process 2t batch-64 (target >= 0.55)": rate("cnn h2load unary c=256") / ort2t64,
+    "cnn stream, h2load 4x64 / in-process 2t batch-64 (target >= 0.75)": rate("cnn h2load stream 4x64 in flight") / ort2t64,
+    "cnn stream, grpc-js client in-flight=256 / in-process 2t batch-64": rate("cnn grpc-js stream in-flight=256") / ort2t64,
+    "batching on / off, h2load unary c=256 (target >= 5)": rate("cnn h2load unary c=256") / rate("cnn-nobatch h2load unary c=256"),
+    "batching on / off, h2load stream 4x64": rate("cnn h2load stream 4x64 in flight") / rate("cnn-nobatch h2load stream 4x64 in flight"),
+    "cnn unary h2load c=256 / echo h2load c=256 (transport share)": rate("cnn h2load unary c=256") / rate("echo h2load c=256"),
+    "c=1 p50 minus echo p50, h2load, ms (target <= 0.2)": med("cnn h2load unary c=1", (r) => r.p50Ms) - med("echo h2load c=1", (r) => r.p50Ms),
+    "c=1 p50 minus echo p50, grpc-js client, ms": med("cnn grpc-js unary c=1", (r) => r.p50Ms) - med("echo grpc-js unary c=1", (r) => r.p50Ms),
+  };
+
+  const lines: string[] = [];
+  lines.push(`| measurement (median of ${rounds}, ${seconds}s each) | samples/s | p50 ms | p99 ms | mean batch |`, "|---|---:|---:|---:|---:|");
+  for (const [key, values] of Object.entries(ortRates)) lines.push(`| in-process ${key} | ${median(values).toFixed(0)} | | | |`);
+  for (const row of rows.values()) {
+    const batch = med(row.name, (r) => r.meanBatch);
+    lines.push(`| ${row.name} | ${med(row.name, (r) => r.perSecond).toFixed(0)} | ${med(row.name, (r) => r.p50Ms).toFixed(2)} | ${med(row.name, (r) => r.p99Ms).toFixed(2)} | ${Number.isNaN(batch) ? "" : batch.toFixed(1)} |`);
+  }
+  lines.push("", "| ratio | value |", "|---|---:|");
+  for (const [key, value] of Object.entries(ratios)) lines.push(`| ${key} | ${value.toFixed(2)} |`);
+  if (!hasH2load) lines.push("", "h2load not found (apt-get install nghttp2-client): native-load rows skipped.");
+  console.log(lines.join("\n"));
+  await mkdir("bench/results", { recursive: true });
+  await writeFile(
+    "bench/results/serve.json",
+    JSON.stringify({ date: new Date().toISOString(), seconds, rounds, inProcess: ortRates, rows: [...rows.values()], ratios, failures }, null, 2),
+  );
+} finally {
+  inference.close();
+  modelsClient.close();
+  echoClient.close();
+  predictClient.close();
+  echo.child.kill("SIGTERM");
+  server.child.kill("SIGTERM");
+  await new Promise((r) => server.child.once("exit", r));
+  await rm(work, { recursive: true, force: true });
+}
