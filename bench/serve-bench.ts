@@ -53,7 +53,7 @@ function request(model: string, dims: number[]): PredictRequest {
   const n = dims.reduce((a, b) => a * b, 1);
   const data = Float32Array.from({ length: n }, () => random());
   return {
-    model, version: "", id: "", outputs: [], outputEncoding: 0,
+    model, version: "", id: "", outputs: [], outputEncoding: 0, timeoutMs: 0,
     inputs: [{ name: "image", datatype: DataType.DATA_TYPE_FP32, shape: dims.map(BigInt), rawData: new Uint8Array(data.buffer), fp32Data: [], fp64Data: [], int32Data: [], int64Data: [], uint32Data: [], uint64Data: [], boolData: [] }],
   };
 }

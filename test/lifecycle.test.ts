@@ -38,8 +38,29 @@ describe("deadlines, cancellation and the queue bound", () => {
     const blocker = h.predict({ model: "slow-timeout", inputs: [row(1)] });
     const late = await codeOf(h.predict({ model: "slow-timeout", inputs: [row(1)] }));
     assert.equal(late.code, status.DEADLINE_EXCEEDED);
-    assert.match(late.details, /default timeout of 30 ms/);
+    assert.match(late.details, /timeout of 30 ms passed/);
     await blocker;
+  });
+
+  it("gives each request on a stream its own timeout_ms", async () => {
+    const call = h.inference.predictStream();
+    const answers: Array<{ id: string; code: number }> = [];
+    const done = new Promise<void>((resolve, reject) => {
+      call.on("data", (r: import("@aiaas/sdk/gen").PredictStreamResponse) =>
+        answers.push({ id: r.result!.value.id, code: r.result!.$case === "error" ? r.result!.value.code : 0 }),
+      );
+      call.on("end", resolve);
+      call.on("error", reject);
+    });
+    call.write(predictRequest({ model: "slow", id: "first", inputs: [row(1)] }));
+    call.write(predictRequest({ model: "slow", id: "hurried", timeoutMs: 5, inputs: [row(2)] }));
+    call.write(predictRequest({ model: "slow", id: "patient", timeoutMs: 60_000, inputs: [row(3)] }));
+    call.end();
+    await done;
+    const code = (id: string) => answers.find((a) => a.id === id)!.code;
+    assert.equal(code("first"), 0);
+    assert.equal(code("hurried"), status.DEADLINE_EXCEEDED);
+    assert.equal(code("patient"), 0);
   });
 
   it("removes a cancelled call from the queue", async () => {

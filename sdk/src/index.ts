@@ -1,2 +1,9 @@
-// @aiaas/sdk — the typed client grows here (issue 3); today it exposes the generated contract.
-export * from "./protocol.js";
+// @aiaas/sdk: a typed client for aiaas model servers.
+export { createClient } from "./client.js";
+export type { AiaasClient, ModelsApi, PredictOptions, PredictResult } from "./client.js";
+export type { ClientOptions, CallOptions, RetryOptions, TlsOptions } from "./client-options.js";
+export { AiaasError, Code } from "./errors.js";
+export { Tensor } from "./tensor.js";
+export type { TensorType, TensorDataMap } from "./tensor.js";
+export type { PredictStream, StreamRequest, StreamResult } from "./predict-stream.js";
+export type { ModelInfo, ModelVersionInfo, ModelStateName, TensorInfo, VersionStatistics } from "./model-info.js";

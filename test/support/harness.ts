@@ -50,7 +50,7 @@ export async function startHarness(models: Record<string, FixtureModel>, options
 }
 
 export function predictRequest(partial: Partial<PredictRequest>): PredictRequest {
-  return { model: "", version: "", id: "", inputs: [], outputs: [], outputEncoding: 0, ...partial };
+  return { model: "", version: "", id: "", inputs: [], outputs: [], outputEncoding: 0, timeoutMs: 0, ...partial };
 }
 
 export function tensor(partial: Partial<Tensor> & { name: string; datatype: DataType }): Tensor {

@@ -57,7 +57,7 @@ export function withTimeout(context: CallContext, timeoutMs: number): { signal: 
   const onAbort = (): void => controller.abort(context.signal.reason);
   context.signal.addEventListener("abort", onAbort, { once: true });
   const timer = setTimeout(
-    () => controller.abort(deadlineExceeded(`the model's default timeout of ${timeoutMs} ms passed`)),
+    () => controller.abort(deadlineExceeded(`the request's timeout of ${timeoutMs} ms passed (its timeout_ms or the model's default_timeout_ms)`)),
     deadline - performance.now(),
   );
   return {

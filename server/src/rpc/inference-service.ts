@@ -2,7 +2,7 @@ import { status } from "@grpc/grpc-js";
 import { SpanStatusCode } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import type { InferenceServer, PredictRequest, PredictResponse, PredictStreamResponse } from "@aiaas/sdk/gen";
-import { createAsyncQueue } from "../async-queue.js";
+import { createAsyncQueue } from "@aiaas/sdk/internal";
 import { validateRequest } from "../batching/index.js";
 import { ServerError } from "../errors.js";
 import type { ModelRegistry } from "../repository/index.js";
@@ -19,6 +19,9 @@ export interface InferenceDeps {
   readonly maxStreamInflight: number;
 }
 
+/** The smaller of two timeouts where 0 means none. */
+const earliest = (a: number, b: number): number => (a > 0 && b > 0 ? Math.min(a, b) : a || b);
+
 /** Runs one request: resolve the version, decode, validate, queue, encode. */
 export async function predict(deps: InferenceDeps, request: PredictRequest, context: CallContext): Promise<PredictResponse> {
   const started = performance.now();
@@ -31,7 +34,7 @@ export async function predict(deps: InferenceDeps, request: PredictRequest, cont
     attributes = { model: version.model, version: String(version.version) };
     const decoded = decodeInputs(version.label, request.inputs, deps.limits);
     const prepared = validateRequest(version.label, version.signature, decoded.tensors, request.outputs);
-    const scope = withTimeout(context, version.config.defaultTimeoutMs);
+    const scope = withTimeout(context, earliest(version.config.defaultTimeoutMs, request.timeoutMs));
     let result;
     try {
       result = await version.batcher.submit({ ...prepared, signal: scope.signal, deadline: scope.deadline });

@@ -38,6 +38,12 @@ export interface PredictRequest {
   outputs: string[];
   /** How to encode the outputs; unspecified mirrors the inputs' encoding. */
   outputEncoding: TensorEncoding;
+  /**
+   * This request's own deadline, in milliseconds from its arrival; 0 = none. Requests on one stream share
+   * the stream's deadline, so this is how each gets its own: one that expires in the queue never runs.
+   * On a unary call the earlier of this and the call's deadline applies.
+   */
+  timeoutMs: number;
 }
 
 export interface PredictResponse {
@@ -62,7 +68,7 @@ export interface PredictStreamResponse {
 }
 
 function createBasePredictRequest(): PredictRequest {
-  return { model: "", version: "", id: "", inputs: [], outputs: [], outputEncoding: 0 };
+  return { model: "", version: "", id: "", inputs: [], outputs: [], outputEncoding: 0, timeoutMs: 0 };
 }
 
 export const PredictRequest: MessageFns<PredictRequest> = {
@@ -84,6 +90,9 @@ export const PredictRequest: MessageFns<PredictRequest> = {
     }
     if (message.outputEncoding !== 0) {
       writer.uint32(48).int32(message.outputEncoding);
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(56).uint32(message.timeoutMs);
     }
     return writer;
   },
@@ -149,6 +158,14 @@ export const PredictRequest: MessageFns<PredictRequest> = {
             message.outputEncoding = reader.int32() as any;
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.timeoutMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -173,6 +190,11 @@ export const PredictRequest: MessageFns<PredictRequest> = {
         : isSet(object.output_encoding)
         ? tensorEncodingFromJSON(object.output_encoding)
         : 0,
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : 0,
     };
   },
 
@@ -196,6 +218,9 @@ export const PredictRequest: MessageFns<PredictRequest> = {
     if (message.outputEncoding !== 0) {
       obj.outputEncoding = tensorEncodingToJSON(message.outputEncoding);
     }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
     return obj;
   },
 
@@ -210,6 +235,7 @@ export const PredictRequest: MessageFns<PredictRequest> = {
     message.inputs = object.inputs?.map((e) => Tensor.fromPartial(e)) || [];
     message.outputs = object.outputs?.map((e) => e) || [];
     message.outputEncoding = object.outputEncoding ?? 0;
+    message.timeoutMs = object.timeoutMs ?? 0;
     return message;
   },
 };
