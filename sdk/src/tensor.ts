@@ -144,7 +144,8 @@ export function tensorFromWire(wire: WireTensor): Tensor {
   let data: TensorDataMap[TensorType];
   if (wire.rawData.length > 0 || !hasTyped(wire)) {
     const raw = wire.rawData;
-    const aligned = raw.byteOffset % size === 0 ? raw : raw.slice();
+    // new Uint8Array(view) copies (Buffer#slice would not): one copy, only when the bytes are misaligned.
+    const aligned = raw.byteOffset % size === 0 ? raw : new Uint8Array(raw);
     data = new CTOR[type](aligned.buffer, aligned.byteOffset, aligned.byteLength / size);
   } else {
     data = fromTyped(type, wire);
