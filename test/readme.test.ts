@@ -10,8 +10,9 @@ import { promisify } from "node:util";
 const run = promisify(execFile);
 const root = new URL("..", import.meta.url).pathname;
 
-async function readmeCommands(): Promise<string[]> {
-  const text = await readFile(new URL("../README.md", import.meta.url), "utf8");
+/** The buf curl lines of the marked sessions in README.md and examples/grpcurl.md. */
+async function sessionCommands(file: string): Promise<string[]> {
+  const text = await readFile(new URL(`../${file}`, import.meta.url), "utf8");
   const block = text.split("<!-- readme-session -->")[1].split("```sh")[1].split("```")[0];
   return block.split("\n").filter((line) => line.startsWith("npx buf curl"));
 }
@@ -40,9 +41,19 @@ describe("the README's session and the CLI", () => {
     if (server.exitCode === null) server.kill("SIGKILL");
   });
 
-  it("answers every buf curl command of the README", async () => {
-    const commands = await readmeCommands();
-    assert.ok(commands.length >= 6, "the README shows a buf curl session");
+  it("answers the README's buf curl commands", async () => {
+    const commands = await sessionCommands("README.md");
+    assert.equal(commands.length, 2);
+    for (const command of commands) {
+      const line = command.replaceAll("http://localhost:50051", `http://${address}`);
+      const { stdout } = await run("sh", ["-c", line], { cwd: root });
+      assert.match(stdout, /aiaas\.v1\.Inference|"id": "digit-4"/);
+    }
+  });
+
+  it("answers every buf curl command of examples/grpcurl.md", async () => {
+    const commands = await sessionCommands("examples/grpcurl.md");
+    assert.ok(commands.length >= 6, "the session shows a buf curl command per step");
     const outputs: string[] = [];
     for (const command of commands) {
       const line = command.replaceAll("http://localhost:50051", `http://${address}`);

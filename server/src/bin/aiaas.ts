@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { resolve } from "node:path";
 import { pino } from "pino";
 import { parseProviders } from "../runtime/index.js";
+import { addClientCommands } from "../cli/client-commands.js";
 import { startServer } from "../server.js";
 
 const integer = (min: number) => (value: string): number => {
@@ -64,5 +65,7 @@ program
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
   });
+
+addClientCommands(program);
 
 await program.parseAsync(process.argv);

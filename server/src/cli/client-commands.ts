@@ -1,0 +1,106 @@
+import { readFile } from "node:fs/promises";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { AiaasError, Code, createClient, type ModelInfo, type Tensor } from "@aiaas/sdk";
+import { tensorFromJson, tensorToJson } from "./json-tensor.js";
+
+interface ConnectionOptions {
+  address: string;
+  apiKey?: string;
+  timeout: number;
+}
+
+const positive = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number of milliseconds");
+  return n;
+};
+
+function connectionOptions(command: Command): Command {
+  return command
+    .option("--address <host:port>", "the server", process.env.AIAAS_ADDRESS ?? "localhost:50051")
+    .addOption(new Option("--api-key <key>", "API key, sent as a Bearer token").env("AIAAS_API_KEY"))
+    .option("--timeout <ms>", "deadline of each call", positive, 30_000);
+}
+
+/** Exit codes: 0 done, 1 the server refused or failed the call, 2 bad arguments or input files. */
+async function guard(work: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } catch (error) {
+    if (error instanceof AiaasError) {
+      console.error(`error: ${Code[error.code] ?? error.code}: ${error.details}`);
+      process.exitCode = 1;
+    } else {
+      console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
+      process.exitCode = 2;
+    }
+  }
+}
+
+const dims = (shape: readonly number[]): string => `[${shape.join(", ")}]`;
+
+function describe(models: ModelInfo[]): string {
+  if (models.length === 0) return "no models";
+  const rows = models.map((m) => {
+    const v = m.versions.find((x) => x.state === "ready") ?? m.versions[0];
+    const io = v ? `${v.inputs.map((i) => `${i.name} ${i.type} ${dims(i.shape)}`).join(", ")} -> ${v.outputs.map((o) => `${o.name} ${o.type} ${dims(o.shape)}`).join(", ")}` : "";
+    return [m.name, m.state, m.versions.map((x) => x.version).join(",") || "-", String(m.maxBatchSize), m.providers.join(",") || "-", io || m.reason];
+  });
+  const header = ["MODEL", "STATE", "VERSIONS", "MAX BATCH", "PROVIDER", "INPUTS -> OUTPUTS"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  return [header, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("  ")).join("\n");
+}
+
+export function addClientCommands(program: Command): void {
+  connectionOptions(program.command("models").description("list the models a server serves"))
+    .option("--json", "print JSON instead of a table")
+    .action((opts: ConnectionOptions & { json?: boolean }) =>
+      guard(async () => {
+        const client = createClient({ address: opts.address, apiKey: opts.apiKey, defaultTimeoutMs: opts.timeout, retry: { maxAttempts: 1 } });
+        try {
+          const models = await client.models.list();
+          console.log(opts.json ? JSON.stringify(models, null, 2) : describe(models));
+        } finally {
+          client.close();
+        }
+      }),
+    );
+
+  connectionOptions(
+    program
+      .command("predict <model>")
+      .description("run a model on JSON tensors (grpcurl's JSON shape) and print its outputs as JSON")
+      .requiredOption("--input <name=file.json...>", "an input tensor read from a JSON file (repeat for each input)")
+      .option("--output <name...>", "outputs to return (default: all)")
+      .option("--model-version <n>", "a version number (default: the latest ready)"),
+  ).action((model: string, opts: ConnectionOptions & { input: string[]; output?: string[]; modelVersion?: string }) =>
+    guard(async () => {
+      const inputs: Record<string, Tensor> = {};
+      for (const spec of opts.input) {
+        const at = spec.indexOf("=");
+        if (at <= 0) throw new Error(`--input ${spec}: expected name=file.json`);
+        const [name, file] = [spec.slice(0, at), spec.slice(at + 1)];
+        let json: unknown;
+        try {
+          json = JSON.parse(await readFile(file, "utf8"));
+        } catch (error) {
+          throw new Error(`--input ${name}: cannot read ${file}: ${(error as Error).message}`);
+        }
+        try {
+          inputs[name] = tensorFromJson(json, `--input ${name} (${file})`);
+        } catch (error) {
+          // A tensor the SDK refuses (values not filling the shape) is a bad input file: exit 2, not 1.
+          throw new Error(`--input ${name} (${file}): ${error instanceof AiaasError ? error.details : (error as Error).message}`);
+        }
+      }
+      const client = createClient({ address: opts.address, apiKey: opts.apiKey, defaultTimeoutMs: opts.timeout, retry: { maxAttempts: 1 } });
+      try {
+        const result = await client.predict(model, inputs, { outputs: opts.output, version: opts.modelVersion });
+        const outputs = Object.entries(result.outputs).map(([name, t]) => tensorToJson(name, t));
+        console.log(JSON.stringify({ model: result.model, version: result.version, outputs }, null, 2));
+      } finally {
+        client.close();
+      }
+    }),
+  );
+}

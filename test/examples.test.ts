@@ -1,0 +1,91 @@
+// Every example runs against a server over the embedded models/, so the examples cannot rot; the CLI's
+// client commands are exercised the same way.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { pino } from "pino";
+import { startServer, type RunningServer } from "@aiaas/server";
+
+const run = promisify(execFile);
+const root = new URL("..", import.meta.url).pathname;
+
+describe("examples and CLI client commands against models/", () => {
+  let server: RunningServer;
+  let env: NodeJS.ProcessEnv;
+  before(async () => {
+    server = await startServer({ modelsDir: join(root, "models"), host: "127.0.0.1", port: 0, providers: "cpu", logger: pino({ level: "silent" }) });
+    env = { ...process.env, AIAAS_ADDRESS: server.address };
+  });
+  after(() => server.shutdown());
+
+  const tsx = (script: string, extra: NodeJS.ProcessEnv = {}) =>
+    run(process.execPath, ["--import", "tsx", script], { cwd: root, env: { ...env, ...extra } });
+
+  it("quickstart predicts real digits", async () => {
+    const { stdout } = await tsx("examples/quickstart.ts");
+    assert.match(stdout, /digit 0: label 4, predicted 4/);
+    const [, correct] = /(\d+)\/8 correct/.exec(stdout)!;
+    assert.ok(Number(correct) >= 6, stdout);
+  });
+
+  it("predict-stream streams requests and reports throughput", async () => {
+    const { stdout } = await tsx("examples/predict-stream.ts", { EXAMPLE_COUNT: "500" });
+    assert.match(stdout, /500 predictions in [\d.]+ s: \d+ per second, 0 failed/);
+    const accuracy = Number(/accuracy ([\d.]+)%/.exec(stdout)![1]);
+    assert.ok(accuracy > 80, stdout);
+  });
+
+  describe("aiaas models / aiaas predict", () => {
+    const cli = (...args: string[]) =>
+      run(process.execPath, ["server/dist/bin/aiaas.js", ...args, "--address", server.address], { cwd: root }).then(
+        (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+        (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+      );
+    let dir: string;
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), "aiaas-cli-"));
+    });
+    after(() => rm(dir, { recursive: true, force: true }));
+
+    it("lists the models as a table and as JSON", async () => {
+      const table = await cli("models");
+      assert.equal(table.code, 0);
+      assert.match(table.stdout, /mnist-cnn\s+ready\s+1\s+64\s+cpu\s+image float32 \[-1, 1, 28, 28\] -> logits float32 \[-1, 10\]/);
+      const json = await cli("models", "--json");
+      assert.deepEqual(JSON.parse(json.stdout).map((m: { name: string }) => m.name), ["mnist-cnn", "mnist-linear"]);
+    });
+
+    it("predicts from a grpcurl-shaped JSON tensor and prints JSON", async () => {
+      const request = JSON.parse(await (await import("node:fs/promises")).readFile(join(root, "examples/requests/predict-digit.json"), "utf8"));
+      await writeFile(join(dir, "digit.json"), JSON.stringify(request.inputs[0]));
+      const result = await cli("predict", "mnist-linear", "--input", `image=${join(dir, "digit.json")}`, "--output", "probabilities");
+      assert.equal(result.code, 0, result.stderr);
+      const out = JSON.parse(result.stdout);
+      assert.equal(out.outputs[0].name, "probabilities");
+      assert.equal(out.outputs[0].datatype, "DATA_TYPE_FP32");
+      const p: number[] = out.outputs[0].fp32Data;
+      assert.equal(p.indexOf(Math.max(...p)), 4);
+    });
+
+    it("exits 1 with the server's message when the server refuses, 2 on a bad input file", async () => {
+      await writeFile(join(dir, "short.json"), JSON.stringify({ datatype: "DATA_TYPE_FP32", shape: [1, 4], fp32_data: [1, 2, 3, 4] }));
+      const refused = await cli("predict", "mnist-linear", "--input", `image=${join(dir, "short.json")}`);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /error: INVALID_ARGUMENT: .*dimension 1 must be 784/);
+      const missing = await cli("predict", "mnist-linear", "--input", `image=${join(dir, "nope.json")}`);
+      assert.equal(missing.code, 2);
+      assert.match(missing.stderr, /cannot read/);
+      await writeFile(join(dir, "bad.json"), JSON.stringify({ datatype: "DATA_TYPE_FP32", shape: [2], fp32_data: [1] }));
+      const mismatch = await cli("predict", "mnist-linear", "--input", `image=${join(dir, "bad.json")}`);
+      assert.equal(mismatch.code, 2, "a tensor whose values do not fill its shape is a bad input file");
+      assert.match(mismatch.stderr, /needs 2 elements, got 1/);
+      const unknown = await cli("predict", "nope", "--input", `image=${join(dir, "short.json")}`);
+      assert.equal(unknown.code, 1);
+      assert.match(unknown.stderr, /NOT_FOUND/);
+    });
+  });
+});
