@@ -1,0 +1,84 @@
+// `npm run bench:sdk`: the SDK's predict() against the raw generated grpc-js unary client, from the same
+// process, at concurrency 1 and 64, on the tiny model and the CNN. Medians of --rounds rounds.
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
+import { credentials, Metadata } from "@grpc/grpc-js";
+import { createClient, Tensor } from "@aiaas/sdk";
+import { DataType, InferenceClient, type PredictRequest } from "@aiaas/sdk/gen";
+import { encodeModel } from "../server/src/training/onnx/index.js";
+import { buildMnistCnn, buildMnistLinear } from "../scripts/model-zoo.js";
+import { seededRandom, uniformInit } from "../scripts/seeded-random.js";
+import { unaryLoad, type LoadResult } from "./load.js";
+
+const { values: args } = parseArgs({ options: { seconds: { type: "string", default: "3" }, rounds: { type: "string", default: "3" } } });
+const seconds = Number(args.seconds);
+const rounds = Number(args.rounds);
+const random = seededRandom(5);
+
+const work = await mkdtemp(join(tmpdir(), "aiaas-sdk-bench-"));
+const repo = join(work, "models");
+const models = {
+  tiny: { bytes: encodeModel(buildMnistLinear(uniformInit(random, 7840, 784), uniformInit(random, 10, 784), "bench")), shape: [1, 784] },
+  cnn: { bytes: encodeModel(buildMnistCnn()), shape: [1, 1, 28, 28] },
+};
+for (const [name, m] of Object.entries(models)) {
+  await mkdir(join(repo, name, "1"), { recursive: true });
+  await writeFile(join(repo, name, "1", "model.onnx"), m.bytes);
+  await writeFile(join(repo, name, "config.json"), JSON.stringify({ max_batch_size: 64 }));
+}
+const server = spawn(process.execPath, ["--max-semi-space-size=32", "server/dist/bin/aiaas.js", "serve", "--models", repo, "--host", "127.0.0.1", "--port", "0", "--providers", "cpu"], { stdio: ["ignore", "pipe", "inherit"] });
+const address = await new Promise<string>((resolve) => {
+  createInterface({ input: server.stdout! }).on("line", (line) => {
+    const entry = JSON.parse(line) as { address?: string };
+    if (entry.address) resolve(entry.address);
+  });
+});
+
+const raw = new InferenceClient(address, credentials.createInsecure());
+const sdk = createClient({ address });
+const results = new Map<string, LoadResult[]>();
+const record = (name: string, r: LoadResult): void => {
+  results.set(name, [...(results.get(name) ?? []), r]);
+  process.stderr.write(`  ${name.padEnd(28)} ${r.perSecond.toFixed(0).padStart(7)}/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms${r.errors ? `  errors ${r.errors}` : ""}\n`);
+};
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+try {
+  for (let round = 1; round <= rounds; round++) {
+    process.stderr.write(`round ${round}/${rounds}\n`);
+    for (const [name, m] of Object.entries(models)) {
+      const pixels = Float32Array.from({ length: 784 }, () => random());
+      const request: PredictRequest = {
+        model: name, version: "", id: "", outputs: [], outputEncoding: 1, timeoutMs: 0,
+        inputs: [{ name: "image", datatype: DataType.DATA_TYPE_FP32, shape: m.shape.map(BigInt), rawData: new Uint8Array(pixels.buffer), fp32Data: [], fp64Data: [], int32Data: [], int64Data: [], uint32Data: [], uint64Data: [], boolData: [] }],
+      };
+      const tensor = Tensor.float32(m.shape, pixels);
+      for (const c of [1, 64]) {
+        record(`${name} raw unary c=${c}`, await unaryLoad((done) => raw.predict(request, new Metadata(), { deadline: new Date(Date.now() + 30_000) }, (e) => done(e)), c, seconds));
+        record(`${name} sdk predict c=${c}`, await unaryLoad((done) => sdk.predict(name, { image: tensor }).then(() => done(null), done), c, seconds));
+      }
+    }
+  }
+  const rate = (name: string): number => median(results.get(name)!.map((r) => r.perSecond));
+  const p50 = (name: string): number => median(results.get(name)!.map((r) => r.p50Ms));
+  const lines = [`| client (median of ${rounds}, ${seconds}s each) | requests/s | p50 ms |`, "|---|---:|---:|"];
+  for (const name of results.keys()) lines.push(`| ${name} | ${rate(name).toFixed(0)} | ${p50(name).toFixed(2)} |`);
+  lines.push("", "| ratio | value |", "|---|---:|");
+  for (const model of Object.keys(models)) {
+    lines.push(`| ${model}: sdk / raw at c=64 (target >= 3) | ${(rate(`${model} sdk predict c=64`) / rate(`${model} raw unary c=64`)).toFixed(2)} |`);
+    lines.push(`| ${model}: sdk / raw at c=1 (target >= 1) | ${(rate(`${model} sdk predict c=1`) / rate(`${model} raw unary c=1`)).toFixed(2)} |`);
+  }
+  console.log(lines.join("\n"));
+  await mkdir("bench/results", { recursive: true });
+  await writeFile("bench/results/sdk.json", JSON.stringify({ date: new Date().toISOString(), seconds, rounds, results: Object.fromEntries(results) }, null, 2));
+} finally {
+  raw.close();
+  sdk.close();
+  server.kill("SIGTERM");
+  await new Promise((r) => server.once("exit", r));
+  await rm(work, { recursive: true, force: true });
+}
