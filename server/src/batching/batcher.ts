@@ -1,4 +1,5 @@
 import { status } from "@grpc/grpc-js";
+import { onAbort } from "../abort-listeners.js";
 import { ServerError, deadlineExceeded, invalidArgument, resourceExhausted, cancelled, unavailable } from "../errors.js";
 import type { HostTensor, RunResult, TensorType, WireTensor } from "../runtime/index.js";
 import type { BatchRequest, BatchResult } from "./batch-request.js";
@@ -42,8 +43,11 @@ interface Item {
   state: "queued" | "running" | "done";
   resolve(result: BatchResult): void;
   reject(error: Error): void;
-  detach(): void;
+  /** Stops listening to the request's signal. */
+  detach: () => void;
 }
+
+const noop = (): void => undefined;
 
 export function createBatcher(options: BatcherOptions, executors: readonly BatchExecutor[]): Batcher {
   if (executors.length === 0) throw new Error(`${options.label}: a batcher needs at least one executor`);
@@ -303,18 +307,20 @@ export function createBatcher(options: BatcherOptions, executors: readonly Batch
         return Promise.reject(deadlineExceeded(`${options.label}: the deadline passed before the request was queued`));
       }
       return new Promise<BatchResult>((resolve, reject) => {
-        const onAbort = (): void => {
-          if (item.state === "queued") settle(item, { error: abortError(request.signal!, options.label) });
-        };
         const item: Item = {
           request,
           enqueuedAt: performance.now(),
           state: "queued",
           resolve,
           reject,
-          detach: () => request.signal?.removeEventListener("abort", onAbort),
+          detach: noop,
         };
-        request.signal?.addEventListener("abort", onAbort, { once: true });
+        if (request.signal) {
+          const signal = request.signal;
+          item.detach = onAbort(signal, () => {
+            if (item.state === "queued") settle(item, { error: abortError(signal, options.label) });
+          });
+        }
         queue.push(item);
         live++;
         schedulePump();

@@ -1,5 +1,6 @@
 import type { Deadline, Metadata } from "@grpc/grpc-js";
 import { setMaxListeners } from "node:events";
+import { onAbort } from "../abort-listeners.js";
 import { cancelled, deadlineExceeded } from "../errors.js";
 
 /** What every handler gets besides its request: cancellation and the deadline, as one AbortSignal. */
@@ -24,7 +25,7 @@ interface SurfaceCall {
 /** Builds the context of one call; `dispose` clears its timer when the call ends. */
 export function createCallContext(call: SurfaceCall, streaming = false): { context: CallContext; dispose(): void } {
   const controller = new AbortController();
-  // Every request of a stream listens to its call's signal.
+  // Every request of a stream may listen to its call's signal.
   if (streaming) setMaxListeners(0, controller.signal);
   const onCancel = (): void => controller.abort(cancelled("the client cancelled the call"));
   call.on("cancelled", onCancel);
@@ -54,8 +55,7 @@ export function withTimeout(context: CallContext, timeoutMs: number): { signal: 
   const deadline = Math.min(context.deadline, performance.now() + timeoutMs);
   if (deadline === context.deadline) return { signal: context.signal, deadline, dispose: noop };
   const controller = new AbortController();
-  const onAbort = (): void => controller.abort(context.signal.reason);
-  context.signal.addEventListener("abort", onAbort, { once: true });
+  const unsubscribe = onAbort(context.signal, () => controller.abort(context.signal.reason));
   const timer = setTimeout(
     () => controller.abort(deadlineExceeded(`the request's timeout of ${timeoutMs} ms passed (its timeout_ms or the model's default_timeout_ms)`)),
     deadline - performance.now(),
@@ -65,7 +65,7 @@ export function withTimeout(context: CallContext, timeoutMs: number): { signal: 
     deadline,
     dispose() {
       clearTimeout(timer);
-      context.signal.removeEventListener("abort", onAbort);
+      unsubscribe();
     },
   };
 }

@@ -1,8 +1,22 @@
-import { once } from "node:events";
 import { status, type ServerDuplexStream, type handleBidiStreamingCall, type handleUnaryCall, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import { onAbort } from "../abort-listeners.js";
 import { ServerError } from "../errors.js";
 import { createCallContext, type CallContext } from "./call-context.js";
+
+const MAX_BUFFERED_RESPONSES = 1024;
+
+function drained(call: ServerDuplexStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      call.removeListener("drain", done);
+      unsubscribe();
+      resolve();
+    };
+    const unsubscribe = onAbort(signal, done);
+    call.once("drain", done);
+  });
+}
 
 /** Turns anything thrown into the status a client sees; unexpected errors are logged, never leaked. */
 export function toStatus(error: unknown, logger: Logger, method: string): { code: status; details: string } {
@@ -50,7 +64,10 @@ export function bidi<Req, Res>(
         const requests = call.iterator({ destroyOnReturn: false }) as AsyncIterable<Req>;
         for await (const response of handler(requests, context)) {
           if (context.signal.aborted) break;
-          if (!call.write(response)) await Promise.race([once(call, "drain"), once(context.signal, "abort")]);
+          call.write(response);
+          // grpc-js streams signal backpressure after 16 messages; waiting that early costs more than it saves,
+          // so wait for "drain" only when a slow reader lets responses pile up.
+          if (call.writableLength >= MAX_BUFFERED_RESPONSES) await drained(call, context.signal);
         }
         if (!context.signal.aborted) call.end();
       } catch (error) {
