@@ -8,9 +8,9 @@ import {
   DataType,
   InferenceClient,
   ModelsClient,
-  type PredictRequest,
+  PredictRequest,
+  Tensor,
   type PredictResponse,
-  type Tensor,
 } from "@aiaas/sdk/gen";
 import { startServer, type RunningServer, type ServeOptions } from "@aiaas/server";
 import { writeRepository, type FixtureModel } from "./fixtures.js";
@@ -50,22 +50,11 @@ export async function startHarness(models: Record<string, FixtureModel>, options
 }
 
 export function predictRequest(partial: Partial<PredictRequest>): PredictRequest {
-  return { model: "", version: "", id: "", inputs: [], outputs: [], outputEncoding: 0, timeoutMs: 0, ...partial };
+  return PredictRequest.fromPartial(partial);
 }
 
 export function tensor(partial: Partial<Tensor> & { name: string; datatype: DataType }): Tensor {
-  return {
-    shape: [],
-    rawData: new Uint8Array(0),
-    fp32Data: [],
-    fp64Data: [],
-    int32Data: [],
-    int64Data: [],
-    uint32Data: [],
-    uint64Data: [],
-    boolData: [],
-    ...partial,
-  };
+  return Tensor.fromPartial(partial);
 }
 
 export function fp32(name: string, shape: number[], values: ArrayLike<number>): Tensor {

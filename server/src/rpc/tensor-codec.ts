@@ -1,4 +1,4 @@
-import { DataType, TensorEncoding, type Tensor } from "@aiaas/sdk/gen";
+import { DataType, Tensor as WireTensor, TensorEncoding, type Tensor } from "@aiaas/sdk/gen";
 import { invalidArgument } from "../errors.js";
 import type { NamedTensor } from "../batching/index.js";
 import { ELEMENT_SIZE, typedView, type HostTensor, type TensorType } from "../runtime/index.js";
@@ -129,28 +129,22 @@ export function useTypedOutputs(encoding: TensorEncoding, inputsTyped: boolean):
 
 /** Host tensors to wire tensors: raw_data is the output view itself (the encoder copies it once into the frame). */
 export function encodeOutput(name: string, tensor: HostTensor, typed: boolean): Tensor {
-  const base: Tensor = {
-    name,
-    datatype: toDataType(tensor.type),
-    shape: tensor.dims.map((d) => BigInt(d)),
-    rawData: new Uint8Array(0),
-    fp32Data: [],
-    fp64Data: [],
-    int32Data: [],
-    int64Data: [],
-    uint32Data: [],
-    uint64Data: [],
-    boolData: [],
-  };
-  if (!typed) return { ...base, rawData: tensor.data };
+  const wire = WireTensor.create();
+  wire.name = name;
+  wire.datatype = toDataType(tensor.type);
+  wire.shape = tensor.dims.map((d) => BigInt(d));
+  if (!typed) {
+    wire.rawData = tensor.data;
+    return wire;
+  }
   const { data, type } = tensor;
   // ORT's output buffers are aligned per element; copy only if a view is not.
   const aligned = data.byteOffset % ELEMENT_SIZE[type] === 0 ? data : new Uint8Array(data);
   const view = typedView(type, aligned.buffer, aligned.byteOffset, aligned.byteLength);
-  const field = TYPED_FIELD[type];
   let values: unknown[];
   if (type === "float16") values = Array.from(view as Uint16Array, fromHalf);
   else if (type === "bool") values = Array.from(view as Uint8Array, (v) => v !== 0);
   else values = Array.from(view as ArrayLike<number | bigint>);
-  return { ...base, [field]: values };
+  (wire as unknown as Record<string, unknown>)[TYPED_FIELD[type]] = values;
+  return wire;
 }

@@ -1,17 +1,7 @@
-/** Element types the runtime moves, by ONNX Runtime's names. */
-export type TensorType =
-  | "bool"
-  | "uint8"
-  | "uint16"
-  | "uint32"
-  | "uint64"
-  | "int8"
-  | "int16"
-  | "int32"
-  | "int64"
-  | "float16"
-  | "float32"
-  | "float64";
+import type { TensorType } from "@aiaas/sdk";
+
+/** Element types the runtime moves, by ONNX Runtime's names (the SDK's names too). */
+export type { TensorType };
 
 export const TENSOR_TYPES: readonly TensorType[] = [
   "bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float16", "float32", "float64",

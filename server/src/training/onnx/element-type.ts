@@ -1,19 +1,9 @@
 import { TensorProto_DataType } from "onnx-buf";
 
-/** ONNX element types the IR builds tensors of, by their ORT type names. */
-export type ElementType =
-  | "float32"
-  | "float16"
-  | "float64"
-  | "int8"
-  | "int16"
-  | "int32"
-  | "int64"
-  | "uint8"
-  | "uint16"
-  | "uint32"
-  | "uint64"
-  | "bool";
+import type { TensorType } from "@aiaas/sdk";
+
+/** ONNX element types the IR builds tensors of, by their ORT type names (the SDK's TensorType). */
+export type ElementType = TensorType;
 
 const toOnnx: Record<ElementType, TensorProto_DataType> = {
   float32: TensorProto_DataType.FLOAT,
