@@ -13,6 +13,8 @@ export interface LoadedVersion {
   readonly config: ModelConfig;
   readonly provider: ProviderName;
   readonly batcher: Batcher;
+  /** Telemetry attributes of this version, made once. */
+  readonly attributes: Readonly<Record<string, string>>;
   /** Waits for every accepted request to finish, then releases the sessions. */
   close(): Promise<void>;
 }
@@ -74,6 +76,7 @@ export async function loadVersion(
       config,
       provider: first.provider,
       batcher,
+      attributes,
       close() {
         closing ??= batcher.drain().then(async () => {
           await Promise.all(instances.map((i) => i.close()));

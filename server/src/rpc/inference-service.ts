@@ -19,19 +19,23 @@ export interface InferenceDeps {
   readonly maxStreamInflight: number;
 }
 
+const UNRESOLVED: Record<string, string> = { model: "(unresolved)" };
+
 /** The smaller of two timeouts where 0 means none. */
 const earliest = (a: number, b: number): number => (a > 0 && b > 0 ? Math.min(a, b) : a || b);
 
 /** Runs one request: resolve the version, decode, validate, queue, encode. */
 export async function predict(deps: InferenceDeps, request: PredictRequest, context: CallContext): Promise<PredictResponse> {
   const started = performance.now();
-  const span = tracer.startSpan("aiaas.predict", { attributes: { "aiaas.model": request.model } });
+  const span = tracer.startSpan("aiaas.predict");
   let code = status.OK;
-  let attributes: Record<string, string> = { model: request.model };
+  // Labels only from what the server knows: a caller's made-up model names must not become label values.
+  let attributes: Record<string, string> = UNRESOLVED;
   try {
     // resolve -> validate -> submit run in one tick, so no reload can slip in between.
     const version = deps.registry.resolve(request.model, request.version);
-    attributes = { model: version.model, version: String(version.version) };
+    attributes = version.attributes;
+    span.setAttributes({ "aiaas.model": version.model, "aiaas.version": version.version });
     const decoded = decodeInputs(version.label, request.inputs, deps.limits);
     const prepared = validateRequest(version.label, version.signature, decoded.tensors, request.outputs);
     const scope = withTimeout(context, earliest(version.config.defaultTimeoutMs, request.timeoutMs));
@@ -42,7 +46,7 @@ export async function predict(deps: InferenceDeps, request: PredictRequest, cont
       scope.dispose();
     }
     instruments.queueWait.record(result.queueMs, attributes);
-    span.setAttributes({ "aiaas.version": version.version, "aiaas.batch_rows": result.batchRows });
+    span.setAttribute("aiaas.batch_rows", result.batchRows);
     const names = prepared.outputs.length ? prepared.outputs : version.signature.outputs.map((o) => o.name);
     const typed = useTypedOutputs(request.outputEncoding, decoded.typed);
     return {
@@ -100,6 +104,7 @@ async function* predictStream(
           (response) => out.push({ result: { $case: "response", value: response } }),
           (error) => {
             const e = ServerError.from(error);
+            if (e.code === status.INTERNAL) deps.logger.error({ err: error, method: "PredictStream" }, "internal error in PredictStream");
             out.push({ result: { $case: "error", value: { id: request.id, code: e.code, message: e.message } } });
           },
         ).finally(finishOne);
