@@ -32,6 +32,8 @@ export interface ServeOptions {
   readonly maxMessageBytes?: number;
   readonly maxQueueSize?: number;
   readonly maxStreamInflight?: number;
+  /** TLS: PEM certificate chain and key; with clientCa, clients must present a certificate it signed (mTLS). */
+  readonly tls?: { readonly cert: Buffer | string; readonly key: Buffer | string; readonly clientCa?: Buffer | string };
   /** How long a graceful shutdown waits for calls in flight before it cancels them. */
   readonly shutdownGraceMs?: number;
   readonly logger?: Logger;
@@ -47,6 +49,17 @@ export interface RunningServer {
 }
 
 const SERVICES = ["aiaas.v1.Inference", "aiaas.v1.Models"] as const;
+
+function serverCredentials(options: ServeOptions, logger: Logger): ServerCredentials {
+  if (!options.tls) return ServerCredentials.createInsecure();
+  const { cert, key, clientCa } = options.tls;
+  logger.info(clientCa ? "TLS with client certificates required (mutual TLS)" : "TLS");
+  return ServerCredentials.createSsl(
+    clientCa ? Buffer.from(clientCa) : null,
+    [{ cert_chain: Buffer.from(cert), private_key: Buffer.from(key) }],
+    Boolean(clientCa),
+  );
+}
 
 /** Resolves the provider list once at start-up, with one log line saying which provider serves and why. */
 async function selectProviders(requested: readonly ProviderName[] | string, logger: Logger): Promise<ProviderName[]> {
@@ -121,7 +134,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 
   const host = options.host ?? "127.0.0.1";
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${options.port ?? 50051}`, ServerCredentials.createInsecure(), (error, bound) =>
+    server.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${options.port ?? 50051}`, serverCredentials(options, logger), (error, bound) =>
       error ? reject(error) : resolve(bound),
     ),
   );

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from "commander";
+import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { pino } from "pino";
 import { parseProviders } from "../runtime/index.js";
@@ -26,6 +27,9 @@ program
   .option("--max-message-bytes <n>", "largest request or response message", integer(1024), 64 * 1024 * 1024)
   .option("--max-queue-size <n>", "default per-model queue bound", integer(1), 4096)
   .option("--shutdown-grace-ms <n>", "how long SIGTERM waits for calls in flight", integer(0), 10_000)
+  .option("--tls-cert <file>", "PEM certificate chain: serve over TLS (with --tls-key)")
+  .option("--tls-key <file>", "PEM private key of --tls-cert")
+  .option("--tls-client-ca <file>", "PEM CA: require client certificates it signed (mutual TLS)")
   .option("--log-level <level>", "fatal, error, warn, info, debug", "info")
   .action(async (opts) => {
     const logger = pino({ name: "aiaas", level: opts.logLevel });
@@ -35,7 +39,17 @@ program
     } catch (error) {
       program.error((error as Error).message, { exitCode: 2 });
     }
+    if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) program.error("--tls-cert and --tls-key go together", { exitCode: 2 });
+    if (opts.tlsClientCa && !opts.tlsCert) program.error("--tls-client-ca needs --tls-cert and --tls-key", { exitCode: 2 });
+    const tls = opts.tlsCert
+      ? {
+          cert: await readFile(opts.tlsCert),
+          key: await readFile(opts.tlsKey),
+          clientCa: opts.tlsClientCa ? await readFile(opts.tlsClientCa) : undefined,
+        }
+      : undefined;
     const server = await startServer({
+      tls,
       modelsDir: resolve(opts.models),
       host: opts.host,
       port: opts.port,
