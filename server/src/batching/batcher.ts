@@ -277,10 +277,9 @@ export function createBatcher(options: BatcherOptions, executors: readonly Batch
   };
 
   const split = (outputs: readonly WireTensor[], item: Item, rowOffset: number, rows: number, whole: boolean): HostTensor[] => {
-    const byName = new Map(outputs.map((o) => [o.name, o]));
     const names = item.request.outputs.length ? item.request.outputs : options.outputNames;
     return names.map((name) => {
-      const out = byName.get(name);
+      const out = outputs.find((o) => o.name === name);
       if (!out) throw new ServerError(status.INTERNAL, `${options.label}: the model did not produce output "${name}"`);
       if (whole || options.maxBatchSize === 0) {
         return { type: out.type, dims: out.dims, data: new Uint8Array(out.buffer, out.byteOffset, out.byteLength) };

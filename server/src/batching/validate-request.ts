@@ -33,23 +33,20 @@ export function validateRequest(
   inputs: readonly NamedTensor[],
   outputs: readonly string[],
 ): PreparedRequest {
-  const byName = new Map<string, NamedTensor>();
-  for (const input of inputs) {
-    if (byName.has(input.name)) throw invalidArgument(`${label}: input "${input.name}" is given twice`);
-    byName.set(input.name, input);
-  }
-  // Built only when a message needs it: this runs for every request.
+  // Models have a handful of inputs: linear scans beat allocating a Map per request.
   const expected = (): string => signature.inputs.map(describeSpec).join("; ");
-  for (const name of byName.keys()) {
+  for (let i = 0; i < inputs.length; i++) {
+    const name = inputs[i].name;
+    for (let j = 0; j < i; j++) if (inputs[j].name === name) throw invalidArgument(`${label}: input "${name}" is given twice`);
     if (!signature.inputs.some((spec) => spec.name === name)) {
       throw invalidArgument(`${label}: unknown input "${name}"; the model's inputs are ${expected()}`);
     }
   }
   const batching = signature.maxBatchSize > 0;
   let rows = -1;
-  const keyParts: string[] = [];
+  let key = "";
   const ordered = signature.inputs.map((spec) => {
-    const tensor = byName.get(spec.name);
+    const tensor = inputs.find((t) => t.name === spec.name);
     if (!tensor) throw invalidArgument(`${label}: missing input "${spec.name}"; the model's inputs are ${expected()}`);
     if (tensor.type !== spec.type) {
       throw invalidArgument(`${label}: input "${spec.name}" is ${TYPE_NAMES[tensor.type]}, the model expects ${TYPE_NAMES[spec.type]}`);
@@ -77,18 +74,18 @@ export function validateRequest(
     if (tensor.data.byteLength !== expectedBytes) {
       throw invalidArgument(`${label}: input "${spec.name}" holds ${tensor.data.byteLength} bytes, its shape [${tensor.dims.join(", ")}] of ${TYPE_NAMES[tensor.type]} needs ${expectedBytes}`);
     }
-    keyParts.push((batching ? tensor.dims.slice(1) : tensor.dims).join("x"));
+    for (let axis = batching ? 1 : 0; axis < tensor.dims.length; axis++) key += `${tensor.dims[axis]}x`;
+    key += "|";
     return tensor;
   });
-  const seen = new Set<string>();
-  for (const name of outputs) {
+  for (let i = 0; i < outputs.length; i++) {
+    const name = outputs[i];
     if (!signature.outputs.some((spec) => spec.name === name)) {
       throw invalidArgument(`${label}: unknown output "${name}"; the model's outputs are ${signature.outputs.map((o) => o.name).join(", ")}`);
     }
-    if (seen.has(name)) throw invalidArgument(`${label}: output "${name}" is requested twice`);
-    seen.add(name);
+    if (outputs.indexOf(name) !== i) throw invalidArgument(`${label}: output "${name}" is requested twice`);
   }
-  return { inputs: ordered, rows: batching ? rows : 1, key: keyParts.join("|"), outputs: [...outputs] };
+  return { inputs: ordered, rows: batching ? rows : 1, key, outputs };
 }
 
 /** Bytes a shape needs; dims were checked to be small non-negative integers by the codec. */

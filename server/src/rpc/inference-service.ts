@@ -19,7 +19,17 @@ export interface InferenceDeps {
   readonly maxStreamInflight: number;
 }
 
-const UNRESOLVED: Record<string, string> = { model: "(unresolved)" };
+const UNRESOLVED: Readonly<Record<string, string>> = { model: "(unresolved)" };
+
+// Attribute sets with the status code, made once per (version, code) instead of once per request.
+const coded = new WeakMap<Readonly<Record<string, string>>, Map<status, Record<string, string>>>();
+function withCode(attributes: Readonly<Record<string, string>>, code: status): Record<string, string> {
+  let byCode = coded.get(attributes);
+  if (!byCode) coded.set(attributes, (byCode = new Map()));
+  let value = byCode.get(code);
+  if (!value) byCode.set(code, (value = { ...attributes, code: status[code] }));
+  return value;
+}
 
 /** The smaller of two timeouts where 0 means none. */
 const earliest = (a: number, b: number): number => (a > 0 && b > 0 ? Math.min(a, b) : a || b);
@@ -30,7 +40,7 @@ export async function predict(deps: InferenceDeps, request: PredictRequest, cont
   const span = tracer.startSpan("aiaas.predict");
   let code = status.OK;
   // Labels only from what the server knows: a caller's made-up model names must not become label values.
-  let attributes: Record<string, string> = UNRESOLVED;
+  let attributes = UNRESOLVED;
   try {
     // resolve -> validate -> submit run in one tick, so no reload can slip in between.
     const version = deps.registry.resolve(request.model, request.version);
@@ -41,7 +51,14 @@ export async function predict(deps: InferenceDeps, request: PredictRequest, cont
     const scope = withTimeout(context, earliest(version.config.defaultTimeoutMs, request.timeoutMs));
     let result;
     try {
-      result = await version.batcher.submit({ ...prepared, signal: scope.signal, deadline: scope.deadline });
+      result = await version.batcher.submit({
+        inputs: prepared.inputs,
+        rows: prepared.rows,
+        key: prepared.key,
+        outputs: prepared.outputs,
+        signal: scope.signal,
+        deadline: scope.deadline,
+      });
     } finally {
       scope.dispose();
     }
@@ -63,7 +80,7 @@ export async function predict(deps: InferenceDeps, request: PredictRequest, cont
   } finally {
     span.end();
     instruments.requestLatency.record(performance.now() - started, attributes);
-    instruments.requests.add(1, { ...attributes, code: status[code] });
+    instruments.requests.add(1, withCode(attributes, code));
   }
 }
 

@@ -50,6 +50,7 @@ const PROTO_FIELD: Record<string, string> = {
 
 /** Largest dimension accepted; shapes beyond it are malformed, not just large. */
 const MAX_DIM = 2 ** 31 - 1;
+const MAX_DIM_BIG = BigInt(MAX_DIM);
 
 export interface DecodeLimits {
   /** Upper bound on bytes one tensor may describe (the max message size): a shape asking for more is rejected
@@ -73,7 +74,7 @@ export function decodeInputs(label: string, tensors: readonly Tensor[], limits: 
     if (!type) throw invalidArgument(`${label}: input "${name}" has no valid datatype (got ${DataType[t.datatype] ?? t.datatype})`);
     let elements = 1;
     const dims = t.shape.map((d, axis) => {
-      if (d < 0n || d > BigInt(MAX_DIM)) throw invalidArgument(`${label}: input "${name}" has dimension ${axis} = ${d}; dimensions must be from 0 to ${MAX_DIM}`);
+      if (d < 0n || d > MAX_DIM_BIG) throw invalidArgument(`${label}: input "${name}" has dimension ${axis} = ${d}; dimensions must be from 0 to ${MAX_DIM}`);
       elements *= Number(d);
       return Number(d);
     });
@@ -81,8 +82,9 @@ export function decodeInputs(label: string, tensors: readonly Tensor[], limits: 
     if (bytes > limits.maxTensorBytes) {
       throw invalidArgument(`${label}: input "${name}" has shape [${dims.join(", ")}], ${elements} elements (${bytes} bytes), more than the ${limits.maxTensorBytes} bytes a request may carry`);
     }
+    // The common case, raw_data only, without allocating.
+    if (typedCount(t) === 0) return { name, type, dims, data: t.rawData };
     const present = TYPED_FIELDS.filter((f) => (t[f] as unknown[]).length > 0);
-    if (present.length === 0) return { name, type, dims, data: t.rawData };
     if (t.rawData.length > 0) throw invalidArgument(`${label}: input "${name}" sets both raw_data and ${PROTO_FIELD[present[0]]}; use one`);
     const field = TYPED_FIELD[type];
     if (present.length > 1 || present[0] !== field) {
@@ -96,6 +98,10 @@ export function decodeInputs(label: string, tensors: readonly Tensor[], limits: 
     return { name, type, dims, data: pack(type, values) };
   });
   return { tensors: out, typed };
+}
+
+function typedCount(t: Tensor): number {
+  return t.fp32Data.length + t.fp64Data.length + t.int32Data.length + t.int64Data.length + t.uint32Data.length + t.uint64Data.length + t.boolData.length;
 }
 
 function pack(type: TensorType, values: ArrayLike<number | bigint | boolean>): Uint8Array {
