@@ -5,12 +5,13 @@ import { HealthImplementation, protoPath as healthProto } from "grpc-health-chec
 import { pino, type Logger } from "pino";
 import { availableParallelism } from "node:os";
 import { dirname, relative } from "node:path";
-import { InferenceService, ModelsService } from "@aiaas/sdk/gen";
+import { ModelsService } from "@aiaas/sdk/gen";
 import { probeCuda } from "./cuda-probe.js";
 import { createModelRegistry, type ModelRegistry } from "./repository/index.js";
 import { parseProviders, type ProviderName } from "./runtime/index.js";
 import { createInferenceService } from "./rpc/inference-service.js";
 import { createModelsService } from "./rpc/models-service.js";
+import { inferenceServiceDefinition } from "./rpc/zero-copy-service.js";
 import { PROTO_ROOT, SERVED_PROTOS } from "./rpc/proto-files.js";
 import { withProtocMapEntryNames } from "./rpc/reflection-descriptors.js";
 
@@ -109,7 +110,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     "grpc.enable_channelz": 0,
   });
   server.addService(
-    InferenceService,
+    inferenceServiceDefinition,
     createInferenceService({
       registry,
       logger,
