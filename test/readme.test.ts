@@ -43,12 +43,15 @@ describe("the README's session and the CLI", () => {
 
   it("answers the README's buf curl commands", async () => {
     const commands = await sessionCommands("README.md");
-    assert.equal(commands.length, 2);
+    assert.equal(commands.length, 3);
+    const outputs: string[] = [];
     for (const command of commands) {
       const line = command.replaceAll("http://localhost:50051", `http://${address}`);
-      const { stdout } = await run("sh", ["-c", line], { cwd: root });
-      assert.match(stdout, /aiaas\.v1\.Inference|"id": "digit-4"/);
+      outputs.push((await run("sh", ["-c", line], { cwd: root })).stdout);
     }
+    assert.match(outputs[0], /^aiaas\.v1\.Inference$/m);
+    assert.match(outputs[1], /^aiaas\.v1\.Inference\/PredictStream$/m);
+    assert.match(outputs[2], /"id": "digit-4"/);
   });
 
   it("answers every buf curl command of examples/grpcurl.md", async () => {
