@@ -72,6 +72,8 @@ describe("the README's session and the CLI", () => {
     assert.match(all, /aiaas\.v1\.Inference\n/);
     assert.match(all, /aiaas\.v1\.Models\n/);
     assert.match(all, /grpc\.health\.v1\.Health/);
+    assert.match(all, /^inference\.GRPCInferenceService$/m);
+    assert.match(all, /^inference\.GRPCInferenceService\/ModelInfer$/m);
     assert.match(all, /aiaas\.v1\.Inference\/PredictStream/);
     assert.match(all, /"status": "SERVING"/);
     assert.match(all, /invalid_argument[\s\S]*dimension 1 must be 784/);

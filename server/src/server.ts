@@ -6,10 +6,13 @@ import { pino, type Logger } from "pino";
 import { availableParallelism } from "node:os";
 import { dirname, relative } from "node:path";
 import { ModelsService } from "@aiaas/sdk/gen";
+import { GRPCInferenceServiceService } from "@aiaas/sdk/gen/inference";
+import { readFileSync } from "node:fs";
 import { probeCuda } from "./cuda-probe.js";
 import { createModelRegistry, type ModelRegistry } from "./repository/index.js";
 import { parseProviders, type ProviderName } from "./runtime/index.js";
 import { createInferenceService } from "./rpc/inference-service.js";
+import { createInferenceProtocolService } from "./rpc/inference-protocol-service.js";
 import { createModelsService } from "./rpc/models-service.js";
 import { inferenceServiceDefinition } from "./rpc/zero-copy-service.js";
 import { PROTO_ROOT, SERVED_PROTOS } from "./rpc/proto-files.js";
@@ -49,7 +52,9 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
-const SERVICES = ["aiaas.v1.Inference", "aiaas.v1.Models"] as const;
+const SERVICES = ["aiaas.v1.Inference", "aiaas.v1.Models", "inference.GRPCInferenceService"] as const;
+
+const SERVER_VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 function serverCredentials(options: ServeOptions, logger: Logger): ServerCredentials {
   if (!options.tls) return ServerCredentials.createInsecure();
@@ -109,16 +114,24 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     // channelz bookkeeping costs every call; nothing here reads it.
     "grpc.enable_channelz": 0,
   });
+  const inferenceDeps = {
+    registry,
+    logger,
+    limits: { maxTensorBytes: maxMessageBytes },
+    maxStreamInflight: options.maxStreamInflight ?? 1024,
+  };
+  server.addService(inferenceServiceDefinition, createInferenceService(inferenceDeps));
+  server.addService(ModelsService, createModelsService(registry, logger));
+  let serving = true;
   server.addService(
-    inferenceServiceDefinition,
-    createInferenceService({
-      registry,
-      logger,
-      limits: { maxTensorBytes: maxMessageBytes },
-      maxStreamInflight: options.maxStreamInflight ?? 1024,
+    GRPCInferenceServiceService,
+    createInferenceProtocolService({
+      ...inferenceDeps,
+      serverName: "aiaas",
+      serverVersion: SERVER_VERSION,
+      isServing: () => serving,
     }),
   );
-  server.addService(ModelsService, createModelsService(registry, logger));
   const health = new HealthImplementation(Object.fromEntries(["", ...SERVICES].map((s) => [s, "SERVING"])));
   health.addToServer(server);
   // Files are named relative to their include dirs so reflection resolves them by the names they import.
@@ -150,6 +163,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     logger,
     shutdown() {
       stopping ??= (async () => {
+        serving = false;
         for (const s of ["", ...SERVICES]) health.setStatus(s, "NOT_SERVING");
         const grace = options.shutdownGraceMs ?? 10_000;
         await new Promise<void>((resolve) => {

@@ -14,6 +14,8 @@ export interface BatchRequest {
   readonly signal?: AbortSignal;
   /** performance.now() time after which the request must not run; Infinity for none. */
   readonly deadline: number;
+  /** 1 is the highest; 0 (the default) runs after every prioritized request. */
+  readonly priority?: number;
 }
 
 export interface BatchResult {

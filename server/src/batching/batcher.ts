@@ -65,19 +65,30 @@ export function createBatcher(options: BatcherOptions, executors: readonly Batch
   let drained: (() => void) | undefined;
   let delayTimer: NodeJS.Timeout | undefined;
 
+  /** Lower is more urgent; requests without a priority come after every prioritized one. */
+  const urgency = (item: Item): number => ((item.request.priority ?? 0) > 0 ? item.request.priority! : Infinity);
+  /** Requests queued with a priority: while there are any, the batch head is the most urgent of them. */
+  let prioritized = 0;
+  const leaveQueue = (item: Item): void => {
+    live--;
+    tombstones++;
+    if ((item.request.priority ?? 0) > 0) prioritized--;
+  };
+
   const settle = (item: Item, outcome: { result?: BatchResult; error?: Error }): void => {
     if (item.state === "done") return;
-    if (item.state === "queued") {
-      live--;
-      tombstones++;
-    }
+    if (item.state === "queued") leaveQueue(item);
     item.state = "done";
     item.detach();
+    const elapsed = performance.now() - item.enqueuedAt;
     if (outcome.error) {
       stats.failureCount++;
+      stats.failureMsTotal += elapsed;
       item.reject(outcome.error);
     } else {
       stats.successCount++;
+      stats.successMsTotal += elapsed;
+      stats.lastInferenceMs = Date.now();
       item.resolve(outcome.result!);
     }
     checkDrained();
@@ -118,13 +129,20 @@ export function createBatcher(options: BatcherOptions, executors: readonly Batch
       tombstones = queue.reduce((n, item) => n + (item.state === "queued" ? 0 : 1), 0);
     }
     if (queue.length === 0) return undefined;
-    const head = queue[0];
+    let head = queue[0];
+    if (prioritized > 0) {
+      for (const item of queue) {
+        if (item.state !== "queued" || urgency(item) >= urgency(head)) continue;
+        if (now >= item.request.deadline) settle(item, { error: deadlineExceeded(`${options.label}: the deadline passed while the request waited in the queue`) });
+        else head = item;
+      }
+    }
     const batch = [head];
     let rows = head.request.rows;
     if (options.maxBatchSize > 0) {
-      for (let i = 1; i < queue.length && rows < maxRows; i++) {
+      for (let i = 0; i < queue.length && rows < maxRows; i++) {
         const item = queue[i];
-        if (item.state !== "queued" || item.request.key !== head.request.key) continue;
+        if (item === head || item.state !== "queued" || item.request.key !== head.request.key) continue;
         if (now >= item.request.deadline) {
           settle(item, { error: deadlineExceeded(`${options.label}: the deadline passed while the request waited in the queue`) });
           continue;
@@ -143,9 +161,8 @@ export function createBatcher(options: BatcherOptions, executors: readonly Batch
       }
     }
     for (const item of batch) {
+      leaveQueue(item);
       item.state = "running";
-      live--;
-      tombstones++;
     }
     compact();
     return batch;
@@ -195,7 +212,10 @@ export function createBatcher(options: BatcherOptions, executors: readonly Batch
     const wanted = unionOutputs(batch);
     let result: RunResult;
     try {
-      result = await executor.run(assemble(batch, rows), wanted);
+      const assembling = performance.now();
+      const feeds = assemble(batch, rows);
+      stats.computeInputMsTotal += performance.now() - assembling;
+      result = await executor.run(feeds, wanted);
       giveBack(result.inputs);
     } catch (error) {
       giveBack((error as { inputs?: ArrayBuffer[] }).inputs);
@@ -217,6 +237,7 @@ export function createBatcher(options: BatcherOptions, executors: readonly Batch
     stats.rowCount += rows;
     stats.computeMsTotal += result.runMs;
     options.onBatch?.(rows, batch.length, result.runMs);
+    const splitting = performance.now();
     let offset = 0;
     for (const item of batch) {
       const queueMs = started - item.enqueuedAt;
@@ -229,6 +250,7 @@ export function createBatcher(options: BatcherOptions, executors: readonly Batch
       }
       offset += item.request.rows;
     }
+    stats.computeOutputMsTotal += performance.now() - splitting;
   };
 
   // Batch input buffers travel to a worker and come back with the results; reusing them spares the main
@@ -322,6 +344,7 @@ export function createBatcher(options: BatcherOptions, executors: readonly Batch
         }
         queue.push(item);
         live++;
+        if ((request.priority ?? 0) > 0) prioritized++;
         schedulePump();
       });
     },

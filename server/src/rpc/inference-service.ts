@@ -2,12 +2,12 @@ import { status } from "@grpc/grpc-js";
 import { SpanStatusCode } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import type { InferenceServer, PredictRequest, PredictResponse, PredictStreamResponse } from "@aiaas/sdk/gen";
-import { createAsyncQueue } from "@aiaas/sdk/internal";
 import { validateRequest } from "../batching/index.js";
 import { ServerError } from "../errors.js";
 import type { ModelRegistry } from "../repository/index.js";
 import { instruments, tracer } from "../telemetry.js";
 import { withTimeout, type CallContext } from "./call-context.js";
+import { concurrentResponses } from "./concurrent-responses.js";
 import { bidi, unary } from "./handlers.js";
 import { decodeInputs, encodeOutput, useTypedOutputs, type DecodeLimits } from "./tensor-codec.js";
 
@@ -34,8 +34,11 @@ function withCode(attributes: Readonly<Record<string, string>>, code: status): R
 /** The smaller of two timeouts where 0 means none. */
 const earliest = (a: number, b: number): number => (a > 0 && b > 0 ? Math.min(a, b) : a || b);
 
-/** Runs one request: resolve the version, decode, validate, queue, encode. */
-export async function predict(deps: InferenceDeps, request: PredictRequest, context: CallContext): Promise<PredictResponse> {
+/**
+ * Runs one request: resolve the version, decode, validate, queue, encode. `priority` 1 is the highest,
+ * 0 the default (after every prioritized request).
+ */
+export async function predict(deps: InferenceDeps, request: PredictRequest, context: CallContext, priority = 0): Promise<PredictResponse> {
   const started = performance.now();
   const span = tracer.startSpan("aiaas.predict");
   let code = status.OK;
@@ -58,6 +61,7 @@ export async function predict(deps: InferenceDeps, request: PredictRequest, cont
         outputs: prepared.outputs,
         signal: scope.signal,
         deadline: scope.deadline,
+        priority,
       });
     } finally {
       scope.dispose();
@@ -97,40 +101,15 @@ export function createInferenceService(deps: InferenceDeps): InferenceServer {
  * Requests on one stream run concurrently (so they batch with each other and with everyone else) and answer
  * as they finish; a failed request answers with its error and the stream goes on.
  */
-async function* predictStream(
-  deps: InferenceDeps,
-  requests: AsyncIterable<PredictRequest>,
-  context: CallContext,
-): AsyncGenerator<PredictStreamResponse> {
-  const out = createAsyncQueue<PredictStreamResponse>();
-  let inflight = 0;
-  let reading = true;
-  let slot: (() => void) | undefined;
-  const finishOne = (): void => {
-    inflight--;
-    slot?.();
-    slot = undefined;
-    if (!reading && inflight === 0) out.close();
-  };
-  void (async () => {
-    try {
-      for await (const request of requests) {
-        if (inflight >= deps.maxStreamInflight) await new Promise<void>((resolve) => (slot = resolve));
-        inflight++;
-        predict(deps, request, context).then(
-          (response) => out.push({ result: { $case: "response", value: response } }),
-          (error) => {
-            const e = ServerError.from(error);
-            if (e.code === status.INTERNAL) deps.logger.error({ err: error, method: "PredictStream" }, "internal error in PredictStream");
-            out.push({ result: { $case: "error", value: { id: request.id, code: e.code, message: e.message } } });
-          },
-        ).finally(finishOne);
-      }
-    } catch (error) {
-      out.fail(error);
-    }
-    reading = false;
-    if (inflight === 0) out.close();
-  })();
-  yield* out;
+function predictStream(deps: InferenceDeps, requests: AsyncIterable<PredictRequest>, context: CallContext): AsyncGenerator<PredictStreamResponse> {
+  return concurrentResponses(
+    requests,
+    deps.maxStreamInflight,
+    async (request): Promise<PredictStreamResponse> => ({ result: { $case: "response", value: await predict(deps, request, context) } }),
+    (request, error): PredictStreamResponse => {
+      const e = ServerError.from(error);
+      if (e.code === status.INTERNAL) deps.logger.error({ err: error, method: "PredictStream" }, "internal error in PredictStream");
+      return { result: { $case: "error", value: { id: request.id, code: e.code, message: e.message } } };
+    },
+  );
 }

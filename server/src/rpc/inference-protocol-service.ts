@@ -1,0 +1,270 @@
+// The Open Inference Protocol (package inference, GRPCInferenceService) mapped onto the same registry,
+// validation, batcher and codec as aiaas.v1: a Triton or KServe client reaches the same models.
+import { status } from "@grpc/grpc-js";
+import {
+  InferParameter,
+  ModelConfigDataType,
+  ModelInstanceGroup_Kind,
+  type GRPCInferenceServiceServer,
+  type ModelConfig,
+  type ModelInferRequest,
+  type ModelInferResponse,
+  type ModelStatistics,
+  type ModelStreamInferResponse,
+  type RepositoryIndexResponse_ModelIndex,
+  type StatisticDuration,
+} from "@aiaas/sdk/gen/inference";
+import { DataType, Tensor, TensorEncoding, type PredictRequest } from "@aiaas/sdk/gen";
+import { ServerError, invalidArgument, notFound } from "../errors.js";
+import type { TensorSpec } from "../batching/index.js";
+import type { ModelRegistry, ModelStatus, VersionStatus } from "../repository/index.js";
+import type { TensorType } from "../runtime/index.js";
+import type { CallContext } from "./call-context.js";
+import { concurrentResponses } from "./concurrent-responses.js";
+import { bidi, unary } from "./handlers.js";
+import { predict, type InferenceDeps } from "./inference-service.js";
+
+const TO_WIRE: Record<string, DataType> = {
+  BOOL: DataType.DATA_TYPE_BOOL, UINT8: DataType.DATA_TYPE_UINT8, UINT16: DataType.DATA_TYPE_UINT16,
+  UINT32: DataType.DATA_TYPE_UINT32, UINT64: DataType.DATA_TYPE_UINT64, INT8: DataType.DATA_TYPE_INT8,
+  INT16: DataType.DATA_TYPE_INT16, INT32: DataType.DATA_TYPE_INT32, INT64: DataType.DATA_TYPE_INT64,
+  FP16: DataType.DATA_TYPE_FP16, FP32: DataType.DATA_TYPE_FP32, FP64: DataType.DATA_TYPE_FP64,
+};
+const FROM_WIRE = new Map(Object.entries(TO_WIRE).map(([name, value]) => [value, name]));
+const TYPE_NAME: Record<TensorType, string> = {
+  bool: "BOOL", uint8: "UINT8", uint16: "UINT16", uint32: "UINT32", uint64: "UINT64", int8: "INT8", int16: "INT16",
+  int32: "INT32", int64: "INT64", float16: "FP16", float32: "FP32", float64: "FP64",
+};
+const CONFIG_TYPE: Record<TensorType, ModelConfigDataType> = {
+  bool: ModelConfigDataType.TYPE_BOOL, uint8: ModelConfigDataType.TYPE_UINT8, uint16: ModelConfigDataType.TYPE_UINT16,
+  uint32: ModelConfigDataType.TYPE_UINT32, uint64: ModelConfigDataType.TYPE_UINT64, int8: ModelConfigDataType.TYPE_INT8,
+  int16: ModelConfigDataType.TYPE_INT16, int32: ModelConfigDataType.TYPE_INT32, int64: ModelConfigDataType.TYPE_INT64,
+  float16: ModelConfigDataType.TYPE_FP16, float32: ModelConfigDataType.TYPE_FP32, float64: ModelConfigDataType.TYPE_FP64,
+};
+
+export interface InferenceProtocolDeps extends InferenceDeps {
+  readonly serverName: string;
+  readonly serverVersion: string;
+  /** False while shutting down. */
+  readonly isServing: () => boolean;
+}
+
+/** A ModelInferRequest as an aiaas.v1 PredictRequest (the same validation and batcher then apply). */
+export function toPredictRequest(request: ModelInferRequest): PredictRequest {
+  const raw = request.rawInputContents;
+  if (raw.length > 0 && raw.length !== request.inputs.length) {
+    throw invalidArgument(`raw_input_contents has ${raw.length} entries for ${request.inputs.length} inputs; give one per input, in order`);
+  }
+  const inputs = request.inputs.map((input, i) => {
+    const datatype = TO_WIRE[input.datatype];
+    if (datatype === undefined) {
+      throw invalidArgument(
+        input.datatype === "BYTES" || input.datatype === "BF16"
+          ? `input "${input.name}" is ${input.datatype}: ONNX models served by aiaas take numeric and boolean tensors only`
+          : `input "${input.name}" has datatype "${input.datatype}"; expected one of ${Object.keys(TO_WIRE).join(", ")}`,
+      );
+    }
+    const c = input.contents;
+    if (raw.length > 0 && c && hasContents(c)) throw invalidArgument(`input "${input.name}" has both contents and raw_input_contents; use one`);
+    if (c?.bytesContents.length) throw invalidArgument(`input "${input.name}" has bytes_contents: aiaas serves no BYTES tensors`);
+    return Tensor.fromPartial({
+      name: input.name,
+      datatype,
+      shape: input.shape,
+      rawData: raw.length > 0 ? raw[i] : undefined,
+      fp32Data: c?.fp32Contents,
+      fp64Data: c?.fp64Contents,
+      int32Data: c?.intContents,
+      int64Data: c?.int64Contents,
+      uint32Data: c?.uintContents,
+      uint64Data: c?.uint64Contents,
+      boolData: c?.boolContents,
+    });
+  });
+  const timeoutUs = intParameter(request.parameters.timeout, "timeout");
+  return {
+    model: request.modelName,
+    version: request.modelVersion,
+    id: request.id,
+    inputs,
+    outputs: request.outputs.map((o) => o.name),
+    outputEncoding: TensorEncoding.TENSOR_ENCODING_RAW,
+    timeoutMs: timeoutUs > 0 ? Math.max(1, Math.ceil(timeoutUs / 1000)) : 0,
+  };
+}
+
+function hasContents(c: NonNullable<ModelInferRequest["inputs"][number]["contents"]>): boolean {
+  return c.fp32Contents.length + c.fp64Contents.length + c.intContents.length + c.int64Contents.length + c.uintContents.length + c.uint64Contents.length + c.boolContents.length + c.bytesContents.length > 0;
+}
+
+function intParameter(p: InferParameter | undefined, name: string): number {
+  const choice = p?.parameterChoice;
+  if (!choice) return 0;
+  if (choice.$case === "int64Param" || choice.$case === "uint64Param") {
+    if (choice.value < 0n) throw invalidArgument(`parameter "${name}" must not be negative`);
+    return Number(choice.value);
+  }
+  throw invalidArgument(`parameter "${name}" must be an int64 or uint64`);
+}
+
+async function modelInfer(deps: InferenceProtocolDeps, request: ModelInferRequest, context: CallContext): Promise<ModelInferResponse> {
+  const response = await predict(deps, toPredictRequest(request), context, intParameter(request.parameters.priority, "priority"));
+  return {
+    modelName: response.model,
+    modelVersion: response.version,
+    id: response.id,
+    parameters: {},
+    outputs: response.outputs.map((t) => ({ name: t.name, datatype: FROM_WIRE.get(t.datatype) ?? "", shape: t.shape, parameters: {}, contents: undefined })),
+    rawOutputContents: response.outputs.map((t) => t.rawData),
+  };
+}
+
+const spec = (s: TensorSpec) => ({ name: s.name, datatype: TYPE_NAME[s.type], shape: s.dims.map(BigInt) });
+
+/** The served version a metadata or config request names (latest ready when version is empty). */
+function servedVersion(registry: ModelRegistry, name: string, version: string) {
+  return registry.resolve(name, version);
+}
+
+function modelConfig(status: ModelStatus, registry: ModelRegistry, version: string): ModelConfig {
+  const loaded = servedVersion(registry, status.name, version);
+  const config = status.config!;
+  const batching = loaded.signature.maxBatchSize > 0;
+  const dims = (s: TensorSpec): bigint[] => (batching ? s.dims.slice(1) : s.dims).map(BigInt);
+  const policy = config.versionPolicy;
+  return {
+    name: status.name,
+    platform: "onnxruntime_onnx",
+    backend: "onnxruntime",
+    versionPolicy: {
+      policyChoice:
+        policy.kind === "latest"
+          ? { $case: "latest", value: { numVersions: policy.count } }
+          : policy.kind === "all"
+            ? { $case: "all", value: {} }
+            : { $case: "specific", value: { versions: policy.versions.map(BigInt) } },
+    },
+    maxBatchSize: loaded.signature.maxBatchSize,
+    input: loaded.signature.inputs.map((s) => ({ name: s.name, dataType: CONFIG_TYPE[s.type], dims: dims(s) })),
+    output: loaded.signature.outputs.map((s) => ({ name: s.name, dataType: CONFIG_TYPE[s.type], dims: dims(s) })),
+    schedulingChoice: batching
+      ? { $case: "dynamicBatching", value: { preferredBatchSize: [...config.preferredBatchSizes], maxQueueDelayMicroseconds: BigInt(config.maxQueueDelayUs) } }
+      : undefined,
+    instanceGroup: [
+      {
+        name: `${status.name}_0`,
+        kind: loaded.provider === "cuda" ? ModelInstanceGroup_Kind.KIND_GPU : ModelInstanceGroup_Kind.KIND_CPU,
+        count: config.instanceCount,
+        gpus: loaded.provider === "cuda" ? [config.cudaDeviceId] : [],
+      },
+    ],
+    defaultModelFilename: "model.onnx",
+  };
+}
+
+const duration = (count: number, ms: number): StatisticDuration => ({ count: BigInt(count), ns: BigInt(Math.round(ms * 1e6)) });
+
+function statistics(name: string, v: VersionStatus): ModelStatistics {
+  const s = v.loaded!.batcher.stats;
+  return {
+    name,
+    version: String(v.version),
+    lastInference: BigInt(s.lastInferenceMs),
+    inferenceCount: BigInt(s.rowCount),
+    executionCount: BigInt(s.batchCount),
+    inferenceStats: {
+      success: duration(s.successCount, s.successMsTotal),
+      fail: duration(s.failureCount, s.failureMsTotal),
+      queue: duration(s.successCount, s.queueMsTotal),
+      computeInput: duration(s.batchCount, s.computeInputMsTotal),
+      computeInfer: duration(s.batchCount, s.computeMsTotal),
+      computeOutput: duration(s.batchCount, s.computeOutputMsTotal),
+    },
+    batchStats: [],
+  };
+}
+
+const STATE: Record<string, string> = { loading: "LOADING", ready: "READY", unloading: "UNLOADING", unloaded: "UNAVAILABLE", failed: "UNAVAILABLE" };
+
+export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRPCInferenceServiceServer {
+  const { registry, logger } = deps;
+  const ready = (name: string, version: string): boolean => {
+    try {
+      registry.resolve(name, version);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return {
+    serverLive: unary(logger, "ServerLive", async () => ({ live: true })),
+    serverReady: unary(logger, "ServerReady", async () => ({
+      ready: deps.isServing() && registry.list().every((m) => m.state !== "loading"),
+    })),
+    modelReady: unary(logger, "ModelReady", async (r: { name: string; version: string }) => ({ ready: ready(r.name, r.version) })),
+    serverMetadata: unary(logger, "ServerMetadata", async () => ({
+      name: deps.serverName,
+      version: deps.serverVersion,
+      extensions: ["model_repository", "model_configuration", "statistics"],
+    })),
+    modelMetadata: unary(logger, "ModelMetadata", async (r: { name: string; version: string }) => {
+      const loaded = registry.resolve(r.name, r.version);
+      const status = await registry.status(r.name);
+      return {
+        name: r.name,
+        versions: status.versions.filter((v) => v.state === "ready").map((v) => String(v.version)),
+        platform: "onnxruntime_onnx",
+        inputs: loaded.signature.inputs.map(spec),
+        outputs: loaded.signature.outputs.map(spec),
+      };
+    }),
+    modelInfer: unary(logger, "ModelInfer", (r: ModelInferRequest, context) => modelInfer(deps, r, context)),
+    modelStreamInfer: bidi(logger, "ModelStreamInfer", (requests: AsyncIterable<ModelInferRequest>, context) => streamInfer(deps, requests, context)),
+    modelConfig: unary(logger, "ModelConfig", async (r: { name: string; version: string }) => {
+      const status = await registry.status(r.name);
+      return { config: modelConfig(status, registry, r.version) };
+    }),
+    modelStatistics: unary(logger, "ModelStatistics", async (r: { name: string; version: string }) => {
+      const models = r.name ? [await registry.status(r.name)] : registry.list();
+      const stats = models.flatMap((m) =>
+        m.versions.filter((v) => v.loaded && (!r.version || String(v.version) === r.version)).map((v) => statistics(m.name, v)),
+      );
+      if (r.name && r.version && stats.length === 0) throw notFound(`version ${r.version} of model "${r.name}" is not loaded`);
+      return { modelStats: stats };
+    }),
+    repositoryIndex: unary(logger, "RepositoryIndex", async (r: { ready: boolean }) => {
+      const models: RepositoryIndexResponse_ModelIndex[] = registry.list().flatMap((m) =>
+        m.versions.length
+          ? m.versions.map((v) => ({ name: m.name, version: String(v.version), state: STATE[v.state], reason: v.reason }))
+          : [{ name: m.name, version: "", state: STATE[m.state], reason: m.reason }],
+      );
+      return { models: r.ready ? models.filter((m) => m.state === "READY") : models };
+    }),
+    repositoryModelLoad: unary(logger, "RepositoryModelLoad", async (r: { modelName: string }) => {
+      const result = await registry.load(r.modelName);
+      if (result.state !== "ready") throw new ServerError(status.INTERNAL, `model "${r.modelName}" failed to load: ${result.reason}`);
+      return {};
+    }),
+    repositoryModelUnload: unary(logger, "RepositoryModelUnload", async (r: { modelName: string }) => {
+      await registry.unload(r.modelName);
+      return {};
+    }),
+  };
+}
+
+/** Streamed requests run concurrently; a failed one answers with error_message and the stream goes on. */
+function streamInfer(deps: InferenceProtocolDeps, requests: AsyncIterable<ModelInferRequest>, context: CallContext): AsyncGenerator<ModelStreamInferResponse> {
+  return concurrentResponses(
+    requests,
+    deps.maxStreamInflight,
+    async (request): Promise<ModelStreamInferResponse> => ({ errorMessage: "", inferResponse: await modelInfer(deps, request, context) }),
+    (request, error): ModelStreamInferResponse => {
+      const e = ServerError.from(error);
+      if (e.code === status.INTERNAL) deps.logger.error({ err: error, method: "ModelStreamInfer" }, "internal error in ModelStreamInfer");
+      return {
+        errorMessage: `${status[e.code]}: ${e.message}`,
+        inferResponse: { modelName: request.modelName, modelVersion: request.modelVersion, id: request.id, parameters: {}, outputs: [], rawOutputContents: [] },
+      };
+    },
+  );
+}
