@@ -1,5 +1,5 @@
 import { invalidArgument } from "../errors.js";
-import { ELEMENT_SIZE, type HostTensor } from "../runtime/index.js";
+import { DATATYPE_NAME, ELEMENT_SIZE, type HostTensor } from "../runtime/index.js";
 import type { ModelSignature, TensorSpec } from "./model-signature.js";
 
 export interface NamedTensor extends HostTensor {
@@ -13,10 +13,7 @@ export interface PreparedRequest {
   readonly outputs: readonly string[];
 }
 
-const TYPE_NAMES: Record<string, string> = {
-  bool: "BOOL", uint8: "UINT8", uint16: "UINT16", uint32: "UINT32", uint64: "UINT64", int8: "INT8", int16: "INT16",
-  int32: "INT32", int64: "INT64", float16: "FP16", float32: "FP32", float64: "FP64",
-};
+const TYPE_NAMES = DATATYPE_NAME;
 
 export function describeSpec(spec: TensorSpec): string {
   return `${spec.name}: ${TYPE_NAMES[spec.type] ?? spec.type} [${spec.dims.join(", ")}]`;

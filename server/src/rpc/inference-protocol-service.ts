@@ -18,23 +18,18 @@ import { DataType, Tensor, TensorEncoding, type PredictRequest } from "@aiaas/sd
 import { ServerError, invalidArgument, notFound } from "../errors.js";
 import type { TensorSpec } from "../batching/index.js";
 import type { ModelRegistry, ModelStatus, VersionStatus } from "../repository/index.js";
-import type { TensorType } from "../runtime/index.js";
+import { DATATYPE_NAME, type TensorType } from "../runtime/index.js";
 import type { CallContext } from "./call-context.js";
 import { concurrentResponses } from "./concurrent-responses.js";
 import { bidi, unary } from "./handlers.js";
 import { predict, type InferenceDeps } from "./inference-service.js";
+import { toDataType } from "./tensor-codec.js";
 
-const TO_WIRE: Record<string, DataType> = {
-  BOOL: DataType.DATA_TYPE_BOOL, UINT8: DataType.DATA_TYPE_UINT8, UINT16: DataType.DATA_TYPE_UINT16,
-  UINT32: DataType.DATA_TYPE_UINT32, UINT64: DataType.DATA_TYPE_UINT64, INT8: DataType.DATA_TYPE_INT8,
-  INT16: DataType.DATA_TYPE_INT16, INT32: DataType.DATA_TYPE_INT32, INT64: DataType.DATA_TYPE_INT64,
-  FP16: DataType.DATA_TYPE_FP16, FP32: DataType.DATA_TYPE_FP32, FP64: DataType.DATA_TYPE_FP64,
-};
+const TO_WIRE: Record<string, DataType> = Object.fromEntries(
+  Object.entries(DATATYPE_NAME).map(([type, name]) => [name, toDataType(type as TensorType)]),
+);
 const FROM_WIRE = new Map(Object.entries(TO_WIRE).map(([name, value]) => [value, name]));
-const TYPE_NAME: Record<TensorType, string> = {
-  bool: "BOOL", uint8: "UINT8", uint16: "UINT16", uint32: "UINT32", uint64: "UINT64", int8: "INT8", int16: "INT16",
-  int32: "INT32", int64: "INT64", float16: "FP16", float32: "FP32", float64: "FP64",
-};
+const TYPE_NAME = DATATYPE_NAME;
 const CONFIG_TYPE: Record<TensorType, ModelConfigDataType> = {
   bool: ModelConfigDataType.TYPE_BOOL, uint8: ModelConfigDataType.TYPE_UINT8, uint16: ModelConfigDataType.TYPE_UINT16,
   uint32: ModelConfigDataType.TYPE_UINT32, uint64: ModelConfigDataType.TYPE_UINT64, int8: ModelConfigDataType.TYPE_INT8,

@@ -11,6 +11,12 @@ export const ELEMENT_SIZE: Readonly<Record<TensorType, number>> = {
   bool: 1, uint8: 1, uint16: 2, uint32: 4, uint64: 8, int8: 1, int16: 2, int32: 4, int64: 8, float16: 2, float32: 4, float64: 8,
 };
 
+/** The Open Inference Protocol's datatype names (FP32, INT64, BOOL, ...), which aiaas.v1 uses too. */
+export const DATATYPE_NAME: Readonly<Record<TensorType, string>> = {
+  bool: "BOOL", uint8: "UINT8", uint16: "UINT16", uint32: "UINT32", uint64: "UINT64", int8: "INT8", int16: "INT16",
+  int32: "INT32", int64: "INT64", float16: "FP16", float32: "FP32", float64: "FP64",
+};
+
 export function isTensorType(value: string): value is TensorType {
   return (TENSOR_TYPES as readonly string[]).includes(value);
 }
