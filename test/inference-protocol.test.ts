@@ -152,3 +152,33 @@ describe("Open Inference Protocol (inference.GRPCInferenceService)", () => {
     assert.equal(missing.code, status.NOT_FOUND);
   });
 });
+
+describe("Open Inference Protocol through a client that is not this repository's generated code", () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ cnn: { model: (await import("./support/fixtures.js")).buildMnistCnn(), config: { max_batch_size: 8 } } });
+  });
+  after(() => h.close());
+
+  it("a dynamic @grpc/proto-loader client gets outputs bit-identical to aiaas.v1 Predict", async () => {
+    const { loadSync } = await import("@grpc/proto-loader");
+    const grpc = await import("@grpc/grpc-js");
+    const definition = loadSync("inference/grpc_service.proto", { includeDirs: [new URL("../proto", import.meta.url).pathname], keepCase: true, longs: String, defaults: true });
+    const pkg = grpc.loadPackageDefinition(definition) as unknown as {
+      inference: { GRPCInferenceService: new (address: string, creds: ReturnType<typeof grpc.credentials.createInsecure>) => Record<string, Function> & { close(): void } };
+    };
+    const dynamic = new pkg.inference.GRPCInferenceService(h.server.address, grpc.credentials.createInsecure());
+    const pixels = Float32Array.from({ length: 2 * 784 }, (_, i) => ((i * 7919) % 255) / 255);
+    const oip = await new Promise<{ raw_output_contents: Buffer[]; outputs: Array<{ name: string; datatype: string; shape: string[] }> }>((resolve, reject) =>
+      dynamic.ModelInfer(
+        { model_name: "cnn", inputs: [{ name: "image", datatype: "FP32", shape: [2, 1, 28, 28] }], outputs: [{ name: "logits" }], raw_input_contents: [Buffer.from(pixels.buffer)] },
+        (e: Error | null, r: never) => (e ? reject(e) : resolve(r)),
+      ),
+    );
+    dynamic.close();
+    assert.deepEqual(oip.outputs[0], { name: "logits", datatype: "FP32", shape: ["2", "10"], parameters: {}, contents: null });
+    const { fp32 } = await import("./support/harness.js");
+    const v1 = await h.predict({ model: "cnn", inputs: [fp32("image", [2, 1, 28, 28], pixels)], outputs: ["logits"] });
+    assert.ok(Buffer.from(v1.outputs[0].rawData).equals(oip.raw_output_contents[0]), "the same bytes through both protocols");
+  });
+});
