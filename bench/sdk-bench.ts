@@ -30,7 +30,7 @@ for (const [name, m] of Object.entries(models)) {
   await writeFile(join(repo, name, "1", "model.onnx"), m.bytes);
   await writeFile(join(repo, name, "config.json"), JSON.stringify({ max_batch_size: 64 }));
 }
-const server = spawn(process.execPath, ["--max-semi-space-size=32", "server/dist/bin/aiaas.js", "serve", "--models", repo, "--host", "127.0.0.1", "--port", "0", "--providers", "cpu"], { stdio: ["ignore", "pipe", "inherit"] });
+const server = spawn(process.execPath, ["--max-semi-space-size=32", "server/dist/bin/aiaas.js", "serve", "--models", repo, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu"], { stdio: ["ignore", "pipe", "inherit"] });
 const address = await new Promise<string>((resolve) => {
   createInterface({ input: server.stdout! }).on("line", (line) => {
     const entry = JSON.parse(line) as { address?: string };

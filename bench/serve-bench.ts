@@ -140,7 +140,7 @@ for (let round = 0; round < rounds; round++) {
 
 const server = await startChild(
   // A larger young generation: fewer scavenges of the requests in flight (about +10% here).
-  ["--max-semi-space-size=32", "server/dist/bin/aiaas.js", "serve", "--models", repo, "--host", "127.0.0.1", "--port", "0"],
+  ["--max-semi-space-size=32", "server/dist/bin/aiaas.js", "serve", "--models", repo, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1"],
   (e) => e.address as string | undefined,
 );
 const echo = await startChild(["--import", "tsx", "bench/echo-server.ts"], (e) => (e.port ? `127.0.0.1:${e.port}` : undefined));

@@ -23,7 +23,7 @@ describe("the README's session and the CLI", () => {
   const logs: string[] = [];
 
   before(async () => {
-    server = spawn(process.execPath, ["server/dist/bin/aiaas.js", "serve", "--models", "models", "--host", "127.0.0.1", "--port", "0"], {
+    server = spawn(process.execPath, ["server/dist/bin/aiaas.js", "serve", "--models", "models", "--host", "127.0.0.1", "--port", "0", "--http-port", "0"], {
       cwd: root,
       stdio: ["ignore", "pipe", "inherit"],
     });

@@ -9,6 +9,8 @@ import { ModelsService } from "@aiaas/sdk/gen";
 import { GRPCInferenceServiceService } from "@aiaas/sdk/gen/inference";
 import { readFileSync } from "node:fs";
 import { probeCuda } from "./cuda-probe.js";
+import { startOperationsHttp } from "./operations-http.js";
+import type { MetricsHandler } from "./prometheus-metrics.js";
 import { createModelRegistry, type ModelRegistry } from "./repository/index.js";
 import { parseProviders, type ProviderName } from "./runtime/index.js";
 import { createInferenceService } from "./rpc/inference-service.js";
@@ -38,6 +40,8 @@ export interface ServeOptions {
   readonly maxStreamInflight?: number;
   /** TLS: PEM certificate chain and key; with clientCa, clients must present a certificate it signed (mTLS). */
   readonly tls?: { readonly cert: Buffer | string; readonly key: Buffer | string; readonly clientCa?: Buffer | string };
+  /** The operations HTTP port (health paths, and /metrics when a handler is given); off when absent. */
+  readonly http?: { readonly port: number; readonly host?: string; readonly metrics?: MetricsHandler };
   /** How long a graceful shutdown waits for calls in flight before it cancels them. */
   readonly shutdownGraceMs?: number;
   readonly logger?: Logger;
@@ -45,6 +49,8 @@ export interface ServeOptions {
 
 export interface RunningServer {
   readonly port: number;
+  /** The operations HTTP port, when enabled. */
+  readonly httpPort: number | undefined;
   readonly address: string;
   readonly registry: ModelRegistry;
   readonly logger: Logger;
@@ -153,11 +159,22 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     ),
   );
   const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const http = options.http
+    ? await startOperationsHttp({
+        host: options.http.host ?? host,
+        port: options.http.port,
+        registry,
+        isServing: () => serving,
+        metrics: options.http.metrics,
+        logger,
+      })
+    : undefined;
   logger.info({ address }, `aiaas listening on ${address}`);
 
   let stopping: Promise<void> | undefined;
   return {
     port,
+    httpPort: http?.port,
     address,
     registry,
     logger,
@@ -178,6 +195,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
           });
         });
         await registry.close();
+        await http?.close();
         logger.info("aiaas stopped");
       })();
       return stopping;

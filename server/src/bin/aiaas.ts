@@ -5,6 +5,7 @@ import { resolve } from "node:path";
 import { pino } from "pino";
 import { parseProviders } from "../runtime/index.js";
 import { addClientCommands } from "../cli/client-commands.js";
+import { installPrometheusMetrics } from "../prometheus-metrics.js";
 import { startServer } from "../server.js";
 
 const integer = (min: number) => (value: string): number => {
@@ -27,6 +28,7 @@ program
   .option("--max-message-bytes <n>", "largest request or response message", integer(1024), 64 * 1024 * 1024)
   .option("--max-queue-size <n>", "default per-model queue bound", integer(1), 4096)
   .option("--shutdown-grace-ms <n>", "how long SIGTERM waits for calls in flight", integer(0), 10_000)
+  .option("--http-port <port>", "operations HTTP port: /v2/health/live, /v2/health/ready, /v2/models/NAME/ready, /metrics (-1: off)", (v) => Number(v), 8000)
   .option("--tls-cert <file>", "PEM certificate chain: serve over TLS (with --tls-key)")
   .option("--tls-key <file>", "PEM private key of --tls-cert")
   .option("--tls-client-ca <file>", "PEM CA: require client certificates it signed (mutual TLS)")
@@ -48,7 +50,9 @@ program
           clientCa: opts.tlsClientCa ? await readFile(opts.tlsClientCa) : undefined,
         }
       : undefined;
+    if (!Number.isInteger(opts.httpPort) || opts.httpPort < -1 || opts.httpPort > 65535) program.error("--http-port takes a port number, 0 for any free one, or -1 for none", { exitCode: 2 });
     const server = await startServer({
+      http: opts.httpPort >= 0 ? { port: opts.httpPort, metrics: installPrometheusMetrics() } : undefined,
       tls,
       modelsDir: resolve(opts.models),
       host: opts.host,

@@ -1,0 +1,57 @@
+// The operations HTTP port: the protocol's REST health paths with the right codes, and /metrics in the
+// Prometheus text format with counters that move with traffic.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { installPrometheusMetrics } from "@aiaas/server";
+import { affineModel } from "./support/fixtures.js";
+import { fp32, startHarness, unary, type Harness } from "./support/harness.js";
+
+describe("operations HTTP port", () => {
+  let h: Harness;
+  let base: string;
+  before(async () => {
+    h = await startHarness({ affine: { model: affineModel() } }, { http: { port: 0, metrics: installPrometheusMetrics() } });
+    base = `http://127.0.0.1:${h.server.httpPort}`;
+  });
+  after(() => h.close());
+
+  const get = async (path: string) => {
+    const res = await fetch(base + path);
+    return { code: res.status, text: await res.text() };
+  };
+
+  it("answers the health paths with the right codes", async () => {
+    assert.equal((await get("/v2/health/live")).code, 200);
+    assert.equal((await get("/v2/health/ready")).code, 200);
+    assert.equal((await get("/v2/models/affine/ready")).code, 200);
+    assert.equal((await get("/v2/models/affine/versions/1/ready")).code, 200);
+    assert.equal((await get("/v2/models/affine/versions/9/ready")).code, 404);
+    assert.equal((await get("/v2/models/nope/ready")).code, 404);
+    await unary(h.models.unloadModel.bind(h.models), { name: "affine" });
+    const unloaded = await get("/v2/models/affine/ready");
+    assert.equal(unloaded.code, 503);
+    assert.match(unloaded.text, /not loaded/);
+    await unary(h.models.loadModel.bind(h.models), { name: "affine" });
+    assert.equal((await get("/v2/models/affine/ready")).code, 200);
+    assert.equal((await get("/nothing")).code, 404);
+  });
+
+  it("serves Prometheus text whose counters move with traffic", async () => {
+    const count = (text: string): number => {
+      const line = text.split("\n").find((l) => l.startsWith("aiaas_request_count_total{") && l.includes('model="affine"') && l.includes('code="OK"'));
+      return line ? Number(line.split(" ").at(-1)) : 0;
+    };
+    const before = count((await get("/metrics")).text);
+    for (let i = 0; i < 5; i++) await h.predict({ model: "affine", inputs: [fp32("x", [1, 4], [i, i, i, i])] });
+    const { code, text } = await get("/metrics");
+    assert.equal(code, 200);
+    assert.equal(count(text) - before, 5);
+    // Every non-comment line is `name{labels} value`: the text format Prometheus parses.
+    for (const line of text.split("\n").filter((l) => l && !l.startsWith("#"))) {
+      assert.match(line, /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? -?[0-9.e+-]+|NaN|[+-]Inf$/, line);
+    }
+    assert.match(text, /# TYPE aiaas_batch_size histogram/);
+    assert.match(text, /aiaas_batch_run_time_(milliseconds_)?bucket\{/);
+    assert.doesNotMatch(text, /x=|raw_data|fp32/, "no payload in any label");
+  });
+});
