@@ -120,14 +120,17 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     // channelz bookkeeping costs every call; nothing here reads it.
     "grpc.enable_channelz": 0,
   });
+  // Aborted when a graceful shutdown begins, so open streams wind down instead of holding it up.
+  const stopRequested = new AbortController();
+  const env = { logger, serverStopping: stopRequested.signal };
   const inferenceDeps = {
+    ...env,
     registry,
-    logger,
     limits: { maxTensorBytes: maxMessageBytes },
     maxStreamInflight: options.maxStreamInflight ?? 1024,
   };
   server.addService(inferenceServiceDefinition, createInferenceService(inferenceDeps));
-  server.addService(ModelsService, createModelsService(registry, logger));
+  server.addService(ModelsService, createModelsService(registry, env));
   let serving = true;
   server.addService(
     GRPCInferenceServiceService,
@@ -181,6 +184,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     shutdown() {
       stopping ??= (async () => {
         serving = false;
+        stopRequested.abort();
         for (const s of ["", ...SERVICES]) health.setStatus(s, "NOT_SERVING");
         const grace = options.shutdownGraceMs ?? 10_000;
         await new Promise<void>((resolve) => {

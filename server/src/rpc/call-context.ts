@@ -11,6 +11,8 @@ export interface CallContext {
   readonly deadline: number;
   readonly metadata: Metadata;
   readonly peer: string;
+  /** Aborts when the server begins a graceful shutdown: long-lived streams wind down on it. */
+  readonly serverStopping: AbortSignal;
 }
 
 /** The parts of a grpc-js server call (unary or streaming) a context needs. */
@@ -23,7 +25,7 @@ interface SurfaceCall {
 }
 
 /** Builds the context of one call; `dispose` clears its timer when the call ends. */
-export function createCallContext(call: SurfaceCall, streaming = false): { context: CallContext; dispose(): void } {
+export function createCallContext(call: SurfaceCall, serverStopping: AbortSignal, streaming = false): { context: CallContext; dispose(): void } {
   const controller = new AbortController();
   // Every request of a stream may listen to its call's signal.
   if (streaming) setMaxListeners(0, controller.signal);
@@ -39,7 +41,7 @@ export function createCallContext(call: SurfaceCall, streaming = false): { conte
     timer = setTimeout(() => controller.abort(deadlineExceeded("the call's deadline passed")), Math.max(0, remaining));
   }
   return {
-    context: { signal: controller.signal, deadline, metadata: call.metadata, peer: call.getPeer() },
+    context: { signal: controller.signal, deadline, metadata: call.metadata, peer: call.getPeer(), serverStopping },
     dispose() {
       if (timer) clearTimeout(timer);
       call.removeListener("cancelled", onCancel);

@@ -1,4 +1,7 @@
 import { createAsyncQueue } from "@aiaas/sdk/internal";
+import { onAbort } from "../abort-listeners.js";
+
+const STOP = Symbol("stop");
 
 /**
  * Runs each request of a stream as it arrives, up to `maxInflight` at once (then stops reading, which is
@@ -10,6 +13,7 @@ export async function* concurrentResponses<Req, Res>(
   maxInflight: number,
   run: (request: Req) => Promise<Res>,
   failed: (request: Req, error: unknown) => Res,
+  stopReading: AbortSignal,
 ): AsyncGenerator<Res> {
   const out = createAsyncQueue<Res>();
   let inflight = 0;
@@ -22,8 +26,19 @@ export async function* concurrentResponses<Req, Res>(
     if (!reading && inflight === 0) out.close();
   };
   void (async () => {
+    // When the server starts shutting down, stop taking requests, answer the ones taken, and end the
+    // stream: the client then sends the rest on a stream to another replica instead of waiting here.
+    let unsubscribe = (): void => undefined;
+    const stopped = new Promise<typeof STOP>((resolve) => {
+      if (stopReading.aborted) resolve(STOP);
+      else unsubscribe = onAbort(stopReading, () => resolve(STOP));
+    });
+    const iterator = requests[Symbol.asyncIterator]();
     try {
-      for await (const request of requests) {
+      for (;;) {
+        const next = await Promise.race([iterator.next(), stopped]);
+        if (next === STOP || next.done) break;
+        const request = next.value;
         if (inflight >= maxInflight) await new Promise<void>((resolve) => (slot = resolve));
         inflight++;
         run(request)
@@ -36,6 +51,7 @@ export async function* concurrentResponses<Req, Res>(
     } catch (error) {
       out.fail(error);
     }
+    unsubscribe();
     reading = false;
     if (inflight === 0) out.close();
   })();

@@ -4,6 +4,13 @@ import { onAbort } from "../abort-listeners.js";
 import { ServerError } from "../errors.js";
 import { createCallContext, type CallContext } from "./call-context.js";
 
+/** What every handler wrapper needs from the server. */
+export interface HandlerEnv {
+  readonly logger: Logger;
+  /** Aborts when a graceful shutdown begins. */
+  readonly serverStopping: AbortSignal;
+}
+
 const MAX_BUFFERED_RESPONSES = 1024;
 
 function drained(call: ServerDuplexStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
@@ -27,12 +34,12 @@ export function toStatus(error: unknown, logger: Logger, method: string): { code
 
 /** A unary handler written as an async function of (request, context). */
 export function unary<Req, Res>(
-  logger: Logger,
+  { logger, serverStopping }: HandlerEnv,
   method: string,
   handler: (request: Req, context: CallContext) => Promise<Res>,
 ): handleUnaryCall<Req, Res> {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-    const { context, dispose } = createCallContext(call);
+    const { context, dispose } = createCallContext(call, serverStopping);
     handler(call.request, context).then(
       (response) => {
         dispose();
@@ -51,12 +58,12 @@ export function unary<Req, Res>(
  * responses; the adapter honours the transport's backpressure and ends the call with the right status.
  */
 export function bidi<Req, Res>(
-  logger: Logger,
+  { logger, serverStopping }: HandlerEnv,
   method: string,
   handler: (requests: AsyncIterable<Req>, context: CallContext) => AsyncIterable<Res>,
 ): handleBidiStreamingCall<Req, Res> {
   return (call: ServerDuplexStream<Req, Res>) => {
-    const { context, dispose } = createCallContext(call, true);
+    const { context, dispose } = createCallContext(call, serverStopping, true);
     void (async () => {
       try {
         // Iterating a Duplex destroys it when its readable side ends, which would drop the responses still

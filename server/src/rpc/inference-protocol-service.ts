@@ -182,7 +182,8 @@ function statistics(name: string, v: VersionStatus): ModelStatistics {
 const STATE: Record<string, string> = { loading: "LOADING", ready: "READY", unloading: "UNLOADING", unloaded: "UNAVAILABLE", failed: "UNAVAILABLE" };
 
 export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRPCInferenceServiceServer {
-  const { registry, logger } = deps;
+  const { registry } = deps;
+  const logger = deps;
   const ready = (name: string, version: string): boolean => {
     try {
       registry.resolve(name, version);
@@ -261,5 +262,6 @@ function streamInfer(deps: InferenceProtocolDeps, requests: AsyncIterable<ModelI
         inferResponse: { modelName: request.modelName, modelVersion: request.modelVersion, id: request.id, parameters: {}, outputs: [], rawOutputContents: [] },
       };
     },
+    context.serverStopping,
   );
 }

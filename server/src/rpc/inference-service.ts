@@ -1,6 +1,5 @@
 import { status } from "@grpc/grpc-js";
 import { SpanStatusCode } from "@opentelemetry/api";
-import type { Logger } from "pino";
 import type { InferenceServer, PredictRequest, PredictResponse, PredictStreamResponse } from "@aiaas/sdk/gen";
 import { validateRequest } from "../batching/index.js";
 import { ServerError } from "../errors.js";
@@ -8,12 +7,11 @@ import type { ModelRegistry } from "../repository/index.js";
 import { instruments, tracer } from "../telemetry.js";
 import { withTimeout, type CallContext } from "./call-context.js";
 import { concurrentResponses } from "./concurrent-responses.js";
-import { bidi, unary } from "./handlers.js";
+import { bidi, unary, type HandlerEnv } from "./handlers.js";
 import { decodeInputs, encodeOutput, useTypedOutputs, type DecodeLimits } from "./tensor-codec.js";
 
-export interface InferenceDeps {
+export interface InferenceDeps extends HandlerEnv {
   readonly registry: ModelRegistry;
-  readonly logger: Logger;
   readonly limits: DecodeLimits;
   /** Requests one stream may have running at once before the server stops reading from it. */
   readonly maxStreamInflight: number;
@@ -90,8 +88,8 @@ export async function predict(deps: InferenceDeps, request: PredictRequest, cont
 
 export function createInferenceService(deps: InferenceDeps): InferenceServer {
   return {
-    predict: unary(deps.logger, "Predict", (request: PredictRequest, context) => predict(deps, request, context)),
-    predictStream: bidi(deps.logger, "PredictStream", (requests: AsyncIterable<PredictRequest>, context) =>
+    predict: unary(deps, "Predict", (request: PredictRequest, context) => predict(deps, request, context)),
+    predictStream: bidi(deps, "PredictStream", (requests: AsyncIterable<PredictRequest>, context) =>
       predictStream(deps, requests, context),
     ),
   };
@@ -111,5 +109,6 @@ function predictStream(deps: InferenceDeps, requests: AsyncIterable<PredictReque
       if (e.code === status.INTERNAL) deps.logger.error({ err: error, method: "PredictStream" }, "internal error in PredictStream");
       return { result: { $case: "error", value: { id: request.id, code: e.code, message: e.message } } };
     },
+    context.serverStopping,
   );
 }

@@ -1,8 +1,7 @@
-import type { Logger } from "pino";
 import { ModelState, type Model, type ModelsServer, type TensorSpec as WireTensorSpec, type VersionStatistics } from "@aiaas/sdk/gen";
 import type { BatchStats, TensorSpec } from "../batching/index.js";
 import { DEFAULT_AUTO_BATCH_SIZE, checkModelName, type ModelRegistry, type ModelStateName, type ModelStatus } from "../repository/index.js";
-import { unary } from "./handlers.js";
+import { unary, type HandlerEnv } from "./handlers.js";
 import { toDataType } from "./tensor-codec.js";
 
 const STATE: Record<ModelStateName, ModelState> = {
@@ -52,11 +51,11 @@ export function toWireModel(status: ModelStatus): Model {
   };
 }
 
-export function createModelsService(registry: ModelRegistry, logger: Logger): ModelsServer {
+export function createModelsService(registry: ModelRegistry, env: HandlerEnv): ModelsServer {
   return {
-    listModels: unary(logger, "ListModels", async () => ({ models: registry.list().map(toWireModel) })),
-    getModel: unary(logger, "GetModel", async (request: { name: string }) => ({ model: toWireModel(await registry.status(request.name)) })),
-    loadModel: unary(logger, "LoadModel", async (request: { name: string }) => ({ model: toWireModel(await registry.load(checkModelName(request.name))) })),
-    unloadModel: unary(logger, "UnloadModel", async (request: { name: string }) => ({ model: toWireModel(await registry.unload(checkModelName(request.name))) })),
+    listModels: unary(env, "ListModels", async () => ({ models: registry.list().map(toWireModel) })),
+    getModel: unary(env, "GetModel", async (request: { name: string }) => ({ model: toWireModel(await registry.status(request.name)) })),
+    loadModel: unary(env, "LoadModel", async (request: { name: string }) => ({ model: toWireModel(await registry.load(checkModelName(request.name))) })),
+    unloadModel: unary(env, "UnloadModel", async (request: { name: string }) => ({ model: toWireModel(await registry.unload(checkModelName(request.name))) })),
   };
 }
