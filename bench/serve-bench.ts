@@ -11,6 +11,7 @@ import { execFileSync } from "node:child_process";
 import { credentials, Client } from "@grpc/grpc-js";
 import ort from "onnxruntime-node";
 import { DataType, InferenceClient, ModelsClient, PredictRequest, type GetModelResponse } from "@aiaas/sdk/gen";
+import { ModelInferRequest } from "@aiaas/sdk/gen/inference";
 import { encodeModel } from "../server/src/training/onnx/index.js";
 import { buildMnistCnn, buildMnistLinear } from "../scripts/model-zoo.js";
 import { seededRandom, uniformInit } from "../scripts/seeded-random.js";
@@ -66,7 +67,14 @@ const frame = (message: Uint8Array): Buffer => {
 const cnnRequest = request("cnn", [1, 1, 28, 28]);
 const nobatchRequest = { ...cnnRequest, model: "cnn-nobatch" };
 const tinyRequest = request("tiny", [1, 784]);
+// The same image as an Open Inference Protocol ModelInferRequest.
+const oipRequest = ModelInferRequest.fromPartial({
+  modelName: "cnn",
+  inputs: [{ name: "image", datatype: "FP32", shape: [1n, 1n, 28n, 28n] }],
+  rawInputContents: [cnnRequest.inputs[0].rawData],
+});
 const payloads = {
+  "cnn-oip": Buffer.from(ModelInferRequest.encode(oipRequest).finish()),
   cnn: Buffer.from(PredictRequest.encode(cnnRequest).finish()),
   "cnn-nobatch": Buffer.from(PredictRequest.encode(nobatchRequest).finish()),
   tiny: Buffer.from(PredictRequest.encode(tinyRequest).finish()),
@@ -184,6 +192,7 @@ try {
         await measure(`cnn h2load unary c=${c}`, "cnn", () => h2load(url(predictPath), join(work, "cnn.frame"), c, seconds, log));
         await measure(`cnn-nobatch h2load unary c=${c}`, "cnn-nobatch", () => h2load(url(predictPath), join(work, "cnn-nobatch.frame"), c, seconds, log));
       }
+      await measure("cnn h2load OIP ModelInfer c=256", "cnn", () => h2load(url("/inference.GRPCInferenceService/ModelInfer"), join(work, "cnn-oip.frame"), 256, seconds, log));
       // 4 streams of 64 messages in flight: ~256 requests; throughput counted in messages.
       const streamed = async (model: string): Promise<LoadResult> => {
         const r = await h2load(url("/aiaas.v1.Inference/PredictStream"), join(work, `${model}.x64.frame`), 4, seconds, log);
@@ -216,6 +225,7 @@ try {
     "batching on / off, h2load unary c=256 (target >= 5)": rate("cnn h2load unary c=256") / rate("cnn-nobatch h2load unary c=256"),
     "batching on / off, h2load stream 4x64": rate("cnn h2load stream 4x64 in flight") / rate("cnn-nobatch h2load stream 4x64 in flight"),
     "cnn unary h2load c=256 / echo h2load c=256 (transport share)": rate("cnn h2load unary c=256") / rate("echo h2load c=256"),
+    "OIP ModelInfer / aiaas.v1 Predict, h2load c=256 (target >= 0.95)": rate("cnn h2load OIP ModelInfer c=256") / rate("cnn h2load unary c=256"),
     "c=1 p50 minus echo p50, h2load, ms (target <= 0.2)": med("cnn h2load unary c=1", (r) => r.p50Ms) - med("echo h2load c=1", (r) => r.p50Ms),
     "c=1 p50 minus echo p50, grpc-js client, ms": med("cnn grpc-js unary c=1", (r) => r.p50Ms) - med("echo grpc-js unary c=1", (r) => r.p50Ms),
   };
