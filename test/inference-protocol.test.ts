@@ -18,13 +18,15 @@ type Method<Req, Res> = (req: Req, md: Metadata, cb: (e: ServiceError | null, r:
 describe("Open Inference Protocol (inference.GRPCInferenceService)", () => {
   let h: Harness;
   let client: GRPCInferenceServiceClient;
-  // `never` as the request type accepts every method; the request object is checked by the server.
-  const call = <Req, Res>(method: Method<never, Res>, request: Req): Promise<Res> =>
-    new Promise((resolve, reject) => method.call(client, request as never, new Metadata(), (e, r) => (e ? reject(e) : resolve(r))));
+  // Any unary method of the client; the caller names the response fields it reads.
+  const call = <Res,>(method: (...args: never[]) => unknown, request: unknown): Promise<Res> =>
+    new Promise((resolve, reject) =>
+      (method as unknown as Method<unknown, Res>).call(client, request, new Metadata(), (e, r) => (e ? reject(e) : resolve(r))),
+    );
   const fp32 = (values: number[]) => Buffer.from(new Float32Array(values).buffer);
   const floats = (bytes: Uint8Array) => [...new Float32Array(new Uint8Array(bytes).buffer)];
   const infer = (partial: Parameters<typeof ModelInferRequest.fromPartial>[0]) =>
-    call<ModelInferRequest, ModelInferResponse>(client.modelInfer, ModelInferRequest.fromPartial(partial));
+    call<ModelInferResponse>(client.modelInfer, ModelInferRequest.fromPartial(partial));
 
   before(async () => {
     h = await startHarness({
@@ -41,7 +43,7 @@ describe("Open Inference Protocol (inference.GRPCInferenceService)", () => {
   it("answers liveness, readiness and server metadata", async () => {
     assert.deepEqual(await call(client.serverLive, {}), { live: true });
     assert.deepEqual(await call(client.serverReady, {}), { ready: true });
-    const meta = await call<object, { name: string; extensions: string[] }>(client.serverMetadata, {});
+    const meta = await call<{ name: string; extensions: string[] }>(client.serverMetadata, {});
     assert.equal(meta.name, "aiaas");
     assert.ok(meta.extensions.includes("model_repository"));
     assert.deepEqual(await call(client.modelReady, { name: "affine", version: "" }), { ready: true });
@@ -49,7 +51,7 @@ describe("Open Inference Protocol (inference.GRPCInferenceService)", () => {
   });
 
   it("describes a model with the protocol's datatype names", async () => {
-    const meta = await call<object, { platform: string; versions: string[]; inputs: Array<{ name: string; datatype: string; shape: bigint[] }> }>(
+    const meta = await call<{ platform: string; versions: string[]; inputs: Array<{ name: string; datatype: string; shape: bigint[] }> }>(
       client.modelMetadata,
       { name: "affine", version: "" },
     );
@@ -119,7 +121,7 @@ describe("Open Inference Protocol (inference.GRPCInferenceService)", () => {
   });
 
   it("reports configuration, statistics and the repository index; loads and unloads", async () => {
-    const { config } = await call<object, { config: { maxBatchSize: number; input: Array<{ dims: bigint[] }>; schedulingChoice?: { $case: string; value: { preferredBatchSize: number[]; maxQueueDelayMicroseconds: bigint } }; instanceGroup: Array<{ kind: number; count: number }>; platform: string } }>(
+    const { config } = await call<{ config: { maxBatchSize: number; input: Array<{ dims: bigint[] }>; schedulingChoice?: { $case: string; value: { preferredBatchSize: number[]; maxQueueDelayMicroseconds: bigint } }; instanceGroup: Array<{ kind: number; count: number }>; platform: string } }>(
       client.modelConfig,
       { name: "affine", version: "" },
     );
@@ -131,7 +133,7 @@ describe("Open Inference Protocol (inference.GRPCInferenceService)", () => {
     assert.equal(config.schedulingChoice?.value.maxQueueDelayMicroseconds, 100n);
     assert.equal(config.instanceGroup[0].kind, ModelInstanceGroup_Kind.KIND_CPU);
 
-    const stats = await call<object, { modelStats: Array<{ name: string; version: string; inferenceCount: bigint; executionCount: bigint; lastInference: bigint; inferenceStats: { success: { count: bigint; ns: bigint }; fail: { count: bigint } } }> }>(
+    const stats = await call<{ modelStats: Array<{ name: string; version: string; inferenceCount: bigint; executionCount: bigint; lastInference: bigint; inferenceStats: { success: { count: bigint; ns: bigint }; fail: { count: bigint } } }> }>(
       client.modelStatistics,
       { name: "affine", version: "" },
     );
@@ -141,11 +143,11 @@ describe("Open Inference Protocol (inference.GRPCInferenceService)", () => {
     assert.ok(s.inferenceStats.success.count >= 10n && s.inferenceStats.success.ns > 0n);
     assert.ok(s.lastInference > BigInt(Date.now() - 60_000));
 
-    const index = await call<object, { models: Array<{ name: string; version: string; state: string }> }>(client.repositoryIndex, { repositoryName: "", ready: false });
+    const index = await call<{ models: Array<{ name: string; version: string; state: string }> }>(client.repositoryIndex, { repositoryName: "", ready: false });
     assert.deepEqual(index.models.map((m) => `${m.name}:${m.version}:${m.state}`).sort(), ["affine:1:READY", "slow:1:READY"]);
     await call(client.repositoryModelUnload, { repositoryName: "", modelName: "slow", parameters: {} });
     assert.deepEqual(await call(client.modelReady, { name: "slow", version: "" }), { ready: false });
-    const readyOnly = await call<never, { models: Array<{ name: string }> }>(client.repositoryIndex, { repositoryName: "", ready: true });
+    const readyOnly = await call<{ models: Array<{ name: string }> }>(client.repositoryIndex, { repositoryName: "", ready: true });
     assert.deepEqual(readyOnly.models.map((m) => m.name), ["affine"]);
     await call(client.repositoryModelLoad, { repositoryName: "", modelName: "slow", parameters: {} });
     assert.deepEqual(await call(client.modelReady, { name: "slow", version: "" }), { ready: true });
