@@ -116,13 +116,8 @@ async function modelInfer(deps: InferenceProtocolDeps, request: ModelInferReques
 
 const spec = (s: TensorSpec) => ({ name: s.name, datatype: TYPE_NAME[s.type], shape: s.dims.map(BigInt) });
 
-/** The served version a metadata or config request names (latest ready when version is empty). */
-function servedVersion(registry: ModelRegistry, name: string, version: string) {
-  return registry.resolve(name, version);
-}
-
 function modelConfig(status: ModelStatus, registry: ModelRegistry, version: string): ModelConfig {
-  const loaded = servedVersion(registry, status.name, version);
+  const loaded = registry.resolve(status.name, version);
   const config = status.config!;
   const batching = loaded.signature.maxBatchSize > 0;
   const dims = (s: TensorSpec): bigint[] => (batching ? s.dims.slice(1) : s.dims).map(BigInt);
@@ -183,7 +178,6 @@ const STATE: Record<string, string> = { loading: "LOADING", ready: "READY", unlo
 
 export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRPCInferenceServiceServer {
   const { registry } = deps;
-  const logger = deps;
   const ready = (name: string, version: string): boolean => {
     try {
       registry.resolve(name, version);
@@ -193,17 +187,17 @@ export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRP
     }
   };
   return {
-    serverLive: unary(logger, "ServerLive", async () => ({ live: true })),
-    serverReady: unary(logger, "ServerReady", async () => ({
+    serverLive: unary(deps, "ServerLive", async () => ({ live: true })),
+    serverReady: unary(deps, "ServerReady", async () => ({
       ready: deps.isServing() && registry.list().every((m) => m.state !== "loading"),
     })),
-    modelReady: unary(logger, "ModelReady", async (r: { name: string; version: string }) => ({ ready: ready(r.name, r.version) })),
-    serverMetadata: unary(logger, "ServerMetadata", async () => ({
+    modelReady: unary(deps, "ModelReady", async (r: { name: string; version: string }) => ({ ready: ready(r.name, r.version) })),
+    serverMetadata: unary(deps, "ServerMetadata", async () => ({
       name: deps.serverName,
       version: deps.serverVersion,
       extensions: ["model_repository", "model_configuration", "statistics"],
     })),
-    modelMetadata: unary(logger, "ModelMetadata", async (r: { name: string; version: string }) => {
+    modelMetadata: unary(deps, "ModelMetadata", async (r: { name: string; version: string }) => {
       const loaded = registry.resolve(r.name, r.version);
       const status = await registry.status(r.name);
       return {
@@ -214,13 +208,13 @@ export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRP
         outputs: loaded.signature.outputs.map(spec),
       };
     }),
-    modelInfer: unary(logger, "ModelInfer", (r: ModelInferRequest, context) => modelInfer(deps, r, context)),
-    modelStreamInfer: bidi(logger, "ModelStreamInfer", (requests: AsyncIterable<ModelInferRequest>, context) => streamInfer(deps, requests, context)),
-    modelConfig: unary(logger, "ModelConfig", async (r: { name: string; version: string }) => {
+    modelInfer: unary(deps, "ModelInfer", (r: ModelInferRequest, context) => modelInfer(deps, r, context)),
+    modelStreamInfer: bidi(deps, "ModelStreamInfer", (requests: AsyncIterable<ModelInferRequest>, context) => streamInfer(deps, requests, context)),
+    modelConfig: unary(deps, "ModelConfig", async (r: { name: string; version: string }) => {
       const status = await registry.status(r.name);
       return { config: modelConfig(status, registry, r.version) };
     }),
-    modelStatistics: unary(logger, "ModelStatistics", async (r: { name: string; version: string }) => {
+    modelStatistics: unary(deps, "ModelStatistics", async (r: { name: string; version: string }) => {
       const models = r.name ? [await registry.status(r.name)] : registry.list();
       const stats = models.flatMap((m) =>
         m.versions.filter((v) => v.loaded && (!r.version || String(v.version) === r.version)).map((v) => statistics(m.name, v)),
@@ -228,7 +222,7 @@ export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRP
       if (r.name && r.version && stats.length === 0) throw notFound(`version ${r.version} of model "${r.name}" is not loaded`);
       return { modelStats: stats };
     }),
-    repositoryIndex: unary(logger, "RepositoryIndex", async (r: { ready: boolean }) => {
+    repositoryIndex: unary(deps, "RepositoryIndex", async (r: { ready: boolean }) => {
       const models: RepositoryIndexResponse_ModelIndex[] = registry.list().flatMap((m) =>
         m.versions.length
           ? m.versions.map((v) => ({ name: m.name, version: String(v.version), state: STATE[v.state], reason: v.reason }))
@@ -236,12 +230,12 @@ export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRP
       );
       return { models: r.ready ? models.filter((m) => m.state === "READY") : models };
     }),
-    repositoryModelLoad: unary(logger, "RepositoryModelLoad", async (r: { modelName: string }) => {
+    repositoryModelLoad: unary(deps, "RepositoryModelLoad", async (r: { modelName: string }) => {
       const result = await registry.load(r.modelName);
       if (result.state !== "ready") throw new ServerError(status.INTERNAL, `model "${r.modelName}" failed to load: ${result.reason}`);
       return {};
     }),
-    repositoryModelUnload: unary(logger, "RepositoryModelUnload", async (r: { modelName: string }) => {
+    repositoryModelUnload: unary(deps, "RepositoryModelUnload", async (r: { modelName: string }) => {
       await registry.unload(r.modelName);
       return {};
     }),
