@@ -2,7 +2,7 @@
 // Prometheus text format with counters that move with traffic.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { installPrometheusMetrics } from "@aiaas/server";
+import { installTelemetry } from "@aiaas/server";
 import { affineModel } from "./support/fixtures.js";
 import { fp32, startHarness, unary, type Harness } from "./support/harness.js";
 
@@ -10,7 +10,7 @@ describe("operations HTTP port", () => {
   let h: Harness;
   let base: string;
   before(async () => {
-    h = await startHarness({ affine: { model: affineModel() } }, { http: { port: 0, metrics: installPrometheusMetrics() } });
+    h = await startHarness({ affine: { model: affineModel() } }, { http: { port: 0, metrics: installTelemetry({ prometheus: true, env: {} }).metricsHandler } });
     base = `http://127.0.0.1:${h.server.httpPort}`;
   });
   after(() => h.close());

@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { Logger } from "pino";
-import type { MetricsHandler } from "./prometheus-metrics.js";
+import type { MetricsHandler } from "./telemetry-setup.js";
 import type { ModelRegistry } from "./repository/index.js";
 
 export interface OperationsHttpOptions {

@@ -10,7 +10,7 @@ import { GRPCInferenceServiceService } from "@aiaas/sdk/gen/inference";
 import { readFileSync } from "node:fs";
 import { probeCuda } from "./cuda-probe.js";
 import { startOperationsHttp } from "./operations-http.js";
-import type { MetricsHandler } from "./prometheus-metrics.js";
+import type { MetricsHandler } from "./telemetry-setup.js";
 import { createModelRegistry, type ModelRegistry } from "./repository/index.js";
 import { parseProviders, type ProviderName } from "./runtime/index.js";
 import { createInferenceService } from "./rpc/inference-service.js";

@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 import { pino } from "pino";
 import { parseProviders } from "../runtime/index.js";
 import { addClientCommands } from "../cli/client-commands.js";
-import { installPrometheusMetrics } from "../prometheus-metrics.js";
+import { installTelemetry } from "../telemetry-setup.js";
 import { startServer } from "../server.js";
 
 const integer = (min: number) => (value: string): number => {
@@ -51,8 +51,12 @@ program
         }
       : undefined;
     if (!Number.isInteger(opts.httpPort) || opts.httpPort < -1 || opts.httpPort > 65535) program.error("--http-port takes a port number, 0 for any free one, or -1 for none", { exitCode: 2 });
+    const telemetry = installTelemetry({ prometheus: opts.httpPort >= 0 });
+    if (telemetry.otlp.traces || telemetry.otlp.metrics) {
+      logger.info({ otlp: telemetry.otlp }, "exporting OpenTelemetry over OTLP/HTTP (OTEL_* environment)");
+    }
     const server = await startServer({
-      http: opts.httpPort >= 0 ? { port: opts.httpPort, metrics: installPrometheusMetrics() } : undefined,
+      http: opts.httpPort >= 0 ? { port: opts.httpPort, metrics: telemetry.metricsHandler } : undefined,
       tls,
       modelsDir: resolve(opts.models),
       host: opts.host,
@@ -73,7 +77,8 @@ program
       }
       logger.info(`${signal}: finishing calls in flight, then exiting`);
       server.shutdown().then(
-        () => process.exit(0),
+        // Flush telemetry last, so the shutdown's own spans and final counts are exported too.
+        () => telemetry.shutdown().then(() => process.exit(0)),
         (error) => {
           logger.error({ err: error }, "shutdown failed");
           process.exit(1);

@@ -1,0 +1,63 @@
+// OTLP export switched on by the standard OTEL_* environment: a collector stand-in on loopback receives
+// the server's traces and metrics over OTLP/HTTP.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createServer, type Server } from "node:http";
+import { createInterface } from "node:readline";
+import { after, before, describe, it } from "node:test";
+import { Tensor, createClient } from "@aiaas/sdk";
+
+const root = new URL("..", import.meta.url).pathname;
+
+describe("OTLP export from the OTEL_* environment", () => {
+  let collector: Server;
+  let port = 0;
+  const received: Array<{ path: string; type: string; body: string }> = [];
+  before(async () => {
+    collector = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (chunk: Buffer) => chunks.push(chunk));
+      req.on("end", () => {
+        received.push({ path: req.url ?? "", type: String(req.headers["content-type"]), body: Buffer.concat(chunks).toString() });
+        res.writeHead(200, { "content-type": "application/x-protobuf" }).end();
+      });
+    });
+    port = await new Promise<number>((resolve) => collector.listen(0, "127.0.0.1", () => resolve((collector.address() as { port: number }).port)));
+  });
+  after(() => new Promise<void>((resolve) => collector.close(() => resolve())));
+
+  it("exports traces and metrics of real traffic", { timeout: 60_000 }, async () => {
+    const server = spawn(process.execPath, ["server/dist/bin/aiaas.js", "serve", "--models", "models", "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu"], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_METRIC_EXPORT_INTERVAL: "300", OTEL_BSP_SCHEDULE_DELAY: "100" },
+    });
+    const logs: string[] = [];
+    const address = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: server.stdout! }).on("line", (line) => {
+        logs.push(line);
+        const entry = JSON.parse(line) as { address?: string };
+        if (entry.address) resolve(entry.address);
+      });
+      server.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
+    });
+    assert.ok(logs.some((l) => l.includes("exporting OpenTelemetry over OTLP/HTTP")), logs.join("\n"));
+    const client = createClient({ address });
+    for (let i = 0; i < 5; i++) await client.predict("mnist-linear", { image: Tensor.float32([1, 784], new Float32Array(784)) });
+    client.close();
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && !(received.some((r) => r.path === "/v1/traces") && received.some((r) => r.path === "/v1/metrics"))) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const exited = new Promise<number | null>((resolve) => server.once("exit", resolve));
+    server.kill("SIGTERM");
+    assert.equal(await exited, 0);
+    const traces = received.filter((r) => r.path === "/v1/traces");
+    const metrics = received.filter((r) => r.path === "/v1/metrics");
+    // The OTLP/HTTP exporters post JSON: readable, so check what they carry.
+    assert.ok(traces.some((r) => r.body.includes('"aiaas.predict"')), `traces: ${traces.map((r) => r.body).join("\n")}`);
+    assert.ok(metrics.some((r) => r.body.includes('"aiaas.request.count"') && r.body.includes('"aiaas.batch.size"')), "metrics carry the server's instruments");
+    assert.ok(received.every((r) => r.type.startsWith("application/json")));
+    assert.ok(received.every((r) => !r.body.includes("rawData") && !r.body.includes("raw_data")), "no payload in telemetry");
+  });
+});
