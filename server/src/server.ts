@@ -42,6 +42,11 @@ export interface ServeOptions {
   readonly tls?: { readonly cert: Buffer | string; readonly key: Buffer | string; readonly clientCa?: Buffer | string };
   /** The operations HTTP port (health paths, and /metrics when a handler is given); off when absent. */
   readonly http?: { readonly port: number; readonly host?: string; readonly metrics?: MetricsHandler };
+  /**
+   * Close each client connection after this long (with a grace for its calls), so clients re-resolve and
+   * spread over replicas that came up since: gRPC's grpc.max_connection_age_ms. Off when absent.
+   */
+  readonly maxConnectionAgeMs?: number;
   /** How long a graceful shutdown waits for calls in flight before it cancels them. */
   readonly shutdownGraceMs?: number;
   readonly logger?: Logger;
@@ -119,6 +124,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     "grpc.keepalive_permit_without_calls": 1,
     // channelz bookkeeping costs every call; nothing here reads it.
     "grpc.enable_channelz": 0,
+    ...(options.maxConnectionAgeMs
+      ? { "grpc.max_connection_age_ms": options.maxConnectionAgeMs, "grpc.max_connection_age_grace_ms": 30_000 }
+      : {}),
   });
   // Aborted when a graceful shutdown begins, so open streams wind down instead of holding it up.
   const stopRequested = new AbortController();

@@ -29,6 +29,7 @@ program
   .option("--max-queue-size <n>", "default per-model queue bound", integer(1), 4096)
   .option("--shutdown-grace-ms <n>", "how long SIGTERM waits for calls in flight", integer(0), 10_000)
   .option("--http-port <port>", "operations HTTP port: /v2/health/live, /v2/health/ready, /v2/models/NAME/ready, /metrics (-1: off)", (v) => Number(v), 8000)
+  .option("--max-connection-age-ms <n>", "close client connections after this long so clients rebalance over new replicas (0: never)", integer(0), 0)
   .option("--tls-cert <file>", "PEM certificate chain: serve over TLS (with --tls-key)")
   .option("--tls-key <file>", "PEM private key of --tls-cert")
   .option("--tls-client-ca <file>", "PEM CA: require client certificates it signed (mutual TLS)")
@@ -67,6 +68,7 @@ program
       maxMessageBytes: opts.maxMessageBytes,
       maxQueueSize: opts.maxQueueSize,
       shutdownGraceMs: opts.shutdownGraceMs,
+      maxConnectionAgeMs: opts.maxConnectionAgeMs || undefined,
       logger,
     });
     let signals = 0;
