@@ -36,6 +36,31 @@ describe("operations HTTP port", () => {
     assert.equal((await get("/nothing")).code, 404);
   });
 
+  it("answers 503 on readiness while a model loads, and for a model that failed", async () => {
+    const { writeRepository, slowModel } = await import("./support/fixtures.js");
+    await writeRepository(h.root, {
+      late: { model: slowModel(), config: { instance_count: 2 } },
+      broken: { model: new TextEncoder().encode("not onnx") },
+    });
+    let loaded = false;
+    const loading = unary(h.models.loadModel.bind(h.models), { name: "late" }).then(() => (loaded = true));
+    // Worker threads start, sessions load and warm up: poll the probes meanwhile.
+    const seen = new Set<string>();
+    while (!loaded) {
+      const [server, model] = await Promise.all([get("/v2/health/ready"), get("/v2/models/late/ready")]);
+      if (!loaded) seen.add(`server ${server.code}`).add(`model ${model.code}`);
+    }
+    await loading;
+    assert.ok(seen.has("server 503"), `readiness while loading: ${[...seen].join(", ")}`);
+    assert.ok(seen.has("model 503"), `the model's readiness while it loads: ${[...seen].join(", ")}`);
+    assert.equal((await get("/v2/health/ready")).code, 200);
+    assert.equal((await get("/v2/models/late/ready")).code, 200);
+    await unary(h.models.loadModel.bind(h.models), { name: "broken" });
+    const broken = await get("/v2/models/broken/ready");
+    assert.equal(broken.code, 503);
+    assert.match(broken.text, /no ready version/);
+  });
+
   it("serves Prometheus text whose counters move with traffic", async () => {
     const count = (text: string): number => {
       const line = text.split("\n").find((l) => l.startsWith("aiaas_request_count_total{") && l.includes('model="affine"') && l.includes('code="OK"'));
