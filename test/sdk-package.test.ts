@@ -1,10 +1,11 @@
 // The SDK as a dependency: its public types hold at compile time, and the packed tarball installs into an
 // app outside the workspace (offline, from the npm cache) and talks to a real server by package name.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { affineModel } from "./support/fixtures.js";
@@ -36,7 +37,7 @@ describe("the SDK package", () => {
 
     it("imports @aiaas/sdk by name and predicts", { timeout: 180_000 }, async () => {
       await run("npm", ["pack", "--workspace", "sdk", "--pack-destination", app, "--silent"], { cwd: root });
-      const tarball = (await readdir(app)).find((f) => f.endsWith(".tgz"));
+      const tarball = (await readdir(app)).find((f) => f.endsWith(".tgz") && f.includes("sdk"));
       assert.ok(tarball, "npm pack wrote a tarball");
       const { stdout: listing } = await run("tar", ["-tzf", join(app, tarball)]);
       assert.match(listing, /package\/dist\/index\.js/);
@@ -58,6 +59,38 @@ client.close();
       );
       const { stdout } = await run(process.execPath, ["main.mjs"], { cwd: app, env: { ...process.env, AIAAS_ADDRESS: h.server.address } });
       assert.deepEqual(JSON.parse(stdout), { y: [3, 6, 9, 12], error: 5 });
+    });
+
+    it("installs @aiaas/server beside it and serves with its `aiaas serve` command, reflection included", { timeout: 180_000 }, async () => {
+      await run("npm", ["pack", "--workspace", "server", "--pack-destination", app, "--silent"], { cwd: root });
+      const tarballs = (await readdir(app)).filter((f) => f.endsWith(".tgz")).map((f) => join(app, f));
+      assert.equal(tarballs.length, 2);
+      const { stdout: listing } = await run("tar", ["-tzf", tarballs.find((t) => t.includes("server"))!]);
+      assert.match(listing, /package\/proto\/inference\/grpc_service\.proto/, "the contracts ship for reflection");
+      await writeFile(join(app, ".npmrc"), "onnxruntime-node-install=skip\n");
+      // The server's ranges may resolve newer than the workspace's lock: prefer the cache, fetch from the registry if needed.
+      await run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--silent", ...tarballs], { cwd: app });
+      // The `aiaas` command npm linked for the installed package (npx would put a process between us and it).
+      const server = spawn(join(app, "node_modules/.bin/aiaas"), ["serve", "--models", join(root, "models"), "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu"], {
+        cwd: app,
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      try {
+        const address = await new Promise<string>((resolve, reject) => {
+          createInterface({ input: server.stdout! }).on("line", (line) => {
+            const entry = JSON.parse(line) as { address?: string };
+            if (entry.address) resolve(entry.address);
+          });
+          server.once("exit", (code) => reject(new Error(`npx aiaas serve exited with ${code}`)));
+        });
+        const { stdout } = await run(join(root, "node_modules/.bin/buf"), ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--list-services", `http://${address}`]);
+        assert.match(stdout, /^aiaas\.v1\.Inference$/m);
+        assert.match(stdout, /^inference\.GRPCInferenceService$/m);
+      } finally {
+        const exited = new Promise((resolve) => server.once("exit", resolve));
+        server.kill("SIGTERM");
+        await exited;
+      }
     });
   });
 });
