@@ -150,7 +150,7 @@ export function createGraphBuilder(): GraphBuilder {
   };
 }
 
-function valueInfo(name: string, type: ElementType, dims: readonly Dim[]): ValueInfoProto {
+export function valueInfo(name: string, type: ElementType, dims: readonly Dim[]): ValueInfoProto {
   return create(ValueInfoProtoSchema, {
     name,
     type: create(TypeProtoSchema, {
@@ -191,7 +191,7 @@ export function tensorProto(name: string, tensor: ConstTensor): TensorProto {
   });
 }
 
-function attribute(name: string, value: AttributeValue | FloatAttr): AttributeProto {
+export function attribute(name: string, value: AttributeValue | FloatAttr): AttributeProto {
   const base = { name };
   if (typeof value === "object" && value !== null && "float" in value) {
     const f = value.float;

@@ -1,0 +1,94 @@
+import { attrInt, attrInts, attrString } from "../../onnx/attributes.js";
+import type { Graph } from "../../onnx/graph.js";
+import type { GradientContext, GradientRule } from "../gradient-rule.js";
+import { reduceSum } from "../grad-ops.js";
+
+interface ConvGeometry {
+  readonly kernel: readonly number[];
+  readonly strides: readonly number[];
+  readonly pads: readonly number[];
+  readonly dilations: readonly number[];
+}
+
+/** Kernel, strides, pads and dilations of a 2-D Conv or pool, with the spec's defaults; SAME padding is not supported. */
+export function geometry(c: GradientContext, kernel: readonly number[]): ConvGeometry {
+  const node = c.node;
+  const autoPad = attrString(node, "auto_pad", "NOTSET");
+  if (autoPad === "SAME_UPPER" || autoPad === "SAME_LOWER") {
+    throw new Error(`${node.opType} node "${node.name}": auto_pad ${autoPad} has no gradient rule; export the model with explicit pads`);
+  }
+  const n = kernel.length;
+  return {
+    kernel,
+    strides: attrInts(node, "strides") ?? Array(n).fill(1),
+    pads: autoPad === "VALID" ? Array(2 * n).fill(0) : (attrInts(node, "pads") ?? Array(2 * n).fill(0)),
+    dilations: attrInts(node, "dilations") ?? Array(n).fill(1),
+  };
+}
+
+function staticDims(g: Graph, name: string, what: string): number[] {
+  const dims = g.dimsOf(name);
+  if (!dims || dims.some((d) => typeof d !== "number")) throw new Error(`${what}: the shape of "${name}" must be static`);
+  return dims as number[];
+}
+
+/**
+ * An identity kernel for a grouped Conv that unfolds each input channel into its kh*kw shifted copies
+ * (im2col as a Conv): output channel ci*kh*kw + i*kw + j holds X[ci] shifted by (i, j), the order of W's
+ * [Cin, kh, kw] flattening.
+ */
+function unfoldKernel(g: Graph, cin: number, kh: number, kw: number, like: string): string {
+  const kk = kh * kw;
+  const type = g.typeOf(like).type;
+  const data = type === "float64" ? new Float64Array(cin * kk * kk) : new Float32Array(cin * kk * kk);
+  for (let ci = 0; ci < cin; ci++) for (let k = 0; k < kk; k++) data[(ci * kk + k) * kk + k] = 1;
+  return g.constant(data, type, [cin * kk, 1, kh, kw], "unfold_kernel");
+}
+
+const conv: GradientRule = (c) => {
+  const { g, node } = c;
+  const x = c.x(0);
+  const w = c.x(1);
+  const dy = c.dy(0)!;
+  const wd = staticDims(g, w, `Conv node "${node.name}"`);
+  if (wd.length !== 4) throw new Error(`Conv node "${node.name}": only 2-D convolutions have a gradient rule (weight rank ${wd.length})`);
+  const group = attrInt(node, "group", 1);
+  if (group !== 1) throw new Error(`Conv node "${node.name}": grouped convolutions (group=${group}) have no gradient rule`);
+  const [cout, cin, kh, kw] = wd as [number, number, number, number];
+  const geo = geometry(c, [kh, kw]);
+  const convAttrs = { strides: [...geo.strides], pads: [...geo.pads], dilations: [...geo.dilations] };
+
+  let dx: string | undefined;
+  let dw: string | undefined;
+  let db: string | undefined;
+  if (node.inputs[2] && c.wants(2)) db = reduceSum(g, dy, [0, 2, 3], false);
+  if (c.wants(1)) {
+    // dW[co, ci, i, j] = sum_n,p dY[n, co, p] * unfold(X)[n, ci*kh*kw + i*kw + j, p]
+    const patches = g.op("Conv", [x, unfoldKernel(g, cin, kh, kw, x)], { ...convAttrs, group: cin });
+    const p = g.op("Reshape", [patches, g.ints([0, cin * kh * kw, -1])]);
+    const d = g.op("Transpose", [g.op("Reshape", [dy, g.ints([0, cout, -1])])], { perm: [0, 2, 1] });
+    const m = reduceSum(g, g.op("MatMul", [p, d]), [0], false); // [Cin*kh*kw, Cout]
+    dw = g.op("Reshape", [g.op("Transpose", [m], { perm: [1, 0] }), g.ints([cout, cin, kh, kw])]);
+  }
+  if (c.wants(0)) {
+    const unit = geo.strides.every((s) => s === 1) && geo.dilations.every((d) => d === 1);
+    const flipPads = [kh - 1 - geo.pads[0]!, kw - 1 - geo.pads[1]!, kh - 1 - geo.pads[2]!, kw - 1 - geo.pads[3]!];
+    if (unit && flipPads.every((p) => p >= 0)) {
+      // A stride-1 conv's input gradient is a conv of dY with the flipped, transposed kernel: faster than ConvTranspose.
+      const wt = g.op("Transpose", [w], { perm: [1, 0, 2, 3] });
+      const flipped = g.op("Slice", [wt, g.ints([-1, -1]), g.ints([-kh - 1, -kw - 1]), g.ints([2, 3]), g.ints([-1, -1])]);
+      dx = g.op("Conv", [dy, flipped], { pads: flipPads });
+    } else {
+      const xd = staticDims(g, x, `Conv node "${node.name}"`);
+      const yd = staticDims(g, dy, `Conv node "${node.name}"`);
+      const outputPadding = [0, 1].map((i) => {
+        const k = (([kh, kw][i]! - 1) * geo.dilations[i]!) + 1;
+        return xd[i + 2]! - ((yd[i + 2]! - 1) * geo.strides[i]! + k - geo.pads[i]! - geo.pads[i + 2]!);
+      });
+      dx = g.op("ConvTranspose", [dy, w], { ...convAttrs, output_padding: outputPadding });
+    }
+  }
+  return [dx, dw, db];
+};
+
+export const convolutionRules: Record<string, GradientRule> = { Conv: conv };
