@@ -1,6 +1,4 @@
-import { Worker } from "node:worker_threads";
-import { extname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { spawnWorker } from "./spawn-worker.js";
 import type { FromWorker, SessionWorkerInit, ToWorker, ValueSpec, WireTensor } from "./worker-protocol.js";
 import type { ProviderName } from "./execution-providers.js";
 
@@ -26,14 +24,9 @@ export interface SessionInstance {
   close(): Promise<void>;
 }
 
-// Under tsx the sources run as .ts, once built as .js; the worker entry sits beside this file either way.
-const here = fileURLToPath(import.meta.url);
-const workerUrl = new URL(`./session-worker${extname(here)}`, import.meta.url);
-// Running from sources (tsx), the worker needs the same TypeScript loader as its parent.
-const workerExecArgv = extname(here) === ".ts" ? [...process.execArgv, "--import", "tsx"] : undefined;
 
 export async function createSessionInstance(init: SessionWorkerInit): Promise<SessionInstance> {
-  const worker = new Worker(workerUrl, { workerData: init, execArgv: workerExecArgv });
+  const worker = spawnWorker(import.meta.url, "session-worker", init);
   const pending = new Map<number, { resolve(r: RunResult): void; reject(e: Error): void }>();
   let nextId = 1;
   let exited = false;

@@ -1,0 +1,163 @@
+"""PyTorch reference for the training engine's cross-checks (developer tool, not part of the product).
+
+Reads a tensor bundle written by scripts/torch-fixtures.ts (architecture spec, initial parameters, batches),
+builds the same architecture with torch.nn modules, and writes the loss, every parameter gradient and the
+parameters after a few optimizer steps. Run: python3 scripts/torch_reference.py IN.bin OUT.bin
+"""
+import json
+import struct
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+def read_bundle(path):
+    with open(path, "rb") as f:
+        buf = f.read()
+    assert buf[:4] == b"AIAB", path
+    (n,) = struct.unpack_from("<I", buf, 4)
+    header = json.loads(buf[8 : 8 + n].decode())
+    base = 8 + n
+    tensors = {}
+    for e in header["tensors"]:
+        dtype = np.int64 if e["type"] == "int64" else np.float32
+        arr = np.frombuffer(buf, dtype=dtype, count=e["bytes"] // np.dtype(dtype).itemsize, offset=base + e["offset"])
+        tensors[e["name"]] = torch.from_numpy(arr.reshape(e["dims"]).copy())
+    return header["meta"], tensors
+
+
+def write_bundle(path, meta, tensors):
+    entries, blobs, offset = [], [], 0
+    for name, t in tensors.items():
+        a = t.detach().cpu().numpy()
+        kind = "int64" if a.dtype == np.int64 else "float32"
+        a = a.astype(np.int64 if kind == "int64" else np.float32)
+        raw = a.tobytes()
+        entries.append({"name": name, "type": kind, "dims": list(a.shape), "offset": offset, "bytes": len(raw)})
+        padded = raw + b"\0" * ((8 - len(raw) % 8) % 8)
+        blobs.append(padded)
+        offset += len(padded)
+    header = json.dumps({"meta": meta, "tensors": entries}).encode()
+    header += b" " * ((8 - (8 + len(header)) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(b"AIAB" + struct.pack("<I", len(header)) + header + b"".join(blobs))
+
+
+class LastStepRNN(nn.RNN):
+    def __init__(self, inputs, units, return_sequences):
+        super().__init__(inputs, units, batch_first=True, nonlinearity="tanh")
+        self.return_sequences = return_sequences
+
+    def forward(self, x):
+        out, _ = super().forward(x)
+        return out if self.return_sequences else out[:, -1]
+
+
+class SelfAttention(nn.MultiheadAttention):
+    def forward(self, x):
+        return super().forward(x, x, x, need_weights=False)[0]
+
+
+class MeanPool(nn.Module):
+    def forward(self, x):
+        return x.mean(dim=1)
+
+
+def build(spec):
+    shape = list(spec["input"]["dims"])
+    layers = []
+    for layer in spec["layers"]:
+        t = layer["type"]
+        if t == "conv2d":
+            k, s = layer["kernel"], layer.get("stride", 1)
+            p = layer.get("padding", 0)
+            p = (k - 1) // 2 if p == "same" else 0 if p == "valid" else p
+            m = nn.Conv2d(shape[0], layer["filters"], k, stride=s, padding=p)
+            shape = [layer["filters"], (shape[1] + 2 * p - k) // s + 1, (shape[2] + 2 * p - k) // s + 1]
+        elif t in ("maxpool2d", "avgpool2d"):
+            k = layer["size"]
+            s = layer.get("stride", k)
+            m = nn.MaxPool2d(k, s) if t == "maxpool2d" else nn.AvgPool2d(k, s)
+            shape = [shape[0], (shape[1] - k) // s + 1, (shape[2] - k) // s + 1]
+        elif t == "flatten":
+            m = nn.Flatten()
+            shape = [int(np.prod(shape))]
+        elif t == "dense":
+            m = nn.Linear(shape[-1], layer["units"])
+            shape = shape[:-1] + [layer["units"]]
+        elif t in ("relu", "tanh", "sigmoid", "gelu"):
+            m = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}[t]()
+        elif t == "dropout":
+            m = nn.Dropout(layer["rate"])
+        elif t == "embedding":
+            m = nn.Embedding(layer["vocab"], layer["dim"])
+            shape = shape + [layer["dim"]]
+        elif t == "rnn":
+            m = LastStepRNN(shape[-1], layer["units"], layer.get("returnSequences", False))
+            shape = [shape[0], layer["units"]] if layer.get("returnSequences", False) else [layer["units"]]
+        elif t == "attention":
+            m = SelfAttention(shape[-1], layer["heads"], batch_first=True)
+        elif t == "layernorm":
+            m = nn.LayerNorm(shape[-1], eps=layer.get("epsilon", 1e-5))
+        elif t == "transformer":
+            m = nn.TransformerEncoderLayer(
+                shape[-1], layer["heads"], layer["feedForward"], dropout=layer.get("dropout", 0.0),
+                activation=layer.get("activation", "relu"), batch_first=True)
+        elif t == "meanpool":
+            m = MeanPool()
+            shape = shape[1:]
+        else:
+            raise ValueError(f"unknown layer {t}")
+        layers.append(m)
+    return nn.Sequential(*layers)
+
+
+def load(model, tensors):
+    state = {k[len("param:"):]: v for k, v in tensors.items() if k.startswith("param:")}
+    model.load_state_dict(state, strict=True)
+
+
+def optimizer(spec, params, lr):
+    wd = spec.get("weightDecay", 0.0)
+    if spec["type"] == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=spec.get("momentum", 0.0), weight_decay=wd, nesterov=spec.get("nesterov", False))
+    cls = torch.optim.Adam if spec["type"] == "adam" else torch.optim.AdamW
+    return cls(params, lr=lr, betas=(spec.get("beta1", 0.9), spec.get("beta2", 0.999)), eps=spec.get("epsilon", 1e-8), weight_decay=wd)
+
+
+def main(src, dst):
+    torch.manual_seed(0)
+    meta, tensors = read_bundle(src)
+    spec = meta["spec"]
+    loss_fn = nn.CrossEntropyLoss()
+    out = {}
+    model = build(spec)
+    load(model, tensors)
+    model.train()
+    loss = loss_fn(model(tensors["batch0.input"]), tensors["batch0.labels"])
+    loss.backward()
+    for name, p in model.named_parameters():
+        out[f"grad:{name}"] = p.grad
+    result = {"loss": loss.item(), "torch": torch.__version__, "optimizers": {}}
+    for opt in meta["optimizers"]:
+        model = build(spec)
+        load(model, tensors)
+        model.train()
+        o = optimizer(opt["spec"], model.parameters(), opt["lr"])
+        losses = []
+        for k in range(meta["steps"]):
+            o.zero_grad()
+            loss = loss_fn(model(tensors[f"batch{k}.input"]), tensors[f"batch{k}.labels"])
+            loss.backward()
+            o.step()
+            losses.append(loss.item())
+        result["optimizers"][opt["name"]] = {"losses": losses}
+        for name, p in model.named_parameters():
+            out[f"{opt['name']}:{name}"] = p
+    write_bundle(dst, result, out)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
