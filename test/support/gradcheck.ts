@@ -32,7 +32,7 @@ export interface GradReport {
   readonly checked: number;
 }
 
-function makeGraph(c: GradCase, type: "float64" | "float32"): { graph: Graph; params: string[]; grads: Map<string, string> } {
+function makeGraph(c: GradCase, type: "float64" | "float32"): { graph: Graph; params: string[]; grads: ReadonlyMap<string, string> } {
   const g = new Graph(c.name, { opset: c.opset ?? 17 });
   const names = c.inputs.map((input) => g.addInput(input.name, input.ints ? "int64" : type, input.dims));
   const y = c.build(g, names);
@@ -65,7 +65,6 @@ export async function gradCheck(c: GradCase): Promise<GradReport> {
     built = makeGraph(c, type);
     session = await ort.InferenceSession.create(encodeModel(built.graph.toModel()));
   }
-  const Arr = type === "float64" ? Float64Array : Float32Array;
   const random = seededRandom(1234);
   const feeds: Record<string, ort.Tensor> = {};
   for (const input of c.inputs) {
@@ -73,9 +72,8 @@ export async function gradCheck(c: GradCase): Promise<GradReport> {
     if (input.ints) {
       feeds[input.name] = new ort.Tensor("int64", BigInt64Array.from(input.ints, BigInt), [...input.dims]);
     } else {
-      const data = input.values
-        ? Arr.from(input.values)
-        : Arr.from({ length: n }, () => (c.positive ? 0.5 + random() * 1.5 : random() * 2 - 1));
+      const values = input.values ?? Array.from({ length: n }, () => (c.positive ? 0.5 + random() * 1.5 : random() * 2 - 1));
+      const data = type === "float64" ? Float64Array.from(values) : Float32Array.from(values);
       feeds[input.name] = new ort.Tensor(type, data, [...input.dims]);
     }
   }
