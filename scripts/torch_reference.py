@@ -3,6 +3,7 @@
 Reads a tensor bundle written by scripts/torch-fixtures.ts (architecture spec, initial parameters, batches),
 builds the same architecture with torch.nn modules, and writes the loss, every parameter gradient and the
 parameters after a few optimizer steps. Run: python3 scripts/torch_reference.py IN.bin OUT.bin
+With "mnist IN.bin OUT.json" it trains the seed CNN on exported digits and writes held-out accuracy per epoch.
 """
 import json
 import struct
@@ -159,5 +160,73 @@ def main(src, dst):
     write_bundle(dst, result, out)
 
 
+
+
+def mnist(src, dst):
+    """Trains the seed CNN on the exported digits with the exported init and epoch order; writes accuracies."""
+    import time
+    meta, tensors = read_bundle(src)
+    torch.set_num_threads(meta["threads"])
+    model = build(meta["spec"])
+    load(model, tensors)
+    o = torch.optim.Adam(model.parameters(), lr=meta["lr"])
+    loss_fn = nn.CrossEntropyLoss()
+    x, y = tensors["train.images"], tensors["train.labels"]
+    tx, ty = tensors["test.images"], tensors["test.labels"]
+    b = meta["batch"]
+    epochs = []
+    for epoch in range(meta["epochs"]):
+        order = tensors["orders"][epoch]
+        model.train()
+        started = time.perf_counter()
+        total = 0.0
+        n = 0
+        for s in range(0, x.shape[0] - b + 1, b):
+            rows = order[s : s + b]
+            o.zero_grad()
+            loss = loss_fn(model(x[rows]), y[rows])
+            loss.backward()
+            o.step()
+            total += loss.item()
+            n += 1
+        seconds = time.perf_counter() - started
+        model.eval()
+        with torch.no_grad():
+            correct = (model(tx).argmax(1) == ty).sum().item()
+        epochs.append({"epoch": epoch + 1, "trainLoss": total / n, "heldOutAccuracy": correct / tx.shape[0], "examplesPerSecond": n * b / seconds})
+        print(json.dumps(epochs[-1]), flush=True)
+    with open(dst, "w") as f:
+        json.dump({"torch": torch.__version__, "threads": meta["threads"], "epochs": epochs}, f, indent=2)
+        f.write("\n")
+
+
+def bench(threads, steps, rounds):
+    """Train-step examples/s of an architecture (JSON spec on stdin) at batch 64 on random data: one figure per round."""
+    import time
+    spec = json.load(sys.stdin)
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = build(spec)
+    o = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    x = torch.rand([64] + spec["input"]["dims"])
+    y = torch.randint(0, 10, (64,))
+    rates = []
+    for r in range(rounds + 1):
+        started = time.perf_counter()
+        for _ in range(steps):
+            o.zero_grad()
+            loss_fn(model(x), y).backward()
+            o.step()
+        if r > 0:  # the first round warms up
+            rates.append(steps * 64 / (time.perf_counter() - started))
+    print(json.dumps({"torch": torch.__version__, "threads": threads, "rates": rates}))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "bench":
+        bench(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    elif sys.argv[1] == "mnist":
+        mnist(sys.argv[2], sys.argv[3])
+    else:
+        main(sys.argv[1], sys.argv[2])
