@@ -3,6 +3,7 @@ import { appendBackward } from "../autodiff/backward.js";
 import type { ConstTensor, Dim } from "../onnx/graph-builder.js";
 import type { ElementType } from "../onnx/element-type.js";
 import { Graph } from "../onnx/graph.js";
+import { foldConstants } from "../onnx/constant-folding.js";
 import { appendLossHead, type LossSpec } from "./loss-head.js";
 import { appendOptimizer, optimizerSlots, type OptimizerSpec } from "./optimizer.js";
 
@@ -52,6 +53,13 @@ function isFrozen(name: string, freeze: readonly (string | RegExp)[]): boolean {
   return freeze.some((f) => (typeof f === "string" ? name.startsWith(f) : f.test(name)));
 }
 
+/** The forward graph with exporters' constant shape arithmetic folded away. */
+function loadForward(forward: ModelProto): Graph {
+  const g = Graph.fromModel(forward);
+  foldConstants(g);
+  return g;
+}
+
 /** Turns parameters from initializers into graph inputs (same names). */
 function liftParams(g: Graph, params: readonly string[]): void {
   for (const p of params) {
@@ -79,7 +87,7 @@ export function buildTrainProgram(forward: ModelProto, options: TrainProgramOpti
   const dataInputs = probe.inputs.map((i) => ({ name: i.name, type: i.type, dims: i.dims ?? [] }));
 
   // Train graph. Parameters stay initializers while gradients are derived, so shape inference sees their values.
-  const g = Graph.fromModel(forward);
+  const g = loadForward(forward);
   if (g.opset < 13) throw new Error(`training needs a model at opset 13 or later (this one is opset ${g.opset})`);
   g.opset = Math.max(g.opset, 17); // ScatterND/ScatterElements reductions in gradients need 16+
   setTrainingFlag(g, true);
@@ -115,7 +123,7 @@ export function buildTrainProgram(forward: ModelProto, options: TrainProgramOpti
   liftParams(g, params);
 
   // Eval graph: forward + loss + metrics with parameters as inputs, so it evaluates the weights being trained.
-  const e = Graph.fromModel(forward);
+  const e = loadForward(forward);
   e.outputs.length = 0;
   setTrainingFlag(e, false);
   const evalHead = appendLossHead(e, options.loss);
@@ -147,10 +155,13 @@ export function buildTrainProgram(forward: ModelProto, options: TrainProgramOpti
  * convolution path applies only to constant weights) and training-only behaviour switched off.
  */
 export function bakeWeights(forward: ModelProto, params: ReadonlyMap<string, ConstTensor>, docString?: string): ModelProto {
-  const g = Graph.fromModel(forward);
+  const g = loadForward(forward);
   for (const [name, tensor] of params) {
     const old = g.initializers.get(name);
-    if (!old) throw new Error(`parameter "${name}" is not an initializer of the model`);
+    if (!old) {
+      if (forward.graph?.initializer.some((i) => i.name === name)) continue; // unused by any output: folded away
+      throw new Error(`parameter "${name}" is not an initializer of the model`);
+    }
     if (old.dims.join() !== tensor.dims.join()) throw new Error(`parameter "${name}": dims [${tensor.dims}] do not match [${old.dims}]`);
     g.initializers.set(name, tensor);
   }
@@ -163,11 +174,11 @@ export function bakeWeights(forward: ModelProto, params: ReadonlyMap<string, Con
  * initializers. For checking gradients against another framework and for debugging a model.
  */
 export function buildGradientModel(forward: ModelProto, options: Pick<TrainProgramOptions, "loss" | "freeze">): { model: ModelProto; params: string[] } {
-  const g = Graph.fromModel(forward);
+  const g = loadForward(forward);
   g.opset = Math.max(g.opset, 17);
   setTrainingFlag(g, true);
   g.outputs.length = 0;
-  const params = candidateParams(g).filter((p) => !isFrozen(p, options.freeze ?? []));
+  const params = candidateParams(Graph.fromModel(forward)).filter((p) => !isFrozen(p, options.freeze ?? []));
   const head = appendLossHead(g, options.loss);
   const { gradients } = appendBackward(g, head.loss, params);
   g.add("Identity", [head.loss], { outputs: ["loss"] });

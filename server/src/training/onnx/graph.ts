@@ -187,6 +187,17 @@ export class Graph {
     return name;
   }
 
+  /** Removes a single-output node and makes its output an initializer holding `value` (constant folding). */
+  replaceWithConstant(node: GraphNode, value: ConstTensor): void {
+    const index = this.nodes.indexOf(node);
+    if (index < 0) throw new Error(`node "${node.name}" is not in graph "${this.name}"`);
+    this.nodes.splice(index, 1);
+    const out = node.outputs[0]!;
+    this.initializers.set(out, value);
+    this.constValues.delete(out);
+    this.types.set(out, { type: value.type, dims: value.dims });
+  }
+
   /** Type of a value; throws when the value is unknown, naming it. */
   typeOf(name: string): ValueType {
     const t = this.types.get(name);

@@ -1,0 +1,190 @@
+import type { ConstTensor } from "./graph-builder.js";
+import type { Graph, GraphNode } from "./graph.js";
+import { attrInt, attrTensor } from "./attributes.js";
+import { elementTypeOf, tensorNumbers } from "./tensor-data.js";
+import type { ElementType } from "./element-type.js";
+
+// Folds the integer "shape arithmetic" exporters leave behind (Shape → Gather → Unsqueeze → Concat → Reshape)
+// into initializers wherever the dims are known, so train graphs carry no per-step shape computation and
+// gradient rules see constant targets.
+
+const FOLDABLE = new Set([
+  "Constant",
+  "Shape",
+  "Size",
+  "Identity",
+  "Cast",
+  "Unsqueeze",
+  "Squeeze",
+  "Concat",
+  "Gather",
+  "Slice",
+  "Add",
+  "Sub",
+  "Mul",
+  "Div",
+  "Equal",
+  "Where",
+  "ConstantOfShape",
+  "Range",
+  "ReduceProd",
+]);
+
+const MAX_ELEMENTS = 4096;
+
+interface Small {
+  readonly type: ElementType;
+  readonly dims: number[];
+  readonly values: number[];
+}
+
+function toConst(s: Small): ConstTensor {
+  const data =
+    s.type === "int64"
+      ? BigInt64Array.from(s.values, (v) => BigInt(Math.trunc(v)))
+      : s.type === "int32"
+        ? Int32Array.from(s.values)
+        : s.type === "bool"
+          ? Uint8Array.from(s.values)
+          : s.type === "float64"
+            ? Float64Array.from(s.values)
+            : Float32Array.from(s.values);
+  return { type: s.type, dims: s.dims, data };
+}
+
+function read(g: Graph, name: string): Small | undefined {
+  const c = g.constantOf(name);
+  if (c && c.type !== "float16" && c.data.length <= MAX_ELEMENTS) return { type: c.type, dims: [...c.dims], values: tensorNumbers(c) };
+  return undefined;
+}
+
+const count = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
+
+function evaluate(g: Graph, node: GraphNode): Small | undefined {
+  const ins = node.inputs.map((n) => (n ? read(g, n) : undefined));
+  const x = ins[0];
+  switch (node.opType) {
+    case "Shape": {
+      const dims = g.dimsOf(node.inputs[0]!);
+      const values = g.symbolic.get(node.outputs[0]!);
+      if (!dims || !values || values.some((d) => typeof d !== "number")) return undefined;
+      return { type: "int64", dims: [values.length], values: values as number[] };
+    }
+    case "Size": {
+      const dims = g.dimsOf(node.inputs[0]!);
+      if (!dims || dims.some((d) => typeof d !== "number")) return undefined;
+      return { type: "int64", dims: [], values: [count(dims as number[])] };
+    }
+    case "Constant": {
+      const c = g.constantOf(node.outputs[0]!);
+      return c && c.type !== "float16" ? { type: c.type, dims: [...c.dims], values: tensorNumbers(c) } : undefined;
+    }
+    default:
+      break;
+  }
+  if (node.inputs.some((n, i) => n && !ins[i])) return undefined;
+  if (!x) return undefined;
+  switch (node.opType) {
+    case "Identity":
+      return x;
+    case "Cast": {
+      const type = elementTypeOf(attrInt(node, "to", 1));
+      if (!type || type === "float16") return undefined;
+      const values = type.startsWith("int") || type.startsWith("uint") ? x.values.map(Math.trunc) : type === "bool" ? x.values.map((v) => (v ? 1 : 0)) : x.values;
+      return { type, dims: x.dims, values };
+    }
+    case "Unsqueeze":
+    case "Squeeze": {
+      const dims = g.dimsOf(node.outputs[0]!);
+      return dims && dims.every((d) => typeof d === "number") ? { ...x, dims: dims as number[] } : undefined;
+    }
+    case "Concat": {
+      if (ins.some((t) => t!.dims.length > 1)) return undefined;
+      const values = ins.flatMap((t) => t!.values);
+      return { type: x.type, dims: [values.length], values };
+    }
+    case "Gather": {
+      const idx = ins[1]!;
+      if (x.dims.length !== 1 || attrInt(node, "axis", 0) !== 0) return undefined;
+      const values = idx.values.map((i) => x.values[i < 0 ? i + x.values.length : i]!);
+      return { type: x.type, dims: idx.dims, values };
+    }
+    case "Slice": {
+      if (x.dims.length !== 1) return undefined;
+      const [starts, ends, , steps] = [ins[1]!, ins[2]!, ins[3], ins[4]];
+      const n = x.values.length;
+      const step = steps?.values[0] ?? 1;
+      let s = starts.values[0]!;
+      let e = ends.values[0]!;
+      s = s < 0 ? Math.max(s + n, 0) : Math.min(s, n);
+      e = e < 0 ? Math.max(e + n, step < 0 ? -1 : 0) : Math.min(e, n);
+      const values: number[] = [];
+      for (let i = s; step > 0 ? i < e : i > e; i += step) values.push(x.values[i]!);
+      return { type: x.type, dims: [values.length], values };
+    }
+    case "Add":
+    case "Sub":
+    case "Mul":
+    case "Div":
+    case "Equal": {
+      const y = ins[1]!;
+      if (!(x.values.length === y.values.length || y.values.length === 1 || x.values.length === 1)) return undefined;
+      const n = Math.max(x.values.length, y.values.length);
+      const dims = x.values.length >= y.values.length ? x.dims : y.dims;
+      const integer = !x.type.startsWith("float");
+      const values = Array.from({ length: n }, (_, i) => {
+        const a = x.values[x.values.length === 1 ? 0 : i]!;
+        const b = y.values[y.values.length === 1 ? 0 : i]!;
+        switch (node.opType) {
+          case "Add":
+            return a + b;
+          case "Sub":
+            return a - b;
+          case "Mul":
+            return a * b;
+          case "Div":
+            return integer ? Math.trunc(a / b) : a / b;
+          default:
+            return a === b ? 1 : 0;
+        }
+      });
+      return { type: node.opType === "Equal" ? "bool" : x.type, dims, values };
+    }
+    case "Where": {
+      const [a, b] = [ins[1]!, ins[2]!];
+      if (a.values.length !== x.values.length || b.values.length !== x.values.length) return undefined;
+      return { type: a.type, dims: x.dims, values: x.values.map((c, i) => (c ? a.values[i]! : b.values[i]!)) };
+    }
+    case "ConstantOfShape": {
+      const n = count(x.values);
+      if (n > MAX_ELEMENTS) return undefined;
+      const v = attrTensor(node, "value");
+      return { type: v?.type ?? "float32", dims: x.values, values: Array(n).fill(v ? tensorNumbers(v)[0] : 0) };
+    }
+    case "Range": {
+      const [start, limit, delta] = [x.values[0]!, ins[1]!.values[0]!, ins[2]!.values[0]!];
+      const n = Math.max(Math.ceil((limit - start) / delta), 0);
+      if (n > MAX_ELEMENTS) return undefined;
+      return { type: x.type, dims: [n], values: Array.from({ length: n }, (_, i) => start + i * delta) };
+    }
+    case "ReduceProd":
+      if (x.dims.length !== 1 || node.inputs.length > 1) return undefined;
+      return { type: x.type, dims: attrInt(node, "keepdims", 1) ? [1] : [], values: [x.values.reduce((a, b) => a * b, 1)] };
+    default:
+      return undefined;
+  }
+}
+
+/** Replaces every foldable node by an initializer holding its value, then drops what no output needs. Returns the count folded. */
+export function foldConstants(g: Graph): number {
+  let folded = 0;
+  for (const node of [...g.nodes]) {
+    if (node.domain !== "" || !FOLDABLE.has(node.opType) || node.outputs.length !== 1) continue;
+    const value = evaluate(g, node);
+    if (!value) continue;
+    g.replaceWithConstant(node, toConst(value));
+    folded++;
+  }
+  g.prune();
+  return folded;
+}

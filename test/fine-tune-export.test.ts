@@ -1,0 +1,110 @@
+// Fine-tuning models exported by torch.onnx.export (opset 14, 15, 17): a Conv/Gemm CNN, MatMul-based
+// attention, and a 2-layer nn.TransformerEncoder. Fixtures: scripts/torch_export_fixtures.py.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import ort from "onnxruntime-node";
+import { buildGradientModel, buildTrainProgram } from "../server/src/training/engine/train-program.js";
+import { createTrainRunner } from "../server/src/training/engine/train-runner.js";
+import { decodeModel, encodeModel } from "../server/src/training/onnx/model-file.js";
+import { Graph } from "../server/src/training/onnx/graph.js";
+import { foldConstants } from "../server/src/training/onnx/constant-folding.js";
+import { bakeWeights } from "../server/src/training/engine/train-program.js";
+import { readBundle } from "../scripts/tensor-bundle.js";
+
+const dir = join(import.meta.dirname, "fixtures", "torch-export");
+const LOSS = { kind: "cross-entropy", output: "logits" } as const;
+
+for (const name of ["cnn", "attention", "attention-static", "transformer"]) {
+  const bytes = readFileSync(join(dir, `${name}.onnx`));
+  const torch = readBundle(join(dir, `${name}.bin`));
+  const input = torch.tensors.get("input")!;
+  const labels = torch.tensors.get("labels")!;
+  const feeds = (): Record<string, ort.Tensor> => ({
+    input: new ort.Tensor(input.type, input.data.slice() as Float32Array, [...input.dims]),
+    labels: new ort.Tensor("int64", labels.data.slice() as BigInt64Array, [...labels.dims]),
+  });
+
+  test(`torch export ${name} (opset ${torch.meta.opset}): loss and gradients of every parameter equal PyTorch's`, async (t) => {
+    const { model, params } = buildGradientModel(decodeModel(bytes), { loss: LOSS });
+    const expected = [...torch.tensors.keys()].filter((k) => k.startsWith("grad:")).map((k) => k.slice(5));
+    assert.deepEqual([...params].sort(), [...expected].sort());
+    const session = await ort.InferenceSession.create(encodeModel(model));
+    const out = await session.run(feeds());
+    assert.ok(Math.abs(Number(out.loss!.data[0]) - (torch.meta.loss as number)) < 1e-5, `loss ${out.loss!.data[0]} vs ${torch.meta.loss}`);
+    let worst = 0;
+    const globalScale = Math.max(...params.map((p) => (torch.tensors.get(`grad:${p}`)!.data as Float32Array).reduce((m, v) => Math.max(m, Math.abs(v)), 0)));
+    for (const p of params) {
+      const a = out[`grad.${p}`]!.data as Float32Array;
+      const e = torch.tensors.get(`grad:${p}`)!.data as Float32Array;
+      // A key bias has a true gradient of 0 under softmax: both sides hold float noise there, so the scale has a
+      // floor at 1e-5 of the model's largest gradient.
+      const scale = e.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-5 * globalScale);
+      const err = a.reduce((m, v, i) => Math.max(m, Math.abs(v - e[i]!)), 0) / scale;
+      assert.ok(err < 1e-4, `gradient of ${p}: relative error ${err}`);
+      worst = Math.max(worst, err);
+    }
+    t.diagnostic(`${params.length} parameters, worst relative error ${worst.toExponential(2)}`);
+    await session.release();
+  });
+}
+
+test("constant folding removes the Shape/Concat/Unsqueeze chains of a static export and keeps its outputs", async () => {
+  const model = decodeModel(readFileSync(join(dir, "attention-static.onnx")));
+  const g = Graph.fromModel(model);
+  const before = g.nodes.filter((n) => ["Concat", "Unsqueeze", "Constant", "Shape", "Gather"].includes(n.opType)).length;
+  const folded = foldConstants(g);
+  const after = g.nodes.filter((n) => ["Concat", "Unsqueeze", "Constant", "Shape", "Gather"].includes(n.opType)).length;
+  assert.ok(before > 0 && folded >= before && after === 0, `before ${before}, folded ${folded}, after ${after}`);
+  const torch = readBundle(join(dir, "attention-static.bin"));
+  const input = torch.tensors.get("input")!;
+  const feed = { input: new ort.Tensor("float32", input.data as Float32Array, [...input.dims]) };
+  const original = await ort.InferenceSession.create(encodeModel(model));
+  const foldedSession = await ort.InferenceSession.create(encodeModel(g.toModel()));
+  assert.deepEqual((await foldedSession.run(feed)).logits!.data, (await original.run(feed)).logits!.data);
+  await original.release();
+  await foldedSession.release();
+});
+
+for (const name of ["cnn", "attention", "transformer"]) {
+  test(`torch export ${name}: fine-tunes (loss falls, the batch is learned), freezing keeps frozen weights, and the baked model serves`, async () => {
+    const forward = decodeModel(readFileSync(join(dir, `${name}.onnx`)));
+    const torch = readBundle(join(dir, `${name}.bin`));
+    const input = torch.tensors.get("input")!;
+    const labels = torch.tensors.get("labels")!;
+    const host = () => ({
+      input: { type: input.type, dims: [...input.dims], data: input.data.slice() },
+      labels: { type: "int64" as const, dims: [...labels.dims], data: labels.data.slice() },
+    });
+    const all = Graph.fromModel(forward);
+    const firstParam = [...all.initializers.keys()].find((k) => all.initializers.get(k)!.type === "float32" && all.initializers.get(k)!.dims.length > 1)!;
+    const program = buildTrainProgram(forward, { loss: LOSS, optimizer: { type: "adam" }, freeze: [firstParam] });
+    assert.ok(program.frozen.includes(firstParam) && !program.params.some((p) => p.name === firstParam));
+    const runner = await createTrainRunner(program, { threads: 1 });
+    try {
+      const first = await runner.step(host(), 0.01);
+      let last = first;
+      for (let i = 0; i < 60; i++) last = await runner.step(host(), 0.01);
+      assert.ok(last.loss < first.loss * 0.3, `loss ${first.loss} -> ${last.loss}`);
+      assert.equal(last.correct, labels.data.length);
+      const params = await runner.parameters();
+      assert.ok(!params.has(firstParam));
+      const served = bakeWeights(forward, params);
+      const session = await ort.InferenceSession.create(encodeModel(served));
+      const out = await session.run({ input: new ort.Tensor(input.type, input.data.slice() as Float32Array, [...input.dims]) });
+      const logits = out.logits!.data as Float32Array;
+      const classes = logits.length / labels.data.length;
+      for (let r = 0; r < labels.data.length; r++) {
+        const row = Array.from(logits.subarray(r * classes, (r + 1) * classes));
+        assert.equal(BigInt(row.indexOf(Math.max(...row))), labels.data[r]);
+      }
+      // The frozen weight is served unchanged.
+      const servedGraph = Graph.fromModel(served);
+      assert.deepEqual(servedGraph.initializers.get(firstParam)!.data, all.initializers.get(firstParam)!.data);
+      await session.release();
+    } finally {
+      await runner.close();
+    }
+  });
+}
