@@ -5,3 +5,4 @@ export { parseProviders } from "./runtime/index.js";
 export type { ProviderName } from "./runtime/index.js";
 export { installTelemetry } from "./telemetry-setup.js";
 export type { MetricsHandler, Telemetry } from "./telemetry-setup.js";
+export * as training from "./training/index.js";

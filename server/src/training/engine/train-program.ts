@@ -25,6 +25,8 @@ export interface TrainProgramOptions {
 
 /** What the engine runs: the train-step and eval graphs and the names that connect them. */
 export interface TrainProgram {
+  /** The forward model the program trains (its initializers are the initial weights). */
+  readonly forward: ModelProto;
   /** inputs: data…, labels, lr, step, params, state → outputs: loss, correct?, `<p>.next`, `<p>.<slot>.next`. */
   readonly trainModel: ModelProto;
   /** inputs: data…, labels, params → outputs: loss, correct?. */
@@ -138,6 +140,7 @@ export function buildTrainProgram(forward: ModelProto, options: TrainProgramOpti
   // Keep only the parameters the eval graph reads, as inputs in a fixed order.
   const initialParams = new Map(params.map((p) => [p, probe.initializers.get(p)!]));
   return {
+    forward,
     trainModel: g.toModel({ docString: "aiaas train step" }),
     evalModel: e.toModel({ docString: "aiaas eval" }),
     inputs: dataInputs,

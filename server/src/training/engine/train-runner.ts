@@ -1,7 +1,8 @@
 import { spawnWorker } from "../../runtime/spawn-worker.js";
 import { encodeModel } from "../onnx/model-file.js";
 import type { ConstTensor } from "../onnx/graph-builder.js";
-import type { TrainProgram } from "./train-program.js";
+import type { ModelProto } from "onnx-buf";
+import { bakeWeights, type TrainProgram } from "./train-program.js";
 import type { HostTensor, StepResult, TrainState, TrainWorkerInit, TrainWorkerReply, TrainWorkerRequest } from "./train-worker-protocol.js";
 
 export interface TrainRunnerOptions {
@@ -26,6 +27,8 @@ export interface TrainRunner {
   restore(state: TrainState, steps: number): Promise<void>;
   /** The current parameters as initializer tensors (for bakeWeights). */
   parameters(): Promise<Map<string, ConstTensor>>;
+  /** The inference model: the forward graph with the current weights baked in. */
+  exportModel(docString?: string): Promise<ModelProto>;
   close(): Promise<void>;
 }
 
@@ -91,6 +94,11 @@ export async function createTrainRunner(program: TrainProgram, options: TrainRun
     return (reply as Extract<TrainWorkerReply, { kind: "state" }>).state;
   };
 
+  const parameters = async (): Promise<Map<string, ConstTensor>> => {
+    const s = await state();
+    return new Map(Object.entries(s.params).map(([k, t]) => [k, { type: t.type, dims: t.dims, data: t.data }]));
+  };
+
   return {
     provider: ready.provider,
     fallbackReason: ready.fallbackReason,
@@ -111,9 +119,9 @@ export async function createTrainRunner(program: TrainProgram, options: TrainRun
       await call<"set-state">({ kind: "set-state", state });
       steps = stepCount;
     },
-    async parameters() {
-      const s = await state();
-      return new Map(Object.entries(s.params).map(([k, t]) => [k, { type: t.type, dims: t.dims, data: t.data }]));
+    parameters,
+    async exportModel(docString) {
+      return bakeWeights(program.forward, await parameters(), docString);
     },
     async close() {
       if (closed) return;

@@ -57,6 +57,23 @@ export function inferNode(g: Graph, node: GraphNode): void {
     case "Floor":
     case "Ceil":
     case "Round":
+    case "Cos":
+    case "Sin":
+    case "Tan":
+    case "Atan":
+    case "Asin":
+    case "Acos":
+    case "Cosh":
+    case "Sinh":
+    case "Elu":
+    case "Selu":
+    case "Celu":
+    case "HardSigmoid":
+    case "HardSwish":
+    case "Softsign":
+    case "Mish":
+    case "Gelu":
+    case "ThresholdedRelu":
       if (first) set(0, first.type, first.dims);
       if (node.opType === "Identity" && sym(0)) setSym(0, sym(0)!);
       return;

@@ -26,9 +26,10 @@ export function geometry(c: GradientContext, kernel: readonly number[]): ConvGeo
   };
 }
 
-function staticDims(g: Graph, name: string, what: string): number[] {
+/** Dims of a value that must be known from `from` on (the batch dim may stay symbolic). */
+function staticDims(g: Graph, name: string, what: string, from = 0): number[] {
   const dims = g.dimsOf(name);
-  if (!dims || dims.some((d) => typeof d !== "number")) throw new Error(`${what}: the shape of "${name}" must be static`);
+  if (!dims || dims.slice(from).some((d) => typeof d !== "number")) throw new Error(`${what}: the dims of "${name}" must be static`);
   return dims as number[];
 }
 
@@ -79,8 +80,8 @@ const conv: GradientRule = (c) => {
       const flipped = g.op("Slice", [wt, g.ints([-1, -1]), g.ints([-kh - 1, -kw - 1]), g.ints([2, 3]), g.ints([-1, -1])]);
       dx = g.op("Conv", [dy, flipped], { pads: flipPads });
     } else {
-      const xd = staticDims(g, x, `Conv node "${node.name}"`);
-      const yd = staticDims(g, dy, `Conv node "${node.name}"`);
+      const xd = staticDims(g, x, `Conv node "${node.name}"`, 2);
+      const yd = staticDims(g, dy, `Conv node "${node.name}"`, 2);
       const outputPadding = [0, 1].map((i) => {
         const k = (([kh, kw][i]! - 1) * geo.dilations[i]!) + 1;
         return xd[i + 2]! - ((yd[i + 2]! - 1) * geo.strides[i]! + k - geo.pads[i]! - geo.pads[i + 2]!);
