@@ -9,7 +9,7 @@ import { buildArchitecture } from "../server/src/training/layers/build-architect
 import { Graph } from "../server/src/training/onnx/graph.js";
 import { TRAINING_FLAG } from "../server/src/training/engine/train-program.js";
 import { ADAM_STEPS, REFERENCE_MODELS, referenceBatch } from "./reference-models.js";
-import { writeBundle, type BundleTensor } from "./tensor-bundle.js";
+import { writeBundle, type BundleTensor } from "../server/src/training/tensor-bundle.js";
 
 const outDir = join(import.meta.dirname, "..", "test", "fixtures", "torch");
 mkdirSync(outDir, { recursive: true });

@@ -11,7 +11,7 @@ import { Graph } from "../server/src/training/onnx/graph.js";
 import { epochOrder, loadMnist } from "./mnist-data.js";
 import { MNIST_BATCH, MNIST_CNN_SEED, MNIST_LR } from "./mnist-training.js";
 import { SEED_CNN } from "./reference-models.js";
-import { writeBundle, type BundleTensor } from "./tensor-bundle.js";
+import { writeBundle, type BundleTensor } from "../server/src/training/tensor-bundle.js";
 
 const epochs = Number(process.argv[2] ?? 5);
 const threads = Number(process.argv[3] ?? 2);

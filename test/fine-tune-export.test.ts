@@ -11,7 +11,7 @@ import { decodeModel, encodeModel } from "../server/src/training/onnx/model-file
 import { Graph } from "../server/src/training/onnx/graph.js";
 import { foldConstants } from "../server/src/training/onnx/constant-folding.js";
 import { bakeWeights } from "../server/src/training/engine/train-program.js";
-import { readBundle } from "../scripts/tensor-bundle.js";
+import { readBundle } from "../server/src/training/tensor-bundle.js";
 
 const dir = join(import.meta.dirname, "fixtures", "torch-export");
 const LOSS = { kind: "cross-entropy", output: "logits" } as const;

@@ -9,7 +9,7 @@ import { buildGradientModel, buildTrainProgram } from "../server/src/training/en
 import { createTrainRunner } from "../server/src/training/engine/train-runner.js";
 import { encodeModel } from "../server/src/training/onnx/model-file.js";
 import { ADAM_STEPS, REFERENCE_MODELS, referenceBatch, type ReferenceModel } from "../scripts/reference-models.js";
-import { readBundle } from "../scripts/tensor-bundle.js";
+import { readBundle } from "../server/src/training/tensor-bundle.js";
 
 const LOSS = { kind: "cross-entropy", output: "logits" } as const;
 

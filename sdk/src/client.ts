@@ -1,6 +1,9 @@
 import { Metadata, type CallOptions as GrpcCallOptions, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
 import { InferenceClient, type PredictRequest, type PredictResponse } from "./gen/aiaas/v1/inference.js";
 import { ModelsClient, type Model } from "./gen/aiaas/v1/models.js";
+import { TrainingClient, type Job, type TrainEvent as WireTrainEvent, type TrainRequest } from "./gen/aiaas/v1/training.js";
+import { jobFromWire, trainEventFromWire, type JobInfo, type TrainEvent } from "./train-events.js";
+import { trainSpecToWire, type TrainSpecInput } from "./train-spec.js";
 import { TensorEncoding } from "./gen/aiaas/v1/tensor.js";
 import type { CallOptions, ClientOptions } from "./client-options.js";
 import { AiaasError, Code } from "./errors.js";
@@ -35,6 +38,27 @@ export interface ModelsApi {
   unload(name: string, options?: CallOptions): Promise<ModelInfo>;
 }
 
+/** A chunk of labelled examples for train(): any number of rows; the server rebatches. */
+export interface TrainChunk {
+  /** One tensor per model input, each [rows, ...input shape]. */
+  readonly inputs: Readonly<Record<string, Tensor>>;
+  /** [rows] int64 class ids (classification) or [rows, ...output shape] float targets (regression). */
+  readonly labels: Tensor;
+  /** Rows for validation instead of training. */
+  readonly validation?: boolean;
+}
+
+/** Training jobs on the server: they outlive the stream that uploaded their data. */
+export interface JobsApi {
+  get(jobId: string, options?: CallOptions): Promise<JobInfo>;
+  /** Newest first. */
+  list(options?: CallOptions): Promise<JobInfo[]>;
+  /** Stops a job; nothing is published. */
+  cancel(jobId: string, options?: CallOptions): Promise<JobInfo>;
+  /** The job's events after `afterEventId` (0: all), then live ones until it ends. */
+  watch(jobId: string, options?: { readonly afterEventId?: bigint; readonly signal?: AbortSignal }): AsyncIterable<TrainEvent>;
+}
+
 /** A client of one aiaas deployment. All calls share one channel; `close()` releases it. */
 export interface AiaasClient {
   /**
@@ -47,6 +71,13 @@ export interface AiaasClient {
   /** Streams the requests of an AsyncIterable and yields each one's result as it arrives. */
   predictStream(requests: AsyncIterable<StreamRequest> | Iterable<StreamRequest>, options?: { readonly signal?: AbortSignal }): AsyncIterable<StreamResult>;
   readonly models: ModelsApi;
+  /**
+   * Trains: sends the spec and the examples, yields the job's events (state changes, metrics, validation,
+   * checkpoints, completion with the published model version). A failed job ends the iteration with an
+   * AiaasError carrying its status after its `failed` event.
+   */
+  train(spec: TrainSpecInput, examples: AsyncIterable<TrainChunk> | Iterable<TrainChunk>, options?: { readonly signal?: AbortSignal }): AsyncIterable<TrainEvent>;
+  readonly jobs: JobsApi;
   close(): void;
 }
 
@@ -55,6 +86,7 @@ export function createClient(options: ClientOptions): AiaasClient {
   const channel = createChannel(options);
   const inference = new InferenceClient("unused", null as never, { channelOverride: channel });
   const models = new ModelsClient("unused", null as never, { channelOverride: channel });
+  const training = new TrainingClient("unused", null as never, { channelOverride: channel });
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
   const policy = retryPolicy(options.retry);
   const metadata = (): Metadata => {
@@ -114,7 +146,81 @@ export function createClient(options: ClientOptions): AiaasClient {
     return stream;
   }
 
+  const jobCall = (method: "getJob" | "cancelJob", jobId: string, o?: CallOptions): Promise<JobInfo> =>
+    retried(o, async (deadline) => {
+      const res = await call<{ jobId: string }, { job?: Job }>(training[method].bind(training) as never, { jobId }, deadline, o?.signal);
+      return jobFromWire(res.job!);
+    });
+
+  /** Events of a server stream as an AsyncIterable, with the stream's failure as an AiaasError. */
+  async function* events(stream: AsyncIterable<WireTrainEvent> & { cancel(): void }, signal: AbortSignal | undefined, writeFailure?: () => unknown): AsyncGenerator<TrainEvent> {
+    const onAbort = (): void => stream.cancel();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    let finished = false;
+    try {
+      for await (const event of stream) yield trainEventFromWire(event);
+      finished = true;
+    } catch (error) {
+      const failure = writeFailure?.();
+      if (failure) throw failure;
+      if (signal?.aborted) throw signal.reason instanceof AiaasError ? signal.reason : new AiaasError(Code.CANCELLED, "the call was cancelled");
+      throw AiaasError.from(error as ServiceError);
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      if (!finished) stream.cancel();
+    }
+  }
+
   return {
+    train(spec, examples, o) {
+      const wireSpec = trainSpecToWire(spec);
+      const stream = training.train(metadata());
+      let failure: unknown;
+      const write = async (message: TrainRequest): Promise<void> => {
+        if (stream.write(message)) return;
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            stream.off("drain", done);
+            stream.off("close", done);
+            resolve();
+          };
+          stream.once("drain", done);
+          stream.once("close", done);
+        });
+      };
+      void (async () => {
+        await write({ message: { $case: "spec", value: wireSpec } });
+        for await (const chunk of examples) {
+          if (stream.destroyed || stream.writableEnded) return;
+          await write({
+            message: {
+              $case: "data",
+              value: {
+                inputs: Object.entries(chunk.inputs).map(([name, t]) => tensorToWire(name, t)),
+                labels: tensorToWire("labels", chunk.labels),
+                validation: chunk.validation ?? false,
+              },
+            },
+          });
+        }
+        stream.end();
+      })().catch((error: unknown) => {
+        // The examples failed to produce: the upload is broken, so the job must not train on part of it.
+        failure = error instanceof AiaasError ? error : new AiaasError(Code.CANCELLED, `train: reading the examples failed: ${(error as Error).message}`);
+        stream.cancel();
+      });
+      return events(stream, o?.signal, () => failure);
+    },
+    jobs: {
+      get: (jobId, o) => jobCall("getJob", jobId, o),
+      cancel: (jobId, o) => jobCall("cancelJob", jobId, o),
+      list: (o) =>
+        retried(o, async (deadline) => {
+          const res = await call<object, { jobs: Job[] }>(training.listJobs.bind(training) as never, {}, deadline, o?.signal);
+          return res.jobs.map(jobFromWire);
+        }),
+      watch: (jobId, o) => events(training.watchJob({ jobId, afterEventId: o?.afterEventId ?? 0n }, metadata()), o?.signal),
+    },
     async predict<O extends string = string>(model: string, inputs: Readonly<Record<string, Tensor>>, o?: PredictOptions): Promise<PredictResult<O>> {
       const request: PredictRequest = {
         model,
@@ -153,6 +259,7 @@ export function createClient(options: ClientOptions): AiaasClient {
       mux.close();
       inference.close();
       models.close();
+      training.close();
       channel.close();
     },
   };

@@ -1,6 +1,8 @@
 // @aiaas/sdk: a typed client for aiaas model servers.
 export { createClient } from "./client.js";
-export type { AiaasClient, ModelsApi, PredictOptions, PredictResult } from "./client.js";
+export type { AiaasClient, ModelsApi, PredictOptions, PredictResult, JobsApi, TrainChunk } from "./client.js";
+export type { TrainSpecInput, LayerInput } from "./train-spec.js";
+export type { TrainEvent, JobInfo, JobStateName, FinalMetrics } from "./train-events.js";
 export type { ClientOptions, CallOptions, RetryOptions, TlsOptions } from "./client-options.js";
 export { AiaasError, Code } from "./errors.js";
 export { Tensor } from "./tensor.js";

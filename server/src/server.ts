@@ -3,9 +3,9 @@ import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProto } from "grpc-health-check";
 import { pino, type Logger } from "pino";
-import { availableParallelism } from "node:os";
-import { dirname, relative } from "node:path";
-import { ModelsService } from "@aiaas/sdk/gen";
+import { availableParallelism, tmpdir } from "node:os";
+import { dirname, join, relative } from "node:path";
+import { ModelsService, TrainingService } from "@aiaas/sdk/gen";
 import { GRPCInferenceServiceService } from "@aiaas/sdk/gen/inference";
 import { readFileSync } from "node:fs";
 import { probeCuda } from "./cuda-probe.js";
@@ -16,6 +16,8 @@ import { parseProviders, type ProviderName } from "./runtime/index.js";
 import { createInferenceService } from "./rpc/inference-service.js";
 import { createInferenceProtocolService } from "./rpc/inference-protocol-service.js";
 import { createModelsService } from "./rpc/models-service.js";
+import { createTrainingService } from "./rpc/training-service.js";
+import { createJobManager, type JobManager } from "./training/jobs/index.js";
 import { inferenceServiceDefinition } from "./rpc/zero-copy-service.js";
 import { PROTO_ROOT, SERVED_PROTOS } from "./rpc/proto-files.js";
 import { withProtocMapEntryNames } from "./rpc/reflection-descriptors.js";
@@ -49,7 +51,19 @@ export interface ServeOptions {
   readonly maxConnectionAgeMs?: number;
   /** How long a graceful shutdown waits for calls in flight before it cancels them. */
   readonly shutdownGraceMs?: number;
+  readonly training?: TrainingOptions;
   readonly logger?: Logger;
+}
+
+export interface TrainingOptions {
+  /** Jobs training at once (default 1); others wait QUEUED. */
+  readonly maxConcurrentJobs?: number;
+  /** ORT intra-op threads per training job (default 1, so training leaves cores to inference). */
+  readonly threads?: number;
+  /** Largest upload of one job (default 1 GiB); more is RESOURCE_EXHAUSTED. */
+  readonly maxDataBytes?: number;
+  /** Where checkpoints go (default: <tmp>/aiaas-checkpoints). */
+  readonly checkpointsDir?: string;
 }
 
 export interface RunningServer {
@@ -58,12 +72,13 @@ export interface RunningServer {
   readonly httpPort: number | undefined;
   readonly address: string;
   readonly registry: ModelRegistry;
+  readonly jobs: JobManager;
   readonly logger: Logger;
   /** Stops accepting calls, lets calls in flight finish (up to the grace period), releases every session. */
   shutdown(): Promise<void>;
 }
 
-const SERVICES = ["aiaas.v1.Inference", "aiaas.v1.Models", "inference.GRPCInferenceService"] as const;
+const SERVICES = ["aiaas.v1.Inference", "aiaas.v1.Models", "aiaas.v1.Training", "inference.GRPCInferenceService"] as const;
 
 const SERVER_VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -139,6 +154,17 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   };
   server.addService(inferenceServiceDefinition, createInferenceService(inferenceDeps));
   server.addService(ModelsService, createModelsService(registry, env));
+  const jobs = createJobManager({
+    registry,
+    checkpointsDir: options.training?.checkpointsDir ?? join(tmpdir(), "aiaas-checkpoints"),
+    maxConcurrentJobs: options.training?.maxConcurrentJobs ?? 1,
+    threads: options.training?.threads ?? 1,
+    providers: providers.includes("cuda") ? ["cuda", "cpu"] : ["cpu"],
+    maxDataBytes: options.training?.maxDataBytes ?? 1024 ** 3,
+    maxTensorBytes: maxMessageBytes,
+    logger,
+  });
+  server.addService(TrainingService, createTrainingService(jobs, env));
   let serving = true;
   server.addService(
     GRPCInferenceServiceService,
@@ -188,6 +214,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     httpPort: http?.port,
     address,
     registry,
+    jobs,
     logger,
     shutdown() {
       stopping ??= (async () => {
@@ -206,6 +233,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
             resolve();
           });
         });
+        await jobs.close();
         await registry.close();
         await http?.close();
         logger.info("aiaas stopped");

@@ -33,6 +33,10 @@ program
   .option("--tls-cert <file>", "PEM certificate chain: serve over TLS (with --tls-key)")
   .option("--tls-key <file>", "PEM private key of --tls-cert")
   .option("--tls-client-ca <file>", "PEM CA: require client certificates it signed (mutual TLS)")
+  .option("--max-concurrent-jobs <n>", "training jobs that train at once; others wait QUEUED", integer(1), 1)
+  .option("--train-threads <n>", "intra-op threads per training job", integer(1), 1)
+  .option("--max-train-data-bytes <n>", "largest upload of one training job", integer(1), 1024 ** 3)
+  .option("--checkpoints <dir>", "where training checkpoints are written (default: <tmp>/aiaas-checkpoints)")
   .option("--log-level <level>", "fatal, error, warn, info, debug", "info")
   .action(async (opts) => {
     const logger = pino({ name: "aiaas", level: opts.logLevel });
@@ -69,6 +73,12 @@ program
       maxQueueSize: opts.maxQueueSize,
       shutdownGraceMs: opts.shutdownGraceMs,
       maxConnectionAgeMs: opts.maxConnectionAgeMs || undefined,
+      training: {
+        maxConcurrentJobs: opts.maxConcurrentJobs,
+        threads: opts.trainThreads,
+        maxDataBytes: opts.maxTrainDataBytes,
+        checkpointsDir: opts.checkpoints ? resolve(opts.checkpoints) : undefined,
+      },
       logger,
     });
     let signals = 0;

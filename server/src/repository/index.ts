@@ -4,3 +4,5 @@ export { parseModelConfig, selectVersions, DEFAULT_AUTO_BATCH_SIZE } from "./mod
 export type { ModelConfig, ServingDefaults, VersionPolicy } from "./model-config.js";
 export type { LoadedVersion } from "./loaded-version.js";
 export { checkModelName, modelPath } from "./repository-layout.js";
+export { publishVersion } from "./publish-version.js";
+export type { PublishFiles } from "./publish-version.js";

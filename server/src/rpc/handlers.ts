@@ -1,4 +1,13 @@
-import { status, type ServerDuplexStream, type handleBidiStreamingCall, type handleUnaryCall, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
+import {
+  status,
+  type ServerDuplexStream,
+  type ServerWritableStream,
+  type handleBidiStreamingCall,
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  type sendUnaryData,
+  type ServerUnaryCall,
+} from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { onAbort } from "../abort-listeners.js";
 import { ServerError } from "../errors.js";
@@ -13,7 +22,7 @@ export interface HandlerEnv {
 
 const MAX_BUFFERED_RESPONSES = 1024;
 
-function drained(call: ServerDuplexStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
+function drained(call: ServerDuplexStream<unknown, unknown> | ServerWritableStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
   return new Promise<void>((resolve) => {
     const done = (): void => {
       call.removeListener("drain", done);
@@ -74,6 +83,31 @@ export function bidi<Req, Res>(
           call.write(response);
           // grpc-js streams signal backpressure after 16 messages; waiting that early costs more than it saves,
           // so wait for "drain" only when a slow reader lets responses pile up.
+          if (call.writableLength >= MAX_BUFFERED_RESPONSES) await drained(call, context.signal);
+        }
+        if (!context.signal.aborted) call.end();
+      } catch (error) {
+        if (!context.signal.aborted) call.emit("error", toStatus(error, logger, method));
+      } finally {
+        dispose();
+      }
+    })();
+  };
+}
+
+/** A server-streaming handler written as an async generator of responses for one request. */
+export function serverStream<Req, Res>(
+  { logger, serverStopping }: HandlerEnv,
+  method: string,
+  handler: (request: Req, context: CallContext) => AsyncIterable<Res>,
+): handleServerStreamingCall<Req, Res> {
+  return (call: ServerWritableStream<Req, Res>) => {
+    const { context, dispose } = createCallContext(call, serverStopping, true);
+    void (async () => {
+      try {
+        for await (const response of handler(call.request, context)) {
+          if (context.signal.aborted) break;
+          call.write(response);
           if (call.writableLength >= MAX_BUFFERED_RESPONSES) await drained(call, context.signal);
         }
         if (!context.signal.aborted) call.end();

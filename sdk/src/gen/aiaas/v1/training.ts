@@ -5,25 +5,5519 @@
 // source: aiaas/v1/training.proto
 
 /* eslint-disable */
+import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import {
+  type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
+  type ClientReadableStream,
+  type ClientUnaryCall,
+  type handleBidiStreamingCall,
+  type handleServerStreamingCall,
+  type handleUnaryCall,
   makeGenericClientConstructor,
+  type Metadata,
+  type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Timestamp } from "../../google/protobuf/timestamp.js";
+import { DataType, dataTypeFromJSON, dataTypeToJSON, Tensor } from "./tensor.js";
+
+export enum Task {
+  TASK_UNSPECIFIED = 0,
+  /** TASK_CLASSIFICATION - Integer class labels, cross-entropy on the `output` logits, accuracy as the metric. The default. */
+  TASK_CLASSIFICATION = 1,
+  /** TASK_REGRESSION - Float targets of the output's shape, mean squared error. */
+  TASK_REGRESSION = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function taskFromJSON(object: any): Task {
+  switch (object) {
+    case 0:
+    case "TASK_UNSPECIFIED":
+      return Task.TASK_UNSPECIFIED;
+    case 1:
+    case "TASK_CLASSIFICATION":
+      return Task.TASK_CLASSIFICATION;
+    case 2:
+    case "TASK_REGRESSION":
+      return Task.TASK_REGRESSION;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return Task.UNRECOGNIZED;
+  }
+}
+
+export function taskToJSON(object: Task): string {
+  switch (object) {
+    case Task.TASK_UNSPECIFIED:
+      return "TASK_UNSPECIFIED";
+    case Task.TASK_CLASSIFICATION:
+      return "TASK_CLASSIFICATION";
+    case Task.TASK_REGRESSION:
+      return "TASK_REGRESSION";
+    case Task.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum OptimizerType {
+  OPTIMIZER_TYPE_UNSPECIFIED = 0,
+  /** OPTIMIZER_TYPE_ADAM - The default. */
+  OPTIMIZER_TYPE_ADAM = 1,
+  OPTIMIZER_TYPE_ADAMW = 2,
+  OPTIMIZER_TYPE_SGD = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function optimizerTypeFromJSON(object: any): OptimizerType {
+  switch (object) {
+    case 0:
+    case "OPTIMIZER_TYPE_UNSPECIFIED":
+      return OptimizerType.OPTIMIZER_TYPE_UNSPECIFIED;
+    case 1:
+    case "OPTIMIZER_TYPE_ADAM":
+      return OptimizerType.OPTIMIZER_TYPE_ADAM;
+    case 2:
+    case "OPTIMIZER_TYPE_ADAMW":
+      return OptimizerType.OPTIMIZER_TYPE_ADAMW;
+    case 3:
+    case "OPTIMIZER_TYPE_SGD":
+      return OptimizerType.OPTIMIZER_TYPE_SGD;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return OptimizerType.UNRECOGNIZED;
+  }
+}
+
+export function optimizerTypeToJSON(object: OptimizerType): string {
+  switch (object) {
+    case OptimizerType.OPTIMIZER_TYPE_UNSPECIFIED:
+      return "OPTIMIZER_TYPE_UNSPECIFIED";
+    case OptimizerType.OPTIMIZER_TYPE_ADAM:
+      return "OPTIMIZER_TYPE_ADAM";
+    case OptimizerType.OPTIMIZER_TYPE_ADAMW:
+      return "OPTIMIZER_TYPE_ADAMW";
+    case OptimizerType.OPTIMIZER_TYPE_SGD:
+      return "OPTIMIZER_TYPE_SGD";
+    case OptimizerType.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum Metric {
+  METRIC_UNSPECIFIED = 0,
+  /** METRIC_VALIDATION_LOSS - The default. */
+  METRIC_VALIDATION_LOSS = 1,
+  METRIC_VALIDATION_ACCURACY = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function metricFromJSON(object: any): Metric {
+  switch (object) {
+    case 0:
+    case "METRIC_UNSPECIFIED":
+      return Metric.METRIC_UNSPECIFIED;
+    case 1:
+    case "METRIC_VALIDATION_LOSS":
+      return Metric.METRIC_VALIDATION_LOSS;
+    case 2:
+    case "METRIC_VALIDATION_ACCURACY":
+      return Metric.METRIC_VALIDATION_ACCURACY;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return Metric.UNRECOGNIZED;
+  }
+}
+
+export function metricToJSON(object: Metric): string {
+  switch (object) {
+    case Metric.METRIC_UNSPECIFIED:
+      return "METRIC_UNSPECIFIED";
+    case Metric.METRIC_VALIDATION_LOSS:
+      return "METRIC_VALIDATION_LOSS";
+    case Metric.METRIC_VALIDATION_ACCURACY:
+      return "METRIC_VALIDATION_ACCURACY";
+    case Metric.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum JobState {
+  JOB_STATE_UNSPECIFIED = 0,
+  JOB_STATE_QUEUED = 1,
+  JOB_STATE_VALIDATING = 2,
+  JOB_STATE_RUNNING = 3,
+  JOB_STATE_SUCCEEDED = 4,
+  JOB_STATE_FAILED = 5,
+  JOB_STATE_CANCELLED = 6,
+  UNRECOGNIZED = -1,
+}
+
+export function jobStateFromJSON(object: any): JobState {
+  switch (object) {
+    case 0:
+    case "JOB_STATE_UNSPECIFIED":
+      return JobState.JOB_STATE_UNSPECIFIED;
+    case 1:
+    case "JOB_STATE_QUEUED":
+      return JobState.JOB_STATE_QUEUED;
+    case 2:
+    case "JOB_STATE_VALIDATING":
+      return JobState.JOB_STATE_VALIDATING;
+    case 3:
+    case "JOB_STATE_RUNNING":
+      return JobState.JOB_STATE_RUNNING;
+    case 4:
+    case "JOB_STATE_SUCCEEDED":
+      return JobState.JOB_STATE_SUCCEEDED;
+    case 5:
+    case "JOB_STATE_FAILED":
+      return JobState.JOB_STATE_FAILED;
+    case 6:
+    case "JOB_STATE_CANCELLED":
+      return JobState.JOB_STATE_CANCELLED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return JobState.UNRECOGNIZED;
+  }
+}
+
+export function jobStateToJSON(object: JobState): string {
+  switch (object) {
+    case JobState.JOB_STATE_UNSPECIFIED:
+      return "JOB_STATE_UNSPECIFIED";
+    case JobState.JOB_STATE_QUEUED:
+      return "JOB_STATE_QUEUED";
+    case JobState.JOB_STATE_VALIDATING:
+      return "JOB_STATE_VALIDATING";
+    case JobState.JOB_STATE_RUNNING:
+      return "JOB_STATE_RUNNING";
+    case JobState.JOB_STATE_SUCCEEDED:
+      return "JOB_STATE_SUCCEEDED";
+    case JobState.JOB_STATE_FAILED:
+      return "JOB_STATE_FAILED";
+    case JobState.JOB_STATE_CANCELLED:
+      return "JOB_STATE_CANCELLED";
+    case JobState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export interface TrainRequest {
+  message: { $case: "spec"; value: TrainSpec } | { $case: "data"; value: TrainData } | //
+  /** Marks the end of the data, as a half-close does. */
+  { $case: "end"; value: TrainEnd } | undefined;
+}
+
+export interface TrainEnd {
+}
+
+export interface TrainSpec {
+  /** Name of the model the trained version is published under (created if it does not exist). */
+  model: string;
+  /** What to train: a new architecture, or an existing model of the repository to fine-tune. */
+  source: { $case: "architecture"; value: Architecture } | { $case: "baseModel"; value: BaseModel } | undefined;
+  task: Task;
+  optimizer:
+    | Optimizer
+    | undefined;
+  /** Rows per optimizer step (default 32). */
+  batchSize: number;
+  /** Passes over the training data (default 1). */
+  epochs: number;
+  /** Seeds the per-epoch shuffle and the initial weights of an architecture (default 1). */
+  seed: bigint;
+  validation: Validation | undefined;
+  earlyStopping: EarlyStopping | undefined;
+  limits:
+    | Limits
+    | undefined;
+  /** Write a checkpoint every N steps (0: only at the end of each epoch). */
+  checkpointIntervalSteps: number;
+  /** Emit a metrics event every N steps (default 10). */
+  metricsIntervalSteps: number;
+  /**
+   * A retried Train with the same key (and the same model name) attaches to the job the first call
+   * created instead of starting another.
+   */
+  idempotencyKey: string;
+  /**
+   * Continue from a checkpoint of an earlier job ("<job_id>/<checkpoint_id>", as a CheckpointCreated event
+   * names it). The spec and data must match that job's.
+   */
+  resumeFrom: string;
+  /** Regression: the output to fit; classification: the logits output. Default "logits". */
+  output: string;
+}
+
+export interface BaseModel {
+  name: string;
+  /** Empty: the newest ready version. */
+  version: string;
+  /** Parameters to keep fixed: names starting with any of these prefixes. */
+  freeze: string[];
+}
+
+export interface Architecture {
+  /** Name of the model input (default "input"). */
+  inputName: string;
+  /** The input shape without the batch dim, e.g. [1, 28, 28]. */
+  inputShape: bigint[];
+  /** DATA_TYPE_FP32 (default) or DATA_TYPE_INT64 for token ids. */
+  inputType: DataType;
+  layers: Layer[];
+}
+
+export interface Layer {
+  kind:
+    | { $case: "dense"; value: Dense }
+    | { $case: "conv2d"; value: Conv2d }
+    | { $case: "maxpool2d"; value: Pool2d }
+    | { $case: "avgpool2d"; value: Pool2d }
+    | { $case: "flatten"; value: Flatten }
+    | { $case: "relu"; value: Activation }
+    | { $case: "tanh"; value: Activation }
+    | { $case: "sigmoid"; value: Activation }
+    | { $case: "gelu"; value: Activation }
+    | { $case: "dropout"; value: Dropout }
+    | { $case: "embedding"; value: Embedding }
+    | { $case: "rnn"; value: Rnn }
+    | { $case: "attention"; value: Attention }
+    | { $case: "layernorm"; value: LayerNorm }
+    | { $case: "transformer"; value: TransformerBlock }
+    | { $case: "meanpool"; value: MeanPool }
+    | undefined;
+}
+
+export interface Dense {
+  units: number;
+}
+
+export interface Conv2d {
+  filters: number;
+  kernel: number;
+  /** Default 1. */
+  stride: number;
+  /** Zero padding on each side; ignored when `same` is set. */
+  padding: number;
+  /** Pads so the output keeps the input's height and width (odd kernels). */
+  same: boolean;
+}
+
+export interface Pool2d {
+  size: number;
+  /** Default: the window size. */
+  stride: number;
+}
+
+export interface Flatten {
+}
+
+export interface Activation {
+}
+
+export interface Dropout {
+  rate: number;
+}
+
+export interface Embedding {
+  vocab: number;
+  dim: number;
+}
+
+export interface Rnn {
+  units: number;
+  returnSequences: boolean;
+}
+
+export interface Attention {
+  heads: number;
+}
+
+export interface LayerNorm {
+  /** Default 1e-5. */
+  epsilon: number;
+}
+
+export interface TransformerBlock {
+  heads: number;
+  feedForward: number;
+  dropout: number;
+  /** "relu" (default) or "gelu". */
+  activation: string;
+}
+
+export interface MeanPool {
+}
+
+export interface Optimizer {
+  type: OptimizerType;
+  /** Default 1e-3 (Adam, AdamW) or 1e-2 (SGD). */
+  learningRate: number;
+  weightDecay: number;
+  /** SGD only. */
+  momentum: number;
+  nesterov: boolean;
+  /** Adam and AdamW; defaults 0.9, 0.999, 1e-8. */
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+}
+
+export interface Validation {
+  /**
+   * Hold out this fraction of the training rows (0 ≤ f < 1), chosen by the seed. Ignored when chunks
+   * marked `validation` arrive.
+   */
+  fraction: number;
+}
+
+export interface EarlyStopping {
+  metric: Metric;
+  /** Epochs without an improvement of at least min_delta before the job stops (0: off). */
+  patience: number;
+  minDelta: number;
+}
+
+export interface Limits {
+  /** Stop after this many optimizer steps (0: no limit). */
+  maxSteps: bigint;
+  /** Stop after this many seconds of training (0: no limit). */
+  maxSeconds: number;
+}
+
+/** A chunk of labelled examples: any number of rows; the server rebatches. */
+export interface TrainData {
+  /** One tensor per model input, each [rows, ...input shape]. */
+  inputs: Tensor[];
+  /** [rows] integer class ids for classification; [rows, ...output shape] floats for regression. */
+  labels:
+    | Tensor
+    | undefined;
+  /** Rows for validation instead of training. */
+  validation: boolean;
+}
+
+export interface TrainEvent {
+  jobId: string;
+  /** 1, 2, 3 … per job: WatchJob resumes after the last one a client saw. */
+  eventId: bigint;
+  time: Date | undefined;
+  event:
+    | { $case: "state"; value: StateChanged }
+    | { $case: "metrics"; value: TrainMetrics }
+    | { $case: "validation"; value: ValidationResult }
+    | { $case: "checkpoint"; value: CheckpointCreated }
+    | { $case: "completed"; value: JobCompleted }
+    | { $case: "failed"; value: JobFailed }
+    | { $case: "data"; value: DataReceived }
+    | undefined;
+}
+
+export interface StateChanged {
+  state: JobState;
+  message: string;
+}
+
+export interface DataReceived {
+  trainRows: bigint;
+  validationRows: bigint;
+  bytes: bigint;
+}
+
+export interface TrainMetrics {
+  step: bigint;
+  epoch: number;
+  /** Mean over the steps since the previous metrics event. */
+  trainLoss: number;
+  /** Classification only. */
+  trainAccuracy: number;
+  learningRate: number;
+  examplesPerSecond: number;
+  /** Estimated time to the end of the last epoch. */
+  etaSeconds: number;
+  totalSteps: bigint;
+}
+
+export interface ValidationResult {
+  epoch: number;
+  step: bigint;
+  loss: number;
+  /** Classification only. */
+  accuracy: number;
+  rows: bigint;
+}
+
+export interface CheckpointCreated {
+  /** "<job_id>/<checkpoint_id>", the value TrainSpec.resume_from takes. */
+  checkpoint: string;
+  step: bigint;
+  epoch: number;
+}
+
+export interface JobCompleted {
+  model: string;
+  version: string;
+  metrics:
+    | FinalMetrics
+    | undefined;
+  /** Why training ended: "epochs", "early_stopping", "max_steps", "max_seconds". */
+  stopReason: string;
+}
+
+export interface FinalMetrics {
+  steps: bigint;
+  epochs: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  validationLoss: number;
+  validationAccuracy: number;
+  validationRows: bigint;
+  seconds: number;
+}
+
+export interface JobFailed {
+  /** A google.rpc.Code value (3 INVALID_ARGUMENT, 8 RESOURCE_EXHAUSTED, 9 FAILED_PRECONDITION …). */
+  code: number;
+  message: string;
+}
+
+export interface Job {
+  id: string;
+  model: string;
+  state: JobState;
+  created: Date | undefined;
+  updated: Date | undefined;
+  step: bigint;
+  epoch: number;
+  totalSteps: bigint;
+  /** Set once the job succeeded. */
+  publishedVersion: string;
+  metrics:
+    | FinalMetrics
+    | undefined;
+  /** Set once the job failed. */
+  error: JobFailed | undefined;
+  lastEventId: bigint;
+  idempotencyKey: string;
+}
+
+export interface GetJobRequest {
+  jobId: string;
+}
+
+export interface GetJobResponse {
+  job: Job | undefined;
+}
+
+export interface ListJobsRequest {
+}
+
+export interface ListJobsResponse {
+  /** Newest first. */
+  jobs: Job[];
+}
+
+export interface CancelJobRequest {
+  jobId: string;
+}
+
+export interface CancelJobResponse {
+  job: Job | undefined;
+}
+
+export interface WatchJobRequest {
+  jobId: string;
+  afterEventId: bigint;
+}
+
+function createBaseTrainRequest(): TrainRequest {
+  return { message: undefined };
+}
+
+export const TrainRequest: MessageFns<TrainRequest> = {
+  encode(message: TrainRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.message?.$case) {
+      case "spec":
+        TrainSpec.encode(message.message.value, writer.uint32(10).fork()).join();
+        break;
+      case "data":
+        TrainData.encode(message.message.value, writer.uint32(18).fork()).join();
+        break;
+      case "end":
+        TrainEnd.encode(message.message.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrainRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrainRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.message = { $case: "spec", value: TrainSpec.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = { $case: "data", value: TrainData.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = { $case: "end", value: TrainEnd.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TrainRequest {
+    return {
+      message: isSet(object.spec)
+        ? { $case: "spec", value: TrainSpec.fromJSON(object.spec) }
+        : isSet(object.data)
+        ? { $case: "data", value: TrainData.fromJSON(object.data) }
+        : isSet(object.end)
+        ? { $case: "end", value: TrainEnd.fromJSON(object.end) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: TrainRequest): unknown {
+    const obj: any = {};
+    if (message.message?.$case === "spec") {
+      obj.spec = TrainSpec.toJSON(message.message.value);
+    } else if (message.message?.$case === "data") {
+      obj.data = TrainData.toJSON(message.message.value);
+    } else if (message.message?.$case === "end") {
+      obj.end = TrainEnd.toJSON(message.message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TrainRequest>): TrainRequest {
+    return TrainRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TrainRequest>): TrainRequest {
+    const message = createBaseTrainRequest();
+    switch (object.message?.$case) {
+      case "spec": {
+        if (object.message?.value !== undefined && object.message?.value !== null) {
+          message.message = { $case: "spec", value: TrainSpec.fromPartial(object.message.value) };
+        }
+        break;
+      }
+      case "data": {
+        if (object.message?.value !== undefined && object.message?.value !== null) {
+          message.message = { $case: "data", value: TrainData.fromPartial(object.message.value) };
+        }
+        break;
+      }
+      case "end": {
+        if (object.message?.value !== undefined && object.message?.value !== null) {
+          message.message = { $case: "end", value: TrainEnd.fromPartial(object.message.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseTrainEnd(): TrainEnd {
+  return {};
+}
+
+export const TrainEnd: MessageFns<TrainEnd> = {
+  encode(_: TrainEnd, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrainEnd {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrainEnd();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): TrainEnd {
+    return {};
+  },
+
+  toJSON(_: TrainEnd): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<TrainEnd>): TrainEnd {
+    return TrainEnd.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<TrainEnd>): TrainEnd {
+    const message = createBaseTrainEnd();
+    return message;
+  },
+};
+
+function createBaseTrainSpec(): TrainSpec {
+  return {
+    model: "",
+    source: undefined,
+    task: 0,
+    optimizer: undefined,
+    batchSize: 0,
+    epochs: 0,
+    seed: 0n,
+    validation: undefined,
+    earlyStopping: undefined,
+    limits: undefined,
+    checkpointIntervalSteps: 0,
+    metricsIntervalSteps: 0,
+    idempotencyKey: "",
+    resumeFrom: "",
+    output: "",
+  };
+}
+
+export const TrainSpec: MessageFns<TrainSpec> = {
+  encode(message: TrainSpec, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    switch (message.source?.$case) {
+      case "architecture":
+        Architecture.encode(message.source.value, writer.uint32(18).fork()).join();
+        break;
+      case "baseModel":
+        BaseModel.encode(message.source.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    if (message.task !== 0) {
+      writer.uint32(32).int32(message.task);
+    }
+    if (message.optimizer !== undefined) {
+      Optimizer.encode(message.optimizer, writer.uint32(42).fork()).join();
+    }
+    if (message.batchSize !== 0) {
+      writer.uint32(48).uint32(message.batchSize);
+    }
+    if (message.epochs !== 0) {
+      writer.uint32(56).uint32(message.epochs);
+    }
+    if (message.seed !== 0n) {
+      if (BigInt.asUintN(64, message.seed) !== message.seed) {
+        throw new globalThis.Error("value provided for field message.seed of type uint64 too large");
+      }
+      writer.uint32(64).uint64(message.seed);
+    }
+    if (message.validation !== undefined) {
+      Validation.encode(message.validation, writer.uint32(74).fork()).join();
+    }
+    if (message.earlyStopping !== undefined) {
+      EarlyStopping.encode(message.earlyStopping, writer.uint32(82).fork()).join();
+    }
+    if (message.limits !== undefined) {
+      Limits.encode(message.limits, writer.uint32(90).fork()).join();
+    }
+    if (message.checkpointIntervalSteps !== 0) {
+      writer.uint32(96).uint32(message.checkpointIntervalSteps);
+    }
+    if (message.metricsIntervalSteps !== 0) {
+      writer.uint32(104).uint32(message.metricsIntervalSteps);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(114).string(message.idempotencyKey);
+    }
+    if (message.resumeFrom !== "") {
+      writer.uint32(122).string(message.resumeFrom);
+    }
+    if (message.output !== "") {
+      writer.uint32(130).string(message.output);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrainSpec {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrainSpec();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.source = { $case: "architecture", value: Architecture.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.source = { $case: "baseModel", value: BaseModel.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.task = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.optimizer = Optimizer.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.batchSize = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.epochs = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.seed = reader.uint64() as bigint;
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.validation = Validation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.earlyStopping = EarlyStopping.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.limits = Limits.decode(reader, reader.uint32());
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.checkpointIntervalSteps = reader.uint32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.metricsIntervalSteps = reader.uint32();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.resumeFrom = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.output = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TrainSpec {
+    return {
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      source: isSet(object.architecture)
+        ? { $case: "architecture", value: Architecture.fromJSON(object.architecture) }
+        : isSet(object.baseModel)
+        ? { $case: "baseModel", value: BaseModel.fromJSON(object.baseModel) }
+        : isSet(object.base_model)
+        ? { $case: "baseModel", value: BaseModel.fromJSON(object.base_model) }
+        : undefined,
+      task: isSet(object.task) ? taskFromJSON(object.task) : 0,
+      optimizer: isSet(object.optimizer) ? Optimizer.fromJSON(object.optimizer) : undefined,
+      batchSize: isSet(object.batchSize)
+        ? globalThis.Number(object.batchSize)
+        : isSet(object.batch_size)
+        ? globalThis.Number(object.batch_size)
+        : 0,
+      epochs: isSet(object.epochs) ? globalThis.Number(object.epochs) : 0,
+      seed: isSet(object.seed) ? BigInt(object.seed) : 0n,
+      validation: isSet(object.validation) ? Validation.fromJSON(object.validation) : undefined,
+      earlyStopping: isSet(object.earlyStopping)
+        ? EarlyStopping.fromJSON(object.earlyStopping)
+        : isSet(object.early_stopping)
+        ? EarlyStopping.fromJSON(object.early_stopping)
+        : undefined,
+      limits: isSet(object.limits) ? Limits.fromJSON(object.limits) : undefined,
+      checkpointIntervalSteps: isSet(object.checkpointIntervalSteps)
+        ? globalThis.Number(object.checkpointIntervalSteps)
+        : isSet(object.checkpoint_interval_steps)
+        ? globalThis.Number(object.checkpoint_interval_steps)
+        : 0,
+      metricsIntervalSteps: isSet(object.metricsIntervalSteps)
+        ? globalThis.Number(object.metricsIntervalSteps)
+        : isSet(object.metrics_interval_steps)
+        ? globalThis.Number(object.metrics_interval_steps)
+        : 0,
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      resumeFrom: isSet(object.resumeFrom)
+        ? globalThis.String(object.resumeFrom)
+        : isSet(object.resume_from)
+        ? globalThis.String(object.resume_from)
+        : "",
+      output: isSet(object.output) ? globalThis.String(object.output) : "",
+    };
+  },
+
+  toJSON(message: TrainSpec): unknown {
+    const obj: any = {};
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.source?.$case === "architecture") {
+      obj.architecture = Architecture.toJSON(message.source.value);
+    } else if (message.source?.$case === "baseModel") {
+      obj.baseModel = BaseModel.toJSON(message.source.value);
+    }
+    if (message.task !== 0) {
+      obj.task = taskToJSON(message.task);
+    }
+    if (message.optimizer !== undefined) {
+      obj.optimizer = Optimizer.toJSON(message.optimizer);
+    }
+    if (message.batchSize !== 0) {
+      obj.batchSize = Math.round(message.batchSize);
+    }
+    if (message.epochs !== 0) {
+      obj.epochs = Math.round(message.epochs);
+    }
+    if (message.seed !== 0n) {
+      obj.seed = message.seed.toString();
+    }
+    if (message.validation !== undefined) {
+      obj.validation = Validation.toJSON(message.validation);
+    }
+    if (message.earlyStopping !== undefined) {
+      obj.earlyStopping = EarlyStopping.toJSON(message.earlyStopping);
+    }
+    if (message.limits !== undefined) {
+      obj.limits = Limits.toJSON(message.limits);
+    }
+    if (message.checkpointIntervalSteps !== 0) {
+      obj.checkpointIntervalSteps = Math.round(message.checkpointIntervalSteps);
+    }
+    if (message.metricsIntervalSteps !== 0) {
+      obj.metricsIntervalSteps = Math.round(message.metricsIntervalSteps);
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.resumeFrom !== "") {
+      obj.resumeFrom = message.resumeFrom;
+    }
+    if (message.output !== "") {
+      obj.output = message.output;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TrainSpec>): TrainSpec {
+    return TrainSpec.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TrainSpec>): TrainSpec {
+    const message = createBaseTrainSpec();
+    message.model = object.model ?? "";
+    switch (object.source?.$case) {
+      case "architecture": {
+        if (object.source?.value !== undefined && object.source?.value !== null) {
+          message.source = { $case: "architecture", value: Architecture.fromPartial(object.source.value) };
+        }
+        break;
+      }
+      case "baseModel": {
+        if (object.source?.value !== undefined && object.source?.value !== null) {
+          message.source = { $case: "baseModel", value: BaseModel.fromPartial(object.source.value) };
+        }
+        break;
+      }
+    }
+    message.task = object.task ?? 0;
+    message.optimizer = (object.optimizer !== undefined && object.optimizer !== null)
+      ? Optimizer.fromPartial(object.optimizer)
+      : undefined;
+    message.batchSize = object.batchSize ?? 0;
+    message.epochs = object.epochs ?? 0;
+    message.seed = (object.seed !== undefined && object.seed !== null) ? BigInt(object.seed) : 0n;
+    message.validation = (object.validation !== undefined && object.validation !== null)
+      ? Validation.fromPartial(object.validation)
+      : undefined;
+    message.earlyStopping = (object.earlyStopping !== undefined && object.earlyStopping !== null)
+      ? EarlyStopping.fromPartial(object.earlyStopping)
+      : undefined;
+    message.limits = (object.limits !== undefined && object.limits !== null)
+      ? Limits.fromPartial(object.limits)
+      : undefined;
+    message.checkpointIntervalSteps = object.checkpointIntervalSteps ?? 0;
+    message.metricsIntervalSteps = object.metricsIntervalSteps ?? 0;
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.resumeFrom = object.resumeFrom ?? "";
+    message.output = object.output ?? "";
+    return message;
+  },
+};
+
+function createBaseBaseModel(): BaseModel {
+  return { name: "", version: "", freeze: [] };
+}
+
+export const BaseModel: MessageFns<BaseModel> = {
+  encode(message: BaseModel, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.version !== "") {
+      writer.uint32(18).string(message.version);
+    }
+    for (const v of message.freeze) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BaseModel {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBaseModel();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.freeze.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BaseModel {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      freeze: globalThis.Array.isArray(object?.freeze) ? object.freeze.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: BaseModel): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.freeze?.length) {
+      obj.freeze = message.freeze;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BaseModel>): BaseModel {
+    return BaseModel.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BaseModel>): BaseModel {
+    const message = createBaseBaseModel();
+    message.name = object.name ?? "";
+    message.version = object.version ?? "";
+    message.freeze = object.freeze?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseArchitecture(): Architecture {
+  return { inputName: "", inputShape: [], inputType: 0, layers: [] };
+}
+
+export const Architecture: MessageFns<Architecture> = {
+  encode(message: Architecture, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.inputName !== "") {
+      writer.uint32(10).string(message.inputName);
+    }
+    if (message.inputShape.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.inputShape) {
+        if (BigInt.asIntN(64, v) !== v) {
+          throw new globalThis.Error("a value provided in array field inputShape of type int64 is too large");
+        }
+        writer.int64(v);
+      }
+      writer.join();
+    }
+    if (message.inputType !== 0) {
+      writer.uint32(24).int32(message.inputType);
+    }
+    for (const v of message.layers) {
+      Layer.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Architecture {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseArchitecture();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.inputName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.inputShape.push(reader.int64() as bigint);
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.inputShape.push(reader.int64() as bigint);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.inputType = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.layers.push(Layer.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Architecture {
+    return {
+      inputName: isSet(object.inputName)
+        ? globalThis.String(object.inputName)
+        : isSet(object.input_name)
+        ? globalThis.String(object.input_name)
+        : "",
+      inputShape: globalThis.Array.isArray(object?.inputShape)
+        ? object.inputShape.map((e: any) => BigInt(e))
+        : globalThis.Array.isArray(object?.input_shape)
+        ? object.input_shape.map((e: any) => BigInt(e))
+        : [],
+      inputType: isSet(object.inputType)
+        ? dataTypeFromJSON(object.inputType)
+        : isSet(object.input_type)
+        ? dataTypeFromJSON(object.input_type)
+        : 0,
+      layers: globalThis.Array.isArray(object?.layers) ? object.layers.map((e: any) => Layer.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: Architecture): unknown {
+    const obj: any = {};
+    if (message.inputName !== "") {
+      obj.inputName = message.inputName;
+    }
+    if (message.inputShape?.length) {
+      obj.inputShape = message.inputShape.map((e) => e.toString());
+    }
+    if (message.inputType !== 0) {
+      obj.inputType = dataTypeToJSON(message.inputType);
+    }
+    if (message.layers?.length) {
+      obj.layers = message.layers.map((e) => Layer.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Architecture>): Architecture {
+    return Architecture.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Architecture>): Architecture {
+    const message = createBaseArchitecture();
+    message.inputName = object.inputName ?? "";
+    message.inputShape = object.inputShape?.map((e) => BigInt(e)) || [];
+    message.inputType = object.inputType ?? 0;
+    message.layers = object.layers?.map((e) => Layer.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseLayer(): Layer {
+  return { kind: undefined };
+}
+
+export const Layer: MessageFns<Layer> = {
+  encode(message: Layer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.kind?.$case) {
+      case "dense":
+        Dense.encode(message.kind.value, writer.uint32(10).fork()).join();
+        break;
+      case "conv2d":
+        Conv2d.encode(message.kind.value, writer.uint32(18).fork()).join();
+        break;
+      case "maxpool2d":
+        Pool2d.encode(message.kind.value, writer.uint32(26).fork()).join();
+        break;
+      case "avgpool2d":
+        Pool2d.encode(message.kind.value, writer.uint32(34).fork()).join();
+        break;
+      case "flatten":
+        Flatten.encode(message.kind.value, writer.uint32(42).fork()).join();
+        break;
+      case "relu":
+        Activation.encode(message.kind.value, writer.uint32(50).fork()).join();
+        break;
+      case "tanh":
+        Activation.encode(message.kind.value, writer.uint32(58).fork()).join();
+        break;
+      case "sigmoid":
+        Activation.encode(message.kind.value, writer.uint32(66).fork()).join();
+        break;
+      case "gelu":
+        Activation.encode(message.kind.value, writer.uint32(74).fork()).join();
+        break;
+      case "dropout":
+        Dropout.encode(message.kind.value, writer.uint32(82).fork()).join();
+        break;
+      case "embedding":
+        Embedding.encode(message.kind.value, writer.uint32(90).fork()).join();
+        break;
+      case "rnn":
+        Rnn.encode(message.kind.value, writer.uint32(98).fork()).join();
+        break;
+      case "attention":
+        Attention.encode(message.kind.value, writer.uint32(106).fork()).join();
+        break;
+      case "layernorm":
+        LayerNorm.encode(message.kind.value, writer.uint32(114).fork()).join();
+        break;
+      case "transformer":
+        TransformerBlock.encode(message.kind.value, writer.uint32(122).fork()).join();
+        break;
+      case "meanpool":
+        MeanPool.encode(message.kind.value, writer.uint32(130).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Layer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLayer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = { $case: "dense", value: Dense.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = { $case: "conv2d", value: Conv2d.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kind = { $case: "maxpool2d", value: Pool2d.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kind = { $case: "avgpool2d", value: Pool2d.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "flatten", value: Flatten.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.kind = { $case: "relu", value: Activation.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.kind = { $case: "tanh", value: Activation.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.kind = { $case: "sigmoid", value: Activation.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.kind = { $case: "gelu", value: Activation.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.kind = { $case: "dropout", value: Dropout.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.kind = { $case: "embedding", value: Embedding.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.kind = { $case: "rnn", value: Rnn.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.kind = { $case: "attention", value: Attention.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.kind = { $case: "layernorm", value: LayerNorm.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.kind = { $case: "transformer", value: TransformerBlock.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.kind = { $case: "meanpool", value: MeanPool.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Layer {
+    return {
+      kind: isSet(object.dense)
+        ? { $case: "dense", value: Dense.fromJSON(object.dense) }
+        : isSet(object.conv2d)
+        ? { $case: "conv2d", value: Conv2d.fromJSON(object.conv2d) }
+        : isSet(object.maxpool2d)
+        ? { $case: "maxpool2d", value: Pool2d.fromJSON(object.maxpool2d) }
+        : isSet(object.avgpool2d)
+        ? { $case: "avgpool2d", value: Pool2d.fromJSON(object.avgpool2d) }
+        : isSet(object.flatten)
+        ? { $case: "flatten", value: Flatten.fromJSON(object.flatten) }
+        : isSet(object.relu)
+        ? { $case: "relu", value: Activation.fromJSON(object.relu) }
+        : isSet(object.tanh)
+        ? { $case: "tanh", value: Activation.fromJSON(object.tanh) }
+        : isSet(object.sigmoid)
+        ? { $case: "sigmoid", value: Activation.fromJSON(object.sigmoid) }
+        : isSet(object.gelu)
+        ? { $case: "gelu", value: Activation.fromJSON(object.gelu) }
+        : isSet(object.dropout)
+        ? { $case: "dropout", value: Dropout.fromJSON(object.dropout) }
+        : isSet(object.embedding)
+        ? { $case: "embedding", value: Embedding.fromJSON(object.embedding) }
+        : isSet(object.rnn)
+        ? { $case: "rnn", value: Rnn.fromJSON(object.rnn) }
+        : isSet(object.attention)
+        ? { $case: "attention", value: Attention.fromJSON(object.attention) }
+        : isSet(object.layernorm)
+        ? { $case: "layernorm", value: LayerNorm.fromJSON(object.layernorm) }
+        : isSet(object.transformer)
+        ? { $case: "transformer", value: TransformerBlock.fromJSON(object.transformer) }
+        : isSet(object.meanpool)
+        ? { $case: "meanpool", value: MeanPool.fromJSON(object.meanpool) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: Layer): unknown {
+    const obj: any = {};
+    if (message.kind?.$case === "dense") {
+      obj.dense = Dense.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "conv2d") {
+      obj.conv2d = Conv2d.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "maxpool2d") {
+      obj.maxpool2d = Pool2d.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "avgpool2d") {
+      obj.avgpool2d = Pool2d.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "flatten") {
+      obj.flatten = Flatten.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "relu") {
+      obj.relu = Activation.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "tanh") {
+      obj.tanh = Activation.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "sigmoid") {
+      obj.sigmoid = Activation.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "gelu") {
+      obj.gelu = Activation.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "dropout") {
+      obj.dropout = Dropout.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "embedding") {
+      obj.embedding = Embedding.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "rnn") {
+      obj.rnn = Rnn.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "attention") {
+      obj.attention = Attention.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "layernorm") {
+      obj.layernorm = LayerNorm.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "transformer") {
+      obj.transformer = TransformerBlock.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "meanpool") {
+      obj.meanpool = MeanPool.toJSON(message.kind.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Layer>): Layer {
+    return Layer.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Layer>): Layer {
+    const message = createBaseLayer();
+    switch (object.kind?.$case) {
+      case "dense": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "dense", value: Dense.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "conv2d": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "conv2d", value: Conv2d.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "maxpool2d": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "maxpool2d", value: Pool2d.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "avgpool2d": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "avgpool2d", value: Pool2d.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "flatten": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "flatten", value: Flatten.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "relu": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "relu", value: Activation.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "tanh": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "tanh", value: Activation.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "sigmoid": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "sigmoid", value: Activation.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "gelu": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "gelu", value: Activation.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "dropout": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "dropout", value: Dropout.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "embedding": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "embedding", value: Embedding.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "rnn": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "rnn", value: Rnn.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "attention": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "attention", value: Attention.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "layernorm": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "layernorm", value: LayerNorm.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "transformer": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "transformer", value: TransformerBlock.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "meanpool": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "meanpool", value: MeanPool.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseDense(): Dense {
+  return { units: 0 };
+}
+
+export const Dense: MessageFns<Dense> = {
+  encode(message: Dense, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.units !== 0) {
+      writer.uint32(8).uint32(message.units);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Dense {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDense();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.units = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Dense {
+    return { units: isSet(object.units) ? globalThis.Number(object.units) : 0 };
+  },
+
+  toJSON(message: Dense): unknown {
+    const obj: any = {};
+    if (message.units !== 0) {
+      obj.units = Math.round(message.units);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Dense>): Dense {
+    return Dense.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Dense>): Dense {
+    const message = createBaseDense();
+    message.units = object.units ?? 0;
+    return message;
+  },
+};
+
+function createBaseConv2d(): Conv2d {
+  return { filters: 0, kernel: 0, stride: 0, padding: 0, same: false };
+}
+
+export const Conv2d: MessageFns<Conv2d> = {
+  encode(message: Conv2d, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.filters !== 0) {
+      writer.uint32(8).uint32(message.filters);
+    }
+    if (message.kernel !== 0) {
+      writer.uint32(16).uint32(message.kernel);
+    }
+    if (message.stride !== 0) {
+      writer.uint32(24).uint32(message.stride);
+    }
+    if (message.padding !== 0) {
+      writer.uint32(32).uint32(message.padding);
+    }
+    if (message.same !== false) {
+      writer.uint32(40).bool(message.same);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Conv2d {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConv2d();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.filters = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.kernel = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.stride = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.padding = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.same = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Conv2d {
+    return {
+      filters: isSet(object.filters) ? globalThis.Number(object.filters) : 0,
+      kernel: isSet(object.kernel) ? globalThis.Number(object.kernel) : 0,
+      stride: isSet(object.stride) ? globalThis.Number(object.stride) : 0,
+      padding: isSet(object.padding) ? globalThis.Number(object.padding) : 0,
+      same: isSet(object.same) ? globalThis.Boolean(object.same) : false,
+    };
+  },
+
+  toJSON(message: Conv2d): unknown {
+    const obj: any = {};
+    if (message.filters !== 0) {
+      obj.filters = Math.round(message.filters);
+    }
+    if (message.kernel !== 0) {
+      obj.kernel = Math.round(message.kernel);
+    }
+    if (message.stride !== 0) {
+      obj.stride = Math.round(message.stride);
+    }
+    if (message.padding !== 0) {
+      obj.padding = Math.round(message.padding);
+    }
+    if (message.same !== false) {
+      obj.same = message.same;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Conv2d>): Conv2d {
+    return Conv2d.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Conv2d>): Conv2d {
+    const message = createBaseConv2d();
+    message.filters = object.filters ?? 0;
+    message.kernel = object.kernel ?? 0;
+    message.stride = object.stride ?? 0;
+    message.padding = object.padding ?? 0;
+    message.same = object.same ?? false;
+    return message;
+  },
+};
+
+function createBasePool2d(): Pool2d {
+  return { size: 0, stride: 0 };
+}
+
+export const Pool2d: MessageFns<Pool2d> = {
+  encode(message: Pool2d, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.size !== 0) {
+      writer.uint32(8).uint32(message.size);
+    }
+    if (message.stride !== 0) {
+      writer.uint32(16).uint32(message.stride);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Pool2d {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePool2d();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.size = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.stride = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Pool2d {
+    return {
+      size: isSet(object.size) ? globalThis.Number(object.size) : 0,
+      stride: isSet(object.stride) ? globalThis.Number(object.stride) : 0,
+    };
+  },
+
+  toJSON(message: Pool2d): unknown {
+    const obj: any = {};
+    if (message.size !== 0) {
+      obj.size = Math.round(message.size);
+    }
+    if (message.stride !== 0) {
+      obj.stride = Math.round(message.stride);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Pool2d>): Pool2d {
+    return Pool2d.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Pool2d>): Pool2d {
+    const message = createBasePool2d();
+    message.size = object.size ?? 0;
+    message.stride = object.stride ?? 0;
+    return message;
+  },
+};
+
+function createBaseFlatten(): Flatten {
+  return {};
+}
+
+export const Flatten: MessageFns<Flatten> = {
+  encode(_: Flatten, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Flatten {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFlatten();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): Flatten {
+    return {};
+  },
+
+  toJSON(_: Flatten): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<Flatten>): Flatten {
+    return Flatten.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<Flatten>): Flatten {
+    const message = createBaseFlatten();
+    return message;
+  },
+};
+
+function createBaseActivation(): Activation {
+  return {};
+}
+
+export const Activation: MessageFns<Activation> = {
+  encode(_: Activation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Activation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseActivation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): Activation {
+    return {};
+  },
+
+  toJSON(_: Activation): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<Activation>): Activation {
+    return Activation.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<Activation>): Activation {
+    const message = createBaseActivation();
+    return message;
+  },
+};
+
+function createBaseDropout(): Dropout {
+  return { rate: 0 };
+}
+
+export const Dropout: MessageFns<Dropout> = {
+  encode(message: Dropout, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.rate !== 0) {
+      writer.uint32(13).float(message.rate);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Dropout {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDropout();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 13) {
+              break;
+            }
+
+            message.rate = reader.float();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Dropout {
+    return { rate: isSet(object.rate) ? globalThis.Number(object.rate) : 0 };
+  },
+
+  toJSON(message: Dropout): unknown {
+    const obj: any = {};
+    if (message.rate !== 0) {
+      obj.rate = floatToJson(message.rate);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Dropout>): Dropout {
+    return Dropout.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Dropout>): Dropout {
+    const message = createBaseDropout();
+    message.rate = object.rate ?? 0;
+    return message;
+  },
+};
+
+function createBaseEmbedding(): Embedding {
+  return { vocab: 0, dim: 0 };
+}
+
+export const Embedding: MessageFns<Embedding> = {
+  encode(message: Embedding, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.vocab !== 0) {
+      writer.uint32(8).uint32(message.vocab);
+    }
+    if (message.dim !== 0) {
+      writer.uint32(16).uint32(message.dim);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Embedding {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEmbedding();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.vocab = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.dim = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Embedding {
+    return {
+      vocab: isSet(object.vocab) ? globalThis.Number(object.vocab) : 0,
+      dim: isSet(object.dim) ? globalThis.Number(object.dim) : 0,
+    };
+  },
+
+  toJSON(message: Embedding): unknown {
+    const obj: any = {};
+    if (message.vocab !== 0) {
+      obj.vocab = Math.round(message.vocab);
+    }
+    if (message.dim !== 0) {
+      obj.dim = Math.round(message.dim);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Embedding>): Embedding {
+    return Embedding.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Embedding>): Embedding {
+    const message = createBaseEmbedding();
+    message.vocab = object.vocab ?? 0;
+    message.dim = object.dim ?? 0;
+    return message;
+  },
+};
+
+function createBaseRnn(): Rnn {
+  return { units: 0, returnSequences: false };
+}
+
+export const Rnn: MessageFns<Rnn> = {
+  encode(message: Rnn, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.units !== 0) {
+      writer.uint32(8).uint32(message.units);
+    }
+    if (message.returnSequences !== false) {
+      writer.uint32(16).bool(message.returnSequences);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Rnn {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRnn();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.units = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.returnSequences = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Rnn {
+    return {
+      units: isSet(object.units) ? globalThis.Number(object.units) : 0,
+      returnSequences: isSet(object.returnSequences)
+        ? globalThis.Boolean(object.returnSequences)
+        : isSet(object.return_sequences)
+        ? globalThis.Boolean(object.return_sequences)
+        : false,
+    };
+  },
+
+  toJSON(message: Rnn): unknown {
+    const obj: any = {};
+    if (message.units !== 0) {
+      obj.units = Math.round(message.units);
+    }
+    if (message.returnSequences !== false) {
+      obj.returnSequences = message.returnSequences;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Rnn>): Rnn {
+    return Rnn.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Rnn>): Rnn {
+    const message = createBaseRnn();
+    message.units = object.units ?? 0;
+    message.returnSequences = object.returnSequences ?? false;
+    return message;
+  },
+};
+
+function createBaseAttention(): Attention {
+  return { heads: 0 };
+}
+
+export const Attention: MessageFns<Attention> = {
+  encode(message: Attention, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.heads !== 0) {
+      writer.uint32(8).uint32(message.heads);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Attention {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttention();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.heads = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Attention {
+    return { heads: isSet(object.heads) ? globalThis.Number(object.heads) : 0 };
+  },
+
+  toJSON(message: Attention): unknown {
+    const obj: any = {};
+    if (message.heads !== 0) {
+      obj.heads = Math.round(message.heads);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Attention>): Attention {
+    return Attention.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Attention>): Attention {
+    const message = createBaseAttention();
+    message.heads = object.heads ?? 0;
+    return message;
+  },
+};
+
+function createBaseLayerNorm(): LayerNorm {
+  return { epsilon: 0 };
+}
+
+export const LayerNorm: MessageFns<LayerNorm> = {
+  encode(message: LayerNorm, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.epsilon !== 0) {
+      writer.uint32(13).float(message.epsilon);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LayerNorm {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLayerNorm();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 13) {
+              break;
+            }
+
+            message.epsilon = reader.float();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LayerNorm {
+    return { epsilon: isSet(object.epsilon) ? globalThis.Number(object.epsilon) : 0 };
+  },
+
+  toJSON(message: LayerNorm): unknown {
+    const obj: any = {};
+    if (message.epsilon !== 0) {
+      obj.epsilon = floatToJson(message.epsilon);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LayerNorm>): LayerNorm {
+    return LayerNorm.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LayerNorm>): LayerNorm {
+    const message = createBaseLayerNorm();
+    message.epsilon = object.epsilon ?? 0;
+    return message;
+  },
+};
+
+function createBaseTransformerBlock(): TransformerBlock {
+  return { heads: 0, feedForward: 0, dropout: 0, activation: "" };
+}
+
+export const TransformerBlock: MessageFns<TransformerBlock> = {
+  encode(message: TransformerBlock, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.heads !== 0) {
+      writer.uint32(8).uint32(message.heads);
+    }
+    if (message.feedForward !== 0) {
+      writer.uint32(16).uint32(message.feedForward);
+    }
+    if (message.dropout !== 0) {
+      writer.uint32(29).float(message.dropout);
+    }
+    if (message.activation !== "") {
+      writer.uint32(34).string(message.activation);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TransformerBlock {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTransformerBlock();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.heads = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.feedForward = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 29) {
+              break;
+            }
+
+            message.dropout = reader.float();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.activation = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TransformerBlock {
+    return {
+      heads: isSet(object.heads) ? globalThis.Number(object.heads) : 0,
+      feedForward: isSet(object.feedForward)
+        ? globalThis.Number(object.feedForward)
+        : isSet(object.feed_forward)
+        ? globalThis.Number(object.feed_forward)
+        : 0,
+      dropout: isSet(object.dropout) ? globalThis.Number(object.dropout) : 0,
+      activation: isSet(object.activation) ? globalThis.String(object.activation) : "",
+    };
+  },
+
+  toJSON(message: TransformerBlock): unknown {
+    const obj: any = {};
+    if (message.heads !== 0) {
+      obj.heads = Math.round(message.heads);
+    }
+    if (message.feedForward !== 0) {
+      obj.feedForward = Math.round(message.feedForward);
+    }
+    if (message.dropout !== 0) {
+      obj.dropout = floatToJson(message.dropout);
+    }
+    if (message.activation !== "") {
+      obj.activation = message.activation;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TransformerBlock>): TransformerBlock {
+    return TransformerBlock.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TransformerBlock>): TransformerBlock {
+    const message = createBaseTransformerBlock();
+    message.heads = object.heads ?? 0;
+    message.feedForward = object.feedForward ?? 0;
+    message.dropout = object.dropout ?? 0;
+    message.activation = object.activation ?? "";
+    return message;
+  },
+};
+
+function createBaseMeanPool(): MeanPool {
+  return {};
+}
+
+export const MeanPool: MessageFns<MeanPool> = {
+  encode(_: MeanPool, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MeanPool {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMeanPool();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): MeanPool {
+    return {};
+  },
+
+  toJSON(_: MeanPool): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<MeanPool>): MeanPool {
+    return MeanPool.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<MeanPool>): MeanPool {
+    const message = createBaseMeanPool();
+    return message;
+  },
+};
+
+function createBaseOptimizer(): Optimizer {
+  return { type: 0, learningRate: 0, weightDecay: 0, momentum: 0, nesterov: false, beta1: 0, beta2: 0, epsilon: 0 };
+}
+
+export const Optimizer: MessageFns<Optimizer> = {
+  encode(message: Optimizer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.type !== 0) {
+      writer.uint32(8).int32(message.type);
+    }
+    if (message.learningRate !== 0) {
+      writer.uint32(17).double(message.learningRate);
+    }
+    if (message.weightDecay !== 0) {
+      writer.uint32(25).double(message.weightDecay);
+    }
+    if (message.momentum !== 0) {
+      writer.uint32(33).double(message.momentum);
+    }
+    if (message.nesterov !== false) {
+      writer.uint32(40).bool(message.nesterov);
+    }
+    if (message.beta1 !== 0) {
+      writer.uint32(49).double(message.beta1);
+    }
+    if (message.beta2 !== 0) {
+      writer.uint32(57).double(message.beta2);
+    }
+    if (message.epsilon !== 0) {
+      writer.uint32(65).double(message.epsilon);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Optimizer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOptimizer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.type = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.learningRate = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.weightDecay = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.momentum = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.nesterov = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.beta1 = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.beta2 = reader.double();
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.epsilon = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Optimizer {
+    return {
+      type: isSet(object.type) ? optimizerTypeFromJSON(object.type) : 0,
+      learningRate: isSet(object.learningRate)
+        ? globalThis.Number(object.learningRate)
+        : isSet(object.learning_rate)
+        ? globalThis.Number(object.learning_rate)
+        : 0,
+      weightDecay: isSet(object.weightDecay)
+        ? globalThis.Number(object.weightDecay)
+        : isSet(object.weight_decay)
+        ? globalThis.Number(object.weight_decay)
+        : 0,
+      momentum: isSet(object.momentum) ? globalThis.Number(object.momentum) : 0,
+      nesterov: isSet(object.nesterov) ? globalThis.Boolean(object.nesterov) : false,
+      beta1: isSet(object.beta1) ? globalThis.Number(object.beta1) : 0,
+      beta2: isSet(object.beta2) ? globalThis.Number(object.beta2) : 0,
+      epsilon: isSet(object.epsilon) ? globalThis.Number(object.epsilon) : 0,
+    };
+  },
+
+  toJSON(message: Optimizer): unknown {
+    const obj: any = {};
+    if (message.type !== 0) {
+      obj.type = optimizerTypeToJSON(message.type);
+    }
+    if (message.learningRate !== 0) {
+      obj.learningRate = floatToJson(message.learningRate);
+    }
+    if (message.weightDecay !== 0) {
+      obj.weightDecay = floatToJson(message.weightDecay);
+    }
+    if (message.momentum !== 0) {
+      obj.momentum = floatToJson(message.momentum);
+    }
+    if (message.nesterov !== false) {
+      obj.nesterov = message.nesterov;
+    }
+    if (message.beta1 !== 0) {
+      obj.beta1 = floatToJson(message.beta1);
+    }
+    if (message.beta2 !== 0) {
+      obj.beta2 = floatToJson(message.beta2);
+    }
+    if (message.epsilon !== 0) {
+      obj.epsilon = floatToJson(message.epsilon);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Optimizer>): Optimizer {
+    return Optimizer.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Optimizer>): Optimizer {
+    const message = createBaseOptimizer();
+    message.type = object.type ?? 0;
+    message.learningRate = object.learningRate ?? 0;
+    message.weightDecay = object.weightDecay ?? 0;
+    message.momentum = object.momentum ?? 0;
+    message.nesterov = object.nesterov ?? false;
+    message.beta1 = object.beta1 ?? 0;
+    message.beta2 = object.beta2 ?? 0;
+    message.epsilon = object.epsilon ?? 0;
+    return message;
+  },
+};
+
+function createBaseValidation(): Validation {
+  return { fraction: 0 };
+}
+
+export const Validation: MessageFns<Validation> = {
+  encode(message: Validation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fraction !== 0) {
+      writer.uint32(13).float(message.fraction);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Validation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseValidation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 13) {
+              break;
+            }
+
+            message.fraction = reader.float();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Validation {
+    return { fraction: isSet(object.fraction) ? globalThis.Number(object.fraction) : 0 };
+  },
+
+  toJSON(message: Validation): unknown {
+    const obj: any = {};
+    if (message.fraction !== 0) {
+      obj.fraction = floatToJson(message.fraction);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Validation>): Validation {
+    return Validation.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Validation>): Validation {
+    const message = createBaseValidation();
+    message.fraction = object.fraction ?? 0;
+    return message;
+  },
+};
+
+function createBaseEarlyStopping(): EarlyStopping {
+  return { metric: 0, patience: 0, minDelta: 0 };
+}
+
+export const EarlyStopping: MessageFns<EarlyStopping> = {
+  encode(message: EarlyStopping, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.metric !== 0) {
+      writer.uint32(8).int32(message.metric);
+    }
+    if (message.patience !== 0) {
+      writer.uint32(16).uint32(message.patience);
+    }
+    if (message.minDelta !== 0) {
+      writer.uint32(25).double(message.minDelta);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EarlyStopping {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEarlyStopping();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.metric = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.patience = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.minDelta = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EarlyStopping {
+    return {
+      metric: isSet(object.metric) ? metricFromJSON(object.metric) : 0,
+      patience: isSet(object.patience) ? globalThis.Number(object.patience) : 0,
+      minDelta: isSet(object.minDelta)
+        ? globalThis.Number(object.minDelta)
+        : isSet(object.min_delta)
+        ? globalThis.Number(object.min_delta)
+        : 0,
+    };
+  },
+
+  toJSON(message: EarlyStopping): unknown {
+    const obj: any = {};
+    if (message.metric !== 0) {
+      obj.metric = metricToJSON(message.metric);
+    }
+    if (message.patience !== 0) {
+      obj.patience = Math.round(message.patience);
+    }
+    if (message.minDelta !== 0) {
+      obj.minDelta = floatToJson(message.minDelta);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<EarlyStopping>): EarlyStopping {
+    return EarlyStopping.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EarlyStopping>): EarlyStopping {
+    const message = createBaseEarlyStopping();
+    message.metric = object.metric ?? 0;
+    message.patience = object.patience ?? 0;
+    message.minDelta = object.minDelta ?? 0;
+    return message;
+  },
+};
+
+function createBaseLimits(): Limits {
+  return { maxSteps: 0n, maxSeconds: 0 };
+}
+
+export const Limits: MessageFns<Limits> = {
+  encode(message: Limits, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.maxSteps !== 0n) {
+      if (BigInt.asUintN(64, message.maxSteps) !== message.maxSteps) {
+        throw new globalThis.Error("value provided for field message.maxSteps of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.maxSteps);
+    }
+    if (message.maxSeconds !== 0) {
+      writer.uint32(16).uint32(message.maxSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Limits {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLimits();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.maxSteps = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxSeconds = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Limits {
+    return {
+      maxSteps: isSet(object.maxSteps)
+        ? BigInt(object.maxSteps)
+        : isSet(object.max_steps)
+        ? BigInt(object.max_steps)
+        : 0n,
+      maxSeconds: isSet(object.maxSeconds)
+        ? globalThis.Number(object.maxSeconds)
+        : isSet(object.max_seconds)
+        ? globalThis.Number(object.max_seconds)
+        : 0,
+    };
+  },
+
+  toJSON(message: Limits): unknown {
+    const obj: any = {};
+    if (message.maxSteps !== 0n) {
+      obj.maxSteps = message.maxSteps.toString();
+    }
+    if (message.maxSeconds !== 0) {
+      obj.maxSeconds = Math.round(message.maxSeconds);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Limits>): Limits {
+    return Limits.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Limits>): Limits {
+    const message = createBaseLimits();
+    message.maxSteps = (object.maxSteps !== undefined && object.maxSteps !== null) ? BigInt(object.maxSteps) : 0n;
+    message.maxSeconds = object.maxSeconds ?? 0;
+    return message;
+  },
+};
+
+function createBaseTrainData(): TrainData {
+  return { inputs: [], labels: undefined, validation: false };
+}
+
+export const TrainData: MessageFns<TrainData> = {
+  encode(message: TrainData, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.inputs) {
+      Tensor.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.labels !== undefined) {
+      Tensor.encode(message.labels, writer.uint32(18).fork()).join();
+    }
+    if (message.validation !== false) {
+      writer.uint32(24).bool(message.validation);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrainData {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrainData();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.inputs.push(Tensor.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.labels = Tensor.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.validation = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TrainData {
+    return {
+      inputs: globalThis.Array.isArray(object?.inputs) ? object.inputs.map((e: any) => Tensor.fromJSON(e)) : [],
+      labels: isSet(object.labels) ? Tensor.fromJSON(object.labels) : undefined,
+      validation: isSet(object.validation) ? globalThis.Boolean(object.validation) : false,
+    };
+  },
+
+  toJSON(message: TrainData): unknown {
+    const obj: any = {};
+    if (message.inputs?.length) {
+      obj.inputs = message.inputs.map((e) => Tensor.toJSON(e));
+    }
+    if (message.labels !== undefined) {
+      obj.labels = Tensor.toJSON(message.labels);
+    }
+    if (message.validation !== false) {
+      obj.validation = message.validation;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TrainData>): TrainData {
+    return TrainData.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TrainData>): TrainData {
+    const message = createBaseTrainData();
+    message.inputs = object.inputs?.map((e) => Tensor.fromPartial(e)) || [];
+    message.labels = (object.labels !== undefined && object.labels !== null)
+      ? Tensor.fromPartial(object.labels)
+      : undefined;
+    message.validation = object.validation ?? false;
+    return message;
+  },
+};
+
+function createBaseTrainEvent(): TrainEvent {
+  return { jobId: "", eventId: 0n, time: undefined, event: undefined };
+}
+
+export const TrainEvent: MessageFns<TrainEvent> = {
+  encode(message: TrainEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.eventId !== 0n) {
+      if (BigInt.asUintN(64, message.eventId) !== message.eventId) {
+        throw new globalThis.Error("value provided for field message.eventId of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.eventId);
+    }
+    if (message.time !== undefined) {
+      Timestamp.encode(toTimestamp(message.time), writer.uint32(26).fork()).join();
+    }
+    switch (message.event?.$case) {
+      case "state":
+        StateChanged.encode(message.event.value, writer.uint32(34).fork()).join();
+        break;
+      case "metrics":
+        TrainMetrics.encode(message.event.value, writer.uint32(42).fork()).join();
+        break;
+      case "validation":
+        ValidationResult.encode(message.event.value, writer.uint32(50).fork()).join();
+        break;
+      case "checkpoint":
+        CheckpointCreated.encode(message.event.value, writer.uint32(58).fork()).join();
+        break;
+      case "completed":
+        JobCompleted.encode(message.event.value, writer.uint32(66).fork()).join();
+        break;
+      case "failed":
+        JobFailed.encode(message.event.value, writer.uint32(74).fork()).join();
+        break;
+      case "data":
+        DataReceived.encode(message.event.value, writer.uint32(82).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrainEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrainEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.eventId = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.time = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.event = { $case: "state", value: StateChanged.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.event = { $case: "metrics", value: TrainMetrics.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.event = { $case: "validation", value: ValidationResult.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.event = { $case: "checkpoint", value: CheckpointCreated.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.event = { $case: "completed", value: JobCompleted.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.event = { $case: "failed", value: JobFailed.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.event = { $case: "data", value: DataReceived.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TrainEvent {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      eventId: isSet(object.eventId) ? BigInt(object.eventId) : isSet(object.event_id) ? BigInt(object.event_id) : 0n,
+      time: isSet(object.time) ? fromJsonTimestamp(object.time) : undefined,
+      event: isSet(object.state)
+        ? { $case: "state", value: StateChanged.fromJSON(object.state) }
+        : isSet(object.metrics)
+        ? { $case: "metrics", value: TrainMetrics.fromJSON(object.metrics) }
+        : isSet(object.validation)
+        ? { $case: "validation", value: ValidationResult.fromJSON(object.validation) }
+        : isSet(object.checkpoint)
+        ? { $case: "checkpoint", value: CheckpointCreated.fromJSON(object.checkpoint) }
+        : isSet(object.completed)
+        ? { $case: "completed", value: JobCompleted.fromJSON(object.completed) }
+        : isSet(object.failed)
+        ? { $case: "failed", value: JobFailed.fromJSON(object.failed) }
+        : isSet(object.data)
+        ? { $case: "data", value: DataReceived.fromJSON(object.data) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: TrainEvent): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.eventId !== 0n) {
+      obj.eventId = message.eventId.toString();
+    }
+    if (message.time !== undefined) {
+      obj.time = message.time.toISOString();
+    }
+    if (message.event?.$case === "state") {
+      obj.state = StateChanged.toJSON(message.event.value);
+    } else if (message.event?.$case === "metrics") {
+      obj.metrics = TrainMetrics.toJSON(message.event.value);
+    } else if (message.event?.$case === "validation") {
+      obj.validation = ValidationResult.toJSON(message.event.value);
+    } else if (message.event?.$case === "checkpoint") {
+      obj.checkpoint = CheckpointCreated.toJSON(message.event.value);
+    } else if (message.event?.$case === "completed") {
+      obj.completed = JobCompleted.toJSON(message.event.value);
+    } else if (message.event?.$case === "failed") {
+      obj.failed = JobFailed.toJSON(message.event.value);
+    } else if (message.event?.$case === "data") {
+      obj.data = DataReceived.toJSON(message.event.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TrainEvent>): TrainEvent {
+    return TrainEvent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TrainEvent>): TrainEvent {
+    const message = createBaseTrainEvent();
+    message.jobId = object.jobId ?? "";
+    message.eventId = (object.eventId !== undefined && object.eventId !== null) ? BigInt(object.eventId) : 0n;
+    message.time = object.time ?? undefined;
+    switch (object.event?.$case) {
+      case "state": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "state", value: StateChanged.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "metrics": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "metrics", value: TrainMetrics.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "validation": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "validation", value: ValidationResult.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "checkpoint": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "checkpoint", value: CheckpointCreated.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "completed": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "completed", value: JobCompleted.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "failed": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "failed", value: JobFailed.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "data": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "data", value: DataReceived.fromPartial(object.event.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseStateChanged(): StateChanged {
+  return { state: 0, message: "" };
+}
+
+export const StateChanged: MessageFns<StateChanged> = {
+  encode(message: StateChanged, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.state !== 0) {
+      writer.uint32(8).int32(message.state);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StateChanged {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStateChanged();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StateChanged {
+    return {
+      state: isSet(object.state) ? jobStateFromJSON(object.state) : 0,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: StateChanged): unknown {
+    const obj: any = {};
+    if (message.state !== 0) {
+      obj.state = jobStateToJSON(message.state);
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<StateChanged>): StateChanged {
+    return StateChanged.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<StateChanged>): StateChanged {
+    const message = createBaseStateChanged();
+    message.state = object.state ?? 0;
+    message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseDataReceived(): DataReceived {
+  return { trainRows: 0n, validationRows: 0n, bytes: 0n };
+}
+
+export const DataReceived: MessageFns<DataReceived> = {
+  encode(message: DataReceived, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.trainRows !== 0n) {
+      if (BigInt.asUintN(64, message.trainRows) !== message.trainRows) {
+        throw new globalThis.Error("value provided for field message.trainRows of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.trainRows);
+    }
+    if (message.validationRows !== 0n) {
+      if (BigInt.asUintN(64, message.validationRows) !== message.validationRows) {
+        throw new globalThis.Error("value provided for field message.validationRows of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.validationRows);
+    }
+    if (message.bytes !== 0n) {
+      if (BigInt.asUintN(64, message.bytes) !== message.bytes) {
+        throw new globalThis.Error("value provided for field message.bytes of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.bytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DataReceived {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDataReceived();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.trainRows = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.validationRows = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.bytes = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DataReceived {
+    return {
+      trainRows: isSet(object.trainRows)
+        ? BigInt(object.trainRows)
+        : isSet(object.train_rows)
+        ? BigInt(object.train_rows)
+        : 0n,
+      validationRows: isSet(object.validationRows)
+        ? BigInt(object.validationRows)
+        : isSet(object.validation_rows)
+        ? BigInt(object.validation_rows)
+        : 0n,
+      bytes: isSet(object.bytes) ? BigInt(object.bytes) : 0n,
+    };
+  },
+
+  toJSON(message: DataReceived): unknown {
+    const obj: any = {};
+    if (message.trainRows !== 0n) {
+      obj.trainRows = message.trainRows.toString();
+    }
+    if (message.validationRows !== 0n) {
+      obj.validationRows = message.validationRows.toString();
+    }
+    if (message.bytes !== 0n) {
+      obj.bytes = message.bytes.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DataReceived>): DataReceived {
+    return DataReceived.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DataReceived>): DataReceived {
+    const message = createBaseDataReceived();
+    message.trainRows = (object.trainRows !== undefined && object.trainRows !== null) ? BigInt(object.trainRows) : 0n;
+    message.validationRows = (object.validationRows !== undefined && object.validationRows !== null)
+      ? BigInt(object.validationRows)
+      : 0n;
+    message.bytes = (object.bytes !== undefined && object.bytes !== null) ? BigInt(object.bytes) : 0n;
+    return message;
+  },
+};
+
+function createBaseTrainMetrics(): TrainMetrics {
+  return {
+    step: 0n,
+    epoch: 0,
+    trainLoss: 0,
+    trainAccuracy: 0,
+    learningRate: 0,
+    examplesPerSecond: 0,
+    etaSeconds: 0,
+    totalSteps: 0n,
+  };
+}
+
+export const TrainMetrics: MessageFns<TrainMetrics> = {
+  encode(message: TrainMetrics, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.step !== 0n) {
+      if (BigInt.asUintN(64, message.step) !== message.step) {
+        throw new globalThis.Error("value provided for field message.step of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.step);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(16).uint32(message.epoch);
+    }
+    if (message.trainLoss !== 0) {
+      writer.uint32(25).double(message.trainLoss);
+    }
+    if (message.trainAccuracy !== 0) {
+      writer.uint32(33).double(message.trainAccuracy);
+    }
+    if (message.learningRate !== 0) {
+      writer.uint32(41).double(message.learningRate);
+    }
+    if (message.examplesPerSecond !== 0) {
+      writer.uint32(49).double(message.examplesPerSecond);
+    }
+    if (message.etaSeconds !== 0) {
+      writer.uint32(57).double(message.etaSeconds);
+    }
+    if (message.totalSteps !== 0n) {
+      if (BigInt.asUintN(64, message.totalSteps) !== message.totalSteps) {
+        throw new globalThis.Error("value provided for field message.totalSteps of type uint64 too large");
+      }
+      writer.uint32(64).uint64(message.totalSteps);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrainMetrics {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrainMetrics();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.step = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.epoch = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.trainLoss = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.trainAccuracy = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.learningRate = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.examplesPerSecond = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.etaSeconds = reader.double();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.totalSteps = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TrainMetrics {
+    return {
+      step: isSet(object.step) ? BigInt(object.step) : 0n,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      trainLoss: isSet(object.trainLoss)
+        ? globalThis.Number(object.trainLoss)
+        : isSet(object.train_loss)
+        ? globalThis.Number(object.train_loss)
+        : 0,
+      trainAccuracy: isSet(object.trainAccuracy)
+        ? globalThis.Number(object.trainAccuracy)
+        : isSet(object.train_accuracy)
+        ? globalThis.Number(object.train_accuracy)
+        : 0,
+      learningRate: isSet(object.learningRate)
+        ? globalThis.Number(object.learningRate)
+        : isSet(object.learning_rate)
+        ? globalThis.Number(object.learning_rate)
+        : 0,
+      examplesPerSecond: isSet(object.examplesPerSecond)
+        ? globalThis.Number(object.examplesPerSecond)
+        : isSet(object.examples_per_second)
+        ? globalThis.Number(object.examples_per_second)
+        : 0,
+      etaSeconds: isSet(object.etaSeconds)
+        ? globalThis.Number(object.etaSeconds)
+        : isSet(object.eta_seconds)
+        ? globalThis.Number(object.eta_seconds)
+        : 0,
+      totalSteps: isSet(object.totalSteps)
+        ? BigInt(object.totalSteps)
+        : isSet(object.total_steps)
+        ? BigInt(object.total_steps)
+        : 0n,
+    };
+  },
+
+  toJSON(message: TrainMetrics): unknown {
+    const obj: any = {};
+    if (message.step !== 0n) {
+      obj.step = message.step.toString();
+    }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.trainLoss !== 0) {
+      obj.trainLoss = floatToJson(message.trainLoss);
+    }
+    if (message.trainAccuracy !== 0) {
+      obj.trainAccuracy = floatToJson(message.trainAccuracy);
+    }
+    if (message.learningRate !== 0) {
+      obj.learningRate = floatToJson(message.learningRate);
+    }
+    if (message.examplesPerSecond !== 0) {
+      obj.examplesPerSecond = floatToJson(message.examplesPerSecond);
+    }
+    if (message.etaSeconds !== 0) {
+      obj.etaSeconds = floatToJson(message.etaSeconds);
+    }
+    if (message.totalSteps !== 0n) {
+      obj.totalSteps = message.totalSteps.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TrainMetrics>): TrainMetrics {
+    return TrainMetrics.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TrainMetrics>): TrainMetrics {
+    const message = createBaseTrainMetrics();
+    message.step = (object.step !== undefined && object.step !== null) ? BigInt(object.step) : 0n;
+    message.epoch = object.epoch ?? 0;
+    message.trainLoss = object.trainLoss ?? 0;
+    message.trainAccuracy = object.trainAccuracy ?? 0;
+    message.learningRate = object.learningRate ?? 0;
+    message.examplesPerSecond = object.examplesPerSecond ?? 0;
+    message.etaSeconds = object.etaSeconds ?? 0;
+    message.totalSteps = (object.totalSteps !== undefined && object.totalSteps !== null)
+      ? BigInt(object.totalSteps)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseValidationResult(): ValidationResult {
+  return { epoch: 0, step: 0n, loss: 0, accuracy: 0, rows: 0n };
+}
+
+export const ValidationResult: MessageFns<ValidationResult> = {
+  encode(message: ValidationResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.epoch !== 0) {
+      writer.uint32(8).uint32(message.epoch);
+    }
+    if (message.step !== 0n) {
+      if (BigInt.asUintN(64, message.step) !== message.step) {
+        throw new globalThis.Error("value provided for field message.step of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.step);
+    }
+    if (message.loss !== 0) {
+      writer.uint32(25).double(message.loss);
+    }
+    if (message.accuracy !== 0) {
+      writer.uint32(33).double(message.accuracy);
+    }
+    if (message.rows !== 0n) {
+      if (BigInt.asUintN(64, message.rows) !== message.rows) {
+        throw new globalThis.Error("value provided for field message.rows of type uint64 too large");
+      }
+      writer.uint32(40).uint64(message.rows);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ValidationResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseValidationResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.epoch = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.step = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.loss = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.accuracy = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.rows = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ValidationResult {
+    return {
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      step: isSet(object.step) ? BigInt(object.step) : 0n,
+      loss: isSet(object.loss) ? globalThis.Number(object.loss) : 0,
+      accuracy: isSet(object.accuracy) ? globalThis.Number(object.accuracy) : 0,
+      rows: isSet(object.rows) ? BigInt(object.rows) : 0n,
+    };
+  },
+
+  toJSON(message: ValidationResult): unknown {
+    const obj: any = {};
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.step !== 0n) {
+      obj.step = message.step.toString();
+    }
+    if (message.loss !== 0) {
+      obj.loss = floatToJson(message.loss);
+    }
+    if (message.accuracy !== 0) {
+      obj.accuracy = floatToJson(message.accuracy);
+    }
+    if (message.rows !== 0n) {
+      obj.rows = message.rows.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ValidationResult>): ValidationResult {
+    return ValidationResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ValidationResult>): ValidationResult {
+    const message = createBaseValidationResult();
+    message.epoch = object.epoch ?? 0;
+    message.step = (object.step !== undefined && object.step !== null) ? BigInt(object.step) : 0n;
+    message.loss = object.loss ?? 0;
+    message.accuracy = object.accuracy ?? 0;
+    message.rows = (object.rows !== undefined && object.rows !== null) ? BigInt(object.rows) : 0n;
+    return message;
+  },
+};
+
+function createBaseCheckpointCreated(): CheckpointCreated {
+  return { checkpoint: "", step: 0n, epoch: 0 };
+}
+
+export const CheckpointCreated: MessageFns<CheckpointCreated> = {
+  encode(message: CheckpointCreated, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.checkpoint !== "") {
+      writer.uint32(10).string(message.checkpoint);
+    }
+    if (message.step !== 0n) {
+      if (BigInt.asUintN(64, message.step) !== message.step) {
+        throw new globalThis.Error("value provided for field message.step of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.step);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(24).uint32(message.epoch);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckpointCreated {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckpointCreated();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.checkpoint = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.step = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.epoch = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckpointCreated {
+    return {
+      checkpoint: isSet(object.checkpoint) ? globalThis.String(object.checkpoint) : "",
+      step: isSet(object.step) ? BigInt(object.step) : 0n,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+    };
+  },
+
+  toJSON(message: CheckpointCreated): unknown {
+    const obj: any = {};
+    if (message.checkpoint !== "") {
+      obj.checkpoint = message.checkpoint;
+    }
+    if (message.step !== 0n) {
+      obj.step = message.step.toString();
+    }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CheckpointCreated>): CheckpointCreated {
+    return CheckpointCreated.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CheckpointCreated>): CheckpointCreated {
+    const message = createBaseCheckpointCreated();
+    message.checkpoint = object.checkpoint ?? "";
+    message.step = (object.step !== undefined && object.step !== null) ? BigInt(object.step) : 0n;
+    message.epoch = object.epoch ?? 0;
+    return message;
+  },
+};
+
+function createBaseJobCompleted(): JobCompleted {
+  return { model: "", version: "", metrics: undefined, stopReason: "" };
+}
+
+export const JobCompleted: MessageFns<JobCompleted> = {
+  encode(message: JobCompleted, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    if (message.version !== "") {
+      writer.uint32(18).string(message.version);
+    }
+    if (message.metrics !== undefined) {
+      FinalMetrics.encode(message.metrics, writer.uint32(26).fork()).join();
+    }
+    if (message.stopReason !== "") {
+      writer.uint32(34).string(message.stopReason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobCompleted {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobCompleted();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.metrics = FinalMetrics.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.stopReason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JobCompleted {
+    return {
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      metrics: isSet(object.metrics) ? FinalMetrics.fromJSON(object.metrics) : undefined,
+      stopReason: isSet(object.stopReason)
+        ? globalThis.String(object.stopReason)
+        : isSet(object.stop_reason)
+        ? globalThis.String(object.stop_reason)
+        : "",
+    };
+  },
+
+  toJSON(message: JobCompleted): unknown {
+    const obj: any = {};
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.metrics !== undefined) {
+      obj.metrics = FinalMetrics.toJSON(message.metrics);
+    }
+    if (message.stopReason !== "") {
+      obj.stopReason = message.stopReason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<JobCompleted>): JobCompleted {
+    return JobCompleted.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<JobCompleted>): JobCompleted {
+    const message = createBaseJobCompleted();
+    message.model = object.model ?? "";
+    message.version = object.version ?? "";
+    message.metrics = (object.metrics !== undefined && object.metrics !== null)
+      ? FinalMetrics.fromPartial(object.metrics)
+      : undefined;
+    message.stopReason = object.stopReason ?? "";
+    return message;
+  },
+};
+
+function createBaseFinalMetrics(): FinalMetrics {
+  return {
+    steps: 0n,
+    epochs: 0,
+    trainLoss: 0,
+    trainAccuracy: 0,
+    validationLoss: 0,
+    validationAccuracy: 0,
+    validationRows: 0n,
+    seconds: 0,
+  };
+}
+
+export const FinalMetrics: MessageFns<FinalMetrics> = {
+  encode(message: FinalMetrics, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.steps !== 0n) {
+      if (BigInt.asUintN(64, message.steps) !== message.steps) {
+        throw new globalThis.Error("value provided for field message.steps of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.steps);
+    }
+    if (message.epochs !== 0) {
+      writer.uint32(16).uint32(message.epochs);
+    }
+    if (message.trainLoss !== 0) {
+      writer.uint32(25).double(message.trainLoss);
+    }
+    if (message.trainAccuracy !== 0) {
+      writer.uint32(33).double(message.trainAccuracy);
+    }
+    if (message.validationLoss !== 0) {
+      writer.uint32(41).double(message.validationLoss);
+    }
+    if (message.validationAccuracy !== 0) {
+      writer.uint32(49).double(message.validationAccuracy);
+    }
+    if (message.validationRows !== 0n) {
+      if (BigInt.asUintN(64, message.validationRows) !== message.validationRows) {
+        throw new globalThis.Error("value provided for field message.validationRows of type uint64 too large");
+      }
+      writer.uint32(56).uint64(message.validationRows);
+    }
+    if (message.seconds !== 0) {
+      writer.uint32(65).double(message.seconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FinalMetrics {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFinalMetrics();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.steps = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.epochs = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.trainLoss = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.trainAccuracy = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.validationLoss = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.validationAccuracy = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.validationRows = reader.uint64() as bigint;
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.seconds = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FinalMetrics {
+    return {
+      steps: isSet(object.steps) ? BigInt(object.steps) : 0n,
+      epochs: isSet(object.epochs) ? globalThis.Number(object.epochs) : 0,
+      trainLoss: isSet(object.trainLoss)
+        ? globalThis.Number(object.trainLoss)
+        : isSet(object.train_loss)
+        ? globalThis.Number(object.train_loss)
+        : 0,
+      trainAccuracy: isSet(object.trainAccuracy)
+        ? globalThis.Number(object.trainAccuracy)
+        : isSet(object.train_accuracy)
+        ? globalThis.Number(object.train_accuracy)
+        : 0,
+      validationLoss: isSet(object.validationLoss)
+        ? globalThis.Number(object.validationLoss)
+        : isSet(object.validation_loss)
+        ? globalThis.Number(object.validation_loss)
+        : 0,
+      validationAccuracy: isSet(object.validationAccuracy)
+        ? globalThis.Number(object.validationAccuracy)
+        : isSet(object.validation_accuracy)
+        ? globalThis.Number(object.validation_accuracy)
+        : 0,
+      validationRows: isSet(object.validationRows)
+        ? BigInt(object.validationRows)
+        : isSet(object.validation_rows)
+        ? BigInt(object.validation_rows)
+        : 0n,
+      seconds: isSet(object.seconds) ? globalThis.Number(object.seconds) : 0,
+    };
+  },
+
+  toJSON(message: FinalMetrics): unknown {
+    const obj: any = {};
+    if (message.steps !== 0n) {
+      obj.steps = message.steps.toString();
+    }
+    if (message.epochs !== 0) {
+      obj.epochs = Math.round(message.epochs);
+    }
+    if (message.trainLoss !== 0) {
+      obj.trainLoss = floatToJson(message.trainLoss);
+    }
+    if (message.trainAccuracy !== 0) {
+      obj.trainAccuracy = floatToJson(message.trainAccuracy);
+    }
+    if (message.validationLoss !== 0) {
+      obj.validationLoss = floatToJson(message.validationLoss);
+    }
+    if (message.validationAccuracy !== 0) {
+      obj.validationAccuracy = floatToJson(message.validationAccuracy);
+    }
+    if (message.validationRows !== 0n) {
+      obj.validationRows = message.validationRows.toString();
+    }
+    if (message.seconds !== 0) {
+      obj.seconds = floatToJson(message.seconds);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FinalMetrics>): FinalMetrics {
+    return FinalMetrics.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FinalMetrics>): FinalMetrics {
+    const message = createBaseFinalMetrics();
+    message.steps = (object.steps !== undefined && object.steps !== null) ? BigInt(object.steps) : 0n;
+    message.epochs = object.epochs ?? 0;
+    message.trainLoss = object.trainLoss ?? 0;
+    message.trainAccuracy = object.trainAccuracy ?? 0;
+    message.validationLoss = object.validationLoss ?? 0;
+    message.validationAccuracy = object.validationAccuracy ?? 0;
+    message.validationRows = (object.validationRows !== undefined && object.validationRows !== null)
+      ? BigInt(object.validationRows)
+      : 0n;
+    message.seconds = object.seconds ?? 0;
+    return message;
+  },
+};
+
+function createBaseJobFailed(): JobFailed {
+  return { code: 0, message: "" };
+}
+
+export const JobFailed: MessageFns<JobFailed> = {
+  encode(message: JobFailed, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== 0) {
+      writer.uint32(8).int32(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobFailed {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobFailed();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.code = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JobFailed {
+    return {
+      code: isSet(object.code) ? globalThis.Number(object.code) : 0,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: JobFailed): unknown {
+    const obj: any = {};
+    if (message.code !== 0) {
+      obj.code = Math.round(message.code);
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<JobFailed>): JobFailed {
+    return JobFailed.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<JobFailed>): JobFailed {
+    const message = createBaseJobFailed();
+    message.code = object.code ?? 0;
+    message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseJob(): Job {
+  return {
+    id: "",
+    model: "",
+    state: 0,
+    created: undefined,
+    updated: undefined,
+    step: 0n,
+    epoch: 0,
+    totalSteps: 0n,
+    publishedVersion: "",
+    metrics: undefined,
+    error: undefined,
+    lastEventId: 0n,
+    idempotencyKey: "",
+  };
+}
+
+export const Job: MessageFns<Job> = {
+  encode(message: Job, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.model !== "") {
+      writer.uint32(18).string(message.model);
+    }
+    if (message.state !== 0) {
+      writer.uint32(24).int32(message.state);
+    }
+    if (message.created !== undefined) {
+      Timestamp.encode(toTimestamp(message.created), writer.uint32(34).fork()).join();
+    }
+    if (message.updated !== undefined) {
+      Timestamp.encode(toTimestamp(message.updated), writer.uint32(42).fork()).join();
+    }
+    if (message.step !== 0n) {
+      if (BigInt.asUintN(64, message.step) !== message.step) {
+        throw new globalThis.Error("value provided for field message.step of type uint64 too large");
+      }
+      writer.uint32(48).uint64(message.step);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(56).uint32(message.epoch);
+    }
+    if (message.totalSteps !== 0n) {
+      if (BigInt.asUintN(64, message.totalSteps) !== message.totalSteps) {
+        throw new globalThis.Error("value provided for field message.totalSteps of type uint64 too large");
+      }
+      writer.uint32(64).uint64(message.totalSteps);
+    }
+    if (message.publishedVersion !== "") {
+      writer.uint32(74).string(message.publishedVersion);
+    }
+    if (message.metrics !== undefined) {
+      FinalMetrics.encode(message.metrics, writer.uint32(82).fork()).join();
+    }
+    if (message.error !== undefined) {
+      JobFailed.encode(message.error, writer.uint32(90).fork()).join();
+    }
+    if (message.lastEventId !== 0n) {
+      if (BigInt.asUintN(64, message.lastEventId) !== message.lastEventId) {
+        throw new globalThis.Error("value provided for field message.lastEventId of type uint64 too large");
+      }
+      writer.uint32(96).uint64(message.lastEventId);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(106).string(message.idempotencyKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Job {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJob();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.created = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.updated = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.step = reader.uint64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.epoch = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.totalSteps = reader.uint64() as bigint;
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.publishedVersion = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.metrics = FinalMetrics.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.error = JobFailed.decode(reader, reader.uint32());
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.lastEventId = reader.uint64() as bigint;
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Job {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      state: isSet(object.state) ? jobStateFromJSON(object.state) : 0,
+      created: isSet(object.created) ? fromJsonTimestamp(object.created) : undefined,
+      updated: isSet(object.updated) ? fromJsonTimestamp(object.updated) : undefined,
+      step: isSet(object.step) ? BigInt(object.step) : 0n,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      totalSteps: isSet(object.totalSteps)
+        ? BigInt(object.totalSteps)
+        : isSet(object.total_steps)
+        ? BigInt(object.total_steps)
+        : 0n,
+      publishedVersion: isSet(object.publishedVersion)
+        ? globalThis.String(object.publishedVersion)
+        : isSet(object.published_version)
+        ? globalThis.String(object.published_version)
+        : "",
+      metrics: isSet(object.metrics) ? FinalMetrics.fromJSON(object.metrics) : undefined,
+      error: isSet(object.error) ? JobFailed.fromJSON(object.error) : undefined,
+      lastEventId: isSet(object.lastEventId)
+        ? BigInt(object.lastEventId)
+        : isSet(object.last_event_id)
+        ? BigInt(object.last_event_id)
+        : 0n,
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+    };
+  },
+
+  toJSON(message: Job): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.state !== 0) {
+      obj.state = jobStateToJSON(message.state);
+    }
+    if (message.created !== undefined) {
+      obj.created = message.created.toISOString();
+    }
+    if (message.updated !== undefined) {
+      obj.updated = message.updated.toISOString();
+    }
+    if (message.step !== 0n) {
+      obj.step = message.step.toString();
+    }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.totalSteps !== 0n) {
+      obj.totalSteps = message.totalSteps.toString();
+    }
+    if (message.publishedVersion !== "") {
+      obj.publishedVersion = message.publishedVersion;
+    }
+    if (message.metrics !== undefined) {
+      obj.metrics = FinalMetrics.toJSON(message.metrics);
+    }
+    if (message.error !== undefined) {
+      obj.error = JobFailed.toJSON(message.error);
+    }
+    if (message.lastEventId !== 0n) {
+      obj.lastEventId = message.lastEventId.toString();
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Job>): Job {
+    return Job.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Job>): Job {
+    const message = createBaseJob();
+    message.id = object.id ?? "";
+    message.model = object.model ?? "";
+    message.state = object.state ?? 0;
+    message.created = object.created ?? undefined;
+    message.updated = object.updated ?? undefined;
+    message.step = (object.step !== undefined && object.step !== null) ? BigInt(object.step) : 0n;
+    message.epoch = object.epoch ?? 0;
+    message.totalSteps = (object.totalSteps !== undefined && object.totalSteps !== null)
+      ? BigInt(object.totalSteps)
+      : 0n;
+    message.publishedVersion = object.publishedVersion ?? "";
+    message.metrics = (object.metrics !== undefined && object.metrics !== null)
+      ? FinalMetrics.fromPartial(object.metrics)
+      : undefined;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? JobFailed.fromPartial(object.error)
+      : undefined;
+    message.lastEventId = (object.lastEventId !== undefined && object.lastEventId !== null)
+      ? BigInt(object.lastEventId)
+      : 0n;
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    return message;
+  },
+};
+
+function createBaseGetJobRequest(): GetJobRequest {
+  return { jobId: "" };
+}
+
+export const GetJobRequest: MessageFns<GetJobRequest> = {
+  encode(message: GetJobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetJobRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetJobRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetJobRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetJobRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetJobRequest>): GetJobRequest {
+    return GetJobRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetJobRequest>): GetJobRequest {
+    const message = createBaseGetJobRequest();
+    message.jobId = object.jobId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetJobResponse(): GetJobResponse {
+  return { job: undefined };
+}
+
+export const GetJobResponse: MessageFns<GetJobResponse> = {
+  encode(message: GetJobResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.job !== undefined) {
+      Job.encode(message.job, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetJobResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetJobResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.job = Job.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetJobResponse {
+    return { job: isSet(object.job) ? Job.fromJSON(object.job) : undefined };
+  },
+
+  toJSON(message: GetJobResponse): unknown {
+    const obj: any = {};
+    if (message.job !== undefined) {
+      obj.job = Job.toJSON(message.job);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetJobResponse>): GetJobResponse {
+    return GetJobResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetJobResponse>): GetJobResponse {
+    const message = createBaseGetJobResponse();
+    message.job = (object.job !== undefined && object.job !== null) ? Job.fromPartial(object.job) : undefined;
+    return message;
+  },
+};
+
+function createBaseListJobsRequest(): ListJobsRequest {
+  return {};
+}
+
+export const ListJobsRequest: MessageFns<ListJobsRequest> = {
+  encode(_: ListJobsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListJobsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListJobsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListJobsRequest {
+    return {};
+  },
+
+  toJSON(_: ListJobsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListJobsRequest>): ListJobsRequest {
+    return ListJobsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<ListJobsRequest>): ListJobsRequest {
+    const message = createBaseListJobsRequest();
+    return message;
+  },
+};
+
+function createBaseListJobsResponse(): ListJobsResponse {
+  return { jobs: [] };
+}
+
+export const ListJobsResponse: MessageFns<ListJobsResponse> = {
+  encode(message: ListJobsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.jobs) {
+      Job.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListJobsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListJobsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobs.push(Job.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListJobsResponse {
+    return { jobs: globalThis.Array.isArray(object?.jobs) ? object.jobs.map((e: any) => Job.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: ListJobsResponse): unknown {
+    const obj: any = {};
+    if (message.jobs?.length) {
+      obj.jobs = message.jobs.map((e) => Job.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListJobsResponse>): ListJobsResponse {
+    return ListJobsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListJobsResponse>): ListJobsResponse {
+    const message = createBaseListJobsResponse();
+    message.jobs = object.jobs?.map((e) => Job.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCancelJobRequest(): CancelJobRequest {
+  return { jobId: "" };
+}
+
+export const CancelJobRequest: MessageFns<CancelJobRequest> = {
+  encode(message: CancelJobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelJobRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelJobRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CancelJobRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+    };
+  },
+
+  toJSON(message: CancelJobRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CancelJobRequest>): CancelJobRequest {
+    return CancelJobRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CancelJobRequest>): CancelJobRequest {
+    const message = createBaseCancelJobRequest();
+    message.jobId = object.jobId ?? "";
+    return message;
+  },
+};
+
+function createBaseCancelJobResponse(): CancelJobResponse {
+  return { job: undefined };
+}
+
+export const CancelJobResponse: MessageFns<CancelJobResponse> = {
+  encode(message: CancelJobResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.job !== undefined) {
+      Job.encode(message.job, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelJobResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelJobResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.job = Job.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CancelJobResponse {
+    return { job: isSet(object.job) ? Job.fromJSON(object.job) : undefined };
+  },
+
+  toJSON(message: CancelJobResponse): unknown {
+    const obj: any = {};
+    if (message.job !== undefined) {
+      obj.job = Job.toJSON(message.job);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CancelJobResponse>): CancelJobResponse {
+    return CancelJobResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CancelJobResponse>): CancelJobResponse {
+    const message = createBaseCancelJobResponse();
+    message.job = (object.job !== undefined && object.job !== null) ? Job.fromPartial(object.job) : undefined;
+    return message;
+  },
+};
+
+function createBaseWatchJobRequest(): WatchJobRequest {
+  return { jobId: "", afterEventId: 0n };
+}
+
+export const WatchJobRequest: MessageFns<WatchJobRequest> = {
+  encode(message: WatchJobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.afterEventId !== 0n) {
+      if (BigInt.asUintN(64, message.afterEventId) !== message.afterEventId) {
+        throw new globalThis.Error("value provided for field message.afterEventId of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.afterEventId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchJobRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchJobRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.afterEventId = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchJobRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      afterEventId: isSet(object.afterEventId)
+        ? BigInt(object.afterEventId)
+        : isSet(object.after_event_id)
+        ? BigInt(object.after_event_id)
+        : 0n,
+    };
+  },
+
+  toJSON(message: WatchJobRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.afterEventId !== 0n) {
+      obj.afterEventId = message.afterEventId.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchJobRequest>): WatchJobRequest {
+    return WatchJobRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchJobRequest>): WatchJobRequest {
+    const message = createBaseWatchJobRequest();
+    message.jobId = object.jobId ?? "";
+    message.afterEventId = (object.afterEventId !== undefined && object.afterEventId !== null)
+      ? BigInt(object.afterEventId)
+      : 0n;
+    return message;
+  },
+};
 
 /**
- * Training is reserved for the streaming Train RPC: a model plus streamed examples in, a new servable
- * model version out. Its RPCs land with the training work.
+ * Training turns a model plus streamed, labelled examples into a new servable model version.
+ *
+ * Train: the first message is a TrainSpec, then any number of TrainData chunks, then the client half-closes
+ * (or sends `end`). Events stream back from the start. Once the data is in, the job no longer depends on
+ * the stream that uploaded it: a client that disconnects re-attaches with WatchJob and misses nothing.
  */
 export type TrainingService = typeof TrainingService;
-export const TrainingService = {} as const;
+export const TrainingService = {
+  train: {
+    path: "/aiaas.v1.Training/Train" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: TrainRequest): Buffer => Buffer.from(TrainRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TrainRequest => TrainRequest.decode(value),
+    responseSerialize: (value: TrainEvent): Buffer => Buffer.from(TrainEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TrainEvent => TrainEvent.decode(value),
+  },
+  getJob: {
+    path: "/aiaas.v1.Training/GetJob" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetJobRequest): Buffer => Buffer.from(GetJobRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetJobRequest => GetJobRequest.decode(value),
+    responseSerialize: (value: GetJobResponse): Buffer => Buffer.from(GetJobResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetJobResponse => GetJobResponse.decode(value),
+  },
+  listJobs: {
+    path: "/aiaas.v1.Training/ListJobs" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListJobsRequest): Buffer => Buffer.from(ListJobsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListJobsRequest => ListJobsRequest.decode(value),
+    responseSerialize: (value: ListJobsResponse): Buffer => Buffer.from(ListJobsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListJobsResponse => ListJobsResponse.decode(value),
+  },
+  cancelJob: {
+    path: "/aiaas.v1.Training/CancelJob" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CancelJobRequest): Buffer => Buffer.from(CancelJobRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CancelJobRequest => CancelJobRequest.decode(value),
+    responseSerialize: (value: CancelJobResponse): Buffer => Buffer.from(CancelJobResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CancelJobResponse => CancelJobResponse.decode(value),
+  },
+  /** Every event of a job after `after_event_id` (0: from the start), then the live ones until the job ends. */
+  watchJob: {
+    path: "/aiaas.v1.Training/WatchJob" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchJobRequest): Buffer => Buffer.from(WatchJobRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchJobRequest => WatchJobRequest.decode(value),
+    responseSerialize: (value: TrainEvent): Buffer => Buffer.from(TrainEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TrainEvent => TrainEvent.decode(value),
+  },
+} as const;
 
 export interface TrainingServer extends UntypedServiceImplementation {
+  train: handleBidiStreamingCall<TrainRequest, TrainEvent>;
+  getJob: handleUnaryCall<GetJobRequest, GetJobResponse>;
+  listJobs: handleUnaryCall<ListJobsRequest, ListJobsResponse>;
+  cancelJob: handleUnaryCall<CancelJobRequest, CancelJobResponse>;
+  /** Every event of a job after `after_event_id` (0: from the start), then the live ones until the job ends. */
+  watchJob: handleServerStreamingCall<WatchJobRequest, TrainEvent>;
 }
 
 export interface TrainingClient extends Client {
+  train(): ClientDuplexStream<TrainRequest, TrainEvent>;
+  train(options: Partial<CallOptions>): ClientDuplexStream<TrainRequest, TrainEvent>;
+  train(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<TrainRequest, TrainEvent>;
+  getJob(
+    request: GetJobRequest,
+    callback: (error: ServiceError | null, response: GetJobResponse) => void,
+  ): ClientUnaryCall;
+  getJob(
+    request: GetJobRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetJobResponse) => void,
+  ): ClientUnaryCall;
+  getJob(
+    request: GetJobRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetJobResponse) => void,
+  ): ClientUnaryCall;
+  listJobs(
+    request: ListJobsRequest,
+    callback: (error: ServiceError | null, response: ListJobsResponse) => void,
+  ): ClientUnaryCall;
+  listJobs(
+    request: ListJobsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListJobsResponse) => void,
+  ): ClientUnaryCall;
+  listJobs(
+    request: ListJobsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListJobsResponse) => void,
+  ): ClientUnaryCall;
+  cancelJob(
+    request: CancelJobRequest,
+    callback: (error: ServiceError | null, response: CancelJobResponse) => void,
+  ): ClientUnaryCall;
+  cancelJob(
+    request: CancelJobRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CancelJobResponse) => void,
+  ): ClientUnaryCall;
+  cancelJob(
+    request: CancelJobRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CancelJobResponse) => void,
+  ): ClientUnaryCall;
+  /** Every event of a job after `after_event_id` (0: from the start), then the live ones until the job ends. */
+  watchJob(request: WatchJobRequest, options?: Partial<CallOptions>): ClientReadableStream<TrainEvent>;
+  watchJob(
+    request: WatchJobRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<TrainEvent>;
 }
 
 export const TrainingClient = makeGenericClientConstructor(TrainingService, "aiaas.v1.Training") as unknown as {
@@ -31,3 +5525,51 @@ export const TrainingClient = makeGenericClientConstructor(TrainingService, "aia
   service: typeof TrainingService;
   serviceName: string;
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
+
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
+
+type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = BigInt(Math.trunc(date.getTime() / 1_000));
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (globalThis.Number(t.seconds.toString()) || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
+
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
+
+function isSet(value: any): boolean {
+  return value !== null && value !== undefined;
+}
+
+interface MessageFns<T> {
+  encode(message: T, writer?: BinaryWriter): BinaryWriter;
+  decode(input: BinaryReader | Uint8Array, length?: number): T;
+  fromJSON(object: any): T;
+  toJSON(message: T): unknown;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
+}

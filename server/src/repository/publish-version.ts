@@ -1,0 +1,76 @@
+import { mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { CONFIG_FILE, MODEL_FILE, checkModelName, listVersions, modelExists } from "./repository-layout.js";
+
+export interface PublishFiles {
+  /** model.onnx */
+  readonly model: Uint8Array;
+  /** Written beside model.onnx, e.g. metrics.json. */
+  readonly extra?: Readonly<Record<string, string | Uint8Array>>;
+  /** config.json for a model that does not exist yet. */
+  readonly config?: object;
+}
+
+async function writeDurably(path: string, data: string | Uint8Array): Promise<void> {
+  const file = await open(path, "w", 0o600);
+  try {
+    await file.writeFile(data);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}
+
+async function syncDir(path: string): Promise<void> {
+  const dir = await open(path, "r");
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
+
+const locks = new Map<string, Promise<unknown>>();
+
+/**
+ * Publishes a new version of a model: the files are written and synced in a hidden folder, which is then
+ * renamed into place, so the repository never holds a half-written version, even after kill -9 (a leftover
+ * hidden folder is no version and is removed by the next publish). Publishes of one model run one at a
+ * time so each gets the next number. Returns the version.
+ */
+export function publishVersion(root: string, name: string, files: PublishFiles, tag: string): Promise<number> {
+  checkModelName(name);
+  const key = join(root, name);
+  const run = (locks.get(key) ?? Promise.resolve()).then(async () => {
+    const exists = await modelExists(root, name);
+    const staging = exists ? join(root, name, `.publish-${tag}`) : join(root, `.publish-${tag}`);
+    await rm(staging, { recursive: true, force: true });
+    const versionDir = exists ? staging : join(staging, "1");
+    await mkdir(versionDir, { recursive: true, mode: 0o700 });
+    try {
+      await writeDurably(join(versionDir, MODEL_FILE), files.model);
+      for (const [file, data] of Object.entries(files.extra ?? {})) await writeDurably(join(versionDir, file), data);
+      await syncDir(versionDir);
+      if (!exists) {
+        if (files.config) await writeDurably(join(staging, CONFIG_FILE), JSON.stringify(files.config, null, 2) + "\n");
+        await syncDir(staging);
+        await rename(staging, join(root, name));
+        await syncDir(root);
+        return 1;
+      }
+      const versions = await listVersions(root, name);
+      const next = (versions[versions.length - 1] ?? 0) + 1;
+      const target = join(root, name, String(next));
+      // A folder of that number without model.onnx (not a version) would make rename fail; it is garbage.
+      if (await stat(target).then(() => true, () => false)) await rm(target, { recursive: true, force: true });
+      await rename(staging, target);
+      await syncDir(dirname(target));
+      return next;
+    } catch (error) {
+      await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+      throw error;
+    }
+  });
+  locks.set(key, run.catch(() => undefined));
+  return run;
+}

@@ -1,0 +1,75 @@
+import { status } from "@grpc/grpc-js";
+import { JobState, type TrainingServer, type TrainEvent, type TrainRequest } from "@aiaas/sdk/gen";
+import { onAbort } from "../abort-listeners.js";
+import { ServerError, invalidArgument } from "../errors.js";
+import type { JobManager, TrainJob } from "../training/jobs/index.js";
+import { bidi, serverStream, unary, type HandlerEnv } from "./handlers.js";
+
+/** Ends a Train call as its job ended: OK for SUCCEEDED, the job's status for FAILED, CANCELLED for CANCELLED. */
+function endStatus(job: TrainJob): void {
+  if (job.state === JobState.JOB_STATE_FAILED && job.error) throw new ServerError(job.error.code as status, job.error.message);
+  if (job.state === JobState.JOB_STATE_CANCELLED) throw new ServerError(status.CANCELLED, `job ${job.id} was cancelled`);
+}
+
+/** Reads the rest of a Train stream into the job: chunks, then the end marker or the half-close. */
+async function upload(manager: JobManager, job: TrainJob, requests: AsyncIterator<TrainRequest>, attached: boolean): Promise<void> {
+  let ended = false;
+  for (;;) {
+    const next = await requests.next();
+    if (next.done) break;
+    const message = next.value.message;
+    // A retry that attached to an existing job (idempotency key) re-sends data the job already has: ignored.
+    if (attached || ended) continue;
+    switch (message?.$case) {
+      case "data":
+        manager.addData(job, message.value);
+        break;
+      case "end":
+        manager.endData(job);
+        ended = true;
+        break;
+      case "spec":
+        throw invalidArgument("Train: a second TrainSpec arrived; one stream trains one job");
+      default:
+        throw invalidArgument("Train: a message with neither spec, data nor end arrived");
+    }
+  }
+  if (!attached) manager.endData(job);
+}
+
+export function createTrainingService(manager: JobManager, env: HandlerEnv): TrainingServer {
+  return {
+    train: bidi(env, "Train", async function* (requests: AsyncIterable<TrainRequest>, context): AsyncGenerator<TrainEvent> {
+      const iterator = requests[Symbol.asyncIterator]();
+      const first = await iterator.next();
+      if (first.done) throw invalidArgument("Train: the stream ended before a TrainSpec; send the spec first, then TrainData chunks");
+      if (first.value.message?.$case !== "spec") throw invalidArgument("Train: the first message must be a TrainSpec, then TrainData chunks");
+      const { job, attached } = await manager.submit(first.value.message.value);
+      // Until its data is complete a job depends on this stream: a client that goes away cancels it.
+      const unsubscribe = onAbort(context.signal, () => {
+        if (!job.dataComplete) job.cancel("the client went away before sending all data");
+      });
+      const uploading = upload(manager, job, iterator, attached).catch((error: unknown) => {
+        const e = ServerError.from(error);
+        if (!job.terminal && !job.dataComplete) {
+          if (context.signal.aborted) job.cancel("the client went away before sending all data");
+          else job.fail(e.code, e.message);
+        }
+      });
+      try {
+        yield* job.watch(0, context.signal);
+      } finally {
+        unsubscribe();
+        if (job.terminal) await uploading;
+      }
+      endStatus(job);
+    }),
+    watchJob: serverStream(env, "WatchJob", async function* (request: { jobId: string; afterEventId: bigint }, context) {
+      const job = manager.get(request.jobId);
+      yield* job.watch(Number(request.afterEventId), context.signal);
+    }),
+    getJob: unary(env, "GetJob", async (request: { jobId: string }) => ({ job: manager.get(request.jobId).toWire() })),
+    listJobs: unary(env, "ListJobs", async () => ({ jobs: manager.list().map((j) => j.toWire()) })),
+    cancelJob: unary(env, "CancelJob", async (request: { jobId: string }) => ({ job: manager.cancel(request.jobId).toWire() })),
+  };
+}

@@ -1,0 +1,182 @@
+import { status } from "@grpc/grpc-js";
+import type { TrainData, TrainSpec } from "@aiaas/sdk/gen";
+import type { Logger } from "pino";
+import type { ModelProto } from "onnx-buf";
+import { ServerError, invalidArgument, notFound } from "../../errors.js";
+import { modelPath, type ModelRegistry } from "../../repository/index.js";
+import { ArchitectureError, buildArchitecture } from "../layers/build-architecture.js";
+import { readModelFile } from "../onnx/model-file.js";
+import { Graph } from "../onnx/graph.js";
+import { buildTrainProgram, type TrainProgram } from "../engine/train-program.js";
+import { CheckpointStore } from "./checkpoint-store.js";
+import { JobData, type DataSpec } from "./job-data.js";
+import { parseJobSpec, type JobSpec } from "./job-spec.js";
+import { runJob } from "./run-job.js";
+import { TrainJob } from "./train-job.js";
+
+export interface JobManagerOptions {
+  readonly registry: ModelRegistry;
+  /** Where checkpoints are written (kept after a job ends, for resume_from). */
+  readonly checkpointsDir: string;
+  /** Jobs training at once; others wait QUEUED. */
+  readonly maxConcurrentJobs: number;
+  /** ORT intra-op threads of each job's training session. */
+  readonly threads: number;
+  readonly providers: readonly ("cuda" | "cpu")[];
+  /** Upper bound on one job's uploaded data. */
+  readonly maxDataBytes: number;
+  /** Upper bound on one tensor of a chunk (the max message size). */
+  readonly maxTensorBytes: number;
+  readonly logger: Logger;
+}
+
+/** Training jobs: creation from a spec, data intake, a queue with a concurrency cap, lookup and cancel. */
+export interface JobManager {
+  /** Creates a job (or finds the one an idempotency key already created). Bad specs throw with their status. */
+  submit(spec: TrainSpec): Promise<{ job: TrainJob; attached: boolean }>;
+  /** Checks and stores a chunk; a bad chunk fails the job and throws its status. */
+  addData(job: TrainJob, chunk: TrainData): void;
+  /** The data is complete: the job waits for a training slot. */
+  endData(job: TrainJob): void;
+  get(id: string): TrainJob;
+  list(): TrainJob[];
+  cancel(id: string): TrainJob;
+  close(): Promise<void>;
+}
+
+const MAX_KEPT_JOBS = 1000;
+
+function dataSpec(program: TrainProgram, forward: ModelProto, spec: JobSpec): DataSpec {
+  const inputs = program.inputs.map((i) => ({ name: i.name, type: i.type, dims: i.dims.slice(1) }));
+  const out = Graph.fromModel(forward).outputs.find((o) => o.name === spec.output)!;
+  if (spec.task === "classification") {
+    const classes = out.dims?.[1];
+    if (out.dims?.length !== 2 || typeof classes !== "number") {
+      throw invalidArgument(`output "${spec.output}" has shape [${out.dims?.join(", ") ?? "?"}]: classification needs [batch, classes] logits with a fixed class count`);
+    }
+    return { inputs, labels: { kind: "classes", classes } };
+  }
+  return { inputs, labels: { kind: "target", target: { name: "labels", type: out.type, dims: (out.dims ?? []).slice(1) } } };
+}
+
+export function createJobManager(options: JobManagerOptions): JobManager {
+  const { registry, logger } = options;
+  const jobs = new Map<string, TrainJob>();
+  const byKey = new Map<string, TrainJob>();
+  const waiting: TrainJob[] = [];
+  const running = new Set<Promise<void>>();
+  const checkpoints = new CheckpointStore(options.checkpointsDir);
+  let closed = false;
+
+  const pump = (): void => {
+    while (!closed && running.size < options.maxConcurrentJobs && waiting.length > 0) {
+      const job = waiting.shift()!;
+      if (job.terminal) continue;
+      const run = runJob(job, { registry, checkpoints, threads: options.threads, providers: options.providers, logger }).finally(() => {
+        running.delete(run);
+        pump();
+      });
+      running.add(run);
+    }
+  };
+
+  const remember = (job: TrainJob): void => {
+    jobs.set(job.id, job);
+    if (jobs.size > MAX_KEPT_JOBS) {
+      for (const [id, old] of jobs) {
+        if (jobs.size <= MAX_KEPT_JOBS) break;
+        if (old.terminal) {
+          jobs.delete(id);
+          if (byKey.get(`${old.spec.model}\u0000${old.spec.idempotencyKey}`) === old) byKey.delete(`${old.spec.model}\u0000${old.spec.idempotencyKey}`);
+        }
+      }
+    }
+  };
+
+  async function forwardModel(spec: JobSpec): Promise<ModelProto> {
+    if (spec.source.kind === "architecture") {
+      try {
+        return buildArchitecture(spec.source.architecture, { seed: spec.seed, name: spec.model });
+      } catch (error) {
+        if (error instanceof ArchitectureError) throw invalidArgument(error.message);
+        throw error;
+      }
+    }
+    const loaded = registry.resolve(spec.source.name, spec.source.version);
+    return readModelFile(modelPath(registry.root, loaded.model, loaded.version));
+  }
+
+  return {
+    async submit(wire) {
+      if (closed) throw new ServerError(status.UNAVAILABLE, "the server is shutting down; submit the job to another replica");
+      const spec = parseJobSpec(wire);
+      const key = spec.idempotencyKey ? `${spec.model}\u0000${spec.idempotencyKey}` : undefined;
+      const existing = key ? byKey.get(key) : undefined;
+      if (existing) return { job: existing, attached: true };
+      const forward = await forwardModel(spec);
+      const outputs = forward.graph?.output.map((o) => o.name) ?? [];
+      if (!outputs.includes(spec.output)) {
+        throw invalidArgument(`the model has no output "${spec.output}" (its outputs: ${outputs.map((o) => `"${o}"`).join(", ")}); set spec.output`);
+      }
+      let program: TrainProgram;
+      try {
+        program = buildTrainProgram(forward, {
+          loss: { kind: spec.task === "classification" ? "cross-entropy" : "mse", output: spec.output },
+          optimizer: spec.optimizer,
+          freeze: spec.source.kind === "base" ? spec.source.freeze : [],
+        });
+      } catch (error) {
+        const what = spec.source.kind === "base" ? `base model "${spec.source.name}"` : "the architecture";
+        throw invalidArgument(`${what} cannot be trained: ${(error as Error).message}`);
+      }
+      const job = new TrainJob(spec, forward, program, new JobData(dataSpec(program, forward, spec), options.maxDataBytes));
+      remember(job);
+      if (key) byKey.set(key, job);
+      job.setState(job.state, `accepted; waiting for data (${program.params.length} parameter tensors to train${program.frozen.length ? `, ${program.frozen.length} frozen` : ""})`);
+      logger.info({ job: job.id, model: spec.model }, `training job ${job.id} for ${spec.model} accepted`);
+      return { job, attached: false };
+    },
+    addData(job, chunk) {
+      if (job.terminal) throw new ServerError(status.FAILED_PRECONDITION, `job ${job.id} has ended; it takes no more data`);
+      if (job.dataComplete) throw invalidArgument(`job ${job.id}: data arrived after the end marker`);
+      try {
+        job.data.add(chunk, { maxTensorBytes: options.maxTensorBytes });
+      } catch (error) {
+        const e = ServerError.from(error);
+        job.fail(e.code, e.message);
+        throw e;
+      }
+    },
+    endData(job) {
+      if (job.terminal || job.dataComplete) return;
+      job.dataComplete = true;
+      job.emit({
+        $case: "data",
+        value: { trainRows: BigInt(job.data.trainRows), validationRows: BigInt(job.data.validationRows), bytes: BigInt(job.data.bytes) },
+      });
+      waiting.push(job);
+      if (running.size >= options.maxConcurrentJobs) job.setState(job.state, `data complete; waiting for a training slot (${running.size} running)`);
+      pump();
+    },
+    get(id) {
+      const job = jobs.get(id);
+      if (!job) throw notFound(`job "${id.slice(0, 80)}" not found`);
+      return job;
+    },
+    list() {
+      return [...jobs.values()].sort((a, b) => b.created.getTime() - a.created.getTime());
+    },
+    cancel(id) {
+      const job = this.get(id);
+      job.cancel("cancelled by request");
+      const i = waiting.indexOf(job);
+      if (i >= 0) waiting.splice(i, 1);
+      return job;
+    },
+    async close() {
+      closed = true;
+      for (const job of jobs.values()) job.cancel("the server shut down");
+      await Promise.allSettled([...running]);
+    },
+  };
+}
