@@ -1,0 +1,337 @@
+// The Train RPC end to end over gRPC on a real server: jobs train, publish servable versions, survive
+// disconnects, resume from checkpoints, cancel cleanly, and every bad spec or chunk gets its status.
+import assert from "node:assert/strict";
+import { readFile, readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { credentials, Metadata, status } from "@grpc/grpc-js";
+import { AiaasError, createClient, Tensor, type AiaasClient, type TrainChunk, type TrainEvent, type TrainSpecInput } from "@aiaas/sdk";
+import { TrainingClient, TrainRequest, type TrainEvent as WireTrainEvent } from "@aiaas/sdk/gen";
+import { Graph } from "../server/src/training/onnx/graph.js";
+import { decodeModel } from "../server/src/training/onnx/model-file.js";
+import { seededRandom } from "../scripts/seeded-random.js";
+import { startHarness, type Harness } from "./support/harness.js";
+import { affineModel } from "./support/fixtures.js";
+
+/** A 3-class toy task over 4 features: class k lights feature k, plus noise. */
+function toyRows(count: number, seed: number): { x: Float32Array; y: BigInt64Array } {
+  const random = seededRandom(seed);
+  const x = new Float32Array(count * 4);
+  const y = new BigInt64Array(count);
+  for (let r = 0; r < count; r++) {
+    const k = Math.floor(random() * 3);
+    y[r] = BigInt(k);
+    for (let i = 0; i < 4; i++) x[r * 4 + i] = (i === k ? 1.5 : 0) + (random() - 0.5);
+  }
+  return { x, y };
+}
+
+function* toyChunks(rows = 600, chunk = 100, seed = 5): Generator<TrainChunk> {
+  const { x, y } = toyRows(rows, seed);
+  for (let s = 0; s < rows; s += chunk) {
+    yield { inputs: { input: Tensor.float32([chunk, 4], x.slice(s * 4, (s + chunk) * 4)) }, labels: Tensor.int64([chunk], y.slice(s, s + chunk)) };
+  }
+}
+
+const TOY: TrainSpecInput = {
+  model: "toy",
+  architecture: { input: { dims: [4] }, layers: [{ type: "dense", units: 16 }, { type: "relu" }, { type: "dense", units: 3 }] },
+  epochs: 4,
+  batchSize: 20,
+  optimizer: { type: "adam", learningRate: 0.01 },
+  validationFraction: 0.2,
+};
+
+async function collect(events: AsyncIterable<TrainEvent>): Promise<{ events: TrainEvent[]; error?: AiaasError }> {
+  const out: TrainEvent[] = [];
+  try {
+    for await (const e of events) out.push(e);
+    return { events: out };
+  } catch (error) {
+    return { events: out, error: error as AiaasError };
+  }
+}
+
+async function withServer(fn: (h: Harness, client: AiaasClient) => Promise<void>, options: Parameters<typeof startHarness>[1] = {}, models: Parameters<typeof startHarness>[0] = {}): Promise<void> {
+  const h = await startHarness(models, options);
+  const client = createClient({ address: h.server.address });
+  try {
+    await fn(h, client);
+  } finally {
+    client.close();
+    await h.close();
+  }
+}
+
+async function initializers(path: string): Promise<Map<string, Float32Array>> {
+  const g = Graph.fromModel(decodeModel(await readFile(path)));
+  return new Map([...g.initializers].filter(([, t]) => t.type === "float32" && t.dims.length > 0).map(([k, t]) => [k, t.data as Float32Array]));
+}
+
+test("a job streams its events, its loss falls, and the published version serves at once", async () => {
+  await withServer(async (h, client) => {
+    const { events, error } = await collect(client.train(TOY, toyChunks()));
+    assert.equal(error, undefined);
+    const states = events.filter((e) => e.type === "state").map((e) => (e as { state: string }).state);
+    assert.deepEqual(states.filter((s, i) => s !== states[i - 1]), ["queued", "validating", "running", "succeeded"]);
+    const metrics = events.filter((e) => e.type === "metrics") as Extract<TrainEvent, { type: "metrics" }>[];
+    assert.ok(metrics.length >= 4 && metrics.at(-1)!.trainLoss < metrics[0]!.trainLoss * 0.5, `loss ${metrics[0]?.trainLoss} -> ${metrics.at(-1)?.trainLoss}`);
+    assert.ok(metrics.every((m) => m.totalSteps === 4 * Math.ceil(480 / 20) && m.examplesPerSecond > 0));
+    const validations = events.filter((e) => e.type === "validation") as Extract<TrainEvent, { type: "validation" }>[];
+    assert.equal(validations.length, 4);
+    assert.equal(validations[0]!.rows, 120);
+    const done = events.find((e) => e.type === "completed") as Extract<TrainEvent, { type: "completed" }>;
+    assert.equal(done.model, "toy");
+    assert.equal(done.version, "1");
+    assert.ok(done.metrics.validationAccuracy > 0.9, `validation accuracy ${done.metrics.validationAccuracy}`);
+    assert.deepEqual(events.map((e) => e.eventId), events.map((_, i) => BigInt(i + 1)), "event ids count up from 1 without gaps");
+
+    // Served at once, with the architecture's shapes.
+    const { x } = toyRows(5, 99);
+    const r = await client.predict("toy", { input: Tensor.float32([5, 4], x) });
+    assert.equal(r.version, "1");
+    assert.deepEqual(r.outputs.probabilities!.shape, [5, 3]);
+    assert.deepEqual(r.outputs.logits!.shape, [5, 3]);
+    // The job is listed, succeeded, and its files are whole: no staging folder left behind.
+    const job = await client.jobs.get(done.jobId);
+    assert.equal(job.state, "succeeded");
+    assert.equal(job.publishedVersion, "1");
+    assert.ok((await client.jobs.list()).some((j) => j.id === done.jobId));
+    assert.deepEqual((await readdir(h.root)).sort(), ["toy"]);
+    assert.deepEqual((await readdir(join(h.root, "toy"))).sort(), ["1"]);
+    const metricsFile = JSON.parse(await readFile(join(h.root, "toy", "1", "metrics.json"), "utf8"));
+    assert.equal(metricsFile.job, done.jobId);
+    assert.equal(((await stat(join(h.root, "toy", "1", "model.onnx"))).mode & 0o077), 0, "published files are private to the server's user");
+
+    // A second job publishes version 2 beside it.
+    const second = await collect(client.train({ ...TOY, epochs: 1 }, toyChunks()));
+    assert.equal((second.events.find((e) => e.type === "completed") as { version: string }).version, "2");
+  });
+});
+
+test("disconnecting after the upload does not stop the job; WatchJob resumes after the last event seen", async () => {
+  await withServer(async (_h, client) => {
+    const abort = new AbortController();
+    const seen: TrainEvent[] = [];
+    const spec = { ...TOY, epochs: 30, metricsIntervalSteps: 2 };
+    await collect(
+      (async function* () {
+        for await (const e of client.train(spec, toyChunks(), { signal: abort.signal })) {
+          seen.push(e);
+          if (e.type === "metrics") abort.abort();
+          yield e;
+        }
+      })(),
+    );
+    const last = seen.at(-1)!;
+    assert.equal(last.type, "metrics");
+    const rest = await collect(client.jobs.watch(last.jobId, { afterEventId: last.eventId }));
+    assert.equal(rest.error, undefined);
+    assert.equal(rest.events[0]!.eventId, last.eventId + 1n, "no event is missed");
+    assert.equal(rest.events.at(-1)!.type, "state");
+    assert.equal((rest.events.at(-1) as { state: string }).state, "succeeded");
+    // Watching from the start replays everything.
+    const all = await collect(client.jobs.watch(last.jobId));
+    assert.equal(all.events.length, seen.length + rest.events.length);
+  });
+});
+
+test("a client that goes away during the upload cancels the job; CancelJob mid-training publishes nothing", async () => {
+  await withServer(async (h, client) => {
+    // Upload broken off: the examples iterable fails halfway, once the job exists.
+    let accepted!: () => void;
+    const jobExists = new Promise<void>((resolve) => (accepted = resolve));
+    const broken = await collect(
+      (async function* () {
+        const examples = (async function* () {
+          let n = 0;
+          for (const c of toyChunks()) {
+            if (n++ === 2) {
+              await jobExists;
+              throw new Error("disk read failed");
+            }
+            yield c;
+          }
+        })();
+        for await (const e of client.train(TOY, examples)) {
+          accepted();
+          yield e;
+        }
+      })(),
+    );
+    assert.equal(broken.error?.code, status.CANCELLED);
+    assert.match(broken.error!.message, /reading the examples failed: disk read failed/);
+    const brokenJob = broken.events[0]!.jobId;
+    await waitFor(async () => (await client.jobs.get(brokenJob)).state === "cancelled");
+
+    // Cancelled while running.
+    let jobId = "";
+    const cancelled = await collect(
+      (async function* () {
+        for await (const e of client.train({ ...TOY, model: "never", epochs: 500, metricsIntervalSteps: 1 }, toyChunks())) {
+          if (e.type === "metrics" && !jobId) {
+            jobId = e.jobId;
+            await client.jobs.cancel(jobId);
+          }
+          yield e;
+        }
+      })(),
+    );
+    assert.equal(cancelled.error?.code, status.CANCELLED);
+    assert.equal((cancelled.events.at(-1) as { state: string }).state, "cancelled");
+    assert.equal((await client.jobs.get(jobId)).state, "cancelled");
+    assert.deepEqual(await readdir(h.root), [], "nothing was published");
+    await assert.rejects(client.predict("never", { input: Tensor.float32([1, 4], [0, 0, 0, 0]) }), (e: AiaasError) => e.code === status.NOT_FOUND);
+  });
+});
+
+async function waitFor(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error("condition not reached in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test("resume_from a checkpoint ends with the same weights as the uninterrupted run", async () => {
+  await withServer(async (h, client) => {
+    const spec = { ...TOY, epochs: 3, validationFraction: 0 };
+    const full = await collect(client.train(spec, toyChunks()));
+    const checkpoint = full.events.find((e) => e.type === "checkpoint") as Extract<TrainEvent, { type: "checkpoint" }>;
+    assert.ok(checkpoint, "a checkpoint was written at the end of epoch 1");
+    assert.equal(checkpoint.step, 600 / 20);
+    const resumed = await collect(client.train({ ...spec, resumeFrom: checkpoint.checkpoint }, toyChunks()));
+    assert.equal(resumed.error, undefined);
+    const done = resumed.events.find((e) => e.type === "completed") as Extract<TrainEvent, { type: "completed" }>;
+    assert.equal(done.metrics.steps, 3 * 30);
+    const a = await initializers(join(h.root, "toy", "1", "model.onnx"));
+    const b = await initializers(join(h.root, "toy", "2", "model.onnx"));
+    assert.ok(a.size > 0);
+    for (const [name, values] of a) assert.deepEqual(b.get(name), values, name);
+    // A checkpoint of other data does not fit.
+    const mismatch = await collect(client.train({ ...spec, resumeFrom: checkpoint.checkpoint }, toyChunks(300)));
+    assert.equal(mismatch.error?.code, status.FAILED_PRECONDITION);
+    assert.match(mismatch.error!.message, /600 training rows.*300/);
+  });
+});
+
+test("the same idempotency key attaches a retried Train to the job the first call created", async () => {
+  await withServer(async (_h, client) => {
+    const spec = { ...TOY, idempotencyKey: "upload-42" };
+    const first = await collect(client.train(spec, toyChunks()));
+    const retry = await collect(client.train(spec, toyChunks()));
+    assert.equal(retry.events[0]!.jobId, first.events[0]!.jobId);
+    assert.equal((await client.jobs.list()).length, 1);
+  });
+});
+
+/** Sends raw wire messages on Train and returns the status the call ends with. */
+async function rawTrain(address: string, messages: TrainRequest[]): Promise<{ code: number; details: string; events: WireTrainEvent[] }> {
+  const c = new TrainingClient(address, credentials.createInsecure());
+  const call = c.train(new Metadata());
+  const events: WireTrainEvent[] = [];
+  for (const m of messages) call.write(m);
+  call.end();
+  try {
+    for await (const e of call) events.push(e as WireTrainEvent);
+    return { code: status.OK, details: "", events };
+  } catch (error) {
+    return { code: (error as { code: number }).code, details: (error as { details: string }).details, events };
+  } finally {
+    c.close();
+  }
+}
+
+const spec = (partial: Parameters<typeof TrainRequest.fromPartial>[0]): TrainRequest => TrainRequest.fromPartial(partial);
+
+test("every bad spec and bad chunk gets its status and a message naming what is wrong", async () => {
+  const cosModel = (() => {
+    const g = new Graph("cosine");
+    g.addInput("input", "float32", ["batch", 4]);
+    g.addInitializer("w", { type: "float32", dims: [3, 4], data: new Float32Array(12).fill(0.1) });
+    g.add("Cos", [g.op("Gemm", ["input", "w"], { transB: 1 })], { outputs: ["logits"], name: "cos_node" });
+    g.addOutput("logits");
+    return g.toModel();
+  })();
+  await withServer(
+    async (h, client) => {
+      const cases: [string, Promise<{ error?: AiaasError; events: TrainEvent[] }>, number, RegExp][] = [
+        ["shape mismatch in the architecture", collect(client.train({ ...TOY, architecture: { input: { dims: [1, 4, 4] }, layers: [{ type: "dense", units: 3 }] } }, toyChunks())), status.INVALID_ARGUMENT, /layer 0 \(dense\): expects an input of rank 2 or 3/],
+        ["labels out of range", collect(client.train(TOY, [{ inputs: { input: Tensor.float32([2, 4], new Float32Array(8)) }, labels: Tensor.int64([2], [1n, 7n]) }])), status.INVALID_ARGUMENT, /chunk 0: labels\[1\] = 7 is out of range: the model has 3 classes/],
+        ["empty data", collect(client.train(TOY, [])), status.INVALID_ARGUMENT, /no training rows arrived/],
+        ["unknown base model", collect(client.train({ model: "x", baseModel: { name: "nope" } }, toyChunks())), status.NOT_FOUND, /model "nope" not found/],
+        ["unsupported op in a base model", collect(client.train({ model: "x", baseModel: { name: "cosine" } }, toyChunks())), status.INVALID_ARGUMENT, /base model "cosine" cannot be trained: no gradient rule for op Cos \(node "cos_node"\)/],
+        ["wrong input dtype", collect(client.train(TOY, [{ inputs: { input: Tensor.float64([2, 4], new Float64Array(8)) }, labels: Tensor.int64([2], [0n, 1n]) }])), status.INVALID_ARGUMENT, /chunk 0: inputs\["input"\] is DATA_TYPE_FP64; the model takes DATA_TYPE_FP32/],
+        ["wrong row shape in a later chunk", collect(client.train(TOY, [...toyChunks(200), { inputs: { input: Tensor.float32([2, 5], new Float32Array(10)) }, labels: Tensor.int64([2], [0n, 1n]) }])), status.INVALID_ARGUMENT, /chunk 2: inputs\["input"\] has shape \[2,5\]: dim 1 must be 4/],
+        ["unknown input name", collect(client.train(TOY, [{ inputs: { image: Tensor.float32([2, 4], new Float32Array(8)) }, labels: Tensor.int64([2], [0n, 1n]) }])), status.INVALID_ARGUMENT, /chunk 0: inputs\["image"\] is not an input of the model/],
+        ["non-finite data", collect(client.train(TOY, [{ inputs: { input: Tensor.float32([2, 4], [0, 1, 2, NaN, 0, 0, 0, 0]) }, labels: Tensor.int64([2], [0n, 1n]) }])), status.INVALID_ARGUMENT, /chunk 0: inputs\["input"\]\[3\] is NaN/],
+        ["rows disagree", collect(client.train(TOY, [{ inputs: { input: Tensor.float32([3, 4], new Float32Array(12)) }, labels: Tensor.int64([2], [0n, 1n]) }])), status.INVALID_ARGUMENT, /chunk 0: inputs\["input"\] has 3 rows but labels has 2/],
+        ["bad model name", collect(client.train({ ...TOY, model: "../escape" }, toyChunks())), status.INVALID_ARGUMENT, /invalid model name/],
+        ["bad optimizer value", collect(client.train({ ...TOY, optimizer: { learningRate: -1 } }, toyChunks())), status.INVALID_ARGUMENT, /optimizer.learning_rate must be from/],
+        ["bad validation fraction", collect(client.train({ ...TOY, validationFraction: 1.5 }, toyChunks())), status.INVALID_ARGUMENT, /validation.fraction must be in \[0, 1\)/],
+        ["missing output", collect(client.train({ ...TOY, output: "scores" }, toyChunks())), status.INVALID_ARGUMENT, /the model has no output "scores"/],
+        ["unknown checkpoint", collect(client.train({ ...TOY, resumeFrom: "0000/12" }, toyChunks())), status.NOT_FOUND, /checkpoint "0000\/12" not found/],
+        ["diverging loss", collect(client.train({ ...TOY, optimizer: { type: "sgd", learningRate: 10 } }, [{ inputs: { input: Tensor.float32([4, 4], new Float32Array(16).fill(1e18)) }, labels: Tensor.int64([4], [0n, 1n, 2n, 0n]) }])), status.FAILED_PRECONDITION, /the loss became (NaN|Infinity|-Infinity) at step \d+ .*lower the learning rate/],
+      ];
+      for (const [name, run, code, message] of cases) {
+        const { error, events } = await run;
+        assert.ok(error, `${name}: the call should fail`);
+        assert.equal(error.code, code, `${name}: ${error.message}`);
+        assert.match(error.message, message, name);
+        const failed = events.find((e) => e.type === "failed") as Extract<TrainEvent, { type: "failed" }> | undefined;
+        if (failed) assert.equal(failed.code, code, `${name}: the failed event carries the status`);
+      }
+      // Raw protocol mistakes.
+      const layerless = await rawTrain(h.server.address, [spec({ message: { $case: "spec", value: { model: "x", source: { $case: "architecture", value: { inputShape: [4n], layers: [{}] } } } } })]);
+      assert.equal(layerless.code, status.INVALID_ARGUMENT);
+      assert.match(layerless.details, /architecture.layers\[0\]: no layer kind set/);
+      const dataFirst = await rawTrain(h.server.address, [spec({ message: { $case: "end", value: {} } })]);
+      assert.equal(dataFirst.code, status.INVALID_ARGUMENT);
+      assert.match(dataFirst.details, /the first message must be a TrainSpec/);
+      const noSource = await rawTrain(h.server.address, [spec({ message: { $case: "spec", value: { model: "x" } } })]);
+      assert.match(noSource.details, /set either architecture .* or base_model/);
+      // Nothing half-trained was published by any of them.
+      assert.deepEqual((await readdir(h.root)).sort(), ["cosine"]);
+    },
+    { training: { maxDataBytes: 1 << 20 } },
+    { cosine: { model: cosModel } },
+  );
+});
+
+test("a job's data beyond the limit is RESOURCE_EXHAUSTED", async () => {
+  await withServer(
+    async (_h, client) => {
+      const { error } = await collect(client.train(TOY, toyChunks(2000, 500)));
+      assert.equal(error?.code, status.RESOURCE_EXHAUSTED);
+      assert.match(error!.message, /chunk 1: the job's data would exceed its limit of 20000 bytes/);
+    },
+    { training: { maxDataBytes: 20_000 } },
+  );
+});
+
+test("two jobs and Predict traffic at once all finish", async () => {
+  await withServer(
+    async (_h, client) => {
+      let predictions = 0;
+      let stop = false;
+      const traffic = (async () => {
+        while (!stop) {
+          const r = await client.predict("affine", { x: Tensor.float32([2, 4], [1, 2, 3, 4, 5, 6, 7, 8]) });
+          assert.deepEqual(Array.from(r.outputs.y!.data as Float32Array), [3, 6, 9, 12, 11, 14, 17, 20]);
+          predictions++;
+        }
+      })();
+      const [a, b] = await Promise.all([collect(client.train({ ...TOY, model: "a" }, toyChunks())), collect(client.train({ ...TOY, model: "b", seed: 2 }, toyChunks()))]);
+      stop = true;
+      await traffic;
+      assert.equal(a.error, undefined);
+      assert.equal(b.error, undefined);
+      assert.ok(predictions > 10, `${predictions} predictions ran meanwhile`);
+      const [ra, rb] = await Promise.all([client.predict("a", { input: Tensor.float32([1, 4], [1.5, 0, 0, 0]) }), client.predict("b", { input: Tensor.float32([1, 4], [0, 1.5, 0, 0]) })]);
+      assert.deepEqual(ra.outputs.probabilities!.shape, [1, 3]);
+      assert.deepEqual(rb.outputs.probabilities!.shape, [1, 3]);
+    },
+    { training: { maxConcurrentJobs: 2 } },
+    { affine: { model: affineModel() } },
+  );
+});
