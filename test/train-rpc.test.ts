@@ -335,3 +335,77 @@ test("two jobs and Predict traffic at once all finish", async () => {
     { affine: { model: affineModel() } },
   );
 });
+
+/** 8x8 images, 3 classes: class k brightens band k of the image (top, middle, bottom rows), plus noise. */
+function bandImages(count: number, seed: number): { x: Float32Array; y: BigInt64Array } {
+  const random = seededRandom(seed);
+  const x = new Float32Array(count * 64);
+  const y = new BigInt64Array(count);
+  for (let n = 0; n < count; n++) {
+    const k = Math.floor(random() * 3);
+    y[n] = BigInt(k);
+    for (let r = 0; r < 8; r++) for (let c = 0; c < 8; c++) x[n * 64 + r * 8 + c] = (Math.floor(r / 3) === k ? 0.8 : 0) + random() * 0.4;
+  }
+  return { x, y };
+}
+
+async function accuracy(client: AiaasClient, model: string, version: string, data: { x: Float32Array; y: BigInt64Array }): Promise<number> {
+  const rows = data.y.length;
+  const r = await client.predict(model, { input: Tensor.float32([rows, 1, 8, 8], data.x) }, { version });
+  const logits = r.outputs.logits!.data as Float32Array;
+  let correct = 0;
+  for (let i = 0; i < rows; i++) {
+    const row = Array.from(logits.subarray(i * 3, i * 3 + 3));
+    if (BigInt(row.indexOf(Math.max(...row))) === data.y[i]) correct++;
+  }
+  return correct / rows;
+}
+
+test("fine-tuning a PyTorch-exported model from the repository improves its held-out accuracy", async () => {
+  const exported = await readFile(join(import.meta.dirname, "fixtures", "torch-export", "cnn.onnx"));
+  await withServer(
+    async (h, client) => {
+      const heldOut = bandImages(300, 77);
+      const before = await accuracy(client, "torch-cnn", "1", heldOut);
+      const train = bandImages(900, 78);
+      const chunks = function* (): Generator<TrainChunk> {
+        for (let s = 0; s < 900; s += 300) {
+          yield { inputs: { input: Tensor.float32([300, 1, 8, 8], train.x.slice(s * 64, (s + 300) * 64)) }, labels: Tensor.int64([300], train.y.slice(s, s + 300)) };
+        }
+      };
+      const { events, error } = await collect(
+        client.train({ model: "torch-cnn", baseModel: { name: "torch-cnn", freeze: ["conv."] }, epochs: 8, batchSize: 32, optimizer: { type: "adamw", learningRate: 3e-3 } }, chunks()),
+      );
+      assert.equal(error, undefined);
+      const done = events.find((e) => e.type === "completed") as Extract<TrainEvent, { type: "completed" }>;
+      assert.equal(done.version, "2");
+      const after = await accuracy(client, "torch-cnn", "2", heldOut);
+      assert.ok(after >= 0.9 && after > before + 0.3, `held-out accuracy ${before} -> ${after}`);
+      assert.deepEqual((await client.models.get("torch-cnn")).versions.map((v) => v.version).sort(), ["1", "2"]);
+      // The frozen convolution is served unchanged; the dense layers moved.
+      const [w1, w2] = [await initializers(join(h.root, "torch-cnn", "1", "model.onnx")), await initializers(join(h.root, "torch-cnn", "2", "model.onnx"))];
+      assert.deepEqual(w2.get("conv.weight"), w1.get("conv.weight"));
+      assert.notDeepEqual(w2.get("fc2.weight"), w1.get("fc2.weight"));
+    },
+    {},
+    { "torch-cnn": { model: new Uint8Array(exported), config: { version_policy: { all: true }, max_batch_size: 512 } } },
+  );
+});
+
+test("a leftover staging folder from a crash mid-publish is no model and no version; the next publish succeeds", async () => {
+  await withServer(async (h, client) => {
+    const { mkdir, writeFile } = await import("node:fs/promises");
+    // As kill -9 during a publish would leave them: a new model's staging folder and a version's.
+    await mkdir(join(h.root, ".publish-crashed", "1"), { recursive: true });
+    await writeFile(join(h.root, ".publish-crashed", "1", "model.onnx"), new Uint8Array([1, 2, 3]));
+    await client.train({ ...TOY, epochs: 1 }, toyChunks())[Symbol.asyncIterator]().next(); // starts a job
+    await waitFor(async () => (await client.jobs.list())[0]!.state === "succeeded");
+    await mkdir(join(h.root, "toy", ".publish-crashed"), { recursive: true });
+    await writeFile(join(h.root, "toy", ".publish-crashed", "model.onnx"), new Uint8Array([1, 2, 3]));
+    assert.deepEqual((await client.models.list()).map((m) => m.name), ["toy"]);
+    await client.models.load("toy");
+    assert.deepEqual((await client.models.get("toy")).versions.map((v) => v.version), ["1"]);
+    const next = await collect(client.train({ ...TOY, epochs: 1 }, toyChunks()));
+    assert.equal((next.events.find((e) => e.type === "completed") as { version: string }).version, "2");
+  });
+});
