@@ -206,7 +206,8 @@ export function createClient(options: ClientOptions): AiaasClient {
         stream.end();
       })().catch((error: unknown) => {
         // The examples failed to produce: the upload is broken, so the job must not train on part of it.
-        failure = error instanceof AiaasError ? error : new AiaasError(Code.CANCELLED, `train: reading the examples failed: ${(error as Error).message}`);
+        failure =
+          error instanceof AiaasError ? error : new AiaasError(Code.CANCELLED, `train: reading the examples failed: ${(error as Error).message}`, { cause: error });
         stream.cancel();
       });
       return events(stream, o?.signal, () => failure);

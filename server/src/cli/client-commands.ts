@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { AiaasError, Code, createClient, type ModelInfo, type Tensor } from "@aiaas/sdk";
 import { tensorFromJson, tensorToJson } from "./json-tensor.js";
+import { addTrainCommand } from "./train-command.js";
 
 interface ConnectionOptions {
   address: string;
@@ -52,6 +53,47 @@ function describe(models: ModelInfo[]): string {
 }
 
 export function addClientCommands(program: Command): void {
+  addTrainCommand(program, connectionOptions, guard);
+
+  const jobs = program.command("jobs").description("training jobs on a server");
+  const jobsClient = (opts: ConnectionOptions) => createClient({ address: opts.address, apiKey: opts.apiKey, defaultTimeoutMs: opts.timeout, retry: { maxAttempts: 1 } });
+  connectionOptions(jobs.command("list").description("list jobs, newest first")).action((opts: ConnectionOptions) =>
+    guard(async () => {
+      const client = jobsClient(opts);
+      try {
+        for (const j of await client.jobs.list()) {
+          console.log([j.id, j.model, j.state, `step ${j.step}/${j.totalSteps}`, j.publishedVersion ? `version ${j.publishedVersion}` : "", j.error?.message ?? ""].filter(Boolean).join("  "));
+        }
+      } finally {
+        client.close();
+      }
+    }),
+  );
+  for (const [name, what] of [["get", "show a job as JSON"], ["cancel", "cancel a job; nothing is published"]] as const) {
+    connectionOptions(jobs.command(`${name} <job-id>`).description(what)).action((id: string, opts: ConnectionOptions) =>
+      guard(async () => {
+        const client = jobsClient(opts);
+        try {
+          const job = name === "get" ? await client.jobs.get(id) : await client.jobs.cancel(id);
+          console.log(JSON.stringify(job, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2));
+        } finally {
+          client.close();
+        }
+      }),
+    );
+  }
+  connectionOptions(jobs.command("watch <job-id>").description("print a job's events as JSON lines until it ends").option("--after <event-id>", "skip events up to this id", "0")).action(
+    (id: string, opts: ConnectionOptions & { after: string }) =>
+      guard(async () => {
+        const client = jobsClient(opts);
+        try {
+          for await (const e of client.jobs.watch(id, { afterEventId: BigInt(opts.after) })) console.log(JSON.stringify(e, (_k, v) => (typeof v === "bigint" ? v.toString() : v)));
+        } finally {
+          client.close();
+        }
+      }),
+  );
+
   connectionOptions(program.command("models").description("list the models a server serves"))
     .option("--json", "print JSON instead of a table")
     .action((opts: ConnectionOptions & { json?: boolean }) =>

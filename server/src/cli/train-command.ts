@@ -1,0 +1,173 @@
+import { createReadStream } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { createInterface } from "node:readline";
+import cliProgress from "cli-progress";
+import type { Command } from "commander";
+import { AiaasError, Code, Tensor, createClient, type AiaasClient, type TrainChunk, type TrainEvent, type TrainSpecInput } from "@aiaas/sdk";
+
+interface TrainOptions {
+  readonly address: string;
+  readonly apiKey?: string;
+  readonly spec: string;
+  readonly data: string;
+  readonly validationData?: string;
+  readonly chunkRows: number;
+  readonly json?: boolean;
+}
+
+interface InputShape {
+  readonly name: string;
+  readonly type: "float32" | "int64";
+  readonly dims: readonly number[];
+}
+
+/** The model inputs rows must fill: from the architecture, or from the base model the server serves. */
+async function inputShapes(client: AiaasClient, spec: TrainSpecInput): Promise<InputShape[]> {
+  if (spec.architecture) {
+    const i = spec.architecture.input;
+    return [{ name: i.name ?? "input", type: i.type ?? "float32", dims: i.dims }];
+  }
+  const info = await client.models.get(spec.baseModel!.name);
+  const version = info.versions.find((v) => (spec.baseModel!.version ? v.version === spec.baseModel!.version : v.state === "ready"));
+  if (!version) throw new Error(`base model ${spec.baseModel!.name} has no ready version to read the input shapes from`);
+  return version.inputs.map((t) => {
+    if (t.type !== "float32" && t.type !== "int64") throw new Error(`input "${t.name}" is ${t.type}; the CLI sends float32 or int64 rows`);
+    return { name: t.name, type: t.type, dims: t.shape.slice(1).map((d) => (d < 0 ? 0 : d)) };
+  });
+}
+
+const flat = (value: unknown): number[] => (Array.isArray(value) ? value.flatMap(flat) : [Number(value)]);
+
+/**
+ * Rows from a JSON Lines file, chunked: each line is {"inputs": {"<name>": [...]}, "label": 3} (or "input": [...]
+ * for a one-input model; nested arrays are flattened; regression labels are arrays).
+ */
+async function* readChunks(file: string, shapes: InputShape[], chunkRows: number, validation: boolean, regression: boolean): AsyncGenerator<TrainChunk> {
+  const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+  let rows: { inputs: number[][]; label: number[] }[] = [];
+  let lineNo = 0;
+  const flush = (): TrainChunk => {
+    const n = rows.length;
+    const inputs: Record<string, Tensor> = {};
+    shapes.forEach((s, k) => {
+      const width = s.dims.reduce((a, b) => a * b, 1);
+      const values = rows.flatMap((r) => r.inputs[k]!);
+      if (width > 0 && values.length !== n * width) throw new Error(`${file}: a row of "${s.name}" must hold ${width} values (shape [${s.dims}])`);
+      const dims = [n, ...s.dims];
+      inputs[s.name] = s.type === "int64" ? Tensor.int64(dims, BigInt64Array.from(values, (v) => BigInt(Math.trunc(v)))) : Tensor.float32(dims, Float32Array.from(values));
+    });
+    const labelWidth = rows[0]!.label.length;
+    const labels = regression ? Tensor.float32([n, ...(labelWidth > 1 ? [labelWidth] : [])], rows.flatMap((r) => r.label)) : Tensor.int64([n], rows.map((r) => BigInt(r.label[0]!)));
+    rows = [];
+    return { inputs, labels, validation };
+  };
+  for await (const line of lines) {
+    lineNo++;
+    if (!line.trim()) continue;
+    let row: { inputs?: Record<string, unknown>; input?: unknown; label?: unknown };
+    try {
+      row = JSON.parse(line);
+    } catch (error) {
+      throw new Error(`${file}:${lineNo}: not JSON (${(error as Error).message})`);
+    }
+    const values = shapes.map((s) => {
+      const v = row.inputs?.[s.name] ?? (shapes.length === 1 ? row.input : undefined);
+      if (v === undefined) throw new Error(`${file}:${lineNo}: no values for input "${s.name}"`);
+      return flat(v);
+    });
+    if (row.label === undefined) throw new Error(`${file}:${lineNo}: no "label"`);
+    rows.push({ inputs: values, label: flat(row.label) });
+    if (rows.length >= chunkRows) yield flush();
+  }
+  if (rows.length > 0) yield flush();
+}
+
+function summary(done: Extract<TrainEvent, { type: "completed" }>): string {
+  const m = done.metrics;
+  const pct = (v: number): string => `${(v * 100).toFixed(2)}%`;
+  return [
+    `published ${done.model} version ${done.version} (stopped by ${done.stopReason})`,
+    `  steps ${m.steps}, epochs ${m.epochs}, ${m.seconds.toFixed(1)} s`,
+    `  train loss ${m.trainLoss.toFixed(4)}${m.trainAccuracy ? `, accuracy ${pct(m.trainAccuracy)}` : ""}`,
+    m.validationRows ? `  validation loss ${m.validationLoss.toFixed(4)}${m.validationAccuracy ? `, accuracy ${pct(m.validationAccuracy)}` : ""} on ${m.validationRows} rows` : "  no validation rows",
+  ].join("\n");
+}
+
+export function addTrainCommand(program: Command, connection: (c: Command) => Command, guard: (work: () => Promise<void>) => Promise<void>): void {
+  connection(
+    program
+      .command("train")
+      .description("train a model from a JSON spec and JSON Lines examples, with a live progress bar")
+      .requiredOption("--spec <file.json>", "what to train: the SDK's TrainSpecInput as JSON (model, architecture or baseModel, optimizer, epochs …)")
+      .requiredOption("--data <file.jsonl>", 'training rows, one JSON object a line: {"input": [...], "label": 3}')
+      .option("--validation-data <file.jsonl>", "validation rows, same format")
+      .option("--chunk-rows <n>", "rows per uploaded chunk", (v) => Number(v), 512)
+      .option("--json", "print every event as a JSON line instead of a progress bar"),
+  ).action((opts: TrainOptions) =>
+    guard(async () => {
+      let spec: TrainSpecInput;
+      try {
+        spec = JSON.parse(await readFile(opts.spec, "utf8")) as TrainSpecInput;
+      } catch (error) {
+        throw new Error(`--spec ${opts.spec}: ${(error as Error).message}`);
+      }
+      const client = createClient({ address: opts.address, apiKey: opts.apiKey, retry: { maxAttempts: 1 } });
+      const bar = new cliProgress.SingleBar(
+        {
+          format: "{bar} {percentage}% | step {value}/{total} | epoch {epoch} | loss {loss} | acc {acc} | {rate} ex/s | ETA {eta_formatted}",
+          hideCursor: true,
+          noTTYOutput: true,
+          notTTYSchedule: 5000,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      let started = false;
+      let localFailure: Error | undefined;
+      try {
+        const shapes = await inputShapes(client, spec);
+        const regression = spec.task === "regression";
+        const examples = async function* (): AsyncGenerator<TrainChunk> {
+          try {
+            yield* readChunks(opts.data, shapes, opts.chunkRows, false, regression);
+            if (opts.validationData) yield* readChunks(opts.validationData, shapes, opts.chunkRows, true, regression);
+          } catch (error) {
+            localFailure = error as Error;
+            throw error;
+          }
+        };
+        let done: Extract<TrainEvent, { type: "completed" }> | undefined;
+        for await (const event of client.train(spec, examples())) {
+          if (opts.json) {
+            console.log(JSON.stringify(event, (_k, v) => (typeof v === "bigint" ? v.toString() : v)));
+          } else if (event.type === "metrics") {
+            const payload = { epoch: event.epoch, loss: event.trainLoss.toFixed(4), acc: event.trainAccuracy ? event.trainAccuracy.toFixed(3) : "-", rate: event.examplesPerSecond.toFixed(0) };
+            if (!started) {
+              bar.start(event.totalSteps, event.step, payload);
+              started = true;
+            } else bar.update(event.step, payload);
+          } else if (event.type === "state" || event.type === "validation" || event.type === "data") {
+            const line =
+              event.type === "state"
+                ? `job ${event.jobId}: ${event.state} — ${event.message}`
+                : event.type === "data"
+                  ? `uploaded ${event.trainRows} training rows, ${event.validationRows} validation rows (${(event.bytes / 2 ** 20).toFixed(1)} MiB)`
+                  : `epoch ${event.epoch}: validation loss ${event.loss.toFixed(4)}${event.accuracy ? `, accuracy ${(event.accuracy * 100).toFixed(2)}%` : ""}`;
+            if (started) bar.stop();
+            started = false;
+            console.error(line);
+          }
+          if (event.type === "completed") done = event;
+        }
+        if (started) bar.stop();
+        if (done && !opts.json) console.log(summary(done));
+      } catch (error) {
+        if (started) bar.stop();
+        // A local input file the examples could not be read from is a usage error (exit 2), not a server one.
+        if (localFailure) throw localFailure;
+        throw error instanceof Error ? error : new AiaasError(Code.UNKNOWN, String(error));
+      } finally {
+        client.close();
+      }
+    }),
+  );
+}
