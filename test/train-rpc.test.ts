@@ -5,7 +5,7 @@ import { readFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { credentials, Metadata, status } from "@grpc/grpc-js";
-import { AiaasError, createClient, Tensor, type AiaasClient, type TrainChunk, type TrainEvent, type TrainSpecInput } from "@aiaas/sdk";
+import { AiaasError, Code, createClient, Tensor, type AiaasClient, type TrainChunk, type TrainEvent, type TrainSpecInput } from "@aiaas/sdk";
 import { TrainingClient, TrainRequest, type TrainEvent as WireTrainEvent } from "@aiaas/sdk/gen";
 import { Graph } from "../server/src/training/onnx/graph.js";
 import { decodeModel } from "../server/src/training/onnx/model-file.js";
@@ -181,7 +181,7 @@ test("a client that goes away during the upload cancels the job; CancelJob mid-t
     assert.equal((cancelled.events.at(-1) as { state: string }).state, "cancelled");
     assert.equal((await client.jobs.get(jobId)).state, "cancelled");
     assert.deepEqual(await readdir(h.root), [], "nothing was published");
-    await assert.rejects(client.predict("never", { input: Tensor.float32([1, 4], [0, 0, 0, 0]) }), (e: AiaasError) => e.code === status.NOT_FOUND);
+    await assert.rejects(client.predict("never", { input: Tensor.float32([1, 4], [0, 0, 0, 0]) }), (e: AiaasError) => e.code === Code.NOT_FOUND);
   });
 });
 
