@@ -65,6 +65,19 @@ describe("aiaas train / aiaas jobs", () => {
     assert.equal(events.at(-1).state, "succeeded");
   });
 
+  it("examples/train-mnist.ts trains the seed CNN on real digits and scores the new version with Predict", async () => {
+    const { stdout } = await run(process.execPath, ["--import", "tsx", "examples/train-mnist.ts"], {
+      cwd: root,
+      env: { ...process.env, AIAAS_ADDRESS: server.address, EXAMPLE_EPOCHS: "1", EXAMPLE_MODEL: "digits" },
+    });
+    assert.match(stdout, /\[running\] training on 8000 rows, 2000 held out, 125 steps/);
+    assert.match(stdout, /epoch 1 step 125\/125: loss [\d.]+/);
+    const validation = Number(/epoch 1: held-out loss [\d.]+, accuracy ([\d.]+)%/.exec(stdout)![1]);
+    const predicted = Number(/held-out accuracy of digits version 1 by Predict: ([\d.]+)% of 2000 digits/.exec(stdout)![1]);
+    assert.ok(predicted > 88, stdout);
+    assert.equal(predicted, validation, "Predict on the published version scores as the job's own validation did");
+  });
+
   it("exits 2 for a bad data file and 1 when the server refuses the job", async () => {
     await writeFile(join(dir, "bad.jsonl"), '{"input": [1, 2, 3, 4]}\n');
     const bad = await cli("train", "--spec", join(dir, "spec.json"), "--data", join(dir, "bad.jsonl"));

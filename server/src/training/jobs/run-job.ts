@@ -234,7 +234,7 @@ export async function runJob(job: TrainJob, deps: RunJobDeps): Promise<void> {
       seconds: seconds(),
     };
     job.metrics = metrics;
-    const model = await runner.exportModel(`trained by aiaas job ${job.id}`);
+    const model = await runner.exportModel(`trained by aiaas: ${spec.model}, ${metrics.epochs} epochs, ${metrics.steps} steps`);
     await runner.close();
     runner = undefined;
     const version = await publishVersion(
