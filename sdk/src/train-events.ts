@@ -47,8 +47,8 @@ export interface JobInfo {
   readonly id: string;
   readonly model: string;
   readonly state: JobStateName;
-  readonly created: Date | undefined;
-  readonly updated: Date | undefined;
+  readonly created: Date;
+  readonly updated: Date;
   readonly step: number;
   readonly totalSteps: number;
   readonly epoch: number;
@@ -61,7 +61,7 @@ export interface JobInfo {
 const metricsFrom = (m: WireFinalMetrics): FinalMetrics => ({ ...m, steps: Number(m.steps), validationRows: Number(m.validationRows) });
 
 export function trainEventFromWire(e: WireTrainEvent): TrainEvent {
-  const base = { jobId: e.jobId, eventId: e.eventId, time: e.time ?? new Date(0) };
+  const base = { jobId: e.jobId, eventId: e.eventId, time: new Date(Number(e.timeUnixMs)) };
   const ev = e.event;
   switch (ev?.$case) {
     case "state":
@@ -88,8 +88,8 @@ export function jobFromWire(j: WireJob): JobInfo {
     id: j.id,
     model: j.model,
     state: STATES[j.state] ?? "queued",
-    created: j.created,
-    updated: j.updated,
+    created: new Date(Number(j.createdUnixMs)),
+    updated: new Date(Number(j.updatedUnixMs)),
     step: Number(j.step),
     totalSteps: Number(j.totalSteps),
     epoch: j.epoch,

@@ -54,7 +54,7 @@ export class TrainJob {
 
   emit(event: JobEvent): void {
     this.updated = new Date();
-    this.events.push({ jobId: this.id, eventId: BigInt(this.events.length + 1), time: this.updated, event });
+    this.events.push({ jobId: this.id, eventId: BigInt(this.events.length + 1), timeUnixMs: BigInt(this.updated.getTime()), event });
     const waiting = this.wake;
     this.wake = [];
     for (const w of waiting) w();
@@ -115,8 +115,8 @@ export class TrainJob {
       id: this.id,
       model: this.spec.model,
       state: this.state,
-      created: this.created,
-      updated: this.updated,
+      createdUnixMs: BigInt(this.created.getTime()),
+      updatedUnixMs: BigInt(this.updated.getTime()),
       step: BigInt(this.step),
       epoch: this.epoch,
       totalSteps: BigInt(this.totalSteps),

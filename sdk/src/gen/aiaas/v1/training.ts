@@ -22,7 +22,6 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Timestamp } from "../../google/protobuf/timestamp.js";
 import { DataType, dataTypeFromJSON, dataTypeToJSON, Tensor } from "./tensor.js";
 
 export enum Task {
@@ -414,7 +413,8 @@ export interface TrainEvent {
   jobId: string;
   /** 1, 2, 3 … per job: WatchJob resumes after the last one a client saw. */
   eventId: bigint;
-  time: Date | undefined;
+  /** When the event happened, in milliseconds since the Unix epoch. */
+  timeUnixMs: bigint;
   event:
     | { $case: "state"; value: StateChanged }
     | { $case: "metrics"; value: TrainMetrics }
@@ -498,8 +498,9 @@ export interface Job {
   id: string;
   model: string;
   state: JobState;
-  created: Date | undefined;
-  updated: Date | undefined;
+  /** Milliseconds since the Unix epoch. */
+  createdUnixMs: bigint;
+  updatedUnixMs: bigint;
   step: bigint;
   epoch: number;
   totalSteps: bigint;
@@ -3235,7 +3236,7 @@ export const TrainData: MessageFns<TrainData> = {
 };
 
 function createBaseTrainEvent(): TrainEvent {
-  return { jobId: "", eventId: 0n, time: undefined, event: undefined };
+  return { jobId: "", eventId: 0n, timeUnixMs: 0n, event: undefined };
 }
 
 export const TrainEvent: MessageFns<TrainEvent> = {
@@ -3249,8 +3250,11 @@ export const TrainEvent: MessageFns<TrainEvent> = {
       }
       writer.uint32(16).uint64(message.eventId);
     }
-    if (message.time !== undefined) {
-      Timestamp.encode(toTimestamp(message.time), writer.uint32(26).fork()).join();
+    if (message.timeUnixMs !== 0n) {
+      if (BigInt.asIntN(64, message.timeUnixMs) !== message.timeUnixMs) {
+        throw new globalThis.Error("value provided for field message.timeUnixMs of type int64 too large");
+      }
+      writer.uint32(24).int64(message.timeUnixMs);
     }
     switch (message.event?.$case) {
       case "state":
@@ -3308,11 +3312,11 @@ export const TrainEvent: MessageFns<TrainEvent> = {
             continue;
           }
           case 3: {
-            if (tag !== 26) {
+            if (tag !== 24) {
               break;
             }
 
-            message.time = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            message.timeUnixMs = reader.int64() as bigint;
             continue;
           }
           case 4: {
@@ -3391,7 +3395,11 @@ export const TrainEvent: MessageFns<TrainEvent> = {
         ? globalThis.String(object.job_id)
         : "",
       eventId: isSet(object.eventId) ? BigInt(object.eventId) : isSet(object.event_id) ? BigInt(object.event_id) : 0n,
-      time: isSet(object.time) ? fromJsonTimestamp(object.time) : undefined,
+      timeUnixMs: isSet(object.timeUnixMs)
+        ? BigInt(object.timeUnixMs)
+        : isSet(object.time_unix_ms)
+        ? BigInt(object.time_unix_ms)
+        : 0n,
       event: isSet(object.state)
         ? { $case: "state", value: StateChanged.fromJSON(object.state) }
         : isSet(object.metrics)
@@ -3418,8 +3426,8 @@ export const TrainEvent: MessageFns<TrainEvent> = {
     if (message.eventId !== 0n) {
       obj.eventId = message.eventId.toString();
     }
-    if (message.time !== undefined) {
-      obj.time = message.time.toISOString();
+    if (message.timeUnixMs !== 0n) {
+      obj.timeUnixMs = message.timeUnixMs.toString();
     }
     if (message.event?.$case === "state") {
       obj.state = StateChanged.toJSON(message.event.value);
@@ -3446,7 +3454,9 @@ export const TrainEvent: MessageFns<TrainEvent> = {
     const message = createBaseTrainEvent();
     message.jobId = object.jobId ?? "";
     message.eventId = (object.eventId !== undefined && object.eventId !== null) ? BigInt(object.eventId) : 0n;
-    message.time = object.time ?? undefined;
+    message.timeUnixMs = (object.timeUnixMs !== undefined && object.timeUnixMs !== null)
+      ? BigInt(object.timeUnixMs)
+      : 0n;
     switch (object.event?.$case) {
       case "state": {
         if (object.event?.value !== undefined && object.event?.value !== null) {
@@ -4596,8 +4606,8 @@ function createBaseJob(): Job {
     id: "",
     model: "",
     state: 0,
-    created: undefined,
-    updated: undefined,
+    createdUnixMs: 0n,
+    updatedUnixMs: 0n,
     step: 0n,
     epoch: 0,
     totalSteps: 0n,
@@ -4620,11 +4630,17 @@ export const Job: MessageFns<Job> = {
     if (message.state !== 0) {
       writer.uint32(24).int32(message.state);
     }
-    if (message.created !== undefined) {
-      Timestamp.encode(toTimestamp(message.created), writer.uint32(34).fork()).join();
+    if (message.createdUnixMs !== 0n) {
+      if (BigInt.asIntN(64, message.createdUnixMs) !== message.createdUnixMs) {
+        throw new globalThis.Error("value provided for field message.createdUnixMs of type int64 too large");
+      }
+      writer.uint32(32).int64(message.createdUnixMs);
     }
-    if (message.updated !== undefined) {
-      Timestamp.encode(toTimestamp(message.updated), writer.uint32(42).fork()).join();
+    if (message.updatedUnixMs !== 0n) {
+      if (BigInt.asIntN(64, message.updatedUnixMs) !== message.updatedUnixMs) {
+        throw new globalThis.Error("value provided for field message.updatedUnixMs of type int64 too large");
+      }
+      writer.uint32(40).int64(message.updatedUnixMs);
     }
     if (message.step !== 0n) {
       if (BigInt.asUintN(64, message.step) !== message.step) {
@@ -4700,19 +4716,19 @@ export const Job: MessageFns<Job> = {
             continue;
           }
           case 4: {
-            if (tag !== 34) {
+            if (tag !== 32) {
               break;
             }
 
-            message.created = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            message.createdUnixMs = reader.int64() as bigint;
             continue;
           }
           case 5: {
-            if (tag !== 42) {
+            if (tag !== 40) {
               break;
             }
 
-            message.updated = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            message.updatedUnixMs = reader.int64() as bigint;
             continue;
           }
           case 6: {
@@ -4796,8 +4812,16 @@ export const Job: MessageFns<Job> = {
       id: isSet(object.id) ? globalThis.String(object.id) : "",
       model: isSet(object.model) ? globalThis.String(object.model) : "",
       state: isSet(object.state) ? jobStateFromJSON(object.state) : 0,
-      created: isSet(object.created) ? fromJsonTimestamp(object.created) : undefined,
-      updated: isSet(object.updated) ? fromJsonTimestamp(object.updated) : undefined,
+      createdUnixMs: isSet(object.createdUnixMs)
+        ? BigInt(object.createdUnixMs)
+        : isSet(object.created_unix_ms)
+        ? BigInt(object.created_unix_ms)
+        : 0n,
+      updatedUnixMs: isSet(object.updatedUnixMs)
+        ? BigInt(object.updatedUnixMs)
+        : isSet(object.updated_unix_ms)
+        ? BigInt(object.updated_unix_ms)
+        : 0n,
       step: isSet(object.step) ? BigInt(object.step) : 0n,
       epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
       totalSteps: isSet(object.totalSteps)
@@ -4836,11 +4860,11 @@ export const Job: MessageFns<Job> = {
     if (message.state !== 0) {
       obj.state = jobStateToJSON(message.state);
     }
-    if (message.created !== undefined) {
-      obj.created = message.created.toISOString();
+    if (message.createdUnixMs !== 0n) {
+      obj.createdUnixMs = message.createdUnixMs.toString();
     }
-    if (message.updated !== undefined) {
-      obj.updated = message.updated.toISOString();
+    if (message.updatedUnixMs !== 0n) {
+      obj.updatedUnixMs = message.updatedUnixMs.toString();
     }
     if (message.step !== 0n) {
       obj.step = message.step.toString();
@@ -4877,8 +4901,12 @@ export const Job: MessageFns<Job> = {
     message.id = object.id ?? "";
     message.model = object.model ?? "";
     message.state = object.state ?? 0;
-    message.created = object.created ?? undefined;
-    message.updated = object.updated ?? undefined;
+    message.createdUnixMs = (object.createdUnixMs !== undefined && object.createdUnixMs !== null)
+      ? BigInt(object.createdUnixMs)
+      : 0n;
+    message.updatedUnixMs = (object.updatedUnixMs !== undefined && object.updatedUnixMs !== null)
+      ? BigInt(object.updatedUnixMs)
+      : 0n;
     message.step = (object.step !== undefined && object.step !== null) ? BigInt(object.step) : 0n;
     message.epoch = object.epoch ?? 0;
     message.totalSteps = (object.totalSteps !== undefined && object.totalSteps !== null)
@@ -5538,28 +5566,6 @@ type DeepPartial<T> = T extends bigint ? string | number | bigint
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
-
-function toTimestamp(date: Date): Timestamp {
-  const seconds = BigInt(Math.trunc(date.getTime() / 1_000));
-  const nanos = (date.getTime() % 1_000) * 1_000_000;
-  return { seconds, nanos };
-}
-
-function fromTimestamp(t: Timestamp): Date {
-  let millis = (globalThis.Number(t.seconds.toString()) || 0) * 1_000;
-  millis += (t.nanos || 0) / 1_000_000;
-  return new globalThis.Date(millis);
-}
-
-function fromJsonTimestamp(o: any): Date {
-  if (o instanceof globalThis.Date) {
-    return o;
-  } else if (typeof o === "string") {
-    return new globalThis.Date(o);
-  } else {
-    return fromTimestamp(Timestamp.fromJSON(o));
-  }
-}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
