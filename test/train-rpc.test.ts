@@ -409,3 +409,42 @@ test("a leftover staging folder from a crash mid-publish is no model and no vers
     assert.equal((next.events.find((e) => e.type === "completed") as { version: string }).version, "2");
   });
 });
+
+test("limits and early stopping end a job early and still publish; regression fits float targets", async () => {
+  await withServer(async (_h, client) => {
+    const limited = await collect(client.train({ ...TOY, epochs: 50, maxSteps: 7 }, toyChunks()));
+    const done = limited.events.find((e) => e.type === "completed") as Extract<TrainEvent, { type: "completed" }>;
+    assert.equal(done.stopReason, "max_steps");
+    assert.equal(done.metrics.steps, 7);
+
+    // An improvement of 10 in validation loss is impossible: patience 2 stops after epoch 3.
+    const stopped = await collect(client.train({ ...TOY, epochs: 50, earlyStopping: { metric: "loss", patience: 2, minDelta: 10 } }, toyChunks()));
+    const early = stopped.events.find((e) => e.type === "completed") as Extract<TrainEvent, { type: "completed" }>;
+    assert.equal(early.stopReason, "early_stopping");
+    assert.equal(stopped.events.filter((e) => e.type === "validation").length, 3);
+
+    const timed = await collect(client.train({ ...TOY, epochs: 10_000, maxSeconds: 1 }, toyChunks()));
+    assert.equal((timed.events.find((e) => e.type === "completed") as { stopReason: string }).stopReason, "max_seconds");
+
+    // Regression: y = x0 - 2 x1 + 0.5 from 2 features, validation sent as marked chunks.
+    const random = seededRandom(3);
+    const make = (n: number, validation: boolean): TrainChunk => {
+      const x = Float32Array.from({ length: n * 2 }, () => random() * 2 - 1);
+      const y = Float32Array.from({ length: n }, (_, i) => x[2 * i]! - 2 * x[2 * i + 1]! + 0.5);
+      return { inputs: { input: Tensor.float32([n, 2], x) }, labels: Tensor.float32([n, 1], y), validation };
+    };
+    const regression = await collect(
+      client.train(
+        { model: "line", task: "regression", architecture: { input: { dims: [2] }, layers: [{ type: "dense", units: 1 }] }, epochs: 60, batchSize: 16, optimizer: { type: "adam", learningRate: 0.05 } },
+        [make(200, false), make(50, true)],
+      ),
+    );
+    assert.equal(regression.error, undefined);
+    const fit = regression.events.find((e) => e.type === "completed") as Extract<TrainEvent, { type: "completed" }>;
+    assert.equal(fit.metrics.validationRows, 50);
+    assert.ok(fit.metrics.validationLoss < 1e-3, `validation MSE ${fit.metrics.validationLoss}`);
+    const r = await client.predict("line", { input: Tensor.float32([1, 2], [0.5, 0.25]) });
+    assert.ok(Math.abs((r.outputs.logits!.data as Float32Array)[0]! - 0.5) < 0.05);
+    assert.equal(r.outputs.probabilities, undefined, "a regression model has no probabilities output");
+  });
+});
