@@ -4,3 +4,4 @@ export * from "./gen/aiaas/v1/tensor.js";
 export * from "./gen/aiaas/v1/inference.js";
 export * from "./gen/aiaas/v1/models.js";
 export * from "./gen/aiaas/v1/training.js";
+export * from "./gen/aiaas/v1/admin.js";

@@ -9,12 +9,15 @@ const MARK = Symbol.for("aiaas.ServerError");
  */
 export class ServerError extends Error {
   readonly code: status;
+  /** For RESOURCE_EXHAUSTED: when a retry may succeed, sent as the `retry-after-ms` trailer. */
+  readonly retryAfterMs: number | undefined;
   readonly [MARK] = true;
 
-  constructor(code: status, message: string, options?: { cause?: unknown }) {
+  constructor(code: status, message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
     super(message, options);
     this.name = "ServerError";
     this.code = code;
+    this.retryAfterMs = options?.retryAfterMs;
   }
 
   /** instanceof that also holds across duplicate copies of this module. */
@@ -33,6 +36,9 @@ export const invalidArgument = (message: string): ServerError => new ServerError
 export const notFound = (message: string): ServerError => new ServerError(status.NOT_FOUND, message);
 export const failedPrecondition = (message: string): ServerError => new ServerError(status.FAILED_PRECONDITION, message);
 export const unavailable = (message: string): ServerError => new ServerError(status.UNAVAILABLE, message);
-export const resourceExhausted = (message: string): ServerError => new ServerError(status.RESOURCE_EXHAUSTED, message);
+export const resourceExhausted = (message: string, retryAfterMs?: number): ServerError =>
+  new ServerError(status.RESOURCE_EXHAUSTED, message, { retryAfterMs });
+export const unauthenticated = (message: string): ServerError => new ServerError(status.UNAUTHENTICATED, message);
+export const permissionDenied = (message: string): ServerError => new ServerError(status.PERMISSION_DENIED, message);
 export const deadlineExceeded = (message: string): ServerError => new ServerError(status.DEADLINE_EXCEEDED, message);
 export const cancelled = (message: string): ServerError => new ServerError(status.CANCELLED, message);

@@ -5,13 +5,15 @@ import { HealthImplementation, protoPath as healthProto } from "grpc-health-chec
 import { pino, type Logger } from "pino";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
-import { ModelsService, TrainingService } from "@aiaas/sdk/gen";
+import { AdminService, ModelsService, TrainingService } from "@aiaas/sdk/gen";
 import { GRPCInferenceServiceService } from "@aiaas/sdk/gen/inference";
 import { readFileSync } from "node:fs";
 import { probeCuda } from "./cuda-probe.js";
 import { startOperationsHttp } from "./operations-http.js";
 import type { MetricsHandler } from "./telemetry-setup.js";
-import { createModelRegistry, type ModelRegistry } from "./repository/index.js";
+import { createModelScopes, type ModelRegistry, type ModelScopes } from "./repository/index.js";
+import { KeyStore, Quotas, createAuditLog, createAuthenticator, type Limits, type ResolvedLimits } from "./auth/index.js";
+import { createAdminService } from "./rpc/admin-service.js";
 import { parseProviders, type ProviderName } from "./runtime/index.js";
 import { createInferenceService } from "./rpc/inference-service.js";
 import { createInferenceProtocolService } from "./rpc/inference-protocol-service.js";
@@ -52,8 +54,29 @@ export interface ServeOptions {
   /** How long a graceful shutdown waits for calls in flight before it cancels them. */
   readonly shutdownGraceMs?: number;
   readonly training?: TrainingOptions;
+  /** API keys, tenants and quotas; absent: every call is the operator's (said loudly in the log). */
+  readonly auth?: AuthOptions;
   readonly logger?: Logger;
 }
+
+export interface AuthOptions {
+  /** The key store file (created when missing). */
+  readonly keysFile: string;
+  /** Root of the tenants' model trees, `<dir>/<tenant>/<model>/<version>/…` (default: `<models>.tenants` beside the repository). */
+  readonly tenantModelsDir?: string;
+  /** Limits for tenants and keys that set none. */
+  readonly defaultLimits?: Limits;
+  /** Where audit lines go (default: the server's log, with `"audit": true`). */
+  readonly auditLogger?: Logger;
+}
+
+export const DEFAULT_LIMITS: ResolvedLimits = {
+  requestsPerSecond: 1000,
+  burst: 2000,
+  maxInFlight: 256,
+  maxConcurrentJobs: 2,
+  maxTrainDataBytes: 1024 ** 3,
+};
 
 export interface TrainingOptions {
   /** Jobs training at once (default 1); others wait QUEUED. */
@@ -71,14 +94,17 @@ export interface RunningServer {
   /** The operations HTTP port, when enabled. */
   readonly httpPort: number | undefined;
   readonly address: string;
+  /** The public model repository. */
   readonly registry: ModelRegistry;
+  readonly scopes: ModelScopes;
+  readonly keys: KeyStore | undefined;
   readonly jobs: JobManager;
   readonly logger: Logger;
   /** Stops accepting calls, lets calls in flight finish (up to the grace period), releases every session. */
   shutdown(): Promise<void>;
 }
 
-const SERVICES = ["aiaas.v1.Inference", "aiaas.v1.Models", "aiaas.v1.Training", "inference.GRPCInferenceService"] as const;
+const SERVICES = ["aiaas.v1.Inference", "aiaas.v1.Models", "aiaas.v1.Training", "aiaas.v1.Admin", "inference.GRPCInferenceService"] as const;
 
 const SERVER_VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -117,18 +143,28 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const logger = options.logger ?? pino({ name: "aiaas" });
   const maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
   const providers = await selectProviders(options.providers ?? "auto", logger);
-  const registry = createModelRegistry(
-    options.modelsDir,
-    {
+  const keys = options.auth ? await KeyStore.open(options.auth.keysFile, { watch: true }) : undefined;
+  const tenantRoot = options.auth ? (options.auth.tenantModelsDir ?? `${options.modelsDir.replace(/\/+$/, "")}.tenants`) : undefined;
+  if (keys) {
+    logger.info({ keys: options.auth!.keysFile, tenantModels: tenantRoot }, `API keys required (store ${options.auth!.keysFile}); tenant models under ${tenantRoot}`);
+  } else {
+    logger.warn("AUTHENTICATION IS OFF: every caller can predict, train and load models. Start with --keys FILE to require API keys.");
+  }
+  logger.info({ models: options.modelsDir, providers }, `loading models from ${options.modelsDir}`);
+  const scopes = await createModelScopes({
+    publicRoot: options.modelsDir,
+    tenantRoot,
+    defaults: {
       providers,
       threads: options.threads ?? 1,
       instanceCount: options.instances ?? Math.min(2, availableParallelism()),
       maxQueueSize: options.maxQueueSize ?? 4096,
     },
     logger,
-  );
-  logger.info({ models: options.modelsDir, providers }, `loading models from ${options.modelsDir}`);
-  await registry.loadAll();
+  });
+  const registry = scopes.public;
+  const audit = createAuditLog(options.auth?.auditLogger ?? logger);
+  const auth = createAuthenticator({ keys, quotas: new Quotas({ ...DEFAULT_LIMITS, ...options.auth?.defaultLimits }, keys), audit });
 
   const server = new Server({
     "grpc.max_receive_message_length": maxMessageBytes,
@@ -145,17 +181,17 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   });
   // Aborted when a graceful shutdown begins, so open streams wind down instead of holding it up.
   const stopRequested = new AbortController();
-  const env = { logger, serverStopping: stopRequested.signal };
+  const env = { logger, serverStopping: stopRequested.signal, auth };
   const inferenceDeps = {
     ...env,
-    registry,
+    scopes,
     limits: { maxTensorBytes: maxMessageBytes },
     maxStreamInflight: options.maxStreamInflight ?? 1024,
   };
   server.addService(inferenceServiceDefinition, createInferenceService(inferenceDeps));
-  server.addService(ModelsService, createModelsService(registry, env));
+  server.addService(ModelsService, createModelsService(scopes, env));
+  server.addService(AdminService, createAdminService(keys, audit, env));
   const jobs = createJobManager({
-    registry,
     checkpointsDir: options.training?.checkpointsDir ?? join(tmpdir(), "aiaas-checkpoints"),
     maxConcurrentJobs: options.training?.maxConcurrentJobs ?? 1,
     threads: options.training?.threads ?? 1,
@@ -164,7 +200,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     maxTensorBytes: maxMessageBytes,
     logger,
   });
-  server.addService(TrainingService, createTrainingService(jobs, env));
+  server.addService(TrainingService, createTrainingService(jobs, scopes, env));
   let serving = true;
   server.addService(
     GRPCInferenceServiceService,
@@ -214,6 +250,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     httpPort: http?.port,
     address,
     registry,
+    scopes,
+    keys,
     jobs,
     logger,
     shutdown() {
@@ -234,7 +272,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
           });
         });
         await jobs.close();
-        await registry.close();
+        await scopes.close();
+        keys?.close();
         await http?.close();
         logger.info("aiaas stopped");
       })();

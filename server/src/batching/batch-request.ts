@@ -16,6 +16,8 @@ export interface BatchRequest {
   readonly deadline: number;
   /** 1 is the highest; 0 (the default) runs after every prioritized request. */
   readonly priority?: number;
+  /** Whose request it is: the queue is shared fairly between tenants. */
+  readonly tenant?: string;
 }
 
 export interface BatchResult {

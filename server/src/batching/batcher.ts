@@ -69,10 +69,35 @@ export function createBatcher(options: BatcherOptions, executors: readonly Batch
   const urgency = (item: Item): number => ((item.request.priority ?? 0) > 0 ? item.request.priority! : Infinity);
   /** Requests queued with a priority: while there are any, the batch head is the most urgent of them. */
   let prioritized = 0;
+  // Fairness between tenants: rows each tenant has had run (virtual time). While requests of two or more
+  // tenants wait, the batch head is the oldest request of the tenant served least, so one tenant's flood
+  // cannot make another's requests wait behind all of it. A tenant that returns after idling starts level
+  // with the others instead of with a credit to spend.
+  const queuedByTenant = new Map<string, number>();
+  const served = new Map<string, number>();
+  const tenantOf = (item: Item): string => item.request.tenant ?? "";
+  const joinTenant = (tenant: string): void => {
+    const n = queuedByTenant.get(tenant) ?? 0;
+    if (n === 0) {
+      let floor = Infinity;
+      for (const t of queuedByTenant.keys()) floor = Math.min(floor, served.get(t) ?? 0);
+      served.set(tenant, Math.max(served.get(tenant) ?? 0, floor === Infinity ? 0 : floor));
+    }
+    queuedByTenant.set(tenant, n + 1);
+  };
+  const leaveTenant = (tenant: string): void => {
+    const n = (queuedByTenant.get(tenant) ?? 1) - 1;
+    if (n <= 0) queuedByTenant.delete(tenant);
+    else queuedByTenant.set(tenant, n);
+  };
+  /** Per tenant, at most this many queued requests when several share the queue: others always find room. */
+  const tenantQueueCap = Math.max(1, Math.ceil(options.maxQueueSize * 0.75));
+
   const leaveQueue = (item: Item): void => {
     live--;
     tombstones++;
     if ((item.request.priority ?? 0) > 0) prioritized--;
+    leaveTenant(tenantOf(item));
   };
 
   const settle = (item: Item, outcome: { result?: BatchResult; error?: Error }): void => {
@@ -130,6 +155,22 @@ export function createBatcher(options: BatcherOptions, executors: readonly Batch
     }
     if (queue.length === 0) return undefined;
     let head = queue[0];
+    if (queuedByTenant.size > 1) {
+      // The oldest request of each waiting tenant, and of those the tenant served least.
+      const firsts = new Map<string, Item>();
+      for (let i = 0; i < queue.length && firsts.size < queuedByTenant.size; i++) {
+        const item = queue[i];
+        if (item.state === "queued" && !firsts.has(tenantOf(item))) firsts.set(tenantOf(item), item);
+      }
+      let least = Infinity;
+      for (const [tenant, item] of firsts) {
+        const v = served.get(tenant) ?? 0;
+        if (v < least) {
+          least = v;
+          head = item;
+        }
+      }
+    }
     if (prioritized > 0) {
       for (const item of queue) {
         if (item.state !== "queued" || urgency(item) >= urgency(head)) continue;
@@ -163,6 +204,8 @@ export function createBatcher(options: BatcherOptions, executors: readonly Batch
     for (const item of batch) {
       leaveQueue(item);
       item.state = "running";
+      const tenant = tenantOf(item);
+      served.set(tenant, (served.get(tenant) ?? 0) + item.request.rows);
     }
     compact();
     return batch;
@@ -327,6 +370,12 @@ export function createBatcher(options: BatcherOptions, executors: readonly Batch
       if (performance.now() >= request.deadline) {
         return Promise.reject(deadlineExceeded(`${options.label}: the deadline passed before the request was queued`));
       }
+      const tenant = request.tenant ?? "";
+      if (request.tenant !== undefined && (queuedByTenant.get(tenant) ?? 0) >= tenantQueueCap) {
+        return Promise.reject(
+          resourceExhausted(`${options.label}: tenant "${tenant}" already has ${tenantQueueCap} requests waiting (its share of the queue); retry later`, 10),
+        );
+      }
       return new Promise<BatchResult>((resolve, reject) => {
         const item: Item = {
           request,
@@ -343,6 +392,7 @@ export function createBatcher(options: BatcherOptions, executors: readonly Batch
           });
         }
         queue.push(item);
+        joinTenant(tenant);
         live++;
         if ((request.priority ?? 0) > 0) prioritized++;
         schedulePump();

@@ -37,6 +37,12 @@ program
   .option("--train-threads <n>", "intra-op threads per training job", integer(1), 1)
   .option("--max-train-data-bytes <n>", "largest upload of one training job", integer(1), 1024 ** 3)
   .option("--checkpoints <dir>", "where training checkpoints are written (default: <tmp>/aiaas-checkpoints)")
+  .option("--keys <file>", "API key store: every call needs 'authorization: Bearer <key>' (without it authentication is off)")
+  .option("--tenant-models <dir>", "root of the tenants' models, <dir>/<tenant>/<model>/<version>/ (default: <models>.tenants)")
+  .option("--rate-limit <n>", "default requests per second per tenant", integer(1), 1000)
+  .option("--burst <n>", "default burst of requests per tenant", integer(1), 2000)
+  .option("--max-in-flight <n>", "default calls in flight per tenant", integer(1), 256)
+  .option("--max-jobs-per-tenant <n>", "default training jobs queued or running per tenant", integer(1), 2)
   .option("--log-level <level>", "fatal, error, warn, info, debug", "info")
   .action(async (opts) => {
     const logger = pino({ name: "aiaas", level: opts.logLevel });
@@ -73,6 +79,19 @@ program
       maxQueueSize: opts.maxQueueSize,
       shutdownGraceMs: opts.shutdownGraceMs,
       maxConnectionAgeMs: opts.maxConnectionAgeMs || undefined,
+      auth: opts.keys
+        ? {
+            keysFile: resolve(opts.keys),
+            tenantModelsDir: opts.tenantModels ? resolve(opts.tenantModels) : undefined,
+            defaultLimits: {
+              requestsPerSecond: opts.rateLimit,
+              burst: opts.burst,
+              maxInFlight: opts.maxInFlight,
+              maxConcurrentJobs: opts.maxJobsPerTenant,
+              maxTrainDataBytes: opts.maxTrainDataBytes,
+            },
+          }
+        : undefined,
       training: {
         maxConcurrentJobs: opts.maxConcurrentJobs,
         threads: opts.trainThreads,

@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { AiaasError, Code, createClient, type ModelInfo, type Tensor } from "@aiaas/sdk";
 import { tensorFromJson, tensorToJson } from "./json-tensor.js";
 import { addTrainCommand } from "./train-command.js";
+import { addKeysCommand } from "./keys-command.js";
 
 interface ConnectionOptions {
   address: string;
@@ -54,6 +55,7 @@ function describe(models: ModelInfo[]): string {
 
 export function addClientCommands(program: Command): void {
   addTrainCommand(program, connectionOptions, guard);
+  addKeysCommand(program, guard);
 
   const jobs = program.command("jobs").description("training jobs on a server");
   const jobsClient = (opts: ConnectionOptions) => createClient({ address: opts.address, apiKey: opts.apiKey, defaultTimeoutMs: opts.timeout, retry: { maxAttempts: 1 } });

@@ -6,3 +6,5 @@ export type { LoadedVersion } from "./loaded-version.js";
 export { checkModelName, modelPath } from "./repository-layout.js";
 export { publishVersion } from "./publish-version.js";
 export type { PublishFiles } from "./publish-version.js";
+export { createModelScopes } from "./model-scopes.js";
+export type { ModelScopes } from "./model-scopes.js";

@@ -34,6 +34,10 @@ export interface ModelRegistry {
   load(name: string): Promise<ModelStatus>;
   unload(name: string): Promise<ModelStatus>;
   list(): ModelStatus[];
+  /** Whether the model is known (loaded, loading, failed or unloaded by request) or in the repository. */
+  has(name: string): Promise<boolean>;
+  /** Whether the model is known, without looking at the disk (for the synchronous request path). */
+  knows(name: string): boolean;
   /** NOT_FOUND for a model that is neither known nor on disk. */
   status(name: string): Promise<ModelStatus>;
   /** The version a request runs on; synchronous so no reload can slip between resolving and queueing. */
@@ -177,6 +181,12 @@ export function createModelRegistry(root: string, defaults: ServingDefaults, log
       if (!entry) throw notFound(`model "${name}" is not loaded and not known`);
       return exclusive(entry, () => doUnload(entry));
     },
+    async has(name) {
+      return entries.has(name) || (await modelExists(root, name));
+    },
+    knows(name) {
+      return entries.has(name);
+    },
     list() {
       return [...entries.values()].sort((a, b) => a.name.localeCompare(b.name)).map(snapshot);
     },
@@ -193,6 +203,7 @@ export function createModelRegistry(root: string, defaults: ServingDefaults, log
       const entry = entries.get(name);
       if (!entry) {
         if (name === "") throw invalidArgument("the request names no model");
+        checkModelName(name); // a name that could not be a folder is a bad request, not a missing model
         throw notFound(`model "${name}" not found`);
       }
       if (entry.state === "unloaded" || entry.state === "unloading") {

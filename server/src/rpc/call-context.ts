@@ -2,6 +2,7 @@ import type { Deadline, Metadata } from "@grpc/grpc-js";
 import { setMaxListeners } from "node:events";
 import { onAbort } from "../abort-listeners.js";
 import { cancelled, deadlineExceeded } from "../errors.js";
+import { LOCAL_CALLER, type Caller } from "../auth/index.js";
 
 /** What every handler gets besides its request: cancellation and the deadline, as one AbortSignal. */
 export interface CallContext {
@@ -13,6 +14,12 @@ export interface CallContext {
   readonly peer: string;
   /** Aborts when the server begins a graceful shutdown: long-lived streams wind down on it. */
   readonly serverStopping: AbortSignal;
+  /** Who is calling: resolved once from the call's API key. */
+  caller: Caller;
+  /** Whether the call is a stream (its messages are requests of their own). */
+  readonly streaming: boolean;
+  /** Takes a request token of the caller's rate limit (for each message of a stream; unary calls took theirs). */
+  takeToken(): void;
 }
 
 /** The parts of a grpc-js server call (unary or streaming) a context needs. */
@@ -41,7 +48,16 @@ export function createCallContext(call: SurfaceCall, serverStopping: AbortSignal
     timer = setTimeout(() => controller.abort(deadlineExceeded("the call's deadline passed")), Math.max(0, remaining));
   }
   return {
-    context: { signal: controller.signal, deadline, metadata: call.metadata, peer: call.getPeer(), serverStopping },
+    context: {
+      signal: controller.signal,
+      deadline,
+      metadata: call.metadata,
+      peer: call.getPeer(),
+      serverStopping,
+      caller: LOCAL_CALLER,
+      streaming,
+      takeToken: noop,
+    },
     dispose() {
       if (timer) clearTimeout(timer);
       call.removeListener("cancelled", onCancel);

@@ -8,7 +8,9 @@ import {
   type sendUnaryData,
   type ServerUnaryCall,
 } from "@grpc/grpc-js";
+import { Metadata } from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import type { Authenticator } from "../auth/index.js";
 import { onAbort } from "../abort-listeners.js";
 import { ServerError } from "../errors.js";
 import { createCallContext, type CallContext } from "./call-context.js";
@@ -18,7 +20,33 @@ export interface HandlerEnv {
   readonly logger: Logger;
   /** Aborts when a graceful shutdown begins. */
   readonly serverStopping: AbortSignal;
+  /** Resolves and checks each call's API key; absent: every call is the operator's (tests, embedding). */
+  readonly auth?: Authenticator;
 }
+
+/**
+ * The interceptor of every wrapped call: resolves the caller from its key once, checks the method's role,
+ * rate and in-flight limits, and puts the caller in the context. Returns the release of the in-flight slot.
+ */
+function admit(env: HandlerEnv, method: string, context: CallContext): () => void {
+  const auth = env.auth;
+  if (!auth) return noop;
+  const caller = auth.authorize(context.metadata, method, context.peer);
+  context.caller = caller;
+  if (!context.streaming) auth.quotas.takeRequest(caller);
+  else context.takeToken = () => auth.quotas.takeRequest(caller);
+  return auth.quotas.enter(caller);
+}
+
+/** A stream's requests, each re-checked against revocation before the handler sees it. */
+async function* rechecked<Req>(env: HandlerEnv, method: string, context: CallContext, requests: AsyncIterable<Req>): AsyncGenerator<Req> {
+  for await (const request of requests) {
+    env.auth?.recheck(context.caller, method, context.peer);
+    yield request;
+  }
+}
+
+const noop = (): void => undefined;
 
 const MAX_BUFFERED_RESPONSES = 1024;
 
@@ -35,26 +63,40 @@ function drained(call: ServerDuplexStream<unknown, unknown> | ServerWritableStre
 }
 
 /** Turns anything thrown into the status a client sees; unexpected errors are logged, never leaked. */
-export function toStatus(error: unknown, logger: Logger, method: string): { code: status; details: string } {
+export function toStatus(error: unknown, logger: Logger, method: string): { code: status; details: string; metadata?: Metadata } {
   const e = ServerError.from(error);
   if (e.code === status.INTERNAL) logger.error({ err: error, method }, `internal error in ${method}`);
-  return { code: e.code, details: e.message };
+  if (e.retryAfterMs === undefined) return { code: e.code, details: e.message };
+  const metadata = new Metadata();
+  metadata.set("retry-after-ms", String(e.retryAfterMs));
+  return { code: e.code, details: e.message, metadata };
 }
 
 /** A unary handler written as an async function of (request, context). */
 export function unary<Req, Res>(
-  { logger, serverStopping }: HandlerEnv,
+  env: HandlerEnv,
   method: string,
   handler: (request: Req, context: CallContext) => Promise<Res>,
 ): handleUnaryCall<Req, Res> {
+  const { logger, serverStopping } = env;
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
     const { context, dispose } = createCallContext(call, serverStopping);
+    let release = noop;
+    try {
+      release = admit(env, method, context);
+    } catch (error) {
+      dispose();
+      callback(toStatus(error, logger, method));
+      return;
+    }
     handler(call.request, context).then(
       (response) => {
+        release();
         dispose();
         callback(null, response);
       },
       (error) => {
+        release();
         dispose();
         callback(toStatus(error, logger, method));
       },
@@ -67,17 +109,21 @@ export function unary<Req, Res>(
  * responses; the adapter honours the transport's backpressure and ends the call with the right status.
  */
 export function bidi<Req, Res>(
-  { logger, serverStopping }: HandlerEnv,
+  env: HandlerEnv,
   method: string,
   handler: (requests: AsyncIterable<Req>, context: CallContext) => AsyncIterable<Res>,
 ): handleBidiStreamingCall<Req, Res> {
+  const { logger, serverStopping } = env;
   return (call: ServerDuplexStream<Req, Res>) => {
     const { context, dispose } = createCallContext(call, serverStopping, true);
+    let release = noop;
     void (async () => {
       try {
+        release = admit(env, method, context);
         // Iterating a Duplex destroys it when its readable side ends, which would drop the responses still
         // to come; keep it open.
-        const requests = call.iterator({ destroyOnReturn: false }) as AsyncIterable<Req>;
+        const raw = call.iterator({ destroyOnReturn: false }) as AsyncIterable<Req>;
+        const requests = env.auth?.enabled ? rechecked(env, method, context, raw) : raw;
         for await (const response of handler(requests, context)) {
           if (context.signal.aborted) break;
           call.write(response);
@@ -89,6 +135,7 @@ export function bidi<Req, Res>(
       } catch (error) {
         if (!context.signal.aborted) call.emit("error", toStatus(error, logger, method));
       } finally {
+        release();
         dispose();
       }
     })();
@@ -97,14 +144,17 @@ export function bidi<Req, Res>(
 
 /** A server-streaming handler written as an async generator of responses for one request. */
 export function serverStream<Req, Res>(
-  { logger, serverStopping }: HandlerEnv,
+  env: HandlerEnv,
   method: string,
   handler: (request: Req, context: CallContext) => AsyncIterable<Res>,
 ): handleServerStreamingCall<Req, Res> {
+  const { logger, serverStopping } = env;
   return (call: ServerWritableStream<Req, Res>) => {
     const { context, dispose } = createCallContext(call, serverStopping, true);
+    let release = noop;
     void (async () => {
       try {
+        release = admit(env, method, context);
         for await (const response of handler(call.request, context)) {
           if (context.signal.aborted) break;
           call.write(response);
@@ -114,6 +164,7 @@ export function serverStream<Req, Res>(
       } catch (error) {
         if (!context.signal.aborted) call.emit("error", toStatus(error, logger, method));
       } finally {
+        release();
         dispose();
       }
     })();

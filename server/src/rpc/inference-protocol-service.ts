@@ -177,8 +177,8 @@ function statistics(name: string, v: VersionStatus): ModelStatistics {
 const STATE: Record<string, string> = { loading: "LOADING", ready: "READY", unloading: "UNLOADING", unloaded: "UNAVAILABLE", failed: "UNAVAILABLE" };
 
 export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRPCInferenceServiceServer {
-  const { registry } = deps;
-  const ready = (name: string, version: string): boolean => {
+  const scoped = (context: CallContext): ModelRegistry => deps.scopes.for(context.caller);
+  const ready = (registry: ModelRegistry, name: string, version: string): boolean => {
     try {
       registry.resolve(name, version);
       return true;
@@ -188,16 +188,17 @@ export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRP
   };
   return {
     serverLive: unary(deps, "ServerLive", async () => ({ live: true })),
-    serverReady: unary(deps, "ServerReady", async () => ({
-      ready: deps.isServing() && registry.list().every((m) => m.state !== "loading"),
+    serverReady: unary(deps, "ServerReady", async (_r: unknown, context) => ({
+      ready: deps.isServing() && scoped(context).list().every((m) => m.state !== "loading"),
     })),
-    modelReady: unary(deps, "ModelReady", async (r: { name: string; version: string }) => ({ ready: ready(r.name, r.version) })),
+    modelReady: unary(deps, "ModelReady", async (r: { name: string; version: string }, context) => ({ ready: ready(scoped(context), r.name, r.version) })),
     serverMetadata: unary(deps, "ServerMetadata", async () => ({
       name: deps.serverName,
       version: deps.serverVersion,
       extensions: ["model_repository", "model_configuration", "statistics"],
     })),
-    modelMetadata: unary(deps, "ModelMetadata", async (r: { name: string; version: string }) => {
+    modelMetadata: unary(deps, "ModelMetadata", async (r: { name: string; version: string }, context) => {
+      const registry = scoped(context);
       const loaded = registry.resolve(r.name, r.version);
       const status = await registry.status(r.name);
       return {
@@ -210,11 +211,13 @@ export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRP
     }),
     modelInfer: unary(deps, "ModelInfer", (r: ModelInferRequest, context) => modelInfer(deps, r, context)),
     modelStreamInfer: bidi(deps, "ModelStreamInfer", (requests: AsyncIterable<ModelInferRequest>, context) => streamInfer(deps, requests, context)),
-    modelConfig: unary(deps, "ModelConfig", async (r: { name: string; version: string }) => {
+    modelConfig: unary(deps, "ModelConfig", async (r: { name: string; version: string }, context) => {
+      const registry = scoped(context);
       const status = await registry.status(r.name);
       return { config: modelConfig(status, registry, r.version) };
     }),
-    modelStatistics: unary(deps, "ModelStatistics", async (r: { name: string; version: string }) => {
+    modelStatistics: unary(deps, "ModelStatistics", async (r: { name: string; version: string }, context) => {
+      const registry = scoped(context);
       const models = r.name ? [await registry.status(r.name)] : registry.list();
       const stats = models.flatMap((m) =>
         m.versions.filter((v) => v.loaded && (!r.version || String(v.version) === r.version)).map((v) => statistics(m.name, v)),
@@ -222,21 +225,21 @@ export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRP
       if (r.name && r.version && stats.length === 0) throw notFound(`version ${r.version} of model "${r.name}" is not loaded`);
       return { modelStats: stats };
     }),
-    repositoryIndex: unary(deps, "RepositoryIndex", async (r: { ready: boolean }) => {
-      const models: RepositoryIndexResponse_ModelIndex[] = registry.list().flatMap((m) =>
+    repositoryIndex: unary(deps, "RepositoryIndex", async (r: { ready: boolean }, context) => {
+      const models: RepositoryIndexResponse_ModelIndex[] = scoped(context).list().flatMap((m) =>
         m.versions.length
           ? m.versions.map((v) => ({ name: m.name, version: String(v.version), state: STATE[v.state], reason: v.reason }))
           : [{ name: m.name, version: "", state: STATE[m.state], reason: m.reason }],
       );
       return { models: r.ready ? models.filter((m) => m.state === "READY") : models };
     }),
-    repositoryModelLoad: unary(deps, "RepositoryModelLoad", async (r: { modelName: string }) => {
-      const result = await registry.load(r.modelName);
+    repositoryModelLoad: unary(deps, "RepositoryModelLoad", async (r: { modelName: string }, context) => {
+      const result = await scoped(context).load(r.modelName);
       if (result.state !== "ready") throw new ServerError(status.INTERNAL, `model "${r.modelName}" failed to load: ${result.reason}`);
       return {};
     }),
-    repositoryModelUnload: unary(deps, "RepositoryModelUnload", async (r: { modelName: string }) => {
-      await registry.unload(r.modelName);
+    repositoryModelUnload: unary(deps, "RepositoryModelUnload", async (r: { modelName: string }, context) => {
+      await scoped(context).unload(r.modelName);
       return {};
     }),
   };

@@ -3,7 +3,7 @@ import { SpanStatusCode } from "@opentelemetry/api";
 import type { InferenceServer, PredictRequest, PredictResponse, PredictStreamResponse } from "@aiaas/sdk/gen";
 import { validateRequest } from "../batching/index.js";
 import { ServerError } from "../errors.js";
-import type { ModelRegistry } from "../repository/index.js";
+import type { ModelScopes } from "../repository/index.js";
 import { instruments, tracer } from "../telemetry.js";
 import { withTimeout, type CallContext } from "./call-context.js";
 import { concurrentResponses } from "./concurrent-responses.js";
@@ -11,7 +11,8 @@ import { bidi, unary, type HandlerEnv } from "./handlers.js";
 import { decodeInputs, encodeOutput, useTypedOutputs, type DecodeLimits } from "./tensor-codec.js";
 
 export interface InferenceDeps extends HandlerEnv {
-  readonly registry: ModelRegistry;
+  /** Models by caller: a tenant's own and the public ones. */
+  readonly scopes: ModelScopes;
   readonly limits: DecodeLimits;
   /** Requests one stream may have running at once before the server stops reading from it. */
   readonly maxStreamInflight: number;
@@ -43,8 +44,10 @@ export async function predict(deps: InferenceDeps, request: PredictRequest, cont
   // Labels only from what the server knows: a caller's made-up model names must not become label values.
   let attributes = UNRESOLVED;
   try {
+    // Each message of a stream is a request of the caller's rate limit (a unary call took its token).
+    if (context.streaming) context.takeToken();
     // resolve -> validate -> submit run in one tick, so no reload can slip in between.
-    const version = deps.registry.resolve(request.model, request.version);
+    const version = deps.scopes.for(context.caller).resolve(request.model, request.version);
     attributes = version.attributes;
     span.setAttributes({ "aiaas.model": version.model, "aiaas.version": version.version });
     const decoded = decodeInputs(version.label, request.inputs, deps.limits);
@@ -60,6 +63,7 @@ export async function predict(deps: InferenceDeps, request: PredictRequest, cont
         signal: scope.signal,
         deadline: scope.deadline,
         priority,
+        tenant: context.caller.tenant,
       });
     } finally {
       scope.dispose();

@@ -1,6 +1,6 @@
 import { ModelState, type Model, type ModelsServer, type TensorSpec as WireTensorSpec, type VersionStatistics } from "@aiaas/sdk/gen";
 import type { BatchStats, TensorSpec } from "../batching/index.js";
-import { DEFAULT_AUTO_BATCH_SIZE, checkModelName, type ModelRegistry, type ModelStateName, type ModelStatus } from "../repository/index.js";
+import { DEFAULT_AUTO_BATCH_SIZE, checkModelName, type ModelScopes, type ModelStateName, type ModelStatus } from "../repository/index.js";
 import { unary, type HandlerEnv } from "./handlers.js";
 import { toDataType } from "./tensor-codec.js";
 
@@ -51,11 +51,17 @@ export function toWireModel(status: ModelStatus): Model {
   };
 }
 
-export function createModelsService(registry: ModelRegistry, env: HandlerEnv): ModelsServer {
+export function createModelsService(scopes: ModelScopes, env: HandlerEnv): ModelsServer {
   return {
-    listModels: unary(env, "ListModels", async () => ({ models: registry.list().map(toWireModel) })),
-    getModel: unary(env, "GetModel", async (request: { name: string }) => ({ model: toWireModel(await registry.status(request.name)) })),
-    loadModel: unary(env, "LoadModel", async (request: { name: string }) => ({ model: toWireModel(await registry.load(checkModelName(request.name))) })),
-    unloadModel: unary(env, "UnloadModel", async (request: { name: string }) => ({ model: toWireModel(await registry.unload(checkModelName(request.name))) })),
+    listModels: unary(env, "ListModels", async (_r: unknown, context) => ({ models: scopes.for(context.caller).list().map(toWireModel) })),
+    getModel: unary(env, "GetModel", async (request: { name: string }, context) => ({
+      model: toWireModel(await scopes.for(context.caller).status(checkModelName(request.name))),
+    })),
+    loadModel: unary(env, "LoadModel", async (request: { name: string }, context) => ({
+      model: toWireModel(await scopes.for(context.caller).load(checkModelName(request.name))),
+    })),
+    unloadModel: unary(env, "UnloadModel", async (request: { name: string }, context) => ({
+      model: toWireModel(await scopes.for(context.caller).unload(checkModelName(request.name))),
+    })),
   };
 }

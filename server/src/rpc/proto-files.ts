@@ -6,4 +6,4 @@ import { fileURLToPath } from "node:url";
 const packaged = fileURLToPath(new URL("../../proto/", import.meta.url));
 export const PROTO_ROOT = existsSync(packaged) ? packaged : fileURLToPath(new URL("../../../proto/", import.meta.url));
 
-export const SERVED_PROTOS = ["aiaas/v1/inference.proto", "aiaas/v1/models.proto", "aiaas/v1/training.proto", "inference/grpc_service.proto"] as const;
+export const SERVED_PROTOS = ["aiaas/v1/inference.proto", "aiaas/v1/models.proto", "aiaas/v1/training.proto", "aiaas/v1/admin.proto", "inference/grpc_service.proto"] as const;

@@ -3,6 +3,8 @@ import { JobState, type TrainingServer, type TrainEvent, type TrainRequest } fro
 import { onAbort } from "../abort-listeners.js";
 import { ServerError, invalidArgument } from "../errors.js";
 import type { JobManager, TrainJob } from "../training/jobs/index.js";
+import type { Authenticator } from "../auth/index.js";
+import type { ModelScopes } from "../repository/index.js";
 import { bidi, serverStream, unary, type HandlerEnv } from "./handlers.js";
 
 /** Ends a Train call as its job ended: OK for SUCCEEDED, the job's status for FAILED, CANCELLED for CANCELLED. */
@@ -37,14 +39,21 @@ async function upload(manager: JobManager, job: TrainJob, requests: AsyncIterato
   if (!attached) manager.endData(job);
 }
 
-export function createTrainingService(manager: JobManager, env: HandlerEnv): TrainingServer {
+export function createTrainingService(manager: JobManager, scopes: ModelScopes, env: HandlerEnv & { auth?: Authenticator }): TrainingServer {
   return {
     train: bidi(env, "Train", async function* (requests: AsyncIterable<TrainRequest>, context): AsyncGenerator<TrainEvent> {
       const iterator = requests[Symbol.asyncIterator]();
       const first = await iterator.next();
       if (first.done) throw invalidArgument("Train: the stream ended before a TrainSpec; send the spec first, then TrainData chunks");
       if (first.value.message?.$case !== "spec") throw invalidArgument("Train: the first message must be a TrainSpec, then TrainData chunks");
-      const { job, attached } = await manager.submit(first.value.message.value);
+      const caller = context.caller;
+      const limits = env.auth?.quotas.limitsOf(caller);
+      const { job, attached } = await manager.submit(first.value.message.value, {
+        tenant: caller.tenant,
+        registry: scopes.for(caller),
+        maxDataBytes: caller.tenant ? limits?.maxTrainDataBytes : undefined,
+        enterJob: env.auth ? () => env.auth!.quotas.enterJob(caller) : undefined,
+      });
       // Until its data is complete a job depends on this stream: a client that goes away cancels it.
       const unsubscribe = onAbort(context.signal, () => {
         if (!job.dataComplete) job.cancel("the client went away before sending all data");
@@ -65,11 +74,13 @@ export function createTrainingService(manager: JobManager, env: HandlerEnv): Tra
       endStatus(job);
     }),
     watchJob: serverStream(env, "WatchJob", async function* (request: { jobId: string; afterEventId: bigint }, context) {
-      const job = manager.get(request.jobId);
+      const job = manager.get(request.jobId, context.caller.tenant);
       yield* job.watch(Number(request.afterEventId), context.signal);
     }),
-    getJob: unary(env, "GetJob", async (request: { jobId: string }) => ({ job: manager.get(request.jobId).toWire() })),
-    listJobs: unary(env, "ListJobs", async () => ({ jobs: manager.list().map((j) => j.toWire()) })),
-    cancelJob: unary(env, "CancelJob", async (request: { jobId: string }) => ({ job: manager.cancel(request.jobId).toWire() })),
+    getJob: unary(env, "GetJob", async (request: { jobId: string }, context) => ({ job: manager.get(request.jobId, context.caller.tenant).toWire() })),
+    listJobs: unary(env, "ListJobs", async (_r: unknown, context) => ({ jobs: manager.list(context.caller.tenant).map((j) => j.toWire()) })),
+    cancelJob: unary(env, "CancelJob", async (request: { jobId: string }, context) => ({
+      job: manager.cancel(request.jobId, context.caller.tenant).toWire(),
+    })),
   };
 }

@@ -15,7 +15,6 @@ import { runJob } from "./run-job.js";
 import { TrainJob } from "./train-job.js";
 
 export interface JobManagerOptions {
-  readonly registry: ModelRegistry;
   /** Where checkpoints are written (kept after a job ends, for resume_from). */
   readonly checkpointsDir: string;
   /** Jobs training at once; others wait QUEUED. */
@@ -30,17 +29,29 @@ export interface JobManagerOptions {
   readonly logger: Logger;
 }
 
+/** Who submits a job: the tenant that will own it, the models it reaches, and its own limits. */
+export interface JobOwner {
+  readonly tenant: string | undefined;
+  /** The caller's view of the repository: base models resolve in it and the result is published into its root. */
+  readonly registry: ModelRegistry;
+  /** The tenant's cap on one job's data (the server's cap applies too). */
+  readonly maxDataBytes?: number;
+  /** Takes one of the tenant's concurrent-job slots (RESOURCE_EXHAUSTED when none is free); returns its release. */
+  readonly enterJob?: () => () => void;
+}
+
 /** Training jobs: creation from a spec, data intake, a queue with a concurrency cap, lookup and cancel. */
 export interface JobManager {
   /** Creates a job (or finds the one an idempotency key already created). Bad specs throw with their status. */
-  submit(spec: TrainSpec): Promise<{ job: TrainJob; attached: boolean }>;
+  submit(spec: TrainSpec, owner: JobOwner): Promise<{ job: TrainJob; attached: boolean }>;
   /** Checks and stores a chunk; a bad chunk fails the job and throws its status. */
   addData(job: TrainJob, chunk: TrainData): void;
   /** The data is complete: the job waits for a training slot. */
   endData(job: TrainJob): void;
-  get(id: string): TrainJob;
-  list(): TrainJob[];
-  cancel(id: string): TrainJob;
+  /** A job of the tenant; another tenant's job is NOT_FOUND, as a job that does not exist. */
+  get(id: string, tenant: string | undefined): TrainJob;
+  list(tenant: string | undefined): TrainJob[];
+  cancel(id: string, tenant: string | undefined): TrainJob;
   close(): Promise<void>;
 }
 
@@ -60,7 +71,7 @@ function dataSpec(program: TrainProgram, forward: ModelProto, spec: JobSpec): Da
 }
 
 export function createJobManager(options: JobManagerOptions): JobManager {
-  const { registry, logger } = options;
+  const { logger } = options;
   const jobs = new Map<string, TrainJob>();
   const byKey = new Map<string, TrainJob>();
   const waiting: TrainJob[] = [];
@@ -72,7 +83,7 @@ export function createJobManager(options: JobManagerOptions): JobManager {
     while (!closed && running.size < options.maxConcurrentJobs && waiting.length > 0) {
       const job = waiting.shift()!;
       if (job.terminal) continue;
-      const run = runJob(job, { registry, checkpoints, threads: options.threads, providers: options.providers, logger }).finally(() => {
+      const run = runJob(job, { checkpoints, threads: options.threads, providers: options.providers, logger }).finally(() => {
         running.delete(run);
         pump();
       });
@@ -87,13 +98,14 @@ export function createJobManager(options: JobManagerOptions): JobManager {
         if (jobs.size <= MAX_KEPT_JOBS) break;
         if (old.terminal) {
           jobs.delete(id);
-          if (byKey.get(`${old.spec.model}\u0000${old.spec.idempotencyKey}`) === old) byKey.delete(`${old.spec.model}\u0000${old.spec.idempotencyKey}`);
+          const key = `${old.owner.tenant ?? ""}\u0000${old.spec.model}\u0000${old.spec.idempotencyKey}`;
+          if (byKey.get(key) === old) byKey.delete(key);
         }
       }
     }
   };
 
-  async function forwardModel(spec: JobSpec): Promise<ModelProto> {
+  async function forwardModel(spec: JobSpec, registry: ModelRegistry): Promise<ModelProto> {
     if (spec.source.kind === "architecture") {
       try {
         return buildArchitecture(spec.source.architecture, { seed: spec.seed, name: spec.model });
@@ -107,13 +119,13 @@ export function createJobManager(options: JobManagerOptions): JobManager {
   }
 
   return {
-    async submit(wire) {
+    async submit(wire, owner) {
       if (closed) throw new ServerError(status.UNAVAILABLE, "the server is shutting down; submit the job to another replica");
       const spec = parseJobSpec(wire);
-      const key = spec.idempotencyKey ? `${spec.model}\u0000${spec.idempotencyKey}` : undefined;
+      const key = spec.idempotencyKey ? `${owner.tenant ?? ""}\u0000${spec.model}\u0000${spec.idempotencyKey}` : undefined;
       const existing = key ? byKey.get(key) : undefined;
       if (existing) return { job: existing, attached: true };
-      const forward = await forwardModel(spec);
+      const forward = await forwardModel(spec, owner.registry);
       const outputs = forward.graph?.output.map((o) => o.name) ?? [];
       if (!outputs.includes(spec.output)) {
         throw invalidArgument(`the model has no output "${spec.output}" (its outputs: ${outputs.map((o) => `"${o}"`).join(", ")}); set spec.output`);
@@ -129,7 +141,13 @@ export function createJobManager(options: JobManagerOptions): JobManager {
         const what = spec.source.kind === "base" ? `base model "${spec.source.name}"` : "the architecture";
         throw invalidArgument(`${what} cannot be trained: ${(error as Error).message}`);
       }
-      const job = new TrainJob(spec, forward, program, new JobData(dataSpec(program, forward, spec), options.maxDataBytes));
+      const release = owner.enterJob?.() ?? (() => undefined);
+      const maxBytes = Math.min(options.maxDataBytes, owner.maxDataBytes ?? Infinity);
+      const job = new TrainJob(spec, forward, program, new JobData(dataSpec(program, forward, spec), maxBytes), {
+        tenant: owner.tenant,
+        registry: owner.registry,
+        onEnd: release,
+      });
       remember(job);
       if (key) byKey.set(key, job);
       job.setState(job.state, `accepted; waiting for data (${program.params.length} parameter tensors to train${program.frozen.length ? `, ${program.frozen.length} frozen` : ""})`);
@@ -158,16 +176,16 @@ export function createJobManager(options: JobManagerOptions): JobManager {
       if (running.size >= options.maxConcurrentJobs) job.setState(job.state, `data complete; waiting for a training slot (${running.size} running)`);
       pump();
     },
-    get(id) {
+    get(id, tenant) {
       const job = jobs.get(id);
-      if (!job) throw notFound(`job "${id.slice(0, 80)}" not found`);
+      if (!job || job.owner.tenant !== tenant) throw notFound(`job "${id.slice(0, 80)}" not found`);
       return job;
     },
-    list() {
-      return [...jobs.values()].sort((a, b) => b.created.getTime() - a.created.getTime());
+    list(tenant) {
+      return [...jobs.values()].filter((j) => j.owner.tenant === tenant).sort((a, b) => b.created.getTime() - a.created.getTime());
     },
-    cancel(id) {
-      const job = this.get(id);
+    cancel(id, tenant) {
+      const job = this.get(id, tenant);
       job.cancel("cancelled by request");
       const i = waiting.indexOf(job);
       if (i >= 0) waiting.splice(i, 1);

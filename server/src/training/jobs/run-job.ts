@@ -4,7 +4,7 @@ import { status } from "@grpc/grpc-js";
 import { JobState, type FinalMetrics } from "@aiaas/sdk/gen";
 import type { Logger } from "pino";
 import { ServerError } from "../../errors.js";
-import { publishVersion, type ModelRegistry } from "../../repository/index.js";
+import { publishVersion } from "../../repository/index.js";
 import { encodeModel } from "../onnx/model-file.js";
 import { createTrainRunner, type TrainRunner } from "../engine/train-runner.js";
 import type { HostTensor, StepResult } from "../engine/train-worker-protocol.js";
@@ -13,7 +13,6 @@ import type { CheckpointStore, CheckpointMeta } from "./checkpoint-store.js";
 import type { TrainJob } from "./train-job.js";
 
 export interface RunJobDeps {
-  readonly registry: ModelRegistry;
   readonly checkpoints: CheckpointStore;
   readonly threads: number;
   readonly providers: readonly ("cuda" | "cpu")[];
@@ -237,8 +236,9 @@ export async function runJob(job: TrainJob, deps: RunJobDeps): Promise<void> {
     const model = await runner.exportModel(`trained by aiaas: ${spec.model}, ${metrics.epochs} epochs, ${metrics.steps} steps`);
     await runner.close();
     runner = undefined;
+    const registry = job.owner.registry;
     const version = await publishVersion(
-      deps.registry.root,
+      registry.root,
       spec.model,
       {
         model: encodeModel(model),
@@ -248,12 +248,12 @@ export async function runJob(job: TrainJob, deps: RunJobDeps): Promise<void> {
       },
       job.id,
     );
-    const loaded = await deps.registry.load(spec.model);
+    const loaded = await registry.load(spec.model);
     const published = loaded.versions.find((v) => v.version === version);
     if (!published || published.state !== "ready") {
       // Never leave a version that does not serve: take it out again.
-      await rm(join(deps.registry.root, spec.model, String(version)), { recursive: true, force: true });
-      await deps.registry.load(spec.model).catch(() => undefined);
+      await rm(join(registry.root, spec.model, String(version)), { recursive: true, force: true });
+      await registry.load(spec.model).catch(() => undefined);
       throw new ServerError(status.INTERNAL, `the trained model was written as version ${version} but did not load: ${published?.reason ?? loaded.reason}`);
     }
     job.publishedVersion = String(version);

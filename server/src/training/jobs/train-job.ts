@@ -3,6 +3,7 @@ import type { ModelProto } from "onnx-buf";
 import { JobState, type FinalMetrics, type Job, type JobFailed, type TrainEvent } from "@aiaas/sdk/gen";
 import { onAbort } from "../../abort-listeners.js";
 import type { TrainProgram } from "../engine/train-program.js";
+import type { ModelRegistry } from "../../repository/index.js";
 import type { JobData } from "./job-data.js";
 import type { JobSpec } from "./job-spec.js";
 
@@ -37,6 +38,8 @@ export class TrainJob {
     readonly forward: ModelProto,
     readonly program: TrainProgram,
     readonly data: JobData,
+    /** The tenant that owns the job (undefined: the operator), and the models its caller reaches and publishes into. */
+    readonly owner: { readonly tenant: string | undefined; readonly registry: ModelRegistry; readonly onEnd: () => void },
   ) {}
 
   /** Aborts when the job is cancelled (by CancelJob, a broken upload, or server shutdown). */
@@ -64,6 +67,7 @@ export class TrainJob {
     if (this.terminal) return;
     this.state = state;
     this.emit({ $case: "state", value: { state, message } });
+    if (this.terminal) this.owner.onEnd();
   }
 
   /** Ends the job as FAILED with a status code and a message the user can act on. */

@@ -1,0 +1,98 @@
+import type { Metadata } from "@grpc/grpc-js";
+import { permissionDenied, unauthenticated } from "../errors.js";
+import type { AuditLog } from "./audit-log.js";
+import { LOCAL_CALLER, type Caller, type Role } from "./caller.js";
+import type { KeyStore } from "./key-store.js";
+import type { Quotas } from "./quotas.js";
+
+/** The role each RPC needs (by method name; health and reflection need none and are not wrapped). */
+const METHOD_ROLES: Readonly<Record<string, Role>> = {
+  Predict: "predict",
+  PredictStream: "predict",
+  ListModels: "predict",
+  GetModel: "predict",
+  LoadModel: "train",
+  UnloadModel: "train",
+  Train: "train",
+  GetJob: "train",
+  ListJobs: "train",
+  CancelJob: "train",
+  WatchJob: "train",
+  CreateKey: "admin",
+  ListKeys: "admin",
+  RevokeKey: "admin",
+  ServerLive: "predict",
+  ServerReady: "predict",
+  ModelReady: "predict",
+  ServerMetadata: "predict",
+  ModelMetadata: "predict",
+  ModelInfer: "predict",
+  ModelStreamInfer: "predict",
+  ModelConfig: "predict",
+  ModelStatistics: "predict",
+  RepositoryIndex: "predict",
+  RepositoryModelLoad: "train",
+  RepositoryModelUnload: "train",
+};
+
+export interface Authenticator {
+  readonly enabled: boolean;
+  /** The caller of a call, with the role its method needs; UNAUTHENTICATED or PERMISSION_DENIED otherwise (audited). */
+  authorize(metadata: Metadata, method: string, peer: string): Caller;
+  /** Before each further message of a stream: a key revoked or expired meanwhile is refused at once. */
+  recheck(caller: Caller, method: string, peer: string): void;
+  readonly quotas: Quotas;
+  readonly audit: AuditLog;
+}
+
+function hasRole(caller: Caller, role: Role): boolean {
+  return caller.roles.has(role) || caller.roles.has("admin");
+}
+
+export function createAuthenticator(options: { keys: KeyStore | undefined; quotas: Quotas; audit: AuditLog }): Authenticator {
+  const { keys, quotas, audit } = options;
+  // Callers are cached per key id so per-call work is a map lookup and a hash.
+  const callers = new Map<string, Caller>();
+  const deny = (error: Error, method: string, peer: string, reason: string, caller?: Caller): never => {
+    audit.record({ action: method, outcome: "denied", caller, peer, reason });
+    throw error;
+  };
+  return {
+    enabled: keys !== undefined,
+    quotas,
+    audit,
+    authorize(metadata, method, peer) {
+      const role = METHOD_ROLES[method];
+      if (!keys) return LOCAL_CALLER;
+      const header = metadata.get("authorization")[0];
+      if (typeof header !== "string" || !header) {
+        return deny(unauthenticated("this server needs an API key: send the metadata authorization: Bearer <key>"), method, peer, "no key");
+      }
+      const token = /^Bearer\s+(.+)$/i.exec(header)?.[1]?.trim();
+      if (!token) return deny(unauthenticated('the authorization metadata must be "Bearer <key>"'), method, peer, "malformed authorization");
+      const verdict = keys.verify(token);
+      if (!verdict.ok) return deny(unauthenticated(`the API key is not valid (${verdict.reason})`), method, peer, verdict.reason);
+      const key = verdict.key;
+      let caller = callers.get(key.id);
+      if (!caller || caller.tenant !== key.tenant || caller.roles.size !== key.roles.length) {
+        caller = { keyId: key.id, tenant: key.tenant, roles: new Set(key.roles) };
+        callers.set(key.id, caller);
+      }
+      if (!role || !hasRole(caller, role)) {
+        return deny(permissionDenied(`this key lacks the "${role ?? "admin"}" role that ${method} needs`), method, peer, `missing role ${role}`, caller);
+      }
+      return caller;
+    },
+    recheck(caller, method, peer) {
+      if (!keys || caller === LOCAL_CALLER) return;
+      const key = keys.current(caller.keyId);
+      const reason = !key ? "unknown key" : key.revokedMs !== undefined ? "revoked key" : key.expiresMs !== undefined && Date.now() >= key.expiresMs ? "expired key" : undefined;
+      if (reason) deny(unauthenticated(`the API key is no longer valid (${reason})`), method, peer, reason, caller);
+    },
+  };
+}
+
+/** Authentication off: every call is the operator's. Said loudly at start-up. */
+export function roleOf(method: string): Role | undefined {
+  return METHOD_ROLES[method];
+}

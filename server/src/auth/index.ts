@@ -1,0 +1,10 @@
+export { createAuthenticator, roleOf } from "./authenticator.js";
+export type { Authenticator } from "./authenticator.js";
+export { KeyStore, checkTenantName } from "./key-store.js";
+export type { KeyInfo, KeyRecord, Limits } from "./key-store.js";
+export { Quotas } from "./quotas.js";
+export type { ResolvedLimits } from "./quotas.js";
+export { createAuditLog } from "./audit-log.js";
+export type { AuditLog } from "./audit-log.js";
+export { LOCAL_CALLER, ROLES } from "./caller.js";
+export type { Caller, Role } from "./caller.js";

@@ -1,0 +1,94 @@
+import { resourceExhausted } from "../errors.js";
+import type { Caller } from "./caller.js";
+import type { KeyStore, Limits } from "./key-store.js";
+
+export type ResolvedLimits = Required<Limits>;
+
+interface Bucket {
+  tokens: number;
+  updated: number;
+  inFlight: number;
+  jobs: number;
+}
+
+/**
+ * Per-tenant limits, checked at once and never queued: a token bucket for requests per second, a count of
+ * calls in flight and of training jobs. Limits come from the key, else the tenant, else the server's
+ * defaults. Over a limit is RESOURCE_EXHAUSTED with a hint of when to retry.
+ */
+export class Quotas {
+  private readonly buckets = new Map<string, Bucket>();
+
+  constructor(
+    private readonly defaults: ResolvedLimits,
+    private readonly keys: KeyStore | undefined,
+  ) {}
+
+  limitsOf(caller: Caller): ResolvedLimits {
+    if (!caller.tenant || !this.keys) return this.defaults;
+    const tenant = this.keys.tenantLimits(caller.tenant) ?? {};
+    const key = this.keys.current(caller.keyId)?.limits ?? {};
+    return { ...this.defaults, ...tenant, ...key };
+  }
+
+  private bucket(caller: Caller): Bucket | undefined {
+    if (!caller.tenant) return undefined; // the operator (auth off) is not limited
+    let b = this.buckets.get(caller.tenant);
+    if (!b) {
+      b = { tokens: this.limitsOf(caller).burst, updated: performance.now(), inFlight: 0, jobs: 0 };
+      this.buckets.set(caller.tenant, b);
+    }
+    return b;
+  }
+
+  /** Takes one request token. */
+  takeRequest(caller: Caller): void {
+    const b = this.bucket(caller);
+    if (!b) return;
+    const limits = this.limitsOf(caller);
+    const now = performance.now();
+    b.tokens = Math.min(limits.burst, b.tokens + ((now - b.updated) / 1000) * limits.requestsPerSecond);
+    b.updated = now;
+    if (b.tokens < 1) {
+      const waitMs = Math.ceil(((1 - b.tokens) / limits.requestsPerSecond) * 1000);
+      throw resourceExhausted(`tenant "${caller.tenant}" is over its rate limit of ${limits.requestsPerSecond} requests/s; retry in ${waitMs} ms`, waitMs);
+    }
+    b.tokens -= 1;
+  }
+
+  /** Counts a call in flight until the returned release runs. */
+  enter(caller: Caller): () => void {
+    const b = this.bucket(caller);
+    if (!b) return noop;
+    const limits = this.limitsOf(caller);
+    if (b.inFlight >= limits.maxInFlight) {
+      throw resourceExhausted(`tenant "${caller.tenant}" already has ${b.inFlight} calls in flight (its limit); retry when one finishes`, 50);
+    }
+    b.inFlight++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      b.inFlight--;
+    };
+  }
+
+  /** Counts a training job until the returned release runs. */
+  enterJob(caller: Caller): () => void {
+    const b = this.bucket(caller);
+    if (!b) return noop;
+    const limits = this.limitsOf(caller);
+    if (b.jobs >= limits.maxConcurrentJobs) {
+      throw resourceExhausted(`tenant "${caller.tenant}" already has ${b.jobs} training jobs queued or running (its limit); retry when one ends`, 1000);
+    }
+    b.jobs++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      b.jobs--;
+    };
+  }
+}
+
+const noop = (): void => undefined;

@@ -1,0 +1,328 @@
+// Tenants, API keys, quotas and isolation on a real server with a real key store.
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, stat, readdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { pino } from "pino";
+import { AiaasError, createClient, Tensor, type AiaasClient } from "@aiaas/sdk";
+import { AdminClient, ModelsClient } from "@aiaas/sdk/gen";
+import {
+  GRPCInferenceServiceClient,
+  ModelConfigRequest,
+  ModelInferRequest,
+  ModelMetadataRequest,
+  RepositoryIndexRequest,
+  RepositoryModelLoadRequest,
+} from "@aiaas/sdk/gen/inference";
+import { startServer, type RunningServer } from "@aiaas/server";
+import { KeyStore } from "../server/src/auth/index.js";
+import { affineModel } from "./support/fixtures.js";
+import { writeRepository } from "./support/fixtures.js";
+
+const X = () => ({ x: Tensor.float32([1, 4], [1, 2, 3, 4]) });
+
+describe("tenants, keys, quotas", () => {
+  let server: RunningServer;
+  let dir: string;
+  let keysFile: string;
+  const logLines: Record<string, unknown>[] = [];
+  const tokens: Record<string, string> = {};
+  const ids: Record<string, string> = {};
+  const clients: AiaasClient[] = [];
+  const client = (who: string | undefined): AiaasClient => {
+    const c = createClient({ address: server.address, apiKey: who ? tokens[who] : undefined, retry: { maxAttempts: 1 } });
+    clients.push(c);
+    return c;
+  };
+  const md = (who: string | undefined): Metadata => {
+    const m = new Metadata();
+    if (who) m.set("authorization", `Bearer ${tokens[who]}`);
+    return m;
+  };
+  const raw = <Res>(fn: (r: unknown, m: Metadata, cb: (e: ServiceError | null, r: Res) => void) => unknown, request: unknown, who: string | undefined): Promise<Res> =>
+    new Promise((resolve, reject) => fn(request, md(who), (e, r) => (e ? reject(e) : resolve(r))));
+  const codeOf = async (p: Promise<unknown>): Promise<{ code: number; message: string }> => {
+    try {
+      await p;
+    } catch (error) {
+      const e = error as AiaasError & ServiceError;
+      return { code: e.code, message: e instanceof AiaasError ? e.details : e.details };
+    }
+    return { code: status.OK, message: "" };
+  };
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "aiaas-tenancy-"));
+    await writeRepository(join(dir, "public"), { shared: { model: affineModel() } });
+    await writeRepository(join(dir, "tenants", "alpha"), { "alpha-model": { model: affineModel() } });
+    await writeRepository(join(dir, "tenants", "beta"), { "beta-model": { model: affineModel() } });
+    keysFile = join(dir, "keys.json");
+    const store = await KeyStore.open(keysFile);
+    const make = async (name: string, tenant: string, roles: ("predict" | "train" | "admin")[], extra: { expiresMs?: number; limits?: object } = {}) => {
+      const { token, key } = await store.create({ tenant, roles, name, ...extra });
+      tokens[name] = token;
+      ids[name] = key.id;
+    };
+    await make("alpha", "alpha", ["predict", "train"]);
+    await make("beta", "beta", ["predict", "train"]);
+    await make("alphaReader", "alpha", ["predict"]);
+    await make("admin", "ops", ["admin"]);
+    await make("expired", "alpha", ["predict"], { expiresMs: Date.now() - 1000 });
+    await make("limited", "gamma", ["predict"], { limits: { requestsPerSecond: 1, burst: 2 } });
+    await make("narrow", "delta", ["predict"], { limits: { maxInFlight: 1 } });
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        for (const line of String(chunk).split("\n").filter(Boolean)) logLines.push(JSON.parse(line));
+        done();
+      },
+    });
+    server = await startServer({
+      modelsDir: join(dir, "public"),
+      host: "127.0.0.1",
+      port: 0,
+      providers: "cpu",
+      logger: pino({ level: "info" }, sink),
+      auth: { keysFile, tenantModelsDir: join(dir, "tenants") },
+    });
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await server.shutdown();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("isolation matrix: each tenant reaches its own and the public models; another tenant's model is exactly as missing", async () => {
+    const oip = new GRPCInferenceServiceClient(server.address, credentials.createInsecure());
+    const models = new ModelsClient(server.address, credentials.createInsecure());
+    try {
+      for (const [tenant, own, other] of [["alpha", "alpha-model", "beta-model"], ["beta", "beta-model", "alpha-model"]] as const) {
+        const c = client(tenant);
+        const cells: [string, (name: string) => Promise<unknown>][] = [
+          ["Predict", (name) => c.predict(name, X())],
+          ["PredictStream", async (name) => {
+            for await (const r of c.predictStream([{ model: name, inputs: X() }])) if (r.error) throw r.error;
+          }],
+          ["GetModel", (name) => c.models.get(name)],
+          ["LoadModel", (name) => c.models.load(name)],
+          ["OIP ModelInfer", (name) =>
+            raw(oip.modelInfer.bind(oip) as never, ModelInferRequest.fromPartial({
+              modelName: name,
+              inputs: [{ name: "x", datatype: "FP32", shape: [1n, 4n], contents: { fp32Contents: [1, 2, 3, 4] } }],
+            }), tenant)],
+          ["OIP ModelMetadata", (name) => raw(oip.modelMetadata.bind(oip) as never, ModelMetadataRequest.fromPartial({ name }), tenant)],
+          ["OIP ModelConfig", (name) => raw(oip.modelConfig.bind(oip) as never, ModelConfigRequest.fromPartial({ name }), tenant)],
+          ["OIP RepositoryModelLoad", (name) => raw(oip.repositoryModelLoad.bind(oip) as never, RepositoryModelLoadRequest.fromPartial({ modelName: name }), tenant)],
+          ["UnloadModel", (name) => c.models.unload(name)],
+        ];
+        for (const [rpc, call] of cells) {
+          const mine = await codeOf(call(own));
+          assert.equal(mine.code, status.OK, `${tenant} ${rpc} own: ${mine.message}`);
+          if (rpc === "UnloadModel") await c.models.load(own);
+          const theirs = await codeOf(call(other));
+          const missing = await codeOf(call("no-such-model"));
+          assert.equal(theirs.code, status.NOT_FOUND, `${tenant} ${rpc} other tenant's: ${theirs.message}`);
+          assert.equal(theirs.message.replaceAll(other, "X"), missing.message.replaceAll("no-such-model", "X"), `${tenant} ${rpc}: another tenant's model answers as a missing one`);
+          const pub = await codeOf(call("shared"));
+          const writes = rpc === "LoadModel" || rpc === "UnloadModel" || rpc === "OIP RepositoryModelLoad";
+          assert.equal(pub.code, writes ? status.PERMISSION_DENIED : status.OK, `${tenant} ${rpc} public: ${pub.message}`);
+        }
+        const listed = (await c.models.list()).map((m) => m.name);
+        assert.deepEqual(listed, [own, "shared"].sort());
+        const index = await raw<{ models: { name: string }[] }>(oip.repositoryIndex.bind(oip) as never, RepositoryIndexRequest.fromPartial({}), tenant);
+        assert.ok(!index.models.some((m) => m.name === other));
+      }
+      // The admin reaches the public scope's writes; health and reflection need no key.
+      assert.equal((await codeOf(client("admin").models.unload("shared"))).code, status.OK);
+      assert.equal((await codeOf(client("admin").models.load("shared"))).code, status.OK);
+      assert.equal((await codeOf(raw(models.listModels.bind(models) as never, {}, undefined))).code, status.UNAUTHENTICATED);
+    } finally {
+      oip.close();
+      models.close();
+    }
+  });
+
+  it("training jobs are per tenant: trained into the tenant's tree, invisible to others", async () => {
+    const alpha = client("alpha");
+    const rows = Array.from({ length: 40 }, (_, i) => [i % 2, (i + 1) % 2, 0.5, 0.25]).flat();
+    const labels = Array.from({ length: 40 }, (_, i) => BigInt(i % 2));
+    let jobId = "";
+    for await (const e of alpha.train(
+      { model: "alpha-trained", architecture: { input: { dims: [4] }, layers: [{ type: "dense", units: 2 }] }, epochs: 2, batchSize: 8 },
+      [{ inputs: { input: Tensor.float32([40, 4], rows) }, labels: Tensor.int64([40], labels) }],
+    )) jobId = e.jobId;
+    assert.ok((await stat(join(dir, "tenants", "alpha", "alpha-trained", "1", "model.onnx"))).isFile());
+    assert.deepEqual(await readdir(join(dir, "public")), ["shared"], "nothing was written to the public scope");
+    const mode = (await stat(join(dir, "tenants", "alpha", "alpha-trained", "1", "model.onnx"))).mode & 0o777;
+    assert.equal(mode, 0o600, "tenant files are readable only by the server's user");
+    assert.equal((await alpha.predict("alpha-trained", { input: Tensor.float32([1, 4], [1, 0, 0.5, 0.25]) })).version, "1");
+    const beta = client("beta");
+    assert.equal((await codeOf(beta.predict("alpha-trained", { input: Tensor.float32([1, 4], [1, 0, 0, 0]) }))).code, status.NOT_FOUND);
+    assert.equal((await codeOf(beta.jobs.get(jobId))).code, status.NOT_FOUND);
+    assert.equal((await codeOf(beta.jobs.cancel(jobId))).code, status.NOT_FOUND);
+    assert.deepEqual((await beta.jobs.list()).map((j) => j.id), []);
+    assert.deepEqual((await alpha.jobs.list()).map((j) => j.id), [jobId]);
+    // Fine-tuning another tenant's model is as fine-tuning a missing one.
+    const other = await codeOf((async () => {
+      for await (const _ of beta.train({ model: "x", baseModel: { name: "alpha-trained" } }, [])) void _;
+    })());
+    assert.equal(other.code, status.NOT_FOUND);
+  });
+
+  it("missing, malformed, unknown, expired and revoked keys are UNAUTHENTICATED; a key without the role is PERMISSION_DENIED", async () => {
+    assert.equal((await codeOf(client(undefined).predict("shared", X()))).code, status.UNAUTHENTICATED);
+    tokens.garbage = "not-a-key";
+    assert.equal((await codeOf(client("garbage").predict("shared", X()))).code, status.UNAUTHENTICATED);
+    tokens.unknown = "aiaas_0123456789abcdef_" + "A".repeat(43);
+    assert.equal((await codeOf(client("unknown").predict("shared", X()))).code, status.UNAUTHENTICATED);
+    const expired = await codeOf(client("expired").predict("shared", X()));
+    assert.equal(expired.code, status.UNAUTHENTICATED);
+    assert.match(expired.message, /expired key/);
+    const denied = await codeOf((async () => {
+      for await (const _ of client("alphaReader").train({ model: "m", architecture: { input: { dims: [4] }, layers: [{ type: "dense", units: 2 }] } }, [])) void _;
+    })());
+    assert.equal(denied.code, status.PERMISSION_DENIED);
+    assert.match(denied.message, /lacks the "train" role/);
+    const admin = new AdminClient(server.address, credentials.createInsecure());
+    try {
+      assert.equal((await codeOf(raw(admin.listKeys.bind(admin) as never, {}, "alpha"))).code, status.PERMISSION_DENIED);
+      // A key made through the Admin RPC works at once and is listed without its secret.
+      const made = await raw<{ token: string; key: { id: string } }>(admin.createKey.bind(admin) as never, { tenant: "alpha", roles: ["predict"], name: "made by rpc", expiresInSeconds: 0n }, "admin");
+      tokens.made = made.token;
+      assert.equal((await client("made").predict("alpha-model", X())).version, "1");
+      const listed = await raw<{ keys: { id: string }[] }>(admin.listKeys.bind(admin) as never, { tenant: "alpha" }, "admin");
+      assert.ok(listed.keys.some((k) => k.id === made.key.id));
+      assert.ok(!JSON.stringify(listed, (_k, v) => (typeof v === "bigint" ? String(v) : v)).includes(made.token.split("_")[2]!));
+      await raw(admin.revokeKey.bind(admin) as never, { id: made.key.id }, "admin");
+      const revoked = await codeOf(client("made").predict("alpha-model", X()));
+      assert.equal(revoked.code, status.UNAUTHENTICATED);
+      assert.match(revoked.message, /revoked key/);
+    } finally {
+      admin.close();
+    }
+  });
+
+  it("a key revoked while its stream is open: the stream's next message is refused", async () => {
+    const store = await KeyStore.open(keysFile);
+    const { token, key } = await store.create({ tenant: "alpha", roles: ["predict"], name: "streamer" });
+    tokens.streamer = token;
+    const stream = client("streamer").predictStream();
+    stream.send({ model: "alpha-model", inputs: X(), id: "first" });
+    const results = stream[Symbol.asyncIterator]();
+    const first = await results.next();
+    assert.equal(first.value?.id, "first");
+    assert.equal(first.value?.error, undefined);
+    // Revoked on the store file by another process (the `aiaas keys revoke --store` path); the server notices.
+    await store.revoke(key.id);
+    await new Promise((r) => setTimeout(r, 300));
+    stream.send({ model: "alpha-model", inputs: X(), id: "second" });
+    const second = await codeOf((async () => {
+      const r = await results.next();
+      if (r.value?.error) throw r.value.error;
+      if (!r.done) throw new Error(`the second request was answered: ${JSON.stringify(r.value?.id)}`);
+    })());
+    assert.equal(second.code, status.UNAUTHENTICATED);
+  });
+
+  it("rate and in-flight limits answer RESOURCE_EXHAUSTED at once with a retry hint", async () => {
+    const limited = client("limited");
+    await limited.predict("shared", X());
+    await limited.predict("shared", X());
+    const over = await codeOf(limited.predict("shared", X()));
+    assert.equal(over.code, status.RESOURCE_EXHAUSTED);
+    assert.match(over.message, /over its rate limit of 1 requests\/s; retry in \d+ ms/);
+    const models = new ModelsClient(server.address, credentials.createInsecure());
+    const trailer = await new Promise<Metadata | undefined>((resolve) =>
+      models.getModel({ name: "shared" }, md("limited"), (e) => resolve((e as ServiceError | null)?.metadata)),
+    );
+    models.close();
+    assert.ok(Number(trailer?.get("retry-after-ms")[0]) > 0, "a retry-after-ms trailer");
+    // One call in flight (an open stream) leaves no room for another.
+    const narrow = client("narrow");
+    const stream = narrow.predictStream();
+    stream.send({ model: "shared", inputs: X(), id: "held" });
+    const it = stream[Symbol.asyncIterator]();
+    await it.next();
+    const second = await codeOf(narrow.predict("shared", X()));
+    assert.equal(second.code, status.RESOURCE_EXHAUSTED);
+    assert.match(second.message, /already has 1 calls in flight/);
+    stream.end();
+    while (!(await it.next()).done);
+    assert.equal((await narrow.predict("shared", X())).version, "1");
+  });
+
+  it("path traversal in every RPC that takes a name is INVALID_ARGUMENT and touches no file", async () => {
+    const c = client("alpha");
+    const oip = new GRPCInferenceServiceClient(server.address, credentials.createInsecure());
+    try {
+      for (const name of ["../beta/beta-model", "..", "/etc/passwd", "a/b", "nul\u0000x", "x".repeat(200), "..\\..\\x"]) {
+        const calls: [string, () => Promise<unknown>][] = [
+          ["Predict", () => c.predict(name, X())],
+          ["GetModel", () => c.models.get(name)],
+          ["LoadModel", () => c.models.load(name)],
+          ["UnloadModel", () => c.models.unload(name)],
+          ["Train model", async () => {
+            for await (const _ of c.train({ model: name, architecture: { input: { dims: [4] }, layers: [{ type: "dense", units: 2 }] } }, [])) void _;
+          }],
+          ["Train base", async () => {
+            for await (const _ of c.train({ model: "ok", baseModel: { name } }, [])) void _;
+          }],
+          ["OIP ModelMetadata", () => raw(oip.modelMetadata.bind(oip) as never, ModelMetadataRequest.fromPartial({ name }), "alpha")],
+          ["OIP RepositoryModelLoad", () => raw(oip.repositoryModelLoad.bind(oip) as never, RepositoryModelLoadRequest.fromPartial({ modelName: name }), "alpha")],
+        ];
+        for (const [rpc, call] of calls) {
+          const r = await codeOf(call());
+          assert.equal(r.code, status.INVALID_ARGUMENT, `${rpc} ${JSON.stringify(name.slice(0, 30))}: ${r.message}`);
+        }
+      }
+      assert.deepEqual((await readdir(join(dir, "tenants"))).sort(), ["alpha", "beta"]);
+      assert.deepEqual((await readdir(dir)).sort(), ["keys.json", "public", "tenants"]);
+    } finally {
+      oip.close();
+    }
+  });
+
+  it("keys are stored only as hashes, the store is private, and neither keys nor payloads reach the log; denials and admin actions are audited", async () => {
+    const text = await readFile(keysFile, "utf8");
+    for (const token of Object.values(tokens)) {
+      const secret = token.split("_")[2];
+      if (secret) assert.ok(!text.includes(secret), "no secret in the store");
+    }
+    assert.equal((await stat(keysFile)).mode & 0o777, 0o600);
+    const log = JSON.stringify(logLines);
+    for (const token of Object.values(tokens)) assert.ok(!log.includes(token), "no key in the log");
+    const denied = logLines.filter((l) => l.audit && (l as { outcome?: string }).outcome === "denied");
+    assert.ok(denied.some((l) => l.reason === "expired key" && l.action === "Predict" && l.tenant === undefined));
+    assert.ok(denied.some((l) => l.reason === "missing role train" && l.tenant === "alpha" && l.keyId === ids.alphaReader));
+    const actions = logLines.filter((l) => l.audit && (l as { outcome?: string }).outcome === "allowed").map((l) => l.action);
+    assert.ok(actions.includes("CreateKey") && actions.includes("RevokeKey") && actions.includes("ListKeys"));
+    assert.ok(logLines.every((l) => typeof l.time === "number"), "every line says when");
+  });
+});
+
+describe("authentication off", () => {
+  it("says so loudly and serves every caller as the operator", async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _e, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const dir = await mkdtemp(join(tmpdir(), "aiaas-noauth-"));
+    await writeRepository(dir, { shared: { model: affineModel() } });
+    const server = await startServer({ modelsDir: dir, host: "127.0.0.1", port: 0, providers: "cpu", logger: pino({ level: "info" }, sink) });
+    const c = createClient({ address: server.address });
+    try {
+      assert.equal((await c.predict("shared", X())).version, "1");
+      assert.ok(lines.some((l) => /AUTHENTICATION IS OFF/.test(l) && /"level":40/.test(l)));
+    } finally {
+      c.close();
+      await server.shutdown();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
