@@ -48,8 +48,8 @@ describe("tenants, keys, quotas", () => {
     try {
       await p;
     } catch (error) {
-      const e = error as AiaasError & ServiceError;
-      return { code: e.code, message: e instanceof AiaasError ? e.details : e.details };
+      const e = error as { code: number; details: string };
+      return { code: e.code, message: error instanceof AiaasError ? error.details : e.details };
     }
     return { code: status.OK, message: "" };
   };
