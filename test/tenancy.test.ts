@@ -103,7 +103,7 @@ describe("tenants, keys, quotas", () => {
         const cells: [string, (name: string) => Promise<unknown>][] = [
           ["Predict", (name) => c.predict(name, X())],
           ["PredictStream", async (name) => {
-            for await (const r of c.predictStream([{ model: name, inputs: X() }])) if (r.error) throw r.error;
+            for await (const r of c.predictStream([{ model: name, inputs: X() }])) if (!r.ok) throw r.error;
           }],
           ["GetModel", (name) => c.models.get(name)],
           ["LoadModel", (name) => c.models.load(name)],
@@ -213,14 +213,14 @@ describe("tenants, keys, quotas", () => {
     const results = stream[Symbol.asyncIterator]();
     const first = await results.next();
     assert.equal(first.value?.id, "first");
-    assert.equal(first.value?.error, undefined);
+    assert.equal(first.value?.ok, true);
     // Revoked on the store file by another process (the `aiaas keys revoke --store` path); the server notices.
     await store.revoke(key.id);
     await new Promise((r) => setTimeout(r, 300));
     stream.send({ model: "alpha-model", inputs: X(), id: "second" });
     const second = await codeOf((async () => {
       const r = await results.next();
-      if (r.value?.error) throw r.value.error;
+      if (r.value && !r.value.ok) throw r.value.error;
       if (!r.done) throw new Error(`the second request was answered: ${JSON.stringify(r.value?.id)}`);
     })());
     assert.equal(second.code, status.UNAUTHENTICATED);
