@@ -1,34 +1,42 @@
-// TLS and mutual TLS between `aiaas serve`'s credentials and the SDK's `tls` option, with committed
-// test-only certificates (test/fixtures/tls).
+// TLS and mutual TLS between `aiaas serve`'s credentials and the SDK's `tls` option, with certificates made at
+// test time (test/support/certificates.ts, openssl).
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { AiaasError, Code, Tensor, createClient } from "@aiaas/sdk";
+import { KeyStore } from "../server/src/auth/index.js";
+import { makeCertificates, type Certificates } from "./support/certificates.js";
 import { affineModel } from "./support/fixtures.js";
 import { startHarness, type Harness } from "./support/harness.js";
 
-const pem = (name: string) => readFileSync(new URL(`./fixtures/tls/${name}`, import.meta.url));
 const x = { x: Tensor.float32([1, 4], [1, 1, 1, 1]) };
 const refused = (e: unknown) => e instanceof AiaasError && e.code === Code.UNAVAILABLE;
+let certs: Certificates;
 
 describe("TLS", () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness({ affine: { model: affineModel() } }, { tls: { cert: pem("server.pem"), key: pem("server.key") } });
+    certs = makeCertificates();
+    h = await startHarness({ affine: { model: affineModel() } }, { tls: { cert: certs.serverCert, key: certs.serverKey } });
   });
   after(() => h.close());
 
   it("serves a client that trusts the server's CA", async () => {
-    const client = createClient({ address: `localhost:${h.server.port}`, tls: { ca: pem("ca.pem") } });
+    const client = createClient({ address: `localhost:${h.server.port}`, tls: { ca: certs.ca } });
     const result = await client.predict("affine", x, { outputs: ["y"] });
     assert.deepEqual([...result.outputs.y.data], [3, 4, 5, 6]);
     client.close();
   });
 
-  it("refuses a plaintext client and one that does not trust the certificate", async () => {
+  it("refuses a plaintext client, one that trusts the wrong CA, and one that trusts no CA of its own", async () => {
     const plain = createClient({ address: `localhost:${h.server.port}`, retry: { maxAttempts: 1 } });
     await assert.rejects(plain.predict("affine", x, { timeoutMs: 3000 }), refused);
     plain.close();
+    const wrongCa = createClient({ address: `localhost:${h.server.port}`, tls: { ca: certs.otherCa }, retry: { maxAttempts: 1 } });
+    await assert.rejects(wrongCa.predict("affine", x, { timeoutMs: 3000 }), refused);
+    wrongCa.close();
     const untrusting = createClient({ address: `localhost:${h.server.port}`, tls: {}, retry: { maxAttempts: 1 } });
     await assert.rejects(untrusting.predict("affine", x, { timeoutMs: 3000 }), refused);
     untrusting.close();
@@ -37,21 +45,47 @@ describe("TLS", () => {
 
 describe("mutual TLS", () => {
   let h: Harness;
+  let keysDir: string;
+  let token: string;
   before(async () => {
-    h = await startHarness({ affine: { model: affineModel() } }, { tls: { cert: pem("server.pem"), key: pem("server.key"), clientCa: pem("ca.pem") } });
+    certs ??= makeCertificates();
+    keysDir = await mkdtemp(join(tmpdir(), "aiaas-mtls-keys-"));
+    const store = await KeyStore.open(join(keysDir, "keys.json"));
+    token = (await store.create({ tenant: "acme", roles: ["predict"] })).token;
+    h = await startHarness(
+      { affine: { model: affineModel() } },
+      { tls: { cert: certs.serverCert, key: certs.serverKey, clientCa: certs.ca }, auth: { keysFile: join(keysDir, "keys.json") } },
+    );
   });
-  after(() => h.close());
+  after(async () => {
+    await h.close();
+    await rm(keysDir, { recursive: true, force: true });
+  });
 
-  it("serves a client with a certificate the client CA signed", async () => {
-    const client = createClient({ address: `localhost:${h.server.port}`, tls: { ca: pem("ca.pem"), cert: pem("client.pem"), key: pem("client.key") } });
+  it("serves a client with a certificate the client CA signed (and an API key)", async () => {
+    const client = createClient({ address: `localhost:${h.server.port}`, apiKey: token, tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey } });
     const result = await client.predict("affine", x, { outputs: ["z"] });
     assert.deepEqual([...result.outputs.z.data], [2, 2, 2, 2]);
     client.close();
   });
 
-  it("refuses a client without a certificate", async () => {
-    const client = createClient({ address: `localhost:${h.server.port}`, tls: { ca: pem("ca.pem") }, retry: { maxAttempts: 1 } });
-    await assert.rejects(client.predict("affine", x, { timeoutMs: 3000 }), refused);
+  it("refuses a client without a certificate, and one whose certificate another CA signed", async () => {
+    const bare = createClient({ address: `localhost:${h.server.port}`, apiKey: token, tls: { ca: certs.ca }, retry: { maxAttempts: 1 } });
+    await assert.rejects(bare.predict("affine", x, { timeoutMs: 3000 }), refused);
+    bare.close();
+    const foreign = createClient({
+      address: `localhost:${h.server.port}`,
+      apiKey: token,
+      tls: { ca: certs.ca, cert: certs.otherClientCert, key: certs.otherClientKey },
+      retry: { maxAttempts: 1 },
+    });
+    await assert.rejects(foreign.predict("affine", x, { timeoutMs: 3000 }), refused);
+    foreign.close();
+  });
+
+  it("a valid certificate is not a key: without one the call is UNAUTHENTICATED", async () => {
+    const client = createClient({ address: `localhost:${h.server.port}`, tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey }, retry: { maxAttempts: 1 } });
+    await assert.rejects(client.predict("affine", x), (e) => e instanceof AiaasError && e.code === Code.UNAUTHENTICATED);
     client.close();
   });
 });

@@ -45,6 +45,7 @@ export async function startHarness(models: Record<string, FixtureModel>, options
       modelsClient.close();
       await server.shutdown();
       await rm(root, { recursive: true, force: true });
+      await rm(`${root}.tenants`, { recursive: true, force: true });
     },
   };
 }
