@@ -19,10 +19,24 @@ import {
 } from "@aiaas/sdk/gen/inference";
 import { startServer, type RunningServer } from "@aiaas/server";
 import { KeyStore } from "../server/src/auth/index.js";
+import { Graph } from "../server/src/training/onnx/graph.js";
 import { affineModel } from "./support/fixtures.js";
 import { writeRepository } from "./support/fixtures.js";
 
 const X = () => ({ x: Tensor.float32([1, 4], [1, 2, 3, 4]) });
+
+/** 40 layers of 256x256 MatMul + Tanh: a few ms per batch of 8, so requests queue. */
+function slowModel() {
+  const g = new Graph("slow");
+  let h = g.addInput("x", "float32", ["batch", 256]);
+  for (let i = 0; i < 40; i++) {
+    const w = g.constant(Float32Array.from({ length: 256 * 256 }, (_, k) => Math.sin(k + i) * 0.06), "float32", [256, 256], `w${i}`);
+    h = g.op("Tanh", [g.op("MatMul", [h, w])]);
+  }
+  g.add("Identity", [h], { outputs: ["y"] });
+  g.addOutput("y");
+  return g.toModel();
+}
 
 describe("tenants, keys, quotas", () => {
   let server: RunningServer;
@@ -56,7 +70,11 @@ describe("tenants, keys, quotas", () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "aiaas-tenancy-"));
-    await writeRepository(join(dir, "public"), { shared: { model: affineModel() } });
+    await writeRepository(join(dir, "public"), {
+      shared: { model: affineModel() },
+      // Slow, in small batches on one session: a flood builds a deep queue, where fairness shows.
+      "shared-slow": { model: slowModel(), config: { max_batch_size: 8, instance_count: 1 } },
+    });
     await writeRepository(join(dir, "tenants", "alpha"), { "alpha-model": { model: affineModel() } });
     await writeRepository(join(dir, "tenants", "beta"), { "beta-model": { model: affineModel() } });
     keysFile = join(dir, "keys.json");
@@ -130,7 +148,7 @@ describe("tenants, keys, quotas", () => {
           assert.equal(pub.code, writes ? status.PERMISSION_DENIED : status.OK, `${tenant} ${rpc} public: ${pub.message}`);
         }
         const listed = (await c.models.list()).map((m) => m.name);
-        assert.deepEqual(listed, [own, "shared"].sort());
+        assert.deepEqual(listed, [own, "shared", "shared-slow"].sort());
         const index = await raw<{ models: { name: string }[] }>(oip.repositoryIndex.bind(oip) as never, RepositoryIndexRequest.fromPartial({}), tenant);
         assert.ok(!index.models.some((m) => m.name === other));
       }
@@ -154,7 +172,7 @@ describe("tenants, keys, quotas", () => {
       [{ inputs: { input: Tensor.float32([40, 4], rows) }, labels: Tensor.int64([40], labels) }],
     )) jobId = e.jobId;
     assert.ok((await stat(join(dir, "tenants", "alpha", "alpha-trained", "1", "model.onnx"))).isFile());
-    assert.deepEqual(await readdir(join(dir, "public")), ["shared"], "nothing was written to the public scope");
+    assert.deepEqual((await readdir(join(dir, "public"))).sort(), ["shared", "shared-slow"], "nothing was written to the public scope");
     const mode = (await stat(join(dir, "tenants", "alpha", "alpha-trained", "1", "model.onnx"))).mode & 0o777;
     assert.equal(mode, 0o600, "tenant files are readable only by the server's user");
     assert.equal((await alpha.predict("alpha-trained", { input: Tensor.float32([1, 4], [1, 0, 0.5, 0.25]) })).version, "1");
@@ -224,6 +242,26 @@ describe("tenants, keys, quotas", () => {
       if (!r.done) throw new Error(`the second request was answered: ${JSON.stringify(r.value?.id)}`);
     })());
     assert.equal(second.code, status.UNAUTHENTICATED);
+  });
+
+  it("a shared model's queue is fair: a tenant's request does not wait behind another tenant's flood", async (t) => {
+    const batcher = server.registry.resolve("shared-slow", "").batcher;
+    // The flood goes straight into the model's real batcher (as 200 decoded requests would), so the queue is
+    // deep at once; the other tenant's request then comes over gRPC.
+    const row = () => ({ type: "float32" as const, dims: [1, 256], data: new Uint8Array(new Float32Array(256).fill(0.1).buffer) });
+    const flood = Array.from({ length: 200 }, () =>
+      batcher.submit({ inputs: [row()], rows: 1, key: "256", outputs: [], deadline: Infinity, tenant: "alpha" }),
+    );
+    const waiting = batcher.queued;
+    const batchesBefore = batcher.stats.batchCount;
+    await client("beta").predict("shared-slow", { x: Tensor.float32([1, 256], new Float32Array(256).fill(0.1)) });
+    const batches = batcher.stats.batchCount - batchesBefore;
+    t.diagnostic(`${batches} batches of 8 ran before beta's one request was answered, with ${waiting} of alpha's waiting ahead of it`);
+    await Promise.all(flood);
+    // First come, first served runs all 25 batches of alpha's waiting requests first (26 measured with fairness off);
+    // fairly, beta waits for the batches that run while its request travels (4 measured).
+    assert.ok(waiting >= 190, `${waiting} queued`);
+    assert.ok(batches <= 8, `${batches} batches ran before beta's request was answered (${waiting} waiting)`);
   });
 
   it("rate and in-flight limits answer RESOURCE_EXHAUSTED at once with a retry hint", async () => {
