@@ -1,0 +1,67 @@
+// `aiaas keys` on the store file (how the first admin key is made) and through a running server's Admin service.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { pino } from "pino";
+import { AiaasError, Code, Tensor, createClient } from "@aiaas/sdk";
+import { startServer, type RunningServer } from "@aiaas/server";
+import { affineModel, writeRepository } from "./support/fixtures.js";
+
+const run = promisify(execFile);
+const root = new URL("..", import.meta.url).pathname;
+const cli = (...args: string[]) =>
+  run(process.execPath, ["server/dist/bin/aiaas.js", ...args], { cwd: root }).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+  );
+const tokenOf = (stdout: string): string => /token \(shown once\): (\S+)/.exec(stdout)![1]!;
+
+describe("aiaas keys", () => {
+  let dir: string;
+  let server: RunningServer;
+  let admin: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "aiaas-cli-keys-"));
+    await writeRepository(join(dir, "models"), { shared: { model: affineModel() } });
+    const made = await cli("keys", "create", "--store", join(dir, "keys.json"), "--tenant", "ops", "--roles", "admin", "--name", "first admin");
+    assert.equal(made.code, 0, made.stderr);
+    admin = tokenOf(made.stdout);
+    server = await startServer({ modelsDir: join(dir, "models"), host: "127.0.0.1", port: 0, providers: "cpu", logger: pino({ level: "silent" }), auth: { keysFile: join(dir, "keys.json") } });
+  });
+  after(async () => {
+    await server.shutdown();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("creates, lists and revokes keys through the Admin service; a revoked key stops at once", async () => {
+    const made = await cli("keys", "create", "--address", server.address, "--api-key", admin, "--tenant", "acme", "--roles", "predict", "--expires-in", "30d");
+    assert.equal(made.code, 0, made.stderr);
+    const token = tokenOf(made.stdout);
+    const id = made.stdout.split(/\s+/)[0]!;
+    const c = createClient({ address: server.address, apiKey: token, retry: { maxAttempts: 1 } });
+    assert.equal((await c.predict("shared", { x: Tensor.float32([1, 4], [1, 2, 3, 4]) })).version, "1");
+    const listed = await cli("keys", "list", "--address", server.address, "--api-key", admin, "--tenant", "acme");
+    assert.match(listed.stdout, new RegExp(`${id}\\s+acme\\s+predict\\s+active\\s+expires 20`));
+    assert.ok(!listed.stdout.includes(token.split("_")[2]!), "no secret is listed");
+    const revoked = await cli("keys", "revoke", id, "--address", server.address, "--api-key", admin);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    await assert.rejects(c.predict("shared", { x: Tensor.float32([1, 4], [1, 2, 3, 4]) }), (e) => e instanceof AiaasError && e.code === Code.UNAUTHENTICATED);
+    c.close();
+    const onFile = await cli("keys", "list", "--store", join(dir, "keys.json"));
+    assert.match(onFile.stdout, new RegExp(`${id}\\s+acme\\s+predict\\s+revoked`));
+  });
+
+  it("a non-admin key is refused by the Admin service (exit 1); no --store or --address is a usage error (exit 2)", async () => {
+    const made = await cli("keys", "create", "--store", join(dir, "keys.json"), "--tenant", "acme", "--roles", "predict");
+    const refused = await cli("keys", "list", "--address", server.address, "--api-key", tokenOf(made.stdout));
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /PERMISSION_DENIED: this key lacks the "admin" role/);
+    const usage = await cli("keys", "list");
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /give --store FILE/);
+  });
+});
