@@ -91,6 +91,7 @@ describe("tenants, keys, quotas", () => {
     await make("expired", "alpha", ["predict"], { expiresMs: Date.now() - 1000 });
     await make("limited", "gamma", ["predict"], { limits: { requestsPerSecond: 1, burst: 2 } });
     await make("narrow", "delta", ["predict"], { limits: { maxInFlight: 1 } });
+    await make("oneJob", "epsilon", ["train"], { limits: { maxConcurrentJobs: 1, maxTrainDataBytes: 4096 } });
     const sink = new Writable({
       write(chunk, _enc, done) {
         for (const line of String(chunk).split("\n").filter(Boolean)) logLines.push(JSON.parse(line));
@@ -289,6 +290,34 @@ describe("tenants, keys, quotas", () => {
     stream.end();
     while (!(await it.next()).done);
     assert.equal((await narrow.predict("shared", X())).version, "1");
+  });
+
+  it("a tenant's concurrent-job and training-data limits", async () => {
+    const c = client("oneJob");
+    const spec = { model: "m", architecture: { input: { dims: [4] }, layers: [{ type: "dense" as const, units: 2 }] }, epochs: 10_000, metricsIntervalSteps: 1 };
+    const chunk = { inputs: { input: Tensor.float32([8, 4], new Float32Array(32)) }, labels: Tensor.int64([8], new BigInt64Array(8)) };
+    let jobId = "";
+    const running = (async () => {
+      for await (const e of c.train(spec, [chunk])) if (e.type === "metrics" && !jobId) jobId = e.jobId;
+    })().catch(() => undefined);
+    while (!jobId) await new Promise((r) => setTimeout(r, 20));
+    const second = await codeOf((async () => {
+      for await (const _ of c.train(spec, [chunk])) void _;
+    })());
+    assert.equal(second.code, status.RESOURCE_EXHAUSTED);
+    assert.match(second.message, /already has 1 training jobs queued or running/);
+    await c.jobs.cancel(jobId);
+    await running;
+    // The first job's slot is free again; its data limit (4096 bytes) is the tenant's, below the server's.
+    const big = { inputs: { input: Tensor.float32([256, 4], new Float32Array(1024)) }, labels: Tensor.int64([256], new BigInt64Array(256)) };
+    const tooMuch = await codeOf((async () => {
+      for await (const _ of c.train({ ...spec, epochs: 1 }, [big])) void _;
+    })());
+    assert.equal(tooMuch.code, status.RESOURCE_EXHAUSTED);
+    assert.match(tooMuch.message, /limit of 4096 bytes/);
+    // Checkpoints of a tenant's job are private files too.
+    const ckptDir = join(tmpdir(), "aiaas-checkpoints", jobId);
+    for (const f of await readdir(ckptDir).catch(() => [] as string[])) assert.equal((await stat(join(ckptDir, f))).mode & 0o077, 0, f);
   });
 
   it("path traversal in every RPC that takes a name is INVALID_ARGUMENT and touches no file", async () => {

@@ -32,7 +32,7 @@ export function writeBundle(path: string, bundle: Bundle): void {
   for (const t of bundle.tensors.values()) {
     Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).copy(out, base + entries[i++]!.offset);
   }
-  writeFileSync(path, out);
+  writeFileSync(path, out, { mode: 0o600 }); // checkpoints hold a tenant's weights: private to the server's user
 }
 
 export function readBundle(path: string): Bundle {
