@@ -3,11 +3,14 @@
 // serve flag the manifests and the Dockerfile pass accepted by the real CLI.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { Deployment } from "kubernetes-models/apps/v1";
-import { Pod, Service } from "kubernetes-models/v1";
+import { PersistentVolumeClaim, Pod, Service } from "kubernetes-models/v1";
 import { parseAllDocuments } from "yaml";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -15,7 +18,16 @@ const load = async (path: string) => parseAllDocuments(await readFile(new URL(`.
 
 /** Starts the CLI with these serve arguments (ports and model path swapped for local ones) and waits until it listens. */
 async function cliAccepts(args: string[]): Promise<void> {
-  const local = args.map((a, i) => (["--port", "--http-port"].includes(args[i - 1]) ? "0" : args[i - 1] === "--models" ? "models" : args[i - 1] === "--host" ? "127.0.0.1" : a));
+  const scratch = mkdtempSync(join(tmpdir(), "aiaas-deploy-"));
+  const swap: Record<string, string> = {
+    "--port": "0",
+    "--http-port": "0",
+    "--models": "models",
+    "--host": "127.0.0.1",
+    "--keys": join(scratch, "keys", "keys.json"),
+    "--tenant-models": join(scratch, "tenant-models"),
+  };
+  const local = args.map((a, i) => swap[args[i - 1]!] ?? a);
   const child = spawn(process.execPath, ["server/bin/aiaas.js", "serve", ...local, "--providers", "cpu"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr!.on("data", (c: Buffer) => (stderr += c));
@@ -26,13 +38,18 @@ async function cliAccepts(args: string[]): Promise<void> {
   const exited = new Promise((r) => child.once("exit", r));
   child.kill("SIGTERM");
   await exited;
+  rmSync(scratch, { recursive: true, force: true });
 }
 
 describe("deployment material", () => {
   it("Kubernetes: a valid Deployment with HTTP probes and a headless Service", async () => {
-    const [deployment, service] = await load("deploy/kubernetes/aiaas.yaml");
+    const [deployment, service, claim] = await load("deploy/kubernetes/aiaas.yaml");
     new Deployment(deployment).validate();
     new Service(service).validate();
+    new PersistentVolumeClaim(claim).validate();
+    const args: string[] = deployment.spec.template.spec.containers[0].args;
+    const mounted = (flag: string) => deployment.spec.template.spec.containers[0].volumeMounts.some((m: { mountPath: string }) => args[args.indexOf(flag) + 1]!.startsWith(m.mountPath));
+    assert.ok(mounted("--keys") && mounted("--tenant-models"), "the key store and the tenant models are on mounted volumes");
     assert.equal(service.spec.clusterIP, "None", "headless, so clients see every replica");
     const container = deployment.spec.template.spec.containers[0];
     assert.equal(container.readinessProbe.httpGet.path, "/v2/health/ready");

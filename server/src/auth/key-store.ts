@@ -68,9 +68,14 @@ export class KeyStore {
     await store.reload();
     if (options.watch) {
       await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-      // Watch the folder: an atomic rename replaces the file, which a watch on the file itself would lose.
-      store.watcher = watch(dirname(path), (_event, file) => {
-        if (file === basename(path)) void store.reload().catch(() => undefined);
+      // Watch the folder: an atomic rename replaces the file, which a watch on the file itself would lose, and a
+      // Kubernetes Secret volume swaps a "..data" symlink instead of touching the file's own name.
+      let pending: NodeJS.Timeout | undefined;
+      store.watcher = watch(dirname(path), () => {
+        pending ??= setTimeout(() => {
+          pending = undefined;
+          void store.reload().catch(() => undefined);
+        }, 20);
       });
       store.watcher.unref();
     }
