@@ -1,7 +1,9 @@
 // TLS and mutual TLS between `aiaas serve`'s credentials and the SDK's `tls` option, with certificates made at
 // test time (test/support/certificates.ts, openssl).
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { promisify } from "node:util";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -12,6 +14,7 @@ import { affineModel } from "./support/fixtures.js";
 import { startHarness, type Harness } from "./support/harness.js";
 
 const x = { x: Tensor.float32([1, 4], [1, 1, 1, 1]) };
+const run = promisify(execFile);
 const refused = (e: unknown) => e instanceof AiaasError && e.code === Code.UNAVAILABLE;
 let certs: Certificates;
 
@@ -47,11 +50,13 @@ describe("mutual TLS", () => {
   let h: Harness;
   let keysDir: string;
   let token: string;
+  let adminToken: string;
   before(async () => {
     certs ??= makeCertificates();
     keysDir = await mkdtemp(join(tmpdir(), "aiaas-mtls-keys-"));
     const store = await KeyStore.open(join(keysDir, "keys.json"));
     token = (await store.create({ tenant: "acme", roles: ["predict"] })).token;
+    adminToken = (await store.create({ tenant: "ops", roles: ["admin"] })).token;
     h = await startHarness(
       { affine: { model: affineModel() } },
       { tls: { cert: certs.serverCert, key: certs.serverKey, clientCa: certs.ca }, auth: { keysFile: join(keysDir, "keys.json") } },
@@ -81,6 +86,26 @@ describe("mutual TLS", () => {
     });
     await assert.rejects(foreign.predict("affine", x, { timeoutMs: 3000 }), refused);
     foreign.close();
+  });
+
+  it("the CLI's client commands speak (mutual) TLS: models, and keys through the Admin service", async () => {
+    await writeFile(join(keysDir, "ca.pem"), certs.ca);
+    await writeFile(join(keysDir, "client.pem"), certs.clientCert);
+    await writeFile(join(keysDir, "client.key"), certs.clientKey);
+    const tls = ["--tls-ca", join(keysDir, "ca.pem"), "--tls-cert", join(keysDir, "client.pem"), "--tls-key", join(keysDir, "client.key")];
+    const cli = (...args: string[]) =>
+      run(process.execPath, ["server/dist/bin/aiaas.js", ...args], { cwd: new URL("..", import.meta.url).pathname }).then(
+        (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+        (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+      );
+    const models = await cli("models", "--address", `localhost:${h.server.port}`, "--api-key", token, ...tls);
+    assert.equal(models.code, 0, models.stderr);
+    assert.match(models.stdout, /affine\s+ready/);
+    const keys = await cli("keys", "list", "--address", `localhost:${h.server.port}`, "--api-key", adminToken, ...tls);
+    assert.equal(keys.code, 0, keys.stderr);
+    assert.match(keys.stdout, /acme\s+predict\s+active/);
+    const plain = await cli("models", "--address", `localhost:${h.server.port}`, "--api-key", token, "--timeout", "3000");
+    assert.equal(plain.code, 1);
   });
 
   it("a valid certificate is not a key: without one the call is UNAUTHENTICATED", async () => {

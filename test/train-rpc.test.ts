@@ -411,17 +411,36 @@ test("a leftover staging folder from a crash mid-publish is no model and no vers
 });
 
 test("limits and early stopping end a job early and still publish; regression fits float targets", async () => {
-  await withServer(async (_h, client) => {
+  await withServer(async (h, client) => {
     const limited = await collect(client.train({ ...TOY, epochs: 50, maxSteps: 7 }, toyChunks()));
     const done = limited.events.find((e) => e.type === "completed") as Extract<TrainEvent, { type: "completed" }>;
     assert.equal(done.stopReason, "max_steps");
     assert.equal(done.metrics.steps, 7);
 
-    // An improvement of 10 in validation loss is impossible: patience 2 stops after epoch 3.
-    const stopped = await collect(client.train({ ...TOY, epochs: 50, earlyStopping: { metric: "loss", patience: 2, minDelta: 10 } }, toyChunks()));
+    // An improvement of 10 in validation loss is impossible: patience 2 stops after epoch 3, and the weights
+    // published are epoch 1's, the best validation.
+    const val = toyRows(100, 61);
+    const stopped = await collect(
+      client.train({ ...TOY, epochs: 50, earlyStopping: { metric: "loss", patience: 2, minDelta: 10 } }, [
+        ...toyChunks(),
+        { inputs: { input: Tensor.float32([100, 4], val.x) }, labels: Tensor.int64([100], val.y), validation: true },
+      ]),
+    );
     const early = stopped.events.find((e) => e.type === "completed") as Extract<TrainEvent, { type: "completed" }>;
     assert.equal(early.stopReason, "early_stopping");
-    assert.equal(stopped.events.filter((e) => e.type === "validation").length, 3);
+    const validations = stopped.events.filter((e) => e.type === "validation") as Extract<TrainEvent, { type: "validation" }>[];
+    assert.equal(validations.length, 3);
+    assert.equal(early.metrics.validationLoss, validations[0]!.loss);
+    assert.equal(JSON.parse(await readFile(join(h.root, "toy", early.version, "metrics.json"), "utf8")).weightsOfEpoch, 1);
+    // The served version scores the validation rows as epoch 1 did, not as the last epoch did.
+    let loss = 0;
+    for (let s = 0; s < 100; s += 50) {
+      const served = await client.predict("toy", { input: Tensor.float32([50, 4], val.x.subarray(s * 4, (s + 50) * 4)) }, { version: early.version });
+      const p = served.outputs.probabilities!.data as Float32Array;
+      for (let i = 0; i < 50; i++) loss -= Math.log(p[i * 3 + Number(val.y[s + i])]!) / 100;
+    }
+    assert.ok(Math.abs(loss - validations[0]!.loss) < 1e-4, `served loss ${loss}, epoch 1 ${validations[0]!.loss}, epoch 3 ${validations[2]!.loss}`);
+    assert.ok(Math.abs(validations[2]!.loss - validations[0]!.loss) > 1e-3, "later epochs moved the weights");
 
     const timed = await collect(client.train({ ...TOY, epochs: 10_000, maxSeconds: 1 }, toyChunks()));
     assert.equal((timed.events.find((e) => e.type === "completed") as { stopReason: string }).stopReason, "max_seconds");

@@ -1,6 +1,7 @@
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { AiaasError, Code, createClient, type ModelInfo, type Tensor } from "@aiaas/sdk";
+import { AiaasError, Code, createClient, type ModelInfo, type Tensor, type TlsOptions } from "@aiaas/sdk";
 import { tensorFromJson, tensorToJson } from "./json-tensor.js";
 import { addTrainCommand } from "./train-command.js";
 import { addKeysCommand } from "./keys-command.js";
@@ -9,6 +10,21 @@ interface ConnectionOptions {
   address: string;
   apiKey?: string;
   timeout: number;
+  tls?: boolean;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+/** The SDK's tls option from --tls / --tls-ca / --tls-cert / --tls-key (any of them turns TLS on). */
+export function tlsOption(opts: { tls?: boolean; tlsCa?: string; tlsCert?: string; tlsKey?: string }): TlsOptions | undefined {
+  if (!opts.tls && !opts.tlsCa && !opts.tlsCert && !opts.tlsKey) return undefined;
+  if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) throw new Error("--tls-cert and --tls-key go together");
+  return {
+    ca: opts.tlsCa ? readFileSync(opts.tlsCa) : undefined,
+    cert: opts.tlsCert ? readFileSync(opts.tlsCert) : undefined,
+    key: opts.tlsKey ? readFileSync(opts.tlsKey) : undefined,
+  };
 }
 
 const positive = (value: string): number => {
@@ -21,7 +37,11 @@ function connectionOptions(command: Command): Command {
   return command
     .option("--address <host:port>", "the server", process.env.AIAAS_ADDRESS ?? "localhost:50051")
     .addOption(new Option("--api-key <key>", "API key, sent as a Bearer token").env("AIAAS_API_KEY"))
-    .option("--timeout <ms>", "deadline of each call", positive, 30_000);
+    .option("--timeout <ms>", "deadline of each call", positive, 30_000)
+    .option("--tls", "connect over TLS, trusting the system's CAs")
+    .option("--tls-ca <file>", "connect over TLS, trusting this PEM CA")
+    .option("--tls-cert <file>", "client certificate (PEM) for mutual TLS, with --tls-key")
+    .option("--tls-key <file>", "client key (PEM) for mutual TLS");
 }
 
 /** Exit codes: 0 done, 1 the server refused or failed the call, 2 bad arguments or input files. */
@@ -54,11 +74,11 @@ function describe(models: ModelInfo[]): string {
 }
 
 export function addClientCommands(program: Command): void {
-  addTrainCommand(program, connectionOptions, guard);
-  addKeysCommand(program, guard);
+  addTrainCommand(program, connectionOptions, guard, tlsOption);
+  addKeysCommand(program, guard, tlsOption);
 
   const jobs = program.command("jobs").description("training jobs on a server");
-  const jobsClient = (opts: ConnectionOptions) => createClient({ address: opts.address, apiKey: opts.apiKey, defaultTimeoutMs: opts.timeout, retry: { maxAttempts: 1 } });
+  const jobsClient = (opts: ConnectionOptions) => createClient({ address: opts.address, apiKey: opts.apiKey, tls: tlsOption(opts), defaultTimeoutMs: opts.timeout, retry: { maxAttempts: 1 } });
   connectionOptions(jobs.command("list").description("list jobs, newest first")).action((opts: ConnectionOptions) =>
     guard(async () => {
       const client = jobsClient(opts);
@@ -100,7 +120,7 @@ export function addClientCommands(program: Command): void {
     .option("--json", "print JSON instead of a table")
     .action((opts: ConnectionOptions & { json?: boolean }) =>
       guard(async () => {
-        const client = createClient({ address: opts.address, apiKey: opts.apiKey, defaultTimeoutMs: opts.timeout, retry: { maxAttempts: 1 } });
+        const client = createClient({ address: opts.address, apiKey: opts.apiKey, tls: tlsOption(opts), defaultTimeoutMs: opts.timeout, retry: { maxAttempts: 1 } });
         try {
           const models = await client.models.list();
           console.log(opts.json ? JSON.stringify(models, null, 2) : describe(models));
@@ -137,7 +157,7 @@ export function addClientCommands(program: Command): void {
           throw new Error(`--input ${name} (${file}): ${error instanceof AiaasError ? error.details : (error as Error).message}`);
         }
       }
-      const client = createClient({ address: opts.address, apiKey: opts.apiKey, defaultTimeoutMs: opts.timeout, retry: { maxAttempts: 1 } });
+      const client = createClient({ address: opts.address, apiKey: opts.apiKey, tls: tlsOption(opts), defaultTimeoutMs: opts.timeout, retry: { maxAttempts: 1 } });
       try {
         const result = await client.predict(model, inputs, { outputs: opts.output, version: opts.modelVersion });
         const outputs = Object.entries(result.outputs).map(([name, t]) => tensorToJson(name, t));

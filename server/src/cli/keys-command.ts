@@ -8,7 +8,13 @@ interface KeysOptions {
   readonly store?: string;
   readonly address?: string;
   readonly apiKey?: string;
+  readonly tls?: boolean;
+  readonly tlsCa?: string;
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
 }
+
+type TlsFrom = (opts: KeysOptions) => { ca?: string | Uint8Array; cert?: string | Uint8Array; key?: string | Uint8Array } | undefined;
 
 const DURATION = /^(\d+)([smhd])$/;
 const seconds = (value: string): number => {
@@ -34,8 +40,11 @@ function row(k: KeyInfo): string {
 }
 
 /** Admin RPCs against a running server, with the caller's admin key. */
-function admin(opts: KeysOptions): { call<Req, Res>(method: "createKey" | "listKeys" | "revokeKey", request: Req): Promise<Res>; close(): void } {
-  const client = new AdminClient(opts.address!, credentials.createInsecure());
+function admin(opts: KeysOptions, tlsFrom: TlsFrom): { call<Req, Res>(method: "createKey" | "listKeys" | "revokeKey", request: Req): Promise<Res>; close(): void } {
+  const tls = tlsFrom(opts);
+  const buf = (v: string | Uint8Array | undefined): Buffer | null => (v === undefined ? null : Buffer.from(v));
+  const creds = tls ? credentials.createSsl(buf(tls.ca), buf(tls.key), buf(tls.cert)) : credentials.createInsecure();
+  const client = new AdminClient(opts.address!, creds);
   const md = new Metadata();
   if (opts.apiKey) md.set("authorization", `Bearer ${opts.apiKey}`);
   return {
@@ -53,7 +62,11 @@ function target(command: Command): Command {
   return command
     .option("--store <file>", "work on the key store file directly (how the first admin key is made)")
     .option("--address <host:port>", "work through a running server's Admin service instead", process.env.AIAAS_ADDRESS)
-    .option("--api-key <key>", "an admin key, for --address", process.env.AIAAS_API_KEY);
+    .option("--api-key <key>", "an admin key, for --address", process.env.AIAAS_API_KEY)
+    .option("--tls", "for --address: connect over TLS, trusting the system's CAs")
+    .option("--tls-ca <file>", "for --address: connect over TLS, trusting this PEM CA")
+    .option("--tls-cert <file>", "for --address: client certificate (PEM) for mutual TLS")
+    .option("--tls-key <file>", "for --address: client key (PEM) for mutual TLS");
 }
 
 const which = (opts: KeysOptions): "store" | "rpc" => {
@@ -62,7 +75,7 @@ const which = (opts: KeysOptions): "store" | "rpc" => {
   throw new Error("give --store FILE (the server's --keys file) or --address host:port with an admin --api-key");
 };
 
-export function addKeysCommand(program: Command, guard: (work: () => Promise<void>) => Promise<void>): void {
+export function addKeysCommand(program: Command, guard: (work: () => Promise<void>) => Promise<void>, tlsFrom: TlsFrom): void {
   const keys = program.command("keys").description("API keys: create, list, revoke (on the store file or through a running server)");
   target(keys.command("create").description("create a key and print its token once"))
     .requiredOption("--tenant <name>", "the tenant the key belongs to")
@@ -79,7 +92,7 @@ export function addKeysCommand(program: Command, guard: (work: () => Promise<voi
           console.log(`token (shown once): ${token}`);
           return;
         }
-        const c = admin(opts);
+        const c = admin(opts, tlsFrom);
         try {
           const r = await c.call<object, { key: ApiKey; token: string }>("createKey", { tenant: opts.tenant, roles, name: opts.name ?? "", expiresInSeconds: BigInt(opts.expiresIn ?? 0) });
           console.log(row(fromWire(r.key)));
@@ -96,7 +109,7 @@ export function addKeysCommand(program: Command, guard: (work: () => Promise<voi
         let list: KeyInfo[];
         if (which(opts) === "store") list = (await KeyStore.open(opts.store!)).list(opts.tenant);
         else {
-          const c = admin(opts);
+          const c = admin(opts, tlsFrom);
           try {
             list = (await c.call<object, { keys: ApiKey[] }>("listKeys", { tenant: opts.tenant ?? "" })).keys.map(fromWire);
           } finally {
@@ -111,7 +124,7 @@ export function addKeysCommand(program: Command, guard: (work: () => Promise<voi
       if (which(opts) === "store") {
         if (!(await (await KeyStore.open(opts.store!)).revoke(id))) throw new Error(`no key ${id} in ${opts.store}`);
       } else {
-        const c = admin(opts);
+        const c = admin(opts, tlsFrom);
         try {
           await c.call("revokeKey", { id });
         } finally {

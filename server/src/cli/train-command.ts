@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import { AiaasError, Code, Tensor, createClient, type AiaasClient, type TrainChunk, type TrainEvent, type TrainSpecInput } from "@aiaas/sdk";
+import { AiaasError, Code, Tensor, createClient, type AiaasClient, type TlsOptions, type TrainChunk, type TrainEvent, type TrainSpecInput } from "@aiaas/sdk";
 
 interface TrainOptions {
   readonly address: string;
@@ -13,6 +13,10 @@ interface TrainOptions {
   readonly validationData?: string;
   readonly chunkRows: number;
   readonly json?: boolean;
+  readonly tls?: boolean;
+  readonly tlsCa?: string;
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
 }
 
 interface InputShape {
@@ -93,7 +97,12 @@ function summary(done: Extract<TrainEvent, { type: "completed" }>): string {
   ].join("\n");
 }
 
-export function addTrainCommand(program: Command, connection: (c: Command) => Command, guard: (work: () => Promise<void>) => Promise<void>): void {
+export function addTrainCommand(
+  program: Command,
+  connection: (c: Command) => Command,
+  guard: (work: () => Promise<void>) => Promise<void>,
+  tls: (opts: TrainOptions) => TlsOptions | undefined,
+): void {
   connection(
     program
       .command("train")
@@ -111,7 +120,7 @@ export function addTrainCommand(program: Command, connection: (c: Command) => Co
       } catch (error) {
         throw new Error(`--spec ${opts.spec}: ${(error as Error).message}`);
       }
-      const client = createClient({ address: opts.address, apiKey: opts.apiKey, retry: { maxAttempts: 1 } });
+      const client = createClient({ address: opts.address, apiKey: opts.apiKey, tls: tls(opts), retry: { maxAttempts: 1 } });
       const bar = new cliProgress.SingleBar(
         {
           format: "{bar} {percentage}% | step {value}/{total} | epoch {epoch} | loss {loss} | acc {acc} | {rate} ex/s | ETA {eta_formatted}",

@@ -7,6 +7,8 @@ import { ServerError } from "../../errors.js";
 import { publishVersion } from "../../repository/index.js";
 import { encodeModel } from "../onnx/model-file.js";
 import { createTrainRunner, type TrainRunner } from "../engine/train-runner.js";
+import { bakeWeights } from "../engine/train-program.js";
+import type { ConstTensor } from "../onnx/graph-builder.js";
 import type { HostTensor, StepResult } from "../engine/train-worker-protocol.js";
 import { seededRandom } from "../seeded-random.js";
 import type { CheckpointStore, CheckpointMeta } from "./checkpoint-store.js";
@@ -82,6 +84,9 @@ export async function runJob(job: TrainJob, deps: RunJobDeps): Promise<void> {
     let batchInEpoch = 0;
     let best: number | null = null;
     let sinceBest = 0;
+    // With early stopping, the weights of the best validation epoch are what gets published (as Keras'
+    // restore_best_weights): a copy is kept each time validation improves.
+    let bestWeights: { params: Map<string, ConstTensor>; validation: { loss: number; accuracy: number; rows: number }; epoch: number } | undefined;
     let secondsBefore = 0;
     if (spec.resumeFrom) {
       const ckpt = await deps.checkpoints.read(spec.resumeFrom.jobId, spec.resumeFrom.checkpointId);
@@ -202,6 +207,7 @@ export async function runJob(job: TrainJob, deps: RunJobDeps): Promise<void> {
           if (best === null || value > best + spec.earlyStopping.minDelta) {
             best = value;
             sinceBest = 0;
+            bestWeights = { params: await runner.parameters(), validation: lastValidation, epoch: epoch + 1 };
           } else if (++sinceBest >= spec.earlyStopping.patience) {
             batchInEpoch = 0;
             epoch++;
@@ -222,18 +228,21 @@ export async function runJob(job: TrainJob, deps: RunJobDeps): Promise<void> {
       return;
     }
 
+    const restored = stopReason === "early_stopping" ? bestWeights : undefined;
+    const validation = restored?.validation ?? lastValidation;
     const metrics: FinalMetrics = {
       steps: BigInt(runner.steps),
       epochs: Math.min(epoch, spec.epochs),
       trainLoss: lastTrain.loss,
       trainAccuracy: classification(job) ? lastTrain.accuracy : 0,
-      validationLoss: lastValidation?.loss ?? 0,
-      validationAccuracy: classification(job) && lastValidation ? lastValidation.accuracy : 0,
-      validationRows: BigInt(lastValidation?.rows ?? 0),
+      validationLoss: validation?.loss ?? 0,
+      validationAccuracy: classification(job) && validation ? validation.accuracy : 0,
+      validationRows: BigInt(validation?.rows ?? 0),
       seconds: seconds(),
     };
     job.metrics = metrics;
-    const model = await runner.exportModel(`trained by aiaas: ${spec.model}, ${metrics.epochs} epochs, ${metrics.steps} steps`);
+    const doc = `trained by aiaas: ${spec.model}, ${metrics.epochs} epochs, ${metrics.steps} steps${restored ? `, weights of epoch ${restored.epoch} (best validation)` : ""}`;
+    const model = restored ? bakeWeights(job.program.forward, restored.params, doc) : await runner.exportModel(doc);
     await runner.close();
     runner = undefined;
     const registry = job.owner.registry;
@@ -243,7 +252,12 @@ export async function runJob(job: TrainJob, deps: RunJobDeps): Promise<void> {
       {
         model: encodeModel(model),
         extra: {
-          "metrics.json": JSON.stringify({ job: job.id, stopReason, ...metrics, steps: Number(metrics.steps), validationRows: Number(metrics.validationRows) }, null, 2) + "\n",
+          "metrics.json":
+            JSON.stringify(
+              { job: job.id, stopReason, ...(restored ? { weightsOfEpoch: restored.epoch } : {}), ...metrics, steps: Number(metrics.steps), validationRows: Number(metrics.validationRows) },
+              null,
+              2,
+            ) + "\n",
         },
       },
       job.id,
