@@ -1,5 +1,5 @@
 import { createRequire } from "node:module";
-import { seededRandom } from "./seeded-random.js";
+import { seededRandom, shuffleInPlace } from "../server/src/training/seeded-random.js";
 
 interface MnistDigit {
   length: number;
@@ -25,11 +25,7 @@ export function loadMnist(): { train: MnistSplit; test: MnistSplit } {
     const d = mnist[digit];
     for (let i = 0; i < d.length; i++) samples.push([d.get(i), digit]);
   }
-  const random = seededRandom(1);
-  for (let i = samples.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [samples[i], samples[j]] = [samples[j], samples[i]];
-  }
+  shuffleInPlace(samples, seededRandom(1));
   return { train: pack(samples.slice(0, 8000)), test: pack(samples.slice(8000)) };
 }
 
@@ -45,13 +41,5 @@ function pack(samples: Array<[number[], number]>): MnistSplit {
 
 /** The order an epoch visits the training rows in: a seeded permutation per epoch. */
 export function epochOrder(count: number, epoch: number, seed = 2024): Uint32Array {
-  const order = Uint32Array.from({ length: count }, (_, i) => i);
-  const random = seededRandom(seed * 1000 + epoch);
-  for (let i = count - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    const t = order[i]!;
-    order[i] = order[j]!;
-    order[j] = t;
-  }
-  return order;
+  return shuffleInPlace(Uint32Array.from({ length: count }, (_, i) => i), seededRandom(seed * 1000 + epoch));
 }

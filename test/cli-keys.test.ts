@@ -1,26 +1,20 @@
 // `aiaas keys` on the store file (how the first admin key is made) and through a running server's Admin service.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
 import { pino } from "pino";
 import { AiaasError, Code, Tensor, createClient } from "@aiaas/sdk";
 import { startServer, type RunningServer } from "@aiaas/server";
+import { KeyStore } from "../server/src/auth/index.js";
 import { affineModel, writeRepository } from "./support/fixtures.js";
+import { aiaas } from "./support/cli.js";
 
 /** The secret part of a token (it may itself contain "_"). */
 const secretOf = (token: string): string | undefined => /^aiaas_[0-9a-f]{16}_(.+)$/.exec(token)?.[1];
 
-const run = promisify(execFile);
-const root = new URL("..", import.meta.url).pathname;
-const cli = (...args: string[]) =>
-  run(process.execPath, ["server/dist/bin/aiaas.js", ...args], { cwd: root }).then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
+const cli = aiaas;
 const tokenOf = (stdout: string): string => /token \(shown once\): (\S+)/.exec(stdout)![1]!;
 
 describe("aiaas keys", () => {
@@ -66,5 +60,37 @@ describe("aiaas keys", () => {
     const usage = await cli("keys", "list");
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /give --store FILE/);
+  });
+});
+
+describe("a key store on a Kubernetes Secret volume", () => {
+  it("reloads when the volume swaps its ..data symlink: a key revoked in the Secret stops at once", async () => {
+    const { copyFile, mkdir, rename, symlink } = await import("node:fs/promises");
+    const dir = await mkdtemp(join(tmpdir(), "aiaas-secret-"));
+    try {
+      // The layout the kubelet makes: keys.json -> ..data/keys.json, ..data -> ..<timestamp>/
+      const source = await KeyStore.open(join(dir, "source", "keys.json"));
+      const { token, key } = await source.create({ tenant: "acme", roles: ["predict"] });
+      await mkdir(join(dir, "mount", "..v1"), { recursive: true });
+      await copyFile(join(dir, "source", "keys.json"), join(dir, "mount", "..v1", "keys.json"));
+      await symlink("..v1", join(dir, "mount", "..data"));
+      await symlink("..data/keys.json", join(dir, "mount", "keys.json"));
+      const mounted = await KeyStore.open(join(dir, "mount", "keys.json"), { watch: true });
+      assert.equal(mounted.verify(token).ok, true);
+      // The Secret is updated: a new timestamped folder, then ..data swapped to it atomically.
+      await source.revoke(key.id);
+      await mkdir(join(dir, "mount", "..v2"));
+      await copyFile(join(dir, "source", "keys.json"), join(dir, "mount", "..v2", "keys.json"));
+      await symlink("..v2", join(dir, "mount", "..data_tmp"));
+      await rename(join(dir, "mount", "..data_tmp"), join(dir, "mount", "..data"));
+      const until = Date.now() + 3000;
+      while (mounted.verify(token).ok && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      const verdict = mounted.verify(token);
+      assert.equal(verdict.ok, false);
+      assert.equal(!verdict.ok && verdict.reason, "revoked key");
+      mounted.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

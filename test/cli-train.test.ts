@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { pino } from "pino";
 import { startServer, type RunningServer } from "@aiaas/server";
+import { aiaas } from "./support/cli.js";
 
 const run = promisify(execFile);
 const root = new URL("..", import.meta.url).pathname;
@@ -15,11 +16,7 @@ const root = new URL("..", import.meta.url).pathname;
 describe("aiaas train / aiaas jobs", () => {
   let server: RunningServer;
   let dir: string;
-  const cli = (...args: string[]) =>
-    run(process.execPath, ["server/dist/bin/aiaas.js", ...args, "--address", server.address], { cwd: root }).then(
-      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-    );
+  const cli = (...args: string[]) => aiaas(...args, "--address", server.address);
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "aiaas-cli-train-"));
     await writeFile(join(dir, "models.keep"), "");

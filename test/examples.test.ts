@@ -9,6 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { pino } from "pino";
 import { startServer, type RunningServer } from "@aiaas/server";
+import { aiaas } from "./support/cli.js";
 
 const run = promisify(execFile);
 const root = new URL("..", import.meta.url).pathname;
@@ -40,11 +41,7 @@ describe("examples and CLI client commands against models/", () => {
   });
 
   describe("aiaas models / aiaas predict", () => {
-    const cli = (...args: string[]) =>
-      run(process.execPath, ["server/dist/bin/aiaas.js", ...args, "--address", server.address], { cwd: root }).then(
-        (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-        (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-      );
+    const cli = (...args: string[]) => aiaas(...args, "--address", server.address);
     let dir: string;
     before(async () => {
       dir = await mkdtemp(join(tmpdir(), "aiaas-cli-"));

@@ -1,20 +1,18 @@
 // TLS and mutual TLS between `aiaas serve`'s credentials and the SDK's `tls` option, with certificates made at
 // test time (test/support/certificates.ts, openssl).
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { promisify } from "node:util";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { AiaasError, Code, Tensor, createClient } from "@aiaas/sdk";
 import { KeyStore } from "../server/src/auth/index.js";
 import { makeCertificates, type Certificates } from "./support/certificates.js";
+import { aiaas } from "./support/cli.js";
 import { affineModel } from "./support/fixtures.js";
 import { startHarness, type Harness } from "./support/harness.js";
 
 const x = { x: Tensor.float32([1, 4], [1, 1, 1, 1]) };
-const run = promisify(execFile);
 const refused = (e: unknown) => e instanceof AiaasError && e.code === Code.UNAVAILABLE;
 let certs: Certificates;
 
@@ -93,11 +91,7 @@ describe("mutual TLS", () => {
     await writeFile(join(keysDir, "client.pem"), certs.clientCert);
     await writeFile(join(keysDir, "client.key"), certs.clientKey);
     const tls = ["--tls-ca", join(keysDir, "ca.pem"), "--tls-cert", join(keysDir, "client.pem"), "--tls-key", join(keysDir, "client.key")];
-    const cli = (...args: string[]) =>
-      run(process.execPath, ["server/dist/bin/aiaas.js", ...args], { cwd: new URL("..", import.meta.url).pathname }).then(
-        (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-        (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-      );
+    const cli = aiaas;
     const models = await cli("models", "--address", `localhost:${h.server.port}`, "--api-key", token, ...tls);
     assert.equal(models.code, 0, models.stderr);
     assert.match(models.stdout, /affine\s+ready/);

@@ -197,10 +197,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     threads: options.training?.threads ?? 1,
     providers: providers.includes("cuda") ? ["cuda", "cpu"] : ["cpu"],
     maxDataBytes: options.training?.maxDataBytes ?? 1024 ** 3,
-    maxTensorBytes: maxMessageBytes,
     logger,
   });
-  server.addService(TrainingService, createTrainingService(jobs, scopes, env));
+  server.addService(TrainingService, createTrainingService(jobs, scopes, { ...env, limits: inferenceDeps.limits }));
   let serving = true;
   server.addService(
     GRPCInferenceServiceService,

@@ -91,8 +91,3 @@ export function createAuthenticator(options: { keys: KeyStore | undefined; quota
     },
   };
 }
-
-/** Authentication off: every call is the operator's. Said loudly at start-up. */
-export function roleOf(method: string): Role | undefined {
-  return METHOD_ROLES[method];
-}

@@ -1,4 +1,4 @@
-export { createAuthenticator, roleOf } from "./authenticator.js";
+export { createAuthenticator } from "./authenticator.js";
 export type { Authenticator } from "./authenticator.js";
 export { KeyStore, checkTenantName } from "./key-store.js";
 export type { KeyInfo, KeyRecord, Limits } from "./key-store.js";

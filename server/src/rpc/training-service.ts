@@ -1,8 +1,9 @@
 import { status } from "@grpc/grpc-js";
-import { JobState, type TrainingServer, type TrainEvent, type TrainRequest } from "@aiaas/sdk/gen";
+import { JobState, type TrainData, type TrainingServer, type TrainEvent, type TrainRequest } from "@aiaas/sdk/gen";
 import { onAbort } from "../abort-listeners.js";
 import { ServerError, invalidArgument } from "../errors.js";
-import type { JobManager, TrainJob } from "../training/jobs/index.js";
+import type { DecodedChunk, JobManager, TrainJob } from "../training/jobs/index.js";
+import { decodeInputs, type DecodeLimits } from "./tensor-codec.js";
 import type { Authenticator } from "../auth/index.js";
 import type { ModelScopes } from "../repository/index.js";
 import { bidi, serverStream, unary, type HandlerEnv } from "./handlers.js";
@@ -13,8 +14,15 @@ function endStatus(job: TrainJob): void {
   if (job.state === JobState.JOB_STATE_CANCELLED) throw new ServerError(status.CANCELLED, `job ${job.id} was cancelled`);
 }
 
+/** A TrainData message as host tensors, with the same checks and messages as a Predict request's inputs. */
+function decodeChunk(label: string, chunk: TrainData, limits: DecodeLimits): DecodedChunk {
+  const inputs = decodeInputs(label, chunk.inputs, limits).tensors.map((t) => ({ name: t.name, tensor: t }));
+  const labels = chunk.labels && decodeInputs(label, [{ ...chunk.labels, name: chunk.labels.name || "labels" }], limits).tensors[0];
+  return { inputs, labels, validation: chunk.validation };
+}
+
 /** Reads the rest of a Train stream into the job: chunks, then the end marker or the half-close. */
-async function upload(manager: JobManager, job: TrainJob, requests: AsyncIterator<TrainRequest>, attached: boolean): Promise<void> {
+async function upload(manager: JobManager, job: TrainJob, requests: AsyncIterator<TrainRequest>, attached: boolean, limits: DecodeLimits): Promise<void> {
   let ended = false;
   for (;;) {
     const next = await requests.next();
@@ -23,9 +31,11 @@ async function upload(manager: JobManager, job: TrainJob, requests: AsyncIterato
     // A retry that attached to an existing job (idempotency key) re-sends data the job already has: ignored.
     if (attached || ended) continue;
     switch (message?.$case) {
-      case "data":
-        manager.addData(job, message.value);
+      case "data": {
+        const chunk = message.value;
+        manager.addData(job, (label) => decodeChunk(label, chunk, limits));
         break;
+      }
       case "end":
         manager.endData(job);
         ended = true;
@@ -39,7 +49,11 @@ async function upload(manager: JobManager, job: TrainJob, requests: AsyncIterato
   if (!attached) manager.endData(job);
 }
 
-export function createTrainingService(manager: JobManager, scopes: ModelScopes, env: HandlerEnv & { auth?: Authenticator }): TrainingServer {
+export function createTrainingService(
+  manager: JobManager,
+  scopes: ModelScopes,
+  env: HandlerEnv & { auth?: Authenticator; limits: DecodeLimits },
+): TrainingServer {
   return {
     train: bidi(env, "Train", async function* (requests: AsyncIterable<TrainRequest>, context): AsyncGenerator<TrainEvent> {
       const iterator = requests[Symbol.asyncIterator]();
@@ -58,7 +72,7 @@ export function createTrainingService(manager: JobManager, scopes: ModelScopes, 
       const unsubscribe = onAbort(context.signal, () => {
         if (!job.dataComplete) job.cancel("the client went away before sending all data");
       });
-      const uploading = upload(manager, job, iterator, attached).catch((error: unknown) => {
+      const uploading = upload(manager, job, iterator, attached, env.limits).catch((error: unknown) => {
         const e = ServerError.from(error);
         if (!job.terminal && !job.dataComplete) {
           if (context.signal.aborted) job.cancel("the client went away before sending all data");

@@ -81,3 +81,21 @@ export function onnxTypeCode(g: Graph, like: string): number {
 export function normAxis(axis: number, rank: number): number {
   return axis < 0 ? axis + rank : axis;
 }
+
+/** Zeros of `like`'s element type in the shape a 1-D int64 value holds. */
+export function zerosOfShape(g: Graph, shape: string, like: string): string {
+  const type = g.typeOf(like).type;
+  return g.op("ConstantOfShape", [shape], {
+    value: { type, dims: [1], data: type === "float64" ? new Float64Array(1) : new Float32Array(1) },
+  });
+}
+
+/**
+ * The gradient of a selection: each element of `grad` added into the flattened `x` at the flat position
+ * `flatIndices` names (positions picked twice sum), reshaped to x's shape.
+ */
+export function scatterAddFlat(g: Graph, x: string, flatIndices: string, grad: string): string {
+  const zeros = zerosOfShape(g, g.op("Reshape", [g.op("Size", [x]), g.ints([1])]), x);
+  const flat = g.op("ScatterElements", [zeros, g.op("Reshape", [flatIndices, g.ints([-1])]), g.op("Reshape", [grad, g.ints([-1])])], { reduction: "add" });
+  return g.op("Reshape", [flat, g.op("Shape", [x])]);
+}

@@ -3,3 +3,4 @@ export type { JobManager, JobManagerOptions } from "./job-manager.js";
 export { TrainJob } from "./train-job.js";
 export { parseJobSpec } from "./job-spec.js";
 export type { JobSpec } from "./job-spec.js";
+export type { DecodedChunk } from "./job-data.js";

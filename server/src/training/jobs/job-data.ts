@@ -1,7 +1,5 @@
-import { DataType, type TrainData } from "@aiaas/sdk/gen";
 import { invalidArgument, resourceExhausted } from "../../errors.js";
-import { decodeInputs, toDataType } from "../../rpc/tensor-codec.js";
-import { typedView, type HostTensor } from "../../runtime/index.js";
+import { DATATYPE_NAME, ELEMENT_SIZE, typedView, type HostTensor } from "../../runtime/index.js";
 import type { ElementType } from "../onnx/element-type.js";
 import type { TypedData } from "../onnx/graph-builder.js";
 import { RowStore } from "./row-store.js";
@@ -27,7 +25,15 @@ interface Split {
 /** The key the labels' row dims are kept under (no input can have this name). */
 const LABELS = "\u0000labels";
 
-const typeName = (t: ElementType): string => DataType[toDataType(t)] ?? t;
+/** As the wire contract names it (DATA_TYPE_FP32 …). */
+const typeName = (t: ElementType): string => `DATA_TYPE_${DATATYPE_NAME[t]}`;
+
+/** A chunk as the transport decoded it: named input tensors, the labels, and whether it is validation data. */
+export interface DecodedChunk {
+  readonly inputs: readonly { readonly name: string; readonly tensor: HostTensor }[];
+  readonly labels: HostTensor | undefined;
+  readonly validation: boolean;
+}
 
 /**
  * A job's uploaded examples, checked chunk by chunk as they arrive against the model's inputs and the task's
@@ -87,13 +93,16 @@ export class JobData {
     return rowDims.reduce((a, b) => a * b, 1);
   }
 
-  /** Checks one chunk and appends its rows. Nothing of a bad chunk is kept. */
-  add(chunk: TrainData, limits: { maxTensorBytes: number }): void {
-    const index = this.chunks++;
-    const label = `chunk ${index}`;
+  /**
+   * Checks one chunk and appends its rows; nothing of a bad chunk is kept. `decode` turns the transport's
+   * message into host tensors, naming the chunk in its errors.
+   */
+  add(decode: (label: string) => DecodedChunk): void {
+    const label = `chunk ${this.chunks++}`;
+    const chunk = decode(label);
     if (!chunk.labels) throw invalidArgument(`${label}: labels is missing`);
-    const inputs = decodeInputs(label, chunk.inputs, limits).tensors.map((t) => ({ name: t.name, tensor: typed(t) }));
-    const labels = { tensor: typed(decodeInputs(label, [{ ...chunk.labels, name: chunk.labels.name || "labels" }], limits).tensors[0]!) };
+    const inputs = chunk.inputs.map((t) => ({ name: t.name, tensor: typed(t.tensor) }));
+    const labels = { tensor: typed(chunk.labels) };
     const rows = labels.tensor.dims[0];
     if (labels.tensor.dims.length === 0 || rows === undefined) throw invalidArgument(`${label}: labels must have a rows dim`);
     if (rows === 0) throw invalidArgument(`${label}: holds no rows`);
@@ -199,10 +208,13 @@ function columnOf(split: Split, name: string, type: ElementType, width: number):
   return store;
 }
 
-/** A decoded wire tensor as an aligned typed array of its own (raw_data may be an unaligned view into the frame). */
+/**
+ * A decoded tensor as a typed array. A view when the bytes are aligned (the row store copies them anyway);
+ * raw_data may sit unaligned in the received frame, and only then is it copied here.
+ */
 function typed(t: HostTensor): { type: ElementType; dims: readonly number[]; data: TypedData } {
-  const bytes = new Uint8Array(t.data); // copy: aligned, and no longer tied to the received message
-  return { type: t.type, dims: t.dims, data: typedView(t.type, bytes.buffer, 0, bytes.byteLength) as TypedData };
+  const bytes = t.data.byteOffset % ELEMENT_SIZE[t.type] === 0 ? t.data : new Uint8Array(t.data);
+  return { type: t.type, dims: t.dims, data: typedView(t.type, bytes.buffer, bytes.byteOffset, bytes.byteLength) as TypedData };
 }
 
 

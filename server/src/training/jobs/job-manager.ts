@@ -1,5 +1,5 @@
 import { status } from "@grpc/grpc-js";
-import type { TrainData, TrainSpec } from "@aiaas/sdk/gen";
+import type { TrainSpec } from "@aiaas/sdk/gen";
 import type { Logger } from "pino";
 import type { ModelProto } from "onnx-buf";
 import { ServerError, invalidArgument, notFound } from "../../errors.js";
@@ -9,7 +9,7 @@ import { readModelFile } from "../onnx/model-file.js";
 import { Graph } from "../onnx/graph.js";
 import { buildTrainProgram, type TrainProgram } from "../engine/train-program.js";
 import { CheckpointStore } from "./checkpoint-store.js";
-import { JobData, type DataSpec } from "./job-data.js";
+import { JobData, type DataSpec, type DecodedChunk } from "./job-data.js";
 import { parseJobSpec, type JobSpec } from "./job-spec.js";
 import { runJob } from "./run-job.js";
 import { TrainJob } from "./train-job.js";
@@ -24,8 +24,6 @@ export interface JobManagerOptions {
   readonly providers: readonly ("cuda" | "cpu")[];
   /** Upper bound on one job's uploaded data. */
   readonly maxDataBytes: number;
-  /** Upper bound on one tensor of a chunk (the max message size). */
-  readonly maxTensorBytes: number;
   readonly logger: Logger;
 }
 
@@ -44,8 +42,8 @@ export interface JobOwner {
 export interface JobManager {
   /** Creates a job (or finds the one an idempotency key already created). Bad specs throw with their status. */
   submit(spec: TrainSpec, owner: JobOwner): Promise<{ job: TrainJob; attached: boolean }>;
-  /** Checks and stores a chunk; a bad chunk fails the job and throws its status. */
-  addData(job: TrainJob, chunk: TrainData): void;
+  /** Checks and stores a chunk (`decode` turns the transport's message into tensors); a bad chunk fails the job and throws its status. */
+  addData(job: TrainJob, decode: (label: string) => DecodedChunk): void;
   /** The data is complete: the job waits for a training slot. */
   endData(job: TrainJob): void;
   /** A job of the tenant; another tenant's job is NOT_FOUND, as a job that does not exist. */
@@ -154,11 +152,11 @@ export function createJobManager(options: JobManagerOptions): JobManager {
       logger.info({ job: job.id, model: spec.model }, `training job ${job.id} for ${spec.model} accepted`);
       return { job, attached: false };
     },
-    addData(job, chunk) {
+    addData(job, decode) {
       if (job.terminal) throw new ServerError(status.FAILED_PRECONDITION, `job ${job.id} has ended; it takes no more data`);
       if (job.dataComplete) throw invalidArgument(`job ${job.id}: data arrived after the end marker`);
       try {
-        job.data.add(chunk, { maxTensorBytes: options.maxTensorBytes });
+        job.data.add(decode);
       } catch (error) {
         const e = ServerError.from(error);
         job.fail(e.code, e.message);

@@ -10,7 +10,7 @@ import { createTrainRunner, type TrainRunner } from "../engine/train-runner.js";
 import { bakeWeights } from "../engine/train-program.js";
 import type { ConstTensor } from "../onnx/graph-builder.js";
 import type { HostTensor, StepResult } from "../engine/train-worker-protocol.js";
-import { seededRandom } from "../seeded-random.js";
+import { seededRandom, shuffleInPlace } from "../seeded-random.js";
 import type { CheckpointStore, CheckpointMeta } from "./checkpoint-store.js";
 import type { TrainJob } from "./train-job.js";
 
@@ -23,15 +23,7 @@ export interface RunJobDeps {
 
 /** A seeded permutation of 0..n-1: the order of one epoch (or of the validation hold-out). */
 export function permutation(n: number, seed: number, salt: number): Uint32Array {
-  const order = Uint32Array.from({ length: n }, (_, i) => i);
-  const random = seededRandom((seed * 7919 + salt * 104_729) >>> 0);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    const t = order[i]!;
-    order[i] = order[j]!;
-    order[j] = t;
-  }
-  return order;
+  return shuffleInPlace(Uint32Array.from({ length: n }, (_, i) => i), seededRandom((seed * 7919 + salt * 104_729) >>> 0));
 }
 
 function batchFeeds(job: TrainJob, which: "train" | "validation", rows: ArrayLike<number>): Record<string, HostTensor> {

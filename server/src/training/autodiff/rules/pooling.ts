@@ -1,6 +1,6 @@
 import { attrInt, attrInts } from "../../onnx/attributes.js";
 import type { GradientRule } from "../gradient-rule.js";
-import { countOf, expandLike } from "../grad-ops.js";
+import { countOf, expandLike, scatterAddFlat } from "../grad-ops.js";
 import { geometry } from "./convolution.js";
 
 const maxPool: GradientRule = (c) => {
@@ -22,15 +22,9 @@ const maxPool: GradientRule = (c) => {
       }),
     ];
   }
-  // Overlapping windows can pick the same cell twice: scatter-add into the flattened input.
-  const type = g.typeOf(x).type;
-  const zeros = g.op("ConstantOfShape", [g.op("Reshape", [g.op("Size", [x]), g.ints([1])])], {
-    value: { type, dims: [1], data: type === "float64" ? new Float64Array(1) : new Float32Array(1) },
-  });
-  const flat = g.op("ScatterElements", [zeros, g.op("Reshape", [indices, g.ints([-1])]), g.op("Reshape", [dy, g.ints([-1])])], {
-    reduction: "add",
-  });
-  return [g.op("Reshape", [flat, g.op("Shape", [x])])];
+  // Overlapping windows can pick the same cell twice: scatter-add into the flattened input (MaxPool's
+  // indices are flat positions in the whole input).
+  return [scatterAddFlat(g, x, indices, dy)];
 };
 
 const averagePool: GradientRule = (c) => {

@@ -1,6 +1,6 @@
 import { attrInt, attrInts } from "../../onnx/attributes.js";
 import type { GradientRule } from "../gradient-rule.js";
-import { normAxis, reshapeLike, unbroadcast } from "../grad-ops.js";
+import { normAxis, reshapeLike, scatterAddFlat, unbroadcast, zerosOfShape } from "../grad-ops.js";
 
 // Ops that only move or select elements: the gradient moves them back.
 
@@ -48,24 +48,12 @@ function flatIndex(c: Parameters<GradientRule>[0], x: string): string {
   return g.op("Reshape", [range, g.op("Shape", [x])]);
 }
 
-function zerosFlat(c: Parameters<GradientRule>[0], x: string): string {
-  const { g } = c;
-  const type = g.typeOf(x).type;
-  return g.op("ConstantOfShape", [g.op("Reshape", [g.op("Size", [x]), g.ints([1])])], {
-    value: { type, dims: [1], data: type === "float64" ? new Float64Array(1) : new Float32Array(1) },
-  });
-}
-
 const slice: GradientRule = (c) => {
   const { g, node } = c;
   const x = c.x(0);
   // Slice the flat positions the same way, then scatter-add the gradient back to them: works for any
   // starts, ends, axes and (negative) steps.
-  const picked = g.op("Slice", [flatIndex(c, x), ...node.inputs.slice(1)]);
-  const flat = g.op("ScatterElements", [zerosFlat(c, x), g.op("Reshape", [picked, g.ints([-1])]), g.op("Reshape", [c.dy(0)!, g.ints([-1])])], {
-    reduction: "add",
-  });
-  return [g.op("Reshape", [flat, g.op("Shape", [x])])];
+  return [scatterAddFlat(g, x, g.op("Slice", [flatIndex(c, x), ...node.inputs.slice(1)]), c.dy(0)!)];
 };
 
 const gather: GradientRule = (c) => {
@@ -79,10 +67,7 @@ const gather: GradientRule = (c) => {
   // Negative indices count from the end, as Gather allows.
   const rows = g.op("Gather", [g.op("Shape", [table]), g.ints([0])]);
   const wrapped = g.op("Where", [g.op("Less", [indices, g.constant([0], "int64", [])]), g.op("Add", [indices, rows]), indices]);
-  const type = g.typeOf(table).type;
-  const zeros = g.op("ConstantOfShape", [g.op("Shape", [table])], {
-    value: { type, dims: [1], data: type === "float64" ? new Float64Array(1) : new Float32Array(1) },
-  });
+  const zeros = zerosOfShape(g, g.op("Shape", [table]), table);
   // Rows picked more than once sum their gradients.
   return [g.op("ScatterND", [zeros, g.op("Unsqueeze", [wrapped, g.ints([-1])]), c.dy(0)!], { reduction: "add" }), undefined];
 };
