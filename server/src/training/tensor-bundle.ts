@@ -14,6 +14,10 @@ export interface Bundle {
 }
 
 export function writeBundle(path: string, bundle: Bundle): void {
+  writeFileSync(path, encodeBundle(bundle), { mode: 0o600 }); // checkpoints hold a tenant's weights: private to the server's user
+}
+
+export function encodeBundle(bundle: Bundle): Buffer {
   const entries: { name: string; type: string; dims: readonly number[]; offset: number; bytes: number }[] = [];
   let offset = 0;
   for (const [name, t] of bundle.tensors) {
@@ -32,12 +36,15 @@ export function writeBundle(path: string, bundle: Bundle): void {
   for (const t of bundle.tensors.values()) {
     Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).copy(out, base + entries[i++]!.offset);
   }
-  writeFileSync(path, out, { mode: 0o600 }); // checkpoints hold a tenant's weights: private to the server's user
+  return out;
 }
 
 export function readBundle(path: string): Bundle {
-  const buf = readFileSync(path);
-  if (buf.toString("latin1", 0, 4) !== "AIAB") throw new Error(`${path} is not a tensor bundle`);
+  return decodeBundle(readFileSync(path), path);
+}
+
+export function decodeBundle(buf: Buffer, what = "data"): Bundle {
+  if (buf.toString("latin1", 0, 4) !== "AIAB") throw new Error(`${what} is not a tensor bundle`);
   const headerLength = buf.readUInt32LE(4);
   const header = JSON.parse(buf.toString("utf8", 8, 8 + headerLength)) as {
     meta: Record<string, unknown>;

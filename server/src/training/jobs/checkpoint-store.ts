@@ -1,8 +1,8 @@
-import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
+import { mkdir, open, readFile, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { failedPrecondition, notFound } from "../../errors.js";
 import type { TrainState } from "../engine/train-worker-protocol.js";
-import { readBundle, writeBundle, type BundleTensor } from "../tensor-bundle.js";
+import { decodeBundle, encodeBundle, type BundleTensor } from "../tensor-bundle.js";
 
 /** Where a run stands: enough to continue it exactly (the shuffle is a function of seed and epoch). */
 export interface CheckpointMeta {
@@ -42,10 +42,14 @@ export class CheckpointStore {
     const id = String(checkpoint.meta.step);
     const path = join(jobDir, `${id}.ckpt`);
     const temp = join(jobDir, `.${id}.ckpt.tmp`);
-    writeBundle(temp, { meta: checkpoint.meta as unknown as Record<string, unknown>, tensors });
-    const file = await open(temp, "r+");
-    await file.sync();
-    await file.close();
+    // Written from the event loop without blocking it: a checkpoint can be many megabytes.
+    const file = await open(temp, "w", 0o600); // a tenant's weights: private to the server's user
+    try {
+      await file.writeFile(encodeBundle({ meta: checkpoint.meta as unknown as Record<string, unknown>, tensors }));
+      await file.sync();
+    } finally {
+      await file.close();
+    }
     await rename(temp, path);
     const all = (await readdir(jobDir)).filter((f) => /^[0-9]+\.ckpt$/.test(f)).map((f) => Number(f.slice(0, -5))).sort((a, b) => b - a);
     for (const old of all.slice(KEEP)) await rm(join(jobDir, `${old}.ckpt`), { force: true });
@@ -56,7 +60,7 @@ export class CheckpointStore {
     const path = join(this.dir, jobId, `${checkpointId}.ckpt`);
     let bundle;
     try {
-      bundle = readBundle(path);
+      bundle = decodeBundle(await readFile(path), path);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") throw notFound(`checkpoint "${jobId}/${checkpointId}" not found (the server keeps a job's newest ${KEEP})`);
       throw failedPrecondition(`checkpoint "${jobId}/${checkpointId}" is unreadable: ${(error as Error).message}`);
