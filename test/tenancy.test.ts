@@ -193,6 +193,62 @@ describe("tenants, keys, quotas", () => {
     assert.equal(other.code, status.NOT_FOUND);
   });
 
+  it("isolation matrix for training: every job, checkpoint, idempotency key and base model another tenant names is exactly as missing", async () => {
+    const alpha = client("alpha");
+    const beta = client("beta");
+    const rows = Array.from({ length: 40 }, (_, i) => [i % 2, (i + 1) % 2, 0.5, 0.25]).flat();
+    const chunks = () => [{ inputs: { input: Tensor.float32([40, 4], rows) }, labels: Tensor.int64([40], Array.from({ length: 40 }, (_, i) => BigInt(i % 2))) }];
+    const spec = { model: "copied", architecture: { input: { dims: [4] }, layers: [{ type: "dense" as const, units: 2 }] }, epochs: 3, batchSize: 8, idempotencyKey: "same-key" };
+    let jobId = "";
+    let checkpoint = "";
+    for await (const e of alpha.train(spec, chunks())) {
+      jobId = e.jobId;
+      if (e.type === "checkpoint") checkpoint = e.checkpoint;
+    }
+    assert.match(checkpoint, /^[0-9a-f-]+\/[0-9]+$/, "alpha's job wrote a checkpoint");
+    const [, step] = checkpoint.split("/");
+    const missingJob = "00000000-0000-4000-8000-000000000000";
+    const train = (who: AiaasClient, extra: object) =>
+      codeOf((async () => {
+        for await (const _ of who.train({ ...spec, model: "stolen", ...extra }, chunks())) void _;
+      })());
+    // The owner resumes from its own checkpoint (publishing "copied" version 2); the other tenant is told
+    // exactly what a missing checkpoint tells, before it uploads anything.
+    assert.equal((await train(alpha, { model: "copied", resumeFrom: checkpoint, idempotencyKey: "" })).code, status.OK);
+    const same = (a: { code: number; message: string }, b: { code: number; message: string }, what: string) => {
+      assert.equal(a.code, status.NOT_FOUND, `${what}: ${a.message}`);
+      assert.equal(a.message.replaceAll(jobId, "X"), b.message.replaceAll(missingJob, "X"), `${what}: another tenant's answers as a missing one`);
+    };
+    same(await train(beta, { resumeFrom: checkpoint }), await train(beta, { resumeFrom: `${missingJob}/${step}` }), "resume_from");
+    assert.equal((await codeOf(beta.models.get("stolen"))).code, status.NOT_FOUND, "nothing was published for beta");
+    same(await codeOf(beta.jobs.get(jobId)), await codeOf(beta.jobs.get(missingJob)), "GetJob");
+    same(await codeOf(beta.jobs.cancel(jobId)), await codeOf(beta.jobs.cancel(missingJob)), "CancelJob");
+    const watch = (id: string) => codeOf((async () => {
+      for await (const _ of beta.jobs.watch(id)) void _;
+    })());
+    same(await watch(jobId), await watch(missingJob), "WatchJob");
+    assert.ok(!(await beta.jobs.list()).some((j) => j.id === jobId), "ListJobs");
+    // Fine-tuning: another tenant's base model, at any version, answers as a missing one.
+    for (const version of [undefined, "1", "2"]) {
+      const base = (name: string) => train(beta, { architecture: undefined, baseModel: { name, version }, idempotencyKey: "" });
+      const [theirs, none] = [await base("copied"), await base("no-such-model")];
+      assert.equal(theirs.code, status.NOT_FOUND, `base model version ${version}: ${theirs.message}`);
+      assert.equal(theirs.message.replaceAll("copied", "X"), none.message.replaceAll("no-such-model", "X"));
+    }
+    // The same idempotency key and model name in another tenant makes that tenant's own job, never attaches.
+    let betaJob = "";
+    for await (const e of beta.train(spec, chunks())) betaJob = e.jobId;
+    assert.notEqual(betaJob, jobId);
+    assert.equal((await beta.jobs.get(betaJob)).state, "succeeded");
+    // beta's own "copied" has version 1 only: alpha's version 2 answers as a version that does not exist.
+    const x = { input: Tensor.float32([1, 4], [1, 0, 0.5, 0.25]) };
+    assert.equal((await beta.predict("copied", x)).version, "1");
+    const v2 = await codeOf(beta.predict("copied", x, { version: "2" }));
+    const v3 = await codeOf(beta.predict("copied", x, { version: "3" }));
+    assert.equal(v2.code, status.NOT_FOUND);
+    assert.equal(v2.message.replace('"2"', "N").replace(" 2", " N"), v3.message.replace('"3"', "N").replace(" 3", " N"));
+  });
+
   it("missing, malformed, unknown, expired and revoked keys are UNAUTHENTICATED; a key without the role is PERMISSION_DENIED", async () => {
     assert.equal((await codeOf(client(undefined).predict("shared", X()))).code, status.UNAUTHENTICATED);
     tokens.garbage = "not-a-key";

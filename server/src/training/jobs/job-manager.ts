@@ -123,6 +123,8 @@ export function createJobManager(options: JobManagerOptions): JobManager {
       const key = spec.idempotencyKey ? `${owner.tenant ?? ""}\u0000${spec.model}\u0000${spec.idempotencyKey}` : undefined;
       const existing = key ? byKey.get(key) : undefined;
       if (existing) return { job: existing, attached: true };
+      // Resolved in the caller's tenant before any upload: another tenant's checkpoint is as a missing one.
+      if (spec.resumeFrom) await checkpoints.check(owner.tenant, spec.resumeFrom.jobId, spec.resumeFrom.checkpointId);
       const forward = await forwardModel(spec, owner.registry);
       const outputs = forward.graph?.output.map((o) => o.name) ?? [];
       if (!outputs.includes(spec.output)) {

@@ -81,7 +81,7 @@ export async function runJob(job: TrainJob, deps: RunJobDeps): Promise<void> {
     let bestWeights: { params: Map<string, ConstTensor>; validation: { loss: number; accuracy: number; rows: number }; epoch: number } | undefined;
     let secondsBefore = 0;
     if (spec.resumeFrom) {
-      const ckpt = await deps.checkpoints.read(spec.resumeFrom.jobId, spec.resumeFrom.checkpointId);
+      const ckpt = await deps.checkpoints.read(job.owner.tenant, spec.resumeFrom.jobId, spec.resumeFrom.checkpointId);
       const m = ckpt.meta;
       if (m.trainRows !== trainRows || m.batchSize !== spec.batchSize || m.seed !== spec.seed) {
         throw new ServerError(
@@ -113,6 +113,7 @@ export async function runJob(job: TrainJob, deps: RunJobDeps): Promise<void> {
     const checkpoint = async (): Promise<void> => {
       const meta: CheckpointMeta = {
         jobId: job.id,
+        ...(job.owner.tenant === undefined ? {} : { tenant: job.owner.tenant }),
         step: runner!.steps,
         epoch,
         batchInEpoch,
