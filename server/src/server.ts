@@ -23,6 +23,8 @@ import { createJobManager, type JobManager } from "./training/jobs/index.js";
 import { inferenceServiceDefinition } from "./rpc/zero-copy-service.js";
 import { PROTO_ROOT, SERVED_PROTOS } from "./rpc/proto-files.js";
 import { withProtocMapEntryNames } from "./rpc/reflection-descriptors.js";
+import { withSafeDecoding } from "./rpc/request-decoding.js";
+import { listen } from "./rpc/listener.js";
 
 export interface ServeOptions {
   /** The model repository: `<dir>/<model>/<version>/model.onnx` and optional `<dir>/<model>/config.json`. */
@@ -51,6 +53,12 @@ export interface ServeOptions {
    * spread over replicas that came up since: gRPC's grpc.max_connection_age_ms. Off when absent.
    */
   readonly maxConnectionAgeMs?: number;
+  /** Open client connections at most; more are closed at once (default: the file descriptor limit less a reserve). */
+  readonly maxConnections?: number;
+  /** A connection that has not sent its TLS hello or HTTP/2 preface by then is closed (default 10 s; 0: never). */
+  readonly handshakeTimeoutMs?: number;
+  /** A connection without a call for this long gets GOAWAY (default 5 minutes; 0: never). Keepalive pings do not count. */
+  readonly idleTimeoutMs?: number;
   /** How long a graceful shutdown waits for calls in flight before it cancels them. */
   readonly shutdownGraceMs?: number;
   readonly training?: TrainingOptions;
@@ -103,6 +111,8 @@ export interface RunningServer {
   /** Stops accepting calls, lets calls in flight finish (up to the grace period), releases every session. */
   shutdown(): Promise<void>;
 }
+
+const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
 
 const SERVICES = ["aiaas.v1.Inference", "aiaas.v1.Models", "aiaas.v1.Training", "aiaas.v1.Admin", "inference.GRPCInferenceService"] as const;
 
@@ -175,6 +185,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     "grpc.keepalive_permit_without_calls": 1,
     // channelz bookkeeping costs every call; nothing here reads it.
     "grpc.enable_channelz": 0,
+    ...((options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS) > 0 ? { "grpc.max_connection_idle_ms": options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS } : {}),
     ...(options.maxConnectionAgeMs
       ? { "grpc.max_connection_age_ms": options.maxConnectionAgeMs, "grpc.max_connection_age_grace_ms": 30_000 }
       : {}),
@@ -188,9 +199,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     limits: { maxTensorBytes: maxMessageBytes },
     maxStreamInflight: options.maxStreamInflight ?? 1024,
   };
-  server.addService(inferenceServiceDefinition, createInferenceService(inferenceDeps));
-  server.addService(ModelsService, createModelsService(scopes, env));
-  server.addService(AdminService, createAdminService(keys, audit, env));
+  server.addService(withSafeDecoding(inferenceServiceDefinition), createInferenceService(inferenceDeps));
+  server.addService(withSafeDecoding(ModelsService), createModelsService(scopes, env));
+  server.addService(withSafeDecoding(AdminService), createAdminService(keys, audit, env));
   const jobs = createJobManager({
     checkpointsDir: options.training?.checkpointsDir ?? join(tmpdir(), "aiaas-checkpoints"),
     maxConcurrentJobs: options.training?.maxConcurrentJobs ?? 1,
@@ -199,10 +210,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     maxDataBytes: options.training?.maxDataBytes ?? 1024 ** 3,
     logger,
   });
-  server.addService(TrainingService, createTrainingService(jobs, scopes, { ...env, limits: inferenceDeps.limits }));
+  server.addService(withSafeDecoding(TrainingService), createTrainingService(jobs, scopes, { ...env, limits: inferenceDeps.limits }));
   let serving = true;
   server.addService(
-    GRPCInferenceServiceService,
+    withSafeDecoding(GRPCInferenceServiceService),
     createInferenceProtocolService({
       ...inferenceDeps,
       serverName: "aiaas",
@@ -225,11 +236,15 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   new ReflectionService(withProtocMapEntryNames(definitions)).addToServer(server);
 
   const host = options.host ?? "127.0.0.1";
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${options.port ?? 50051}`, serverCredentials(options, logger), (error, bound) =>
-      error ? reject(error) : resolve(bound),
-    ),
-  );
+  const listener = await listen(server, {
+    host,
+    port: options.port ?? 50051,
+    credentials: serverCredentials(options, logger),
+    maxConnections: options.maxConnections,
+    handshakeTimeoutMs: options.handshakeTimeoutMs,
+    logger,
+  });
+  const port = listener.port;
   const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
   const http = options.http
     ? await startOperationsHttp({
@@ -257,6 +272,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       stopping ??= (async () => {
         serving = false;
         stopRequested.abort();
+        const closing = listener.close();
         for (const s of ["", ...SERVICES]) health.setStatus(s, "NOT_SERVING");
         const grace = options.shutdownGraceMs ?? 10_000;
         await new Promise<void>((resolve) => {
@@ -270,6 +286,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
             resolve();
           });
         });
+        await closing;
         await jobs.close();
         await scopes.close();
         keys?.close();

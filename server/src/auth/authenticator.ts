@@ -64,7 +64,9 @@ export function createAuthenticator(options: { keys: KeyStore | undefined; quota
     authorize(metadata, method, peer) {
       const role = METHOD_ROLES[method];
       if (!keys) return LOCAL_CALLER;
-      const header = metadata.get("authorization")[0];
+      const headers = metadata.get("authorization");
+      if (headers.length > 1) return deny(unauthenticated("send one authorization header: this call carried several"), method, peer, "several authorization headers");
+      const header = headers[0];
       if (typeof header !== "string" || !header) {
         return deny(unauthenticated("this server needs an API key: send the metadata authorization: Bearer <key>"), method, peer, "no key");
       }

@@ -30,6 +30,9 @@ program
   .option("--shutdown-grace-ms <n>", "how long SIGTERM waits for calls in flight", integer(0), 10_000)
   .option("--http-port <port>", "operations HTTP port: /v2/health/live, /v2/health/ready, /v2/models/NAME/ready, /metrics (-1: off)", (v) => Number(v), 8000)
   .option("--max-connection-age-ms <n>", "close client connections after this long so clients rebalance over new replicas (0: never)", integer(0), 0)
+  .option("--max-connections <n>", "open client connections at most; more are closed at once (default: the file descriptor limit less 256)", integer(1))
+  .option("--handshake-timeout-ms <n>", "close a connection that has not sent its TLS hello or HTTP/2 preface by then (0: never)", integer(0), 10_000)
+  .option("--idle-timeout-ms <n>", "send GOAWAY to a connection without a call for this long (0: never)", integer(0), 300_000)
   .option("--tls-cert <file>", "PEM certificate chain: serve over TLS (with --tls-key)")
   .option("--tls-key <file>", "PEM private key of --tls-cert")
   .option("--tls-client-ca <file>", "PEM CA: require client certificates it signed (mutual TLS)")
@@ -79,6 +82,9 @@ program
       maxQueueSize: opts.maxQueueSize,
       shutdownGraceMs: opts.shutdownGraceMs,
       maxConnectionAgeMs: opts.maxConnectionAgeMs || undefined,
+      maxConnections: opts.maxConnections,
+      handshakeTimeoutMs: opts.handshakeTimeoutMs,
+      idleTimeoutMs: opts.idleTimeoutMs,
       auth: opts.keys
         ? {
             keysFile: resolve(opts.keys),

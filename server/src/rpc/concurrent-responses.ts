@@ -19,11 +19,15 @@ export async function* concurrentResponses<Req, Res>(
   let inflight = 0;
   let reading = true;
   let slot: (() => void) | undefined;
+  // A broken request stream (a malformed message) ends the responses with its error, after the answers
+  // to the requests it delivered before.
+  let broken: { error: unknown } | undefined;
+  const end = (): void => (broken ? out.fail(broken.error) : out.close());
   const finishOne = (): void => {
     inflight--;
     slot?.();
     slot = undefined;
-    if (!reading && inflight === 0) out.close();
+    if (!reading && inflight === 0) end();
   };
   void (async () => {
     // When the server starts shutting down, stop taking requests, answer the ones taken, and end the
@@ -49,11 +53,11 @@ export async function* concurrentResponses<Req, Res>(
           .finally(finishOne);
       }
     } catch (error) {
-      out.fail(error);
+      broken = { error };
     }
     unsubscribe();
     reading = false;
-    if (inflight === 0) out.close();
+    if (inflight === 0) end();
   })();
   yield* out;
 }

@@ -14,6 +14,7 @@ import type { Authenticator } from "../auth/index.js";
 import { onAbort } from "../abort-listeners.js";
 import { ServerError } from "../errors.js";
 import { createCallContext, type CallContext } from "./call-context.js";
+import { MalformedRequest, checkDecoded, endedMidMessage } from "./request-decoding.js";
 
 /** What every handler wrapper needs from the server. */
 export interface HandlerEnv {
@@ -38,11 +39,20 @@ function admit(env: HandlerEnv, method: string, context: CallContext): () => voi
   return auth.quotas.enter(caller);
 }
 
-/** A stream's requests, each re-checked against revocation before the handler sees it. */
-async function* rechecked<Req>(env: HandlerEnv, method: string, context: CallContext, requests: AsyncIterable<Req>): AsyncGenerator<Req> {
-  for await (const request of requests) {
+/**
+ * A stream's requests as the handler sees them: each re-checked against revocation, and a message that is not
+ * valid protobuf, or a half-close in the middle of a message, ends the stream with INVALID_ARGUMENT.
+ */
+async function* checkedRequests<Req>(env: HandlerEnv, method: string, context: CallContext, call: ServerDuplexStream<Req, unknown>): AsyncGenerator<Req> {
+  // Iterating a Duplex destroys it when its readable side ends, which would drop the responses still
+  // to come; keep it open.
+  const raw = call.iterator({ destroyOnReturn: false }) as AsyncIterable<Req | MalformedRequest>;
+  for await (const request of raw) {
     env.auth?.recheck(context.caller, method, context.peer);
-    yield request;
+    yield checkDecoded(request);
+  }
+  if (endedMidMessage(call)) {
+    throw new MalformedRequest(method, "the stream was half-closed in the middle of a message: its length prefix promised more bytes than came").toError();
   }
 }
 
@@ -89,7 +99,16 @@ export function unary<Req, Res>(
       callback(toStatus(error, logger, method));
       return;
     }
-    handler(call.request, context).then(
+    let request: Req;
+    try {
+      request = checkDecoded(call.request);
+    } catch (error) {
+      release();
+      dispose();
+      callback(toStatus(error, logger, method));
+      return;
+    }
+    handler(request, context).then(
       (response) => {
         release();
         dispose();
@@ -120,11 +139,7 @@ export function bidi<Req, Res>(
     void (async () => {
       try {
         release = admit(env, method, context);
-        // Iterating a Duplex destroys it when its readable side ends, which would drop the responses still
-        // to come; keep it open.
-        const raw = call.iterator({ destroyOnReturn: false }) as AsyncIterable<Req>;
-        const requests = env.auth?.enabled ? rechecked(env, method, context, raw) : raw;
-        for await (const response of handler(requests, context)) {
+        for await (const response of handler(checkedRequests(env, method, context, call), context)) {
           if (context.signal.aborted) break;
           call.write(response);
           // grpc-js streams signal backpressure after 16 messages; waiting that early costs more than it saves,
@@ -155,7 +170,7 @@ export function serverStream<Req, Res>(
     void (async () => {
       try {
         release = admit(env, method, context);
-        for await (const response of handler(call.request, context)) {
+        for await (const response of handler(checkDecoded(call.request), context)) {
           if (context.signal.aborted) break;
           call.write(response);
           if (call.writableLength >= MAX_BUFFERED_RESPONSES) await drained(call, context.signal);
