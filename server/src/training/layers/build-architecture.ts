@@ -218,6 +218,36 @@ function emitLayer(ctx: LayerContext, layer: LayerSpec, cur: Cursor): Cursor {
   }
 }
 
+/** Trainable values a built architecture may have: 400 MB of float32 weights, four times that with gradients and Adam's moments. */
+export const MAX_PARAMETERS = 100_000_000;
+/** Values one row may have at the input or at any layer's output (64 MB of float32 per row). */
+export const MAX_ROW_VALUES = 1 << 24;
+
+const count = (n: number): string => n.toLocaleString("en-US");
+
+/** An initialiser that refuses, before allocating, a tensor past what the architecture may still have. */
+function budgeted(init: ParameterInit, fail: (message: string) => never, budget: { left: number }): ParameterInit {
+  const take = (n: number): number => {
+    if (!Number.isSafeInteger(n) || n > budget.left) {
+      fail(`a parameter of ${count(n)} values would take the model past ${count(MAX_PARAMETERS)} trainable parameters; make the layer smaller`);
+    }
+    budget.left -= n;
+    return n;
+  };
+  return {
+    uniform: (n, fanIn) => init.uniform(take(n), fanIn),
+    xavier: (n, fanIn, fanOut) => init.xavier(take(n), fanIn, fanOut),
+    normal: (n) => init.normal(take(n)),
+    fill: (n, value) => init.fill(take(n), value),
+  };
+}
+
+/** Values per row of a shape without its batch dim, checked against MAX_ROW_VALUES. */
+function checkRowSize(dims: readonly Dim[], fail: (message: string) => never, what: string): void {
+  const values = dims.slice(1).reduce<number>((n, d) => (typeof d === "number" ? n * d : n), 1);
+  if (!(values <= MAX_ROW_VALUES)) fail(`${what} [${dims.slice(1).join(", ")}] has ${count(values)} values per row; at most ${count(MAX_ROW_VALUES)}`);
+}
+
 /**
  * Builds the forward graph of an architecture spec: input [batch, …dims] → `logits` (+ `probabilities` for
  * classification). Parameters are named as torch.nn.Sequential names them ("0.weight", "3.self_attn.in_proj_weight")
@@ -230,22 +260,26 @@ export function buildArchitecture(spec: ArchitectureSpec, options: { seed?: numb
   if (!spec.input || !Array.isArray(spec.input.dims) || spec.input.dims.some((d) => !Number.isInteger(d) || d <= 0)) {
     throw new ArchitectureError("architecture: input.dims must list positive integers (the input shape without the batch dim)");
   }
+  const refuse = (message: string): never => {
+    throw new ArchitectureError(message);
+  };
+  checkRowSize(["batch", ...spec.input.dims], (m) => refuse(`architecture: input.dims: ${m}`), "the input");
+  const budget = { left: MAX_PARAMETERS };
   const inputType = spec.input.type ?? "float32";
   const inputName = g.addInput(spec.input.name ?? "input", inputType, ["batch", ...spec.input.dims]);
   let cur: Cursor = { value: inputName, dims: ["batch", ...spec.input.dims] };
   spec.layers.forEach((layer, index) => {
     const where = `layer ${index} (${String((layer as { type?: unknown })?.type)})`;
-    const ctx: LayerContext = {
-      g,
-      init,
-      prefix: String(index),
-      where,
-      fail: (message) => {
-        throw new ArchitectureError(`${where}: ${message}`);
-      },
+    const fail = (message: string): never => {
+      throw new ArchitectureError(`${where}: ${message}`);
     };
+    const ctx: LayerContext = { g, init: budgeted(init, fail, budget), prefix: String(index), where, fail };
     if (!layer || typeof layer !== "object") ctx.fail("must be an object with a type");
+    // Sizes are checked before anything is allocated: an absurd layer is the client's error, not a RangeError.
+    const units = (layer as { units?: unknown }).units ?? (layer as { filters?: unknown }).filters;
+    if (typeof units === "number" && units > MAX_ROW_VALUES) fail(`${count(units)} units; a layer may have at most ${count(MAX_ROW_VALUES)}`);
     cur = emitLayer(ctx, layer, cur);
+    checkRowSize(cur.dims, fail, "its output");
   });
   if (g.typeOf(cur.value).type !== "float32") throw new ArchitectureError("architecture: the last layer must produce float values");
   const task = spec.task ?? "classification";
