@@ -1,9 +1,14 @@
 // The operations HTTP port: the protocol's REST health paths with the right codes, and /metrics in the
 // Prometheus text format with counters that move with traffic.
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { createClient, Tensor } from "@aiaas/sdk";
 import { installTelemetry } from "@aiaas/server";
-import { affineModel } from "./support/fixtures.js";
+import { KeyStore } from "../server/src/auth/index.js";
+import { affineModel, writeRepository } from "./support/fixtures.js";
 import { fp32, startHarness, unary, type Harness } from "./support/harness.js";
 
 describe("operations HTTP port", () => {
@@ -78,5 +83,80 @@ describe("operations HTTP port", () => {
     assert.match(text, /# TYPE aiaas_batch_size histogram/);
     assert.match(text, /aiaas_batch_run_time_(milliseconds_)?bucket\{/);
     assert.doesNotMatch(text, /x=|raw_data|fp32/, "no payload in any label");
+  });
+});
+
+describe("operations HTTP port with tenants", () => {
+  let h: Harness;
+  let dir: string;
+  const tokens: Record<string, string> = {};
+  const metrics = installTelemetry({ prometheus: true, env: {} }).metricsHandler;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "aiaas-metrics-"));
+    const store = await KeyStore.open(join(dir, "keys.json"));
+    for (const [name, tenant, role] of [["alpha", "alpha", "predict"], ["beta", "beta", "predict"], ["admin", "ops", "admin"]] as const) {
+      tokens[name] = (await store.create({ tenant, roles: [role] })).token;
+    }
+    // Two tenants with a model of the same name.
+    await writeRepository(join(dir, "tenants", "alpha"), { secret: { model: affineModel() } });
+    await writeRepository(join(dir, "tenants", "beta"), { secret: { model: affineModel() } });
+    h = await startHarness(
+      { "open-model": { model: affineModel() } },
+      { auth: { keysFile: join(dir, "keys.json"), tenantModelsDir: join(dir, "tenants") }, http: { port: 0, metrics, metricsToken: "scrape-token-1234" } },
+    );
+  });
+  after(async () => {
+    await h.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const scrape = async (port: number | undefined, token?: string) => {
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    return { code: res.status, text: await res.text(), challenge: res.headers.get("www-authenticate") };
+  };
+
+  it("/metrics needs the metrics token or an admin key; tenants' keys and strangers get 401", async () => {
+    for (const token of [undefined, "wrong", tokens.alpha, `${tokens.admin}x`]) {
+      const r = await scrape(h.server.httpPort, token);
+      assert.equal(r.code, 401, `token ${token?.slice(0, 12)}`);
+      assert.match(r.challenge ?? "", /^Bearer/);
+      assert.doesNotMatch(r.text, /secret|alpha|beta/);
+    }
+    assert.equal((await scrape(h.server.httpPort, "scrape-token-1234")).code, 200);
+    assert.equal((await scrape(h.server.httpPort, tokens.admin)).code, 200);
+    // The health paths stay open and know only the public models: a tenant's model is a missing one.
+    assert.equal((await fetch(`http://127.0.0.1:${h.server.httpPort}/v2/models/secret/ready`)).status, 404);
+  });
+
+  it("series carry a tenant label, so two tenants' models of one name never share a series", async () => {
+    const sdk = (who: string) => createClient({ address: h.server.address, apiKey: tokens[who], retry: { maxAttempts: 1 } });
+    const [alpha, beta] = [sdk("alpha"), sdk("beta")];
+    try {
+      for (let i = 0; i < 3; i++) await alpha.predict("secret", { x: Tensor.float32([1, 4], [1, 2, 3, 4]) });
+      for (let i = 0; i < 2; i++) await beta.predict("secret", { x: Tensor.float32([1, 4], [1, 2, 3, 4]) });
+      await beta.predict("open-model", { x: Tensor.float32([1, 4], [1, 2, 3, 4]) });
+    } finally {
+      alpha.close();
+      beta.close();
+    }
+    const { text } = await scrape(h.server.httpPort, tokens.admin);
+    const count = (tenant: string, model: string): number => {
+      const line = text.split("\n").find((l) => l.startsWith("aiaas_request_count_total{") && l.includes(`tenant="${tenant}"`) && l.includes(`model="${model}"`) && l.includes('code="OK"'));
+      return line ? Number(line.split(" ").at(-1)) : 0;
+    };
+    assert.equal(count("alpha", "secret"), 3);
+    assert.equal(count("beta", "secret"), 2);
+    assert.equal(count("", "open-model"), 1, "public models carry an empty tenant");
+  });
+
+  it("without a metrics token, admin keys still open /metrics; --metrics-public opens it to anyone", async () => {
+    for (const [metricsPublic, anonymous] of [[false, 401], [true, 200]] as const) {
+      const other = await startHarness({}, { auth: { keysFile: join(dir, "keys.json"), tenantModelsDir: join(dir, "tenants") }, http: { port: 0, metrics, metricsPublic } });
+      try {
+        assert.equal((await scrape(other.server.httpPort)).code, anonymous);
+        assert.equal((await scrape(other.server.httpPort, tokens.admin)).code, 200);
+      } finally {
+        await other.close();
+      }
+    }
   });
 });

@@ -10,6 +10,8 @@ export interface OperationsHttpOptions {
   readonly registry: ModelRegistry;
   readonly isServing: () => boolean;
   readonly metrics?: MetricsHandler;
+  /** Whether a scrape may read /metrics, from its authorization header; absent: anyone may. */
+  readonly authorizeMetrics?: (authorization: string | undefined) => boolean;
   readonly logger: Logger;
 }
 
@@ -20,7 +22,8 @@ export interface OperationsHttp {
 
 /**
  * The small HTTP port that Kubernetes probes and Prometheus scrape: the Open Inference Protocol's REST
- * health paths and /metrics. It serves no payloads.
+ * health paths (public models only: a tenant's model answers 404 as a missing one) and /metrics, whose
+ * series name tenants and their models and so may need a bearer token. It serves no payloads.
  */
 export async function startOperationsHttp(options: OperationsHttpOptions): Promise<OperationsHttp> {
   const { registry } = options;
@@ -48,7 +51,13 @@ export async function startOperationsHttp(options: OperationsHttpOptions): Promi
         return send(res, code === 5 || code === 3 ? 404 : 503, { name, ready: false, error: (error as Error).message });
       }
     }
-    if (path === "/metrics" && options.metrics) return options.metrics(req, res);
+    if (path === "/metrics" && options.metrics) {
+      if (options.authorizeMetrics && !options.authorizeMetrics(req.headers.authorization)) {
+        res.setHeader("www-authenticate", 'Bearer realm="aiaas metrics"');
+        return send(res, 401, { error: "/metrics needs authorization: Bearer <the metrics token or an admin API key>" });
+      }
+      return options.metrics(req, res);
+    }
     send(res, 404, { error: `no route ${path}` });
   });
   const port = await new Promise<number>((resolve, reject) => {

@@ -12,7 +12,7 @@ import { probeCuda } from "./cuda-probe.js";
 import { startOperationsHttp } from "./operations-http.js";
 import type { MetricsHandler } from "./telemetry-setup.js";
 import { createModelScopes, type ModelRegistry, type ModelScopes } from "./repository/index.js";
-import { KeyStore, Quotas, createAuditLog, createAuthenticator, type Limits, type ResolvedLimits } from "./auth/index.js";
+import { KeyStore, Quotas, createAuditLog, createAuthenticator, metricsAccess, type Limits, type ResolvedLimits } from "./auth/index.js";
 import { createAdminService } from "./rpc/admin-service.js";
 import { parseProviders, type ProviderName } from "./runtime/index.js";
 import { createInferenceService } from "./rpc/inference-service.js";
@@ -46,8 +46,17 @@ export interface ServeOptions {
   readonly maxStreamInflight?: number;
   /** TLS: PEM certificate chain and key; with clientCa, clients must present a certificate it signed (mTLS). */
   readonly tls?: { readonly cert: Buffer | string; readonly key: Buffer | string; readonly clientCa?: Buffer | string };
-  /** The operations HTTP port (health paths, and /metrics when a handler is given); off when absent. */
-  readonly http?: { readonly port: number; readonly host?: string; readonly metrics?: MetricsHandler };
+  /**
+   * The operations HTTP port (health paths, and /metrics when a handler is given); off when absent. With API
+   * keys on, /metrics needs `authorization: Bearer` with `metricsToken` or an admin key, unless `metricsPublic`.
+   */
+  readonly http?: {
+    readonly port: number;
+    readonly host?: string;
+    readonly metrics?: MetricsHandler;
+    readonly metricsToken?: string;
+    readonly metricsPublic?: boolean;
+  };
   /**
    * Close each client connection after this long (with a grace for its calls), so clients re-resolve and
    * spread over replicas that came up since: gRPC's grpc.max_connection_age_ms. Off when absent.
@@ -253,6 +262,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         registry,
         isServing: () => serving,
         metrics: options.http.metrics,
+        authorizeMetrics: metricsAccess(keys, { token: options.http.metricsToken, public: options.http.metricsPublic }),
         logger,
       })
     : undefined;

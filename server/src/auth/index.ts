@@ -8,3 +8,5 @@ export { createAuditLog } from "./audit-log.js";
 export type { AuditLog } from "./audit-log.js";
 export { LOCAL_CALLER, ROLES } from "./caller.js";
 export type { Caller, Role } from "./caller.js";
+export { metricsAccess } from "./metrics-access.js";
+export type { MetricsAccessOptions } from "./metrics-access.js";

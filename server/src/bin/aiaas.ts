@@ -29,6 +29,8 @@ program
   .option("--max-queue-size <n>", "default per-model queue bound", integer(1), 4096)
   .option("--shutdown-grace-ms <n>", "how long SIGTERM waits for calls in flight", integer(0), 10_000)
   .option("--http-port <port>", "operations HTTP port: /v2/health/live, /v2/health/ready, /v2/models/NAME/ready, /metrics (-1: off)", (v) => Number(v), 8000)
+  .option("--metrics-token-file <file>", "a file holding the bearer token /metrics requires (also AIAAS_METRICS_TOKEN); with --keys, admin keys work too")
+  .option("--metrics-public", "with --keys, serve /metrics without a token (its series name every tenant and model)")
   .option("--max-connection-age-ms <n>", "close client connections after this long so clients rebalance over new replicas (0: never)", integer(0), 0)
   .option("--max-connections <n>", "open client connections at most; more are closed at once (default: the file descriptor limit less 256)", integer(1))
   .option("--handshake-timeout-ms <n>", "close a connection that has not sent its TLS hello or HTTP/2 preface by then (0: never)", integer(0), 10_000)
@@ -65,12 +67,14 @@ program
         }
       : undefined;
     if (!Number.isInteger(opts.httpPort) || opts.httpPort < -1 || opts.httpPort > 65535) program.error("--http-port takes a port number, 0 for any free one, or -1 for none", { exitCode: 2 });
+    const metricsToken = opts.metricsTokenFile ? (await readFile(opts.metricsTokenFile, "utf8")).trim() : process.env.AIAAS_METRICS_TOKEN || undefined;
+    if (opts.metricsTokenFile && !metricsToken) program.error(`--metrics-token-file ${opts.metricsTokenFile} is empty`, { exitCode: 2 });
     const telemetry = installTelemetry({ prometheus: opts.httpPort >= 0 });
     if (telemetry.otlp.traces || telemetry.otlp.metrics) {
       logger.info({ otlp: telemetry.otlp }, "exporting OpenTelemetry over OTLP/HTTP (OTEL_* environment)");
     }
     const server = await startServer({
-      http: opts.httpPort >= 0 ? { port: opts.httpPort, metrics: telemetry.metricsHandler } : undefined,
+      http: opts.httpPort >= 0 ? { port: opts.httpPort, metrics: telemetry.metricsHandler, metricsToken, metricsPublic: Boolean(opts.metricsPublic) } : undefined,
       tls,
       modelsDir: resolve(opts.models),
       host: opts.host,

@@ -13,7 +13,7 @@ export interface LoadedVersion {
   readonly config: ModelConfig;
   readonly provider: ProviderName;
   readonly batcher: Batcher;
-  /** Telemetry attributes of this version, made once. */
+  /** Telemetry attributes of this version (tenant, model, version), made once. */
   readonly attributes: Readonly<Record<string, string>>;
   /** Waits for every accepted request to finish, then releases the sessions. */
   close(): Promise<void>;
@@ -25,6 +25,7 @@ export async function loadVersion(
   path: string,
   config: ModelConfig,
   logger: Logger,
+  tenant?: string,
 ): Promise<LoadedVersion> {
   const label = `${model}:${version}`;
   const settled = await Promise.allSettled(
@@ -50,7 +51,9 @@ export async function loadVersion(
     }
     logger.info({ model: label, provider: first.provider, instances: instances.length, threads: config.threads }, `${label} runs on ${first.provider.toUpperCase()}`);
     const signature = buildSignature(first, config);
-    const attributes = { model, version: String(version) };
+    // The tenant label keeps two tenants' models of one name apart (public models: ""). Who may read the
+    // labels at all is the operations port's business (/metrics needs a token when tenants exist).
+    const attributes = { tenant: tenant ?? "", model, version: String(version) };
     const batcher = createBatcher(
       {
         label,

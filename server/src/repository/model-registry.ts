@@ -55,7 +55,8 @@ interface Entry {
   lock: Promise<unknown>;
 }
 
-export function createModelRegistry(root: string, defaults: ServingDefaults, logger: Logger): ModelRegistry {
+/** `tenant`: the tenant whose tree this is (absent: the public repository), a label of its telemetry. */
+export function createModelRegistry(root: string, defaults: ServingDefaults, logger: Logger, tenant?: string): ModelRegistry {
   const entries = new Map<string, Entry>();
   const retiring = new Set<Promise<void>>();
 
@@ -120,7 +121,7 @@ export function createModelRegistry(root: string, defaults: ServingDefaults, log
     for (const version of chosen) {
       if (!previous.has(version)) entry.versions.set(version, { version, state: "loading", reason: "", loaded: undefined });
     }
-    const results = await Promise.allSettled(chosen.map((v) => loadVersion(name, v, modelPath(root, name, v), config, logger)));
+    const results = await Promise.allSettled(chosen.map((v) => loadVersion(name, v, modelPath(root, name, v), config, logger, tenant)));
     const next = new Map<number, VersionStatus>();
     const replaced: LoadedVersion[] = [];
     results.forEach((result, i) => {

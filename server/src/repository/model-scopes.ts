@@ -35,7 +35,7 @@ export async function createModelScopes(options: {
   const tenantRegistry = (tenant: string): ModelRegistry => {
     let registry = tenants.get(tenant);
     if (!registry) {
-      registry = createModelRegistry(join(options.tenantRoot!, tenant), defaults, logger.child({ tenant }));
+      registry = createModelRegistry(join(options.tenantRoot!, tenant), defaults, logger.child({ tenant }), tenant);
       tenants.set(tenant, registry);
     }
     return registry;

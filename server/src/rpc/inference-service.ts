@@ -18,7 +18,7 @@ export interface InferenceDeps extends HandlerEnv {
   readonly maxStreamInflight: number;
 }
 
-const UNRESOLVED: Readonly<Record<string, string>> = { model: "(unresolved)" };
+const UNRESOLVED: Readonly<Record<string, string>> = { tenant: "", model: "(unresolved)" };
 
 // Attribute sets with the status code, made once per (version, code) instead of once per request.
 const coded = new WeakMap<Readonly<Record<string, string>>, Map<status, Record<string, string>>>();
@@ -49,7 +49,7 @@ export async function predict(deps: InferenceDeps, request: PredictRequest, cont
     // resolve -> validate -> submit run in one tick, so no reload can slip in between.
     const version = deps.scopes.for(context.caller).resolve(request.model, request.version);
     attributes = version.attributes;
-    span.setAttributes({ "aiaas.model": version.model, "aiaas.version": version.version });
+    span.setAttributes({ "aiaas.tenant": version.attributes.tenant ?? "", "aiaas.model": version.model, "aiaas.version": version.version });
     const decoded = decodeInputs(version.label, request.inputs, deps.limits);
     const prepared = validateRequest(version.label, version.signature, decoded.tensors, request.outputs);
     const scope = withTimeout(context, earliest(version.config.defaultTimeoutMs, request.timeoutMs));
