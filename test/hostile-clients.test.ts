@@ -10,11 +10,11 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { status } from "@grpc/grpc-js";
-import { PredictRequest } from "@aiaas/sdk/gen";
+import { PredictRequest, type GetModelResponse } from "@aiaas/sdk/gen";
 import { ModelInferRequest } from "@aiaas/sdk/gen/inference";
 import { KeyStore } from "../server/src/auth/index.js";
-import { affineModel } from "./support/fixtures.js";
-import { fp32, startHarness, type Harness } from "./support/harness.js";
+import { affineModel, slowModel } from "./support/fixtures.js";
+import { fp32, startHarness, unary, type Harness } from "./support/harness.js";
 
 /** A gRPC message frame: flag byte, 4-byte length (which may lie), payload. */
 function frame(payload: Uint8Array, length = payload.length): Buffer {
@@ -214,5 +214,75 @@ describe("connection limits", () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal((await h.predict({ model: "affine", inputs: [fp32("x", [1, 4], [1, 2, 3, 4])] })).model, "affine");
     for (const s of held) s.destroy();
+  });
+});
+
+describe("a stream whose client does not read", () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ affine: { model: affineModel() } }, { maxStreamInflight: 8 });
+  });
+  after(() => h.close());
+  const ran = async (): Promise<number> =>
+    Number((await unary<{ name: string }, GetModelResponse>(h.models.getModel.bind(h.models), { name: "affine" })).model!.versions[0]!.statistics!.inferenceCount);
+
+  it("is flow-controlled: the server stops taking its requests while its answers go unread, and a reader gets them all", async () => {
+    const SENT = 6000;
+    const before = await ran();
+    const session = connectHttp2(`http://${h.server.address}`);
+    session.on("error", () => undefined);
+    try {
+      const stream = session.request({ ":method": "POST", ":path": "/aiaas.v1.Inference/PredictStream", "content-type": "application/grpc", te: "trailers" });
+      stream.on("error", () => undefined);
+      stream.pause();
+      const request = frame(predictBytes());
+      for (let i = 0; i < SENT; i++) stream.write(request);
+      stream.end();
+      // Let the server take what it will.
+      let taken = -1;
+      for (let now = await ran(); now !== taken; now = await ran()) {
+        taken = now;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      taken -= before;
+      // Bounded by the writer's buffer of answers (1024), the 8 slots, and what HTTP/2's windows hold.
+      assert.ok(taken < SENT / 2, `the server ran ${taken} of ${SENT} requests nobody read`);
+      assert.ok(taken >= 8, `it did run some: ${taken}`);
+      // A client that then reads gets every answer and the stream ends OK.
+      let bytes = 0;
+      stream.on("data", (d: Buffer) => (bytes += d.length));
+      const trailers = new Promise<unknown>((resolve) => stream.on("trailers", (t) => resolve(t["grpc-status"])));
+      stream.resume();
+      assert.equal(await trailers, "0");
+      assert.equal((await ran()) - before, SENT);
+      const answer = 5 + bytes / SENT - 5;
+      assert.ok(Number.isInteger(answer), "every answer arrived whole");
+    } finally {
+      session.destroy();
+    }
+  });
+
+  it("its queued work is dropped when it goes away, and the server keeps serving", async () => {
+    // A slow model served one request at a time, so the departed stream's requests are still queued.
+    const slow = await startHarness({ slow: { model: slowModel(), config: { max_batch_size: 1, instance_count: 1 } } }, { maxStreamInflight: 64 });
+    const count = async (): Promise<number> =>
+      Number((await unary<{ name: string }, GetModelResponse>(slow.models.getModel.bind(slow.models), { name: "slow" })).model!.versions[0]!.statistics!.inferenceCount);
+    try {
+      const session = connectHttp2(`http://${slow.server.address}`);
+      session.on("error", () => undefined);
+      const stream = session.request({ ":method": "POST", ":path": "/aiaas.v1.Inference/PredictStream", "content-type": "application/grpc", te: "trailers" });
+      stream.on("error", () => undefined);
+      const request = frame(PredictRequest.encode(PredictRequest.fromPartial({ model: "slow", inputs: [fp32("x", [1, 512], new Float32Array(512).fill(0.1))] })).finish());
+      for (let i = 0; i < 64; i++) stream.write(request);
+      while ((await count()) === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      session.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const total = await count();
+      assert.ok(total < 64, `${total} of the 64 requests ran after their stream went away`);
+      const x = fp32("x", [1, 512], new Float32Array(512).fill(0.1));
+      assert.equal((await slow.predict({ model: "slow", inputs: [x] })).model, "slow");
+    } finally {
+      await slow.close();
+    }
   });
 });

@@ -373,7 +373,7 @@ export function createBatcher(options: BatcherOptions, executors: readonly Batch
       const tenant = request.tenant ?? "";
       if (request.tenant !== undefined && (queuedByTenant.get(tenant) ?? 0) >= tenantQueueCap) {
         return Promise.reject(
-          resourceExhausted(`${options.label}: tenant "${tenant}" already has ${tenantQueueCap} requests waiting (its share of the queue); retry later`, 10),
+          resourceExhausted(`${options.label}: this caller already has ${tenantQueueCap} requests waiting (its share of the queue); retry later`, 10),
         );
       }
       return new Promise<BatchResult>((resolve, reject) => {

@@ -3,39 +3,51 @@ import { onAbort } from "../abort-listeners.js";
 
 const STOP = Symbol("stop");
 
+/** When a stream stops taking requests: the server's shutdown, and the call's own end. */
+export interface StopSignals {
+  /** Aborts when the server begins a graceful shutdown: answer what was taken, then end. */
+  readonly serverStopping: AbortSignal;
+  /** Aborts when the call ends (client cancel, reset, deadline): nothing more will be read or answered. */
+  readonly call: AbortSignal;
+}
+
 /**
- * Runs each request of a stream as it arrives, up to `maxInflight` at once (then stops reading, which is
- * backpressure to the client), and yields the answers as they finish, in any order. A failed request
- * becomes the answer `failed` makes of it, so one bad request never ends the stream.
+ * Runs each request of a stream as it arrives and yields the answers as they finish, in any order. A request
+ * holds one of `maxInflight` slots from when it is read until its answer is taken by the consumer (the writer,
+ * which stops taking while the client does not read), so running work plus unread answers stay bounded and
+ * a client that sends without reading is pushed back by HTTP/2 flow control. A failed request becomes the
+ * answer `failed` makes of it, so one bad request never ends the stream.
  */
 export async function* concurrentResponses<Req, Res>(
   requests: AsyncIterable<Req>,
   maxInflight: number,
   run: (request: Req) => Promise<Res>,
   failed: (request: Req, error: unknown) => Res,
-  stopReading: AbortSignal,
+  stop: StopSignals,
 ): AsyncGenerator<Res> {
   const out = createAsyncQueue<Res>();
-  let inflight = 0;
+  let held = 0;
+  let running = 0;
   let reading = true;
   let slot: (() => void) | undefined;
   // A broken request stream (a malformed message) ends the responses with its error, after the answers
   // to the requests it delivered before.
   let broken: { error: unknown } | undefined;
   const end = (): void => (broken ? out.fail(broken.error) : out.close());
-  const finishOne = (): void => {
-    inflight--;
+  const release = (): void => {
+    held--;
     slot?.();
     slot = undefined;
-    if (!reading && inflight === 0) end();
   };
   void (async () => {
     // When the server starts shutting down, stop taking requests, answer the ones taken, and end the
     // stream: the client then sends the rest on a stream to another replica instead of waiting here.
-    let unsubscribe = (): void => undefined;
+    const unsubscribe: (() => void)[] = [];
     const stopped = new Promise<typeof STOP>((resolve) => {
-      if (stopReading.aborted) resolve(STOP);
-      else unsubscribe = onAbort(stopReading, () => resolve(STOP));
+      for (const signal of [stop.serverStopping, stop.call]) {
+        if (signal.aborted) resolve(STOP);
+        else unsubscribe.push(onAbort(signal, () => resolve(STOP)));
+      }
     });
     const iterator = requests[Symbol.asyncIterator]();
     try {
@@ -43,21 +55,31 @@ export async function* concurrentResponses<Req, Res>(
         const next = await Promise.race([iterator.next(), stopped]);
         if (next === STOP || next.done) break;
         const request = next.value;
-        if (inflight >= maxInflight) await new Promise<void>((resolve) => (slot = resolve));
-        inflight++;
+        if (held >= maxInflight) {
+          if ((await Promise.race([new Promise<void>((resolve) => (slot = resolve)), stopped])) === STOP) break;
+        }
+        held++;
+        running++;
         run(request)
           .then(
             (response) => out.push(response),
             (error) => out.push(failed(request, error)),
           )
-          .finally(finishOne);
+          .finally(() => {
+            running--;
+            if (!reading && running === 0) end();
+          });
       }
     } catch (error) {
       broken = { error };
     }
-    unsubscribe();
+    for (const u of unsubscribe) u();
     reading = false;
-    if (inflight === 0) end();
+    if (running === 0) end();
   })();
-  yield* out;
+  // Each answer taken frees its request's slot.
+  for await (const response of out) {
+    release();
+    yield response;
+  }
 }

@@ -259,6 +259,6 @@ function streamInfer(deps: InferenceProtocolDeps, requests: AsyncIterable<ModelI
         inferResponse: { modelName: request.modelName, modelVersion: request.modelVersion, id: request.id, parameters: {}, outputs: [], rawOutputContents: [] },
       };
     },
-    context.serverStopping,
+    { serverStopping: context.serverStopping, call: context.signal },
   );
 }

@@ -63,7 +63,8 @@ export async function predict(deps: InferenceDeps, request: PredictRequest, cont
         signal: scope.signal,
         deadline: scope.deadline,
         priority,
-        tenant: context.caller.tenant,
+        // Fair shares of the queue per tenant, or per connection when there are no tenants (auth off).
+        tenant: context.caller.tenant ?? `connection ${context.peer}`,
       });
     } finally {
       scope.dispose();
@@ -113,6 +114,6 @@ function predictStream(deps: InferenceDeps, requests: AsyncIterable<PredictReque
       if (e.code === status.INTERNAL) deps.logger.error({ err: error, method: "PredictStream" }, "internal error in PredictStream");
       return { result: { $case: "error", value: { id: request.id, code: e.code, message: e.message } } };
     },
-    context.serverStopping,
+    { serverStopping: context.serverStopping, call: context.signal },
   );
 }
