@@ -9,12 +9,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { status } from "@grpc/grpc-js";
-import { PredictRequest, type GetModelResponse } from "@aiaas/sdk/gen";
+import { credentials, status } from "@grpc/grpc-js";
+import { InferenceClient, PredictRequest, type GetModelResponse } from "@aiaas/sdk/gen";
 import { ModelInferRequest } from "@aiaas/sdk/gen/inference";
 import { KeyStore } from "../server/src/auth/index.js";
 import { affineModel, slowModel } from "./support/fixtures.js";
-import { fp32, startHarness, unary, type Harness } from "./support/harness.js";
+import { fp32, predictRequest, startHarness, unary, type Harness } from "./support/harness.js";
 
 /** A gRPC message frame: flag byte, 4-byte length (which may lie), payload. */
 function frame(payload: Uint8Array, length = payload.length): Buffer {
@@ -283,6 +283,31 @@ describe("a stream whose client does not read", () => {
       assert.equal((await slow.predict({ model: "slow", inputs: [x] })).model, "slow");
     } finally {
       await slow.close();
+    }
+  });
+});
+
+describe("fair shares without tenants", () => {
+  it("with auth off, one connection's flood does not make another connection's request wait behind all of it", async () => {
+    const h = await startHarness({ slow: { model: slowModel(), config: { max_batch_size: 4, instance_count: 1 } } });
+    // Separate channels: grpc-js would otherwise share one connection between clients of one address.
+    const own = { "grpc.use_local_subchannel_pool": 1 };
+    const flooder = new InferenceClient(h.server.address, credentials.createInsecure(), own);
+    const polite = new InferenceClient(h.server.address, credentials.createInsecure(), own);
+    const x = fp32("x", [1, 512], new Float32Array(512).fill(0.1));
+    try {
+      await unary(polite.predict.bind(polite), predictRequest({ model: "slow", inputs: [x] }));
+      let flooded = 0;
+      const flood = Array.from({ length: 120 }, () => unary(flooder.predict.bind(flooder), predictRequest({ model: "slow", inputs: [x] })).then(() => flooded++));
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      await unary(polite.predict.bind(polite), predictRequest({ model: "slow", inputs: [x] }));
+      const before = flooded;
+      await Promise.all(flood);
+      assert.ok(before <= 24, `the polite request waited for ${before} of the flood's 120 requests`);
+    } finally {
+      flooder.close();
+      polite.close();
+      await h.close();
     }
   });
 });
