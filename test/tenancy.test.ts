@@ -14,6 +14,8 @@ import {
   ModelConfigRequest,
   ModelInferRequest,
   ModelMetadataRequest,
+  ModelReadyRequest,
+  ModelStatisticsRequest,
   RepositoryIndexRequest,
   RepositoryModelLoadRequest,
 } from "@aiaas/sdk/gen/inference";
@@ -137,6 +139,12 @@ describe("tenants, keys, quotas", () => {
           ["OIP ModelMetadata", (name) => raw(oip.modelMetadata.bind(oip) as never, ModelMetadataRequest.fromPartial({ name }), tenant)],
           ["OIP ModelConfig", (name) => raw(oip.modelConfig.bind(oip) as never, ModelConfigRequest.fromPartial({ name }), tenant)],
           ["OIP RepositoryModelLoad", (name) => raw(oip.repositoryModelLoad.bind(oip) as never, RepositoryModelLoadRequest.fromPartial({ modelName: name }), tenant)],
+          ["OIP ModelStatistics", (name) => raw(oip.modelStatistics.bind(oip) as never, ModelStatisticsRequest.fromPartial({ name }), tenant)],
+          ["OIP ModelReady", async (name) => {
+            const r = await raw<{ ready: boolean }>(oip.modelReady.bind(oip) as never, ModelReadyRequest.fromPartial({ name }), tenant);
+            // ModelReady answers false rather than NOT_FOUND; another tenant's model must look as absent.
+            if (!r.ready) throw Object.assign(new Error("not ready"), { code: status.NOT_FOUND, details: `ready=false for ${name}` });
+          }],
           ["UnloadModel", (name) => c.models.unload(name)],
         ];
         for (const [rpc, call] of cells) {
