@@ -10,6 +10,7 @@ import { promisify } from "node:util";
 import { pino } from "pino";
 import { startServer, type RunningServer } from "@aiaas/server";
 import { aiaas } from "./support/cli.js";
+import { copyEmbeddedModels, type EmbeddedModels } from "./support/embedded-models.js";
 
 const run = promisify(execFile);
 const root = new URL("..", import.meta.url).pathname;
@@ -17,11 +18,16 @@ const root = new URL("..", import.meta.url).pathname;
 describe("examples and CLI client commands against models/", () => {
   let server: RunningServer;
   let env: NodeJS.ProcessEnv;
+  let models: EmbeddedModels;
   before(async () => {
-    server = await startServer({ modelsDir: join(root, "models"), host: "127.0.0.1", port: 0, providers: "cpu", logger: pino({ level: "silent" }) });
+    models = await copyEmbeddedModels();
+    server = await startServer({ modelsDir: models.dir, host: "127.0.0.1", port: 0, providers: "cpu", logger: pino({ level: "silent" }) });
     env = { ...process.env, AIAAS_ADDRESS: server.address };
   });
-  after(() => server.shutdown());
+  after(async () => {
+    await server.shutdown();
+    await models.remove();
+  });
 
   const tsx = (script: string, extra: NodeJS.ProcessEnv = {}) =>
     run(process.execPath, ["--import", "tsx", script], { cwd: root, env: { ...env, ...extra } });

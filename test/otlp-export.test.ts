@@ -6,6 +6,7 @@ import { createServer, type Server } from "node:http";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { Tensor, createClient } from "@aiaas/sdk";
+import { copyEmbeddedModels } from "./support/embedded-models.js";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -26,8 +27,10 @@ describe("OTLP export from the OTEL_* environment", () => {
   });
   after(() => new Promise<void>((resolve) => collector.close(() => resolve())));
 
-  it("exports traces and metrics of real traffic", { timeout: 60_000 }, async () => {
-    const server = spawn(process.execPath, ["server/dist/bin/aiaas.js", "serve", "--models", "models", "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu"], {
+  it("exports traces and metrics of real traffic", { timeout: 60_000 }, async (t) => {
+    const models = await copyEmbeddedModels();
+    t.after(() => models.remove());
+    const server = spawn(process.execPath, ["server/dist/bin/aiaas.js", "serve", "--models", models.dir, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu"], {
       cwd: root,
       stdio: ["ignore", "pipe", "inherit"],
       env: { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_METRIC_EXPORT_INTERVAL: "300", OTEL_BSP_SCHEDULE_DELAY: "100" },

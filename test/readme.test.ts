@@ -6,6 +6,7 @@ import { readFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
+import { copyEmbeddedModels, type EmbeddedModels } from "./support/embedded-models.js";
 
 const run = promisify(execFile);
 const root = new URL("..", import.meta.url).pathname;
@@ -21,9 +22,11 @@ describe("the README's session and the CLI", () => {
   let server: ChildProcess;
   let address = "";
   const logs: string[] = [];
+  let models: EmbeddedModels;
 
   before(async () => {
-    server = spawn(process.execPath, ["server/dist/bin/aiaas.js", "serve", "--models", "models", "--host", "127.0.0.1", "--port", "0", "--http-port", "0"], {
+    models = await copyEmbeddedModels();
+    server = spawn(process.execPath, ["server/dist/bin/aiaas.js", "serve", "--models", models.dir, "--host", "127.0.0.1", "--port", "0", "--http-port", "0"], {
       cwd: root,
       stdio: ["ignore", "pipe", "inherit"],
     });
@@ -37,8 +40,9 @@ describe("the README's session and the CLI", () => {
       server.once("exit", (code) => reject(new Error(`aiaas serve exited with ${code}:\n${logs.join("\n")}`)));
     });
   });
-  after(() => {
+  after(async () => {
     if (server.exitCode === null) server.kill("SIGKILL");
+    await models.remove();
   });
 
   it("answers the README's buf curl commands", async () => {

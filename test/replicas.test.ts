@@ -5,11 +5,12 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { Tensor, createClient } from "@aiaas/sdk";
+import { copyEmbeddedModels, type EmbeddedModels } from "./support/embedded-models.js";
 
 const root = new URL("..", import.meta.url).pathname;
 
-function startReplica(): Promise<{ child: ChildProcess; address: string }> {
-  const child = spawn(process.execPath, ["server/dist/bin/aiaas.js", "serve", "--models", "models", "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu", "--log-level", "info"], {
+function startReplica(models: string): Promise<{ child: ChildProcess; address: string }> {
+  const child = spawn(process.execPath, ["server/dist/bin/aiaas.js", "serve", "--models", models, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu", "--log-level", "info"], {
     cwd: root,
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -24,11 +25,14 @@ function startReplica(): Promise<{ child: ChildProcess; address: string }> {
 
 describe("three replicas behind one client", () => {
   let replicas: Array<{ child: ChildProcess; address: string }>;
+  let models: EmbeddedModels;
   before(async () => {
-    replicas = await Promise.all([startReplica(), startReplica(), startReplica()]);
+    models = await copyEmbeddedModels();
+    replicas = await Promise.all([startReplica(models.dir), startReplica(models.dir), startReplica(models.dir)]);
   });
-  after(() => {
+  after(async () => {
     for (const r of replicas) if (r.child.exitCode === null) r.child.kill("SIGKILL");
+    await models.remove();
   });
 
   it("spreads calls across all replicas and rides through one stopping", { timeout: 60_000 }, async () => {

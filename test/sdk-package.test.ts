@@ -1,5 +1,6 @@
 // The SDK as a dependency: its public types hold at compile time, and the packed tarball installs into an
-// app outside the workspace (offline, from the npm cache) and talks to a real server by package name.
+// app outside the workspace (from the npm cache where it can, else the registry: a cold cache after `npm ci`
+// lacks the registry metadata an --offline install needs) and talks to a real server by package name.
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
@@ -44,7 +45,8 @@ describe("the SDK package", () => {
       assert.match(listing, /package\/dist\/index\.d\.ts/);
       assert.doesNotMatch(listing, /onnxruntime/);
       await writeFile(join(app, "package.json"), JSON.stringify({ name: "sdk-consumer", private: true, type: "module" }));
-      await run("npm", ["install", "--offline", "--no-audit", "--no-fund", "--silent", join(app, tarball)], { cwd: app });
+      // --loglevel=error rather than --silent: a failure shows npm's own error.
+      await run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error", join(app, tarball)], { cwd: app });
       const { stdout: tree } = await run("npm", ["ls", "--all", "--parseable"], { cwd: app });
       assert.doesNotMatch(tree, /onnxruntime/, "the SDK has no native dependency");
       await writeFile(
@@ -67,11 +69,12 @@ client.close();
       assert.equal(tarballs.length, 2);
       const { stdout: listing } = await run("tar", ["-tzf", tarballs.find((t) => t.includes("server"))!]);
       assert.match(listing, /package\/proto\/inference\/grpc_service\.proto/, "the contracts ship for reflection");
-      await writeFile(join(app, ".npmrc"), "onnxruntime-node-install=skip\n");
+      // An app skips onnxruntime-node's CUDA download the way this repository does: npm's allowScripts.
+      await writeFile(join(app, "package.json"), JSON.stringify({ name: "sdk-consumer", private: true, type: "module", allowScripts: { "onnxruntime-node": false, protobufjs: false } }));
       // The server's ranges may resolve newer than the workspace's lock: prefer the cache, fetch from the registry if needed.
-      await run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--silent", ...tarballs], { cwd: app });
+      await run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error", ...tarballs], { cwd: app });
       // The `aiaas` command npm linked for the installed package (npx would put a process between us and it).
-      const server = spawn(join(app, "node_modules/.bin/aiaas"), ["serve", "--models", join(root, "models"), "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu"], {
+      const server = spawn(join(app, "node_modules/.bin/aiaas"), ["serve", "--models", h.root, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu"], {
         cwd: app,
         stdio: ["ignore", "pipe", "inherit"],
       });
