@@ -160,3 +160,20 @@ describe("operations HTTP port with tenants", () => {
     }
   });
 });
+
+describe("/metrics before any request", () => {
+  it("names the service and shows the server's own gauges from the start", async () => {
+    const metrics = installTelemetry({ prometheus: true, env: {} }).metricsHandler;
+    const h = await startHarness({ affine: { model: affineModel() }, other: { model: affineModel() } }, { http: { port: 0, metrics } });
+    try {
+      const text = await (await fetch(`http://127.0.0.1:${h.server.httpPort}/metrics`)).text();
+      assert.doesNotMatch(text, /no registered metrics/);
+      assert.match(text, /target_info\{[^}]*service_name="aiaas"/);
+      assert.doesNotMatch(text, /unknown_service/);
+      assert.match(text, /^aiaas_model_versions_ready(\{[^}]*\})? [1-9]/m, "two versions serve");
+      assert.match(text, /^aiaas_connections(\{[^}]*\})? \d+/m);
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -22,14 +22,16 @@ describe("the README's session and the CLI", () => {
   let server: ChildProcess;
   let address = "";
   const logs: string[] = [];
+  let stderr = "";
   let models: EmbeddedModels;
 
   before(async () => {
     models = await copyEmbeddedModels();
     server = spawn(process.execPath, ["server/dist/bin/aiaas.js", "serve", "--models", models.dir, "--host", "127.0.0.1", "--port", "0", "--http-port", "0"], {
       cwd: root,
-      stdio: ["ignore", "pipe", "inherit"],
+      stdio: ["ignore", "pipe", "pipe"],
     });
+    server.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
     address = await new Promise<string>((resolve, reject) => {
       const lines = createInterface({ input: server.stdout! });
       lines.on("line", (line) => {
@@ -92,6 +94,8 @@ describe("the README's session and the CLI", () => {
     // This machine has no GPU and the default install has no CUDA binaries; `--providers` defaults to auto.
     const fallback = logs.filter((l) => l.includes("CUDA execution provider unavailable, falling back to CPU"));
     assert.equal(fallback.length, 1, logs.join("\n"));
+    // ...and only that line: no native ONNX Runtime error leaks to stderr on a CPU machine.
+    assert.equal(stderr, "", "nothing on stderr");
     assert.ok(logs.some((l) => l.includes("mnist-cnn:1 runs on CPU")));
   });
 

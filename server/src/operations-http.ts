@@ -2,12 +2,14 @@ import { createServer, type Server } from "node:http";
 import type { Logger } from "pino";
 import type { MetricsHandler } from "./telemetry-setup.js";
 import type { ModelRegistry } from "./repository/index.js";
+import { listenError } from "./listen-error.js";
 
 export interface OperationsHttpOptions {
   readonly host: string;
   /** 0 picks a free port. */
   readonly port: number;
-  readonly registry: ModelRegistry;
+  /** The public models; undefined while the server is still loading them (not ready). */
+  readonly registry: () => ModelRegistry | undefined;
   readonly isServing: () => boolean;
   readonly metrics?: MetricsHandler;
   /** Whether a scrape may read /metrics, from its authorization header; absent: anyone may. */
@@ -26,7 +28,6 @@ export interface OperationsHttp {
  * series name tenants and their models and so may need a bearer token. It serves no payloads.
  */
 export async function startOperationsHttp(options: OperationsHttpOptions): Promise<OperationsHttp> {
-  const { registry } = options;
   const send = (res: import("node:http").ServerResponse, code: number, body: object): void => {
     res.writeHead(code, { "content-type": "application/json" }).end(JSON.stringify(body));
   };
@@ -36,12 +37,15 @@ export async function startOperationsHttp(options: OperationsHttpOptions): Promi
     if (path === "/v2/health/live") return send(res, 200, { live: true });
     if (path === "/v2/health/ready") {
       // Ready once nothing is loading and the server is not shutting down.
-      const ready = options.isServing() && registry.list().every((m) => m.state !== "loading");
+      const registry = options.registry();
+      const ready = options.isServing() && registry !== undefined && registry.list().every((m) => m.state !== "loading");
       return send(res, ready ? 200 : 503, { ready });
     }
     const model = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/ready$/.exec(path);
     if (model) {
       const [name, version] = [decodeURIComponent(model[1]), model[2] ? decodeURIComponent(model[2]) : ""];
+      const registry = options.registry();
+      if (!registry) return send(res, 503, { name, ready: false, error: "the server is starting: models are loading" });
       try {
         registry.resolve(name, version);
         return send(res, 200, { name, ready: true });
@@ -61,7 +65,7 @@ export async function startOperationsHttp(options: OperationsHttpOptions): Promi
     send(res, 404, { error: `no route ${path}` });
   });
   const port = await new Promise<number>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (error) => reject(listenError(error, options.host, options.port, "--http-port")));
     server.listen(options.port, options.host, () => resolve((server.address() as { port: number }).port));
   });
   options.logger.info({ httpPort: port }, `operations HTTP (health, metrics) on ${options.host}:${port}`);

@@ -7,12 +7,23 @@ import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { AdminService, ModelsService, TrainingService } from "@aiaas/sdk/gen";
 import { GRPCInferenceServiceService } from "@aiaas/sdk/gen/inference";
-import { readFileSync } from "node:fs";
+import { constants, readFileSync } from "node:fs";
+import { access, stat } from "node:fs/promises";
 import { probeCuda } from "./cuda-probe.js";
 import { startOperationsHttp } from "./operations-http.js";
 import type { MetricsHandler } from "./telemetry-setup.js";
 import { createModelScopes, type ModelRegistry, type ModelScopes } from "./repository/index.js";
-import { KeyStore, Quotas, createAuditLog, createAuthenticator, metricsAccess, type Limits, type ResolvedLimits } from "./auth/index.js";
+import {
+  KeyStore,
+  Quotas,
+  createAuditLog,
+  createAuthenticator,
+  metricsAccess,
+  type AuditLog,
+  type Authenticator,
+  type Limits,
+  type ResolvedLimits,
+} from "./auth/index.js";
 import { createAdminService } from "./rpc/admin-service.js";
 import { parseProviders, type ProviderName } from "./runtime/index.js";
 import { createInferenceService } from "./rpc/inference-service.js";
@@ -24,7 +35,10 @@ import { inferenceServiceDefinition } from "./rpc/zero-copy-service.js";
 import { PROTO_ROOT, SERVED_PROTOS } from "./rpc/proto-files.js";
 import { withProtocMapEntryNames } from "./rpc/reflection-descriptors.js";
 import { withSafeDecoding } from "./rpc/request-decoding.js";
-import { listen } from "./rpc/listener.js";
+import { listen, type Listener } from "./rpc/listener.js";
+import { observeServer } from "./telemetry.js";
+import type { HandlerEnv } from "./rpc/handlers.js";
+import { ServerError, failedPrecondition, invalidArgument } from "./errors.js";
 
 export interface ServeOptions {
   /** The model repository: `<dir>/<model>/<version>/model.onnx` and optional `<dir>/<model>/config.json`. */
@@ -158,34 +172,9 @@ async function selectProviders(requested: readonly ProviderName[] | string, logg
   return ["cpu"];
 }
 
-export async function startServer(options: ServeOptions): Promise<RunningServer> {
-  const logger = options.logger ?? pino({ name: "aiaas" });
-  const maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
-  const providers = await selectProviders(options.providers ?? "auto", logger);
-  const keys = options.auth ? await KeyStore.open(options.auth.keysFile, { watch: true }) : undefined;
-  const tenantRoot = options.auth ? (options.auth.tenantModelsDir ?? `${options.modelsDir.replace(/\/+$/, "")}.tenants`) : undefined;
-  if (keys) {
-    logger.info({ keys: options.auth!.keysFile, tenantModels: tenantRoot }, `API keys required (store ${options.auth!.keysFile}); tenant models under ${tenantRoot}`);
-  } else {
-    logger.warn("AUTHENTICATION IS OFF: every caller can predict, train and load models. Start with --keys FILE to require API keys.");
-  }
-  logger.info({ models: options.modelsDir, providers }, `loading models from ${options.modelsDir}`);
-  const scopes = await createModelScopes({
-    publicRoot: options.modelsDir,
-    tenantRoot,
-    defaults: {
-      providers,
-      threads: options.threads ?? 1,
-      instanceCount: options.instances ?? Math.min(2, availableParallelism()),
-      maxQueueSize: options.maxQueueSize ?? 4096,
-    },
-    logger,
-  });
-  const registry = scopes.public;
-  const audit = createAuditLog(options.auth?.auditLogger ?? logger);
-  const auth = createAuthenticator({ keys, quotas: new Quotas({ ...DEFAULT_LIMITS, ...options.auth?.defaultLimits }, keys), audit });
-
-  const server = new Server({
+function grpcServer(options: ServeOptions, maxMessageBytes: number): Server {
+  const idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  return new Server({
     "grpc.max_receive_message_length": maxMessageBytes,
     "grpc.max_send_message_length": maxMessageBytes,
     "grpc.keepalive_time_ms": 60_000,
@@ -194,41 +183,59 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     "grpc.keepalive_permit_without_calls": 1,
     // channelz bookkeeping costs every call; nothing here reads it.
     "grpc.enable_channelz": 0,
-    ...((options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS) > 0 ? { "grpc.max_connection_idle_ms": options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS } : {}),
+    ...(idleMs > 0 ? { "grpc.max_connection_idle_ms": idleMs } : {}),
     ...(options.maxConnectionAgeMs
       ? { "grpc.max_connection_age_ms": options.maxConnectionAgeMs, "grpc.max_connection_age_grace_ms": 30_000 }
       : {}),
   });
-  // Aborted when a graceful shutdown begins, so open streams wind down instead of holding it up.
-  const stopRequested = new AbortController();
-  const env = { logger, serverStopping: stopRequested.signal, auth };
+}
+
+/** The model repository must be a readable folder: said in one line before anything starts. */
+async function checkRepository(dir: string): Promise<void> {
+  try {
+    if (!(await stat(dir)).isDirectory()) throw invalidArgument(`the model repository ${dir} is not a folder; point --models at a folder of <model>/<version>/model.onnx`);
+    await access(dir, constants.R_OK | constants.X_OK);
+  } catch (error) {
+    if (error instanceof ServerError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw invalidArgument(`the model repository ${dir} does not exist; create it (an empty folder serves no models) or point --models at one`);
+    throw failedPrecondition(`the model repository ${dir} cannot be read (${code ?? "error"}); check its permissions`);
+  }
+}
+
+/** Every gRPC service, health and reflection on the server; returns what shutdown needs. */
+function addServices(server: Server, deps: {
+  options: ServeOptions;
+  env: HandlerEnv & { auth: Authenticator };
+  scopes: ModelScopes;
+  keys: KeyStore | undefined;
+  audit: AuditLog;
+  providers: readonly ProviderName[];
+  maxMessageBytes: number;
+  isServing: () => boolean;
+}): { jobs: JobManager; health: HealthImplementation } {
+  const { options, env, scopes } = deps;
   const inferenceDeps = {
     ...env,
     scopes,
-    limits: { maxTensorBytes: maxMessageBytes },
+    limits: { maxTensorBytes: deps.maxMessageBytes },
     maxStreamInflight: options.maxStreamInflight ?? 1024,
   };
   server.addService(withSafeDecoding(inferenceServiceDefinition), createInferenceService(inferenceDeps));
   server.addService(withSafeDecoding(ModelsService), createModelsService(scopes, env));
-  server.addService(withSafeDecoding(AdminService), createAdminService(keys, audit, env));
+  server.addService(withSafeDecoding(AdminService), createAdminService(deps.keys, deps.audit, env));
   const jobs = createJobManager({
     checkpointsDir: options.training?.checkpointsDir ?? join(tmpdir(), "aiaas-checkpoints"),
     maxConcurrentJobs: options.training?.maxConcurrentJobs ?? 1,
     threads: options.training?.threads ?? 1,
-    providers: providers.includes("cuda") ? ["cuda", "cpu"] : ["cpu"],
+    providers: deps.providers.includes("cuda") ? ["cuda", "cpu"] : ["cpu"],
     maxDataBytes: options.training?.maxDataBytes ?? 1024 ** 3,
-    logger,
+    logger: env.logger,
   });
   server.addService(withSafeDecoding(TrainingService), createTrainingService(jobs, scopes, { ...env, limits: inferenceDeps.limits }));
-  let serving = true;
   server.addService(
     withSafeDecoding(GRPCInferenceServiceService),
-    createInferenceProtocolService({
-      ...inferenceDeps,
-      serverName: "aiaas",
-      serverVersion: SERVER_VERSION,
-      isServing: () => serving,
-    }),
+    createInferenceProtocolService({ ...inferenceDeps, serverName: "aiaas", serverVersion: SERVER_VERSION, isServing: deps.isServing }),
   );
   const health = new HealthImplementation(Object.fromEntries(["", ...SERVICES].map((s) => [s, "SERVING"])));
   health.addToServer(server);
@@ -243,7 +250,19 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     oneofs: true,
   });
   new ReflectionService(withProtocMapEntryNames(definitions)).addToServer(server);
+  return { jobs, health };
+}
 
+/**
+ * Starts the server: checks the repository, binds the gRPC and HTTP ports (a clash is reported before any
+ * model loads), loads the models, then starts taking calls. A failure at any step releases what was taken
+ * and throws a ServerError whose message is one line a user can act on.
+ */
+export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  const logger = options.logger ?? pino({ name: "aiaas" });
+  const maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
+  await checkRepository(options.modelsDir);
+  const server = grpcServer(options, maxMessageBytes);
   const host = options.host ?? "127.0.0.1";
   const listener = await listen(server, {
     host,
@@ -253,57 +272,119 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     handshakeTimeoutMs: options.handshakeTimeoutMs,
     logger,
   });
-  const port = listener.port;
-  const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
-  const http = options.http
-    ? await startOperationsHttp({
-        host: options.http.host ?? host,
-        port: options.http.port,
-        registry,
-        isServing: () => serving,
-        metrics: options.http.metrics,
-        authorizeMetrics: metricsAccess(keys, { token: options.http.metricsToken, public: options.http.metricsPublic }),
-        logger,
-      })
-    : undefined;
-  logger.info({ address }, `aiaas listening on ${address}`);
-
-  let stopping: Promise<void> | undefined;
-  return {
-    port,
-    httpPort: http?.port,
-    address,
-    registry,
-    scopes,
-    keys,
-    jobs,
-    logger,
-    shutdown() {
-      stopping ??= (async () => {
+  let serving = false;
+  let scopes: ModelScopes | undefined;
+  let keys: KeyStore | undefined;
+  let http: Awaited<ReturnType<typeof startOperationsHttp>> | undefined;
+  try {
+    keys = options.auth ? await KeyStore.open(options.auth.keysFile, { watch: true }) : undefined;
+    http = options.http
+      ? await startOperationsHttp({
+          host: options.http.host ?? host,
+          port: options.http.port,
+          registry: () => scopes?.public,
+          isServing: () => serving,
+          metrics: options.http.metrics,
+          authorizeMetrics: metricsAccess(keys, { token: options.http.metricsToken, public: options.http.metricsPublic }),
+          logger,
+        })
+      : undefined;
+    const providers = await selectProviders(options.providers ?? "auto", logger);
+    const tenantRoot = options.auth ? (options.auth.tenantModelsDir ?? `${options.modelsDir.replace(/\/+$/, "")}.tenants`) : undefined;
+    if (keys) {
+      logger.info({ keys: options.auth!.keysFile, tenantModels: tenantRoot }, `API keys required (store ${options.auth!.keysFile}); tenant models under ${tenantRoot}`);
+    } else {
+      logger.warn("AUTHENTICATION IS OFF: every caller can predict, train and load models. Start with --keys FILE to require API keys.");
+    }
+    logger.info({ models: options.modelsDir, providers }, `loading models from ${options.modelsDir}`);
+    scopes = await createModelScopes({
+      publicRoot: options.modelsDir,
+      tenantRoot,
+      defaults: {
+        providers,
+        threads: options.threads ?? 1,
+        instanceCount: options.instances ?? Math.min(2, availableParallelism()),
+        maxQueueSize: options.maxQueueSize ?? 4096,
+      },
+      logger,
+    });
+    const audit = createAuditLog(options.auth?.auditLogger ?? logger);
+    const auth = createAuthenticator({ keys, quotas: new Quotas({ ...DEFAULT_LIMITS, ...options.auth?.defaultLimits }, keys), audit });
+    // Aborted when a graceful shutdown begins, so open streams wind down instead of holding it up.
+    const stopRequested = new AbortController();
+    const env = { logger, serverStopping: stopRequested.signal, auth };
+    const { jobs, health } = addServices(server, { options, env, scopes, keys, audit, providers, maxMessageBytes, isServing: () => serving });
+    listener.accept();
+    serving = true;
+    const allScopes = scopes;
+    const unobserve = observeServer({
+      connections: () => listener.connections(),
+      versionsReady: () => allScopes.all().reduce((n, r) => n + r.list().reduce((m, model) => m + model.versions.filter((v) => v.state === "ready").length, 0), 0),
+    });
+    const address = `${host.includes(":") ? `[${host}]` : host}:${listener.port}`;
+    logger.info({ address }, `aiaas listening on ${address}`);
+    const parts = { server, listener, jobs, scopes, keys, http, health, stopRequested, logger };
+    return {
+      port: listener.port,
+      httpPort: http?.port,
+      address,
+      registry: scopes.public,
+      scopes,
+      keys,
+      jobs,
+      logger,
+      shutdown: once(() => {
         serving = false;
-        stopRequested.abort();
-        const closing = listener.close();
-        for (const s of ["", ...SERVICES]) health.setStatus(s, "NOT_SERVING");
-        const grace = options.shutdownGraceMs ?? 10_000;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => {
-            logger.warn(`calls still running after ${grace} ms; cancelling them`);
-            server.forceShutdown();
-            resolve();
-          }, grace);
-          server.tryShutdown(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-        await closing;
-        await jobs.close();
-        await scopes.close();
-        keys?.close();
-        await http?.close();
-        logger.info("aiaas stopped");
-      })();
-      return stopping;
-    },
-  };
+        unobserve();
+        return shutdown(parts, options.shutdownGraceMs ?? 10_000);
+      }),
+    };
+  } catch (error) {
+    await Promise.allSettled([listener.close(), http?.close(), scopes?.close()]);
+    keys?.close();
+    throw error;
+  }
+}
+
+const once = (fn: () => Promise<void>): (() => Promise<void>) => {
+  let running: Promise<void> | undefined;
+  return () => (running ??= fn());
+};
+
+/** Stops taking calls, lets calls in flight finish (up to the grace period), then releases everything. */
+async function shutdown(
+  parts: {
+    server: Server;
+    listener: Listener;
+    jobs: JobManager;
+    scopes: ModelScopes;
+    keys: KeyStore | undefined;
+    http: { close(): Promise<void> } | undefined;
+    health: HealthImplementation;
+    stopRequested: AbortController;
+    logger: Logger;
+  },
+  grace: number,
+): Promise<void> {
+  const { server, logger } = parts;
+  parts.stopRequested.abort();
+  const closing = parts.listener.close();
+  for (const s of ["", ...SERVICES]) parts.health.setStatus(s, "NOT_SERVING");
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      logger.warn(`calls still running after ${grace} ms; cancelling them`);
+      server.forceShutdown();
+      resolve();
+    }, grace);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  await closing;
+  await parts.jobs.close();
+  await parts.scopes.close();
+  parts.keys?.close();
+  await parts.http?.close();
+  logger.info("aiaas stopped");
 }

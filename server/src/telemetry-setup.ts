@@ -3,10 +3,14 @@ import { metrics } from "@opentelemetry/api";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
 import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from "@opentelemetry/sdk-metrics";
 import { BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
+import { readFileSync } from "node:fs";
 import { refreshInstruments } from "./telemetry.js";
+
+const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 export type MetricsHandler = (request: IncomingMessage, response: ServerResponse) => void;
 
@@ -49,12 +53,16 @@ export function installTelemetry(options: { readonly prometheus: boolean; readon
     const interval = Number(env.OTEL_METRIC_EXPORT_INTERVAL ?? 60_000);
     readers.push(new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter(), exportIntervalMillis: interval > 0 ? interval : 60_000 }));
   }
-  const meterProvider = readers.length ? new MeterProvider({ readers }) : undefined;
+  // The service names itself (OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES still win, as the standard says).
+  const resource = defaultResource()
+    .merge(resourceFromAttributes({ "service.name": "aiaas", "service.version": VERSION }))
+    .merge(resourceFromAttributes(resourceFromEnv(env)));
+  const meterProvider = readers.length ? new MeterProvider({ readers, resource }) : undefined;
   if (meterProvider) {
     metrics.setGlobalMeterProvider(meterProvider);
     refreshInstruments();
   }
-  const tracerProvider = otlp.traces ? new NodeTracerProvider({ spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())] }) : undefined;
+  const tracerProvider = otlp.traces ? new NodeTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())] }) : undefined;
   // The server's tracer comes from the API's proxy, so spans started after this reach the exporter.
   tracerProvider?.register();
   installed = {
@@ -65,4 +73,20 @@ export function installTelemetry(options: { readonly prometheus: boolean; readon
     },
   };
   return installed;
+}
+
+/** OTEL_RESOURCE_ATTRIBUTES (key=value,…, percent-encoded) and OTEL_SERVICE_NAME, which takes precedence. */
+function resourceFromEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const attributes: Record<string, string> = {};
+  for (const pair of (env.OTEL_RESOURCE_ATTRIBUTES ?? "").split(",")) {
+    const at = pair.indexOf("=");
+    if (at <= 0) continue;
+    try {
+      attributes[decodeURIComponent(pair.slice(0, at).trim())] = decodeURIComponent(pair.slice(at + 1).trim());
+    } catch {
+      // a malformed pair is skipped, as the specification allows
+    }
+  }
+  if (env.OTEL_SERVICE_NAME) attributes["service.name"] = env.OTEL_SERVICE_NAME;
+  return attributes;
 }

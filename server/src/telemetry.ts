@@ -25,3 +25,26 @@ export let instruments = createInstruments(metrics.getMeter("aiaas.server"));
 export function refreshInstruments(): void {
   instruments = createInstruments(metrics.getMeter("aiaas.server"));
 }
+
+/** What the server reports about itself whenever it is scraped, before and between requests. */
+export interface ServerGauges {
+  /** Client connections open now. */
+  connections(): Promise<number>;
+  /** Model versions that serve now (no names: those are the tenants' business). */
+  versionsReady(): number;
+}
+
+/** Registers the server's observable gauges on the current meter; returns their removal (at shutdown). */
+export function observeServer(gauges: ServerGauges): () => void {
+  const meter = metrics.getMeter("aiaas.server");
+  const connections = meter.createObservableUpDownCounter("aiaas.connections", { description: "Open client connections" });
+  const ready = meter.createObservableGauge("aiaas.model.versions_ready", { description: "Model versions that serve" });
+  const observe = async (result: { observe(value: number): void }): Promise<void> => result.observe(await gauges.connections());
+  const observeReady = (result: { observe(value: number): void }): void => result.observe(gauges.versionsReady());
+  connections.addCallback(observe);
+  ready.addCallback(observeReady);
+  return () => {
+    connections.removeCallback(observe);
+    ready.removeCallback(observeReady);
+  };
+}

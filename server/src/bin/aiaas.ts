@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, type OptionValues } from "commander";
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { pino } from "pino";
@@ -7,21 +8,34 @@ import { parseProviders } from "../runtime/index.js";
 import { addClientCommands } from "../cli/client-commands.js";
 import { installTelemetry } from "../telemetry-setup.js";
 import { startServer } from "../server.js";
+import { ServerError } from "../errors.js";
+import { status } from "@grpc/grpc-js";
 
-const integer = (min: number) => (value: string): number => {
+const integer = (min: number, max = Number.MAX_SAFE_INTEGER) => (value: string): number => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(max < Number.MAX_SAFE_INTEGER ? `expected an integer from ${min} to ${max}` : `expected an integer >= ${min}`);
   return n;
 };
 
-const program = new Command("aiaas").description("AI models as a service: serve and train ONNX models over gRPC");
+const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+
+const program = new Command("aiaas")
+  .description("AI models as a service: serve and train ONNX models over gRPC")
+  .version(VERSION, "-V, --version", "print the version")
+  .showHelpAfterError("(run with --help for usage)");
+// Usage errors (unknown option or command, missing or bad argument) exit 2, as the README says; help and
+// --version exit 0. Set before the commands are added, so every subcommand inherits it.
+program.exitOverride((error) => {
+  if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help") process.exit(0);
+  process.exit(error.exitCode === 0 ? 0 : 2);
+});
 
 program
   .command("serve")
   .description("serve a model repository over gRPC")
   .option("--models <dir>", "model repository: <dir>/<model>/<version>/model.onnx", "models")
   .option("--host <host>", "address to listen on", "0.0.0.0")
-  .option("--port <port>", "port to listen on (0 picks a free one)", integer(0), 50051)
+  .option("--port <port>", "port to listen on (0 picks a free one)", integer(0, 65535), 50051)
   .option("--providers <list>", "execution providers in order of preference (cuda,cpu), or auto: CUDA when available, else CPU", "auto")
   .option("--threads <n>", "intra-op threads per session", integer(1), 1)
   .option("--instances <n>", "sessions (worker threads) per model version (default: min(2, cores))", integer(1))
@@ -50,85 +64,106 @@ program
   .option("--max-jobs-per-tenant <n>", "default training jobs queued or running per tenant", integer(1), 2)
   .option("--log-level <level>", "fatal, error, warn, info, debug", "info")
   .action(async (opts) => {
-    const logger = pino({ name: "aiaas", level: opts.logLevel });
-    let providers: string | ReturnType<typeof parseProviders> = "auto";
     try {
-      if (opts.providers !== "auto") providers = parseProviders(opts.providers);
+      await serve(opts);
     } catch (error) {
-      program.error((error as Error).message, { exitCode: 2 });
+      // One line, no stack: what failed, where, and what to do. Bad arguments exit 2, runtime failures 1.
+      const e = error instanceof ServerError ? error : undefined;
+      const message = e?.message ?? fileError(error) ?? `${(error as Error).message ?? String(error)} (an unexpected error; run with --log-level debug and report it)`;
+      console.error(`error: ${message}`);
+      if (!e && !fileError(error)) pino({ name: "aiaas", level: "debug" }).debug({ err: error }, "startup failed");
+      process.exit(e?.code === status.INVALID_ARGUMENT || (!e && fileError(error)) ? 2 : 1);
     }
-    if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) program.error("--tls-cert and --tls-key go together", { exitCode: 2 });
-    if (opts.tlsClientCa && !opts.tlsCert) program.error("--tls-client-ca needs --tls-cert and --tls-key", { exitCode: 2 });
-    const tls = opts.tlsCert
-      ? {
-          cert: await readFile(opts.tlsCert),
-          key: await readFile(opts.tlsKey),
-          clientCa: opts.tlsClientCa ? await readFile(opts.tlsClientCa) : undefined,
-        }
-      : undefined;
-    if (!Number.isInteger(opts.httpPort) || opts.httpPort < -1 || opts.httpPort > 65535) program.error("--http-port takes a port number, 0 for any free one, or -1 for none", { exitCode: 2 });
-    const metricsToken = opts.metricsTokenFile ? (await readFile(opts.metricsTokenFile, "utf8")).trim() : process.env.AIAAS_METRICS_TOKEN || undefined;
-    if (opts.metricsTokenFile && !metricsToken) program.error(`--metrics-token-file ${opts.metricsTokenFile} is empty`, { exitCode: 2 });
-    const telemetry = installTelemetry({ prometheus: opts.httpPort >= 0 });
-    if (telemetry.otlp.traces || telemetry.otlp.metrics) {
-      logger.info({ otlp: telemetry.otlp }, "exporting OpenTelemetry over OTLP/HTTP (OTEL_* environment)");
-    }
-    const server = await startServer({
-      http: opts.httpPort >= 0 ? { port: opts.httpPort, metrics: telemetry.metricsHandler, metricsToken, metricsPublic: Boolean(opts.metricsPublic) } : undefined,
-      tls,
-      modelsDir: resolve(opts.models),
-      host: opts.host,
-      port: opts.port,
-      providers,
-      threads: opts.threads,
-      instances: opts.instances,
-      maxMessageBytes: opts.maxMessageBytes,
-      maxQueueSize: opts.maxQueueSize,
-      shutdownGraceMs: opts.shutdownGraceMs,
-      maxConnectionAgeMs: opts.maxConnectionAgeMs || undefined,
-      maxConnections: opts.maxConnections,
-      handshakeTimeoutMs: opts.handshakeTimeoutMs,
-      idleTimeoutMs: opts.idleTimeoutMs,
-      auth: opts.keys
-        ? {
-            keysFile: resolve(opts.keys),
-            tenantModelsDir: opts.tenantModels ? resolve(opts.tenantModels) : undefined,
-            defaultLimits: {
-              requestsPerSecond: opts.rateLimit,
-              burst: opts.burst,
-              maxInFlight: opts.maxInFlight,
-              maxConcurrentJobs: opts.maxJobsPerTenant,
-              maxTrainDataBytes: opts.maxTrainDataBytes,
-            },
-          }
-        : undefined,
-      training: {
-        maxConcurrentJobs: opts.maxConcurrentJobs,
-        threads: opts.trainThreads,
-        maxDataBytes: opts.maxTrainDataBytes,
-        checkpointsDir: opts.checkpoints ? resolve(opts.checkpoints) : undefined,
-      },
-      logger,
-    });
-    let signals = 0;
-    const stop = (signal: string): void => {
-      if (++signals > 1) {
-        logger.warn(`${signal} again: exiting now`);
-        process.exit(1);
-      }
-      logger.info(`${signal}: finishing calls in flight, then exiting`);
-      server.shutdown().then(
-        // Flush telemetry last, so the shutdown's own spans and final counts are exported too.
-        () => telemetry.shutdown().then(() => process.exit(0)),
-        (error) => {
-          logger.error({ err: error }, "shutdown failed");
-          process.exit(1);
-        },
-      );
-    };
-    process.on("SIGTERM", () => stop("SIGTERM"));
-    process.on("SIGINT", () => stop("SIGINT"));
   });
+
+/** A missing or unreadable file named on the command line, as one line; undefined for other errors. */
+function fileError(error: unknown): string | undefined {
+  const e = error as NodeJS.ErrnoException;
+  if (!e?.path || !["ENOENT", "EACCES", "EISDIR", "ENOTDIR"].includes(e.code ?? "")) return undefined;
+  const why = { ENOENT: "does not exist", EACCES: "cannot be read (permission denied)", EISDIR: "is a folder, not a file", ENOTDIR: "is not in a folder" }[e.code as "ENOENT"];
+  return `${e.path} ${why}`;
+}
+
+async function serve(opts: OptionValues): Promise<void> {
+  const logger = pino({ name: "aiaas", level: opts.logLevel });
+  let providers: string | ReturnType<typeof parseProviders> = "auto";
+  try {
+    if (opts.providers !== "auto") providers = parseProviders(opts.providers);
+  } catch (error) {
+    program.error((error as Error).message, { exitCode: 2 });
+  }
+  if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) program.error("--tls-cert and --tls-key go together", { exitCode: 2 });
+  if (opts.tlsClientCa && !opts.tlsCert) program.error("--tls-client-ca needs --tls-cert and --tls-key", { exitCode: 2 });
+  const tls = opts.tlsCert
+    ? {
+        cert: await readFile(opts.tlsCert),
+        key: await readFile(opts.tlsKey),
+        clientCa: opts.tlsClientCa ? await readFile(opts.tlsClientCa) : undefined,
+      }
+    : undefined;
+  if (!Number.isInteger(opts.httpPort) || opts.httpPort < -1 || opts.httpPort > 65535) program.error("--http-port takes a port number, 0 for any free one, or -1 for none", { exitCode: 2 });
+  const metricsToken = opts.metricsTokenFile ? (await readFile(opts.metricsTokenFile, "utf8")).trim() : process.env.AIAAS_METRICS_TOKEN || undefined;
+  if (opts.metricsTokenFile && !metricsToken) program.error(`--metrics-token-file ${opts.metricsTokenFile} is empty`, { exitCode: 2 });
+  const telemetry = installTelemetry({ prometheus: opts.httpPort >= 0 });
+  if (telemetry.otlp.traces || telemetry.otlp.metrics) {
+    logger.info({ otlp: telemetry.otlp }, "exporting OpenTelemetry over OTLP/HTTP (OTEL_* environment)");
+  }
+  const server = await startServer({
+    http: opts.httpPort >= 0 ? { port: opts.httpPort, metrics: telemetry.metricsHandler, metricsToken, metricsPublic: Boolean(opts.metricsPublic) } : undefined,
+    tls,
+    modelsDir: resolve(opts.models),
+    host: opts.host,
+    port: opts.port,
+    providers,
+    threads: opts.threads,
+    instances: opts.instances,
+    maxMessageBytes: opts.maxMessageBytes,
+    maxQueueSize: opts.maxQueueSize,
+    shutdownGraceMs: opts.shutdownGraceMs,
+    maxConnectionAgeMs: opts.maxConnectionAgeMs || undefined,
+    maxConnections: opts.maxConnections,
+    handshakeTimeoutMs: opts.handshakeTimeoutMs,
+    idleTimeoutMs: opts.idleTimeoutMs,
+    auth: opts.keys
+      ? {
+          keysFile: resolve(opts.keys),
+          tenantModelsDir: opts.tenantModels ? resolve(opts.tenantModels) : undefined,
+          defaultLimits: {
+            requestsPerSecond: opts.rateLimit,
+            burst: opts.burst,
+            maxInFlight: opts.maxInFlight,
+            maxConcurrentJobs: opts.maxJobsPerTenant,
+            maxTrainDataBytes: opts.maxTrainDataBytes,
+          },
+        }
+      : undefined,
+    training: {
+      maxConcurrentJobs: opts.maxConcurrentJobs,
+      threads: opts.trainThreads,
+      maxDataBytes: opts.maxTrainDataBytes,
+      checkpointsDir: opts.checkpoints ? resolve(opts.checkpoints) : undefined,
+    },
+    logger,
+  });
+  let signals = 0;
+  const stop = (signal: string): void => {
+    if (++signals > 1) {
+      logger.warn(`${signal} again: exiting now`);
+      process.exit(1);
+    }
+    logger.info(`${signal}: finishing calls in flight, then exiting`);
+    server.shutdown().then(
+      // Flush telemetry last, so the shutdown's own spans and final counts are exported too.
+      () => telemetry.shutdown().then(() => process.exit(0)),
+      (error) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
 
 addClientCommands(program);
 

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
 import type { Server, ServerCredentials } from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import { listenError } from "../listen-error.js";
 import { restoreDuplicateHeaders } from "./duplicate-headers.js";
 
 export interface ListenerOptions {
@@ -21,6 +22,11 @@ export interface ListenerOptions {
 
 export interface Listener {
   readonly port: number;
+  /**
+   * Starts serving connections. The port is bound (and its clash reported) before the models load; until
+   * this is called, connections wait in the kernel's and this queue.
+   */
+  accept(): void;
   /** Connections open now. */
   connections(): Promise<number>;
   /** Stops accepting connections (grpc-js closes the ones it has). */
@@ -62,9 +68,9 @@ export async function listen(server: Server, options: ListenerOptions): Promise<
   const handshakeMs = options.handshakeTimeoutMs ?? 10_000;
   let refusedSinceLog = 0;
   let lastRefusalLog = 0;
-  const net = createServer({ noDelay: true }, (socket: Socket) => {
-    // Stray errors of a connection (resets) are the connection's business, not the process's.
-    socket.on("error", () => undefined);
+  let pending: Socket[] | undefined = [];
+  const serve = (socket: Socket): void => {
+    if (socket.destroyed) return;
     if (handshakeMs > 0) {
       const timer = setTimeout(() => {
         if (socket.bytesRead < PREFACE_BYTES) socket.destroy();
@@ -73,6 +79,12 @@ export async function listen(server: Server, options: ListenerOptions): Promise<
       socket.once("close", () => clearTimeout(timer));
     }
     injector.injectConnection(socket);
+  };
+  const net = createServer({ noDelay: true }, (socket: Socket) => {
+    // Stray errors of a connection (resets) are the connection's business, not the process's.
+    socket.on("error", () => undefined);
+    if (pending) pending.push(socket);
+    else serve(socket);
   });
   net.maxConnections = maxConnections;
   net.on("drop", () => {
@@ -85,7 +97,10 @@ export async function listen(server: Server, options: ListenerOptions): Promise<
     }
   });
   const port = await new Promise<number>((resolve, reject) => {
-    net.once("error", reject);
+    net.once("error", (error) => {
+      injector.destroy();
+      reject(listenError(error, options.host, options.port, "--port"));
+    });
     net.listen({ host: options.host, port: options.port }, () => {
       net.removeListener("error", reject);
       resolve((net.address() as { port: number }).port);
@@ -93,9 +108,16 @@ export async function listen(server: Server, options: ListenerOptions): Promise<
   });
   return {
     port,
+    accept() {
+      const waiting = pending ?? [];
+      pending = undefined;
+      for (const socket of waiting) serve(socket);
+    },
     connections: () => new Promise<number>((resolve, reject) => net.getConnections((error, count) => (error ? reject(error) : resolve(count)))),
     close: () =>
       new Promise<void>((resolve) => {
+        for (const socket of pending ?? []) socket.destroy();
+        pending = undefined;
         net.close(() => resolve());
         injector.destroy();
       }),
