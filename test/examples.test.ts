@@ -62,16 +62,20 @@ describe("examples and CLI client commands against models/", () => {
       assert.deepEqual(JSON.parse(json.stdout).map((m: { name: string }) => m.name), ["mnist-cnn", "mnist-linear"]);
     });
 
-    it("predicts from a grpcurl-shaped JSON tensor and prints JSON", async () => {
-      const request = JSON.parse(await (await import("node:fs/promises")).readFile(join(root, "examples/requests/predict-digit.json"), "utf8"));
-      await writeFile(join(dir, "digit.json"), JSON.stringify(request.inputs[0]));
-      const result = await cli("predict", "mnist-linear", "--input", `image=${join(dir, "digit.json")}`, "--output", "probabilities");
-      assert.equal(result.code, 0, result.stderr);
-      const out = JSON.parse(result.stdout);
-      assert.equal(out.outputs[0].name, "probabilities");
-      assert.equal(out.outputs[0].datatype, "DATA_TYPE_FP32");
-      const p: number[] = out.outputs[0].fp32Data;
-      assert.equal(p.indexOf(Math.max(...p)), 4);
+    it("predicts from the shipped files as the README writes it: one JSON tensor, or a whole grpcurl request", async () => {
+      for (const file of ["examples/requests/digit.json", "examples/requests/predict-digit.json"]) {
+        const result = await cli("predict", "mnist-linear", "--input", `image=${join(root, file)}`, "--output", "probabilities");
+        assert.equal(result.code, 0, `${file}: ${result.stderr}`);
+        const out = JSON.parse(result.stdout);
+        assert.equal(out.outputs[0].name, "probabilities");
+        assert.equal(out.outputs[0].datatype, "DATA_TYPE_FP32");
+        const p: number[] = out.outputs[0].fp32Data;
+        assert.equal(p.indexOf(Math.max(...p)), 4, file);
+      }
+      await writeFile(join(dir, "two.json"), JSON.stringify({ inputs: [{ name: "a", datatype: "DATA_TYPE_FP32", shape: [1], fp32_data: [1] }, { name: "b", datatype: "DATA_TYPE_FP32", shape: [1], fp32_data: [1] }] }));
+      const none = await cli("predict", "mnist-linear", "--input", `image=${join(dir, "two.json")}`);
+      assert.equal(none.code, 2);
+      assert.match(none.stderr, /the request's inputs \("a", "b"\) have none named "image"/);
     });
 
     it("exits 1 with the server's message when the server refuses, 2 on a bad input file", async () => {
@@ -82,6 +86,10 @@ describe("examples and CLI client commands against models/", () => {
       const missing = await cli("predict", "mnist-linear", "--input", `image=${join(dir, "nope.json")}`);
       assert.equal(missing.code, 2);
       assert.match(missing.stderr, /cannot read/);
+      await writeFile(join(dir, "typo.json"), JSON.stringify({ datatype: "DATA_TYPE_FP33", shape: [2], fp32_data: [1, 2] }));
+      const typo = await cli("predict", "mnist-linear", "--input", `image=${join(dir, "typo.json")}`);
+      assert.equal(typo.code, 2);
+      assert.equal(typo.stderr.split("--input image").length - 1, 1, `the prefix appears once: ${typo.stderr}`);
       await writeFile(join(dir, "bad.json"), JSON.stringify({ datatype: "DATA_TYPE_FP32", shape: [2], fp32_data: [1] }));
       const mismatch = await cli("predict", "mnist-linear", "--input", `image=${join(dir, "bad.json")}`);
       assert.equal(mismatch.code, 2, "a tensor whose values do not fill its shape is a bad input file");

@@ -257,6 +257,43 @@ describe("tenants, keys, quotas", () => {
     assert.equal(v2.message.replace('"2"', "N").replace(" 2", " N"), v3.message.replace('"3"', "N").replace(" 3", " N"));
   });
 
+  it("the platform operator (an admin key) sees, lists by tenant and cancels every tenant's jobs; tenants see only theirs", async () => {
+    const admin = client("admin");
+    const all = await admin.jobs.list();
+    const alphaJobs = (await client("alpha").jobs.list()).map((j) => j.id);
+    const betaJobs = (await client("beta").jobs.list()).map((j) => j.id);
+    assert.ok(alphaJobs.length > 0 && betaJobs.length > 0, "both tenants trained earlier");
+    for (const id of [...alphaJobs, ...betaJobs]) assert.ok(all.some((j) => j.id === id), `the admin lists ${id}`);
+    assert.ok(all.every((j) => j.tenant === "alpha" || j.tenant === "beta"), "each job names its tenant");
+    assert.deepEqual((await admin.jobs.list({ tenant: "alpha" })).map((j) => j.id).sort(), [...alphaJobs].sort());
+    assert.equal((await admin.jobs.get(alphaJobs[0]!)).tenant, "alpha");
+    // A tenant naming another tenant lists nothing; its own list is unchanged.
+    assert.deepEqual(await client("alpha").jobs.list({ tenant: "beta" }), []);
+    // The admin cancels a tenant's running job.
+    const beta = client("beta");
+    const rows = Array.from({ length: 4000 }, (_, i) => [i % 2, (i + 1) % 2, 0.5, 0.25]).flat();
+    const labels = Array.from({ length: 4000 }, (_, i) => BigInt(i % 2));
+    let jobId = "";
+    const watching = (async () => {
+      try {
+        for await (const e of beta.train({ model: "long", architecture: { input: { dims: [4] }, layers: [{ type: "dense", units: 64 }, { type: "dense", units: 2 }] }, epochs: 200, batchSize: 8 }, [
+          { inputs: { input: Tensor.float32([4000, 4], rows) }, labels: Tensor.int64([4000], labels) },
+        ])) {
+          jobId = e.jobId;
+          if (e.type === "metrics") break;
+        }
+      } catch {
+        // the stream ends when the job is cancelled
+      }
+    })();
+    while (!jobId || (await admin.jobs.get(jobId)).state !== "running") await new Promise((resolve) => setTimeout(resolve, 20));
+    const cancelled = await admin.jobs.cancel(jobId);
+    assert.equal(cancelled.tenant, "beta");
+    await watching;
+    for (let i = 0; i < 100 && (await beta.jobs.get(jobId)).state !== "cancelled"; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal((await beta.jobs.get(jobId)).state, "cancelled");
+  });
+
   it("missing, malformed, unknown, expired and revoked keys are UNAUTHENTICATED; a key without the role is PERMISSION_DENIED", async () => {
     assert.equal((await codeOf(client(undefined).predict("shared", X()))).code, status.UNAUTHENTICATED);
     tokens.garbage = "not-a-key";

@@ -51,8 +51,8 @@ export interface TrainChunk {
 /** Training jobs on the server: they outlive the stream that uploaded their data. */
 export interface JobsApi {
   get(jobId: string, options?: CallOptions): Promise<JobInfo>;
-  /** Newest first. */
-  list(options?: CallOptions): Promise<JobInfo[]>;
+  /** Newest first. An admin key lists every tenant's jobs, or one tenant's with `tenant`. */
+  list(options?: CallOptions & { readonly tenant?: string }): Promise<JobInfo[]>;
   /** Stops a job; nothing is published. */
   cancel(jobId: string, options?: CallOptions): Promise<JobInfo>;
   /** The job's events after `afterEventId` (0: all), then live ones until it ends. */
@@ -217,7 +217,7 @@ export function createClient(options: ClientOptions): AiaasClient {
       cancel: (jobId, o) => jobCall("cancelJob", jobId, o),
       list: (o) =>
         retried(o, async (deadline) => {
-          const res = await call<object, { jobs: Job[] }>(training.listJobs.bind(training) as never, {}, deadline, o?.signal);
+          const res = await call<object, { jobs: Job[] }>(training.listJobs.bind(training) as never, { tenant: o?.tenant ?? "" }, deadline, o?.signal);
           return res.jobs.map(jobFromWire);
         }),
       watch: (jobId, o) => events(training.watchJob({ jobId, afterEventId: o?.afterEventId ?? 0n }, metadata()), o?.signal),

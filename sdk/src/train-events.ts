@@ -56,6 +56,8 @@ export interface JobInfo {
   readonly metrics: FinalMetrics | undefined;
   readonly error: { readonly code: number; readonly message: string } | undefined;
   readonly lastEventId: bigint;
+  /** The tenant that owns the job ("" for the operator's jobs when the server has no keys). */
+  readonly tenant: string;
 }
 
 const metricsFrom = (m: WireFinalMetrics): FinalMetrics => ({ ...m, steps: Number(m.steps), validationRows: Number(m.validationRows) });
@@ -97,5 +99,6 @@ export function jobFromWire(j: WireJob): JobInfo {
     metrics: j.metrics && metricsFrom(j.metrics),
     error: j.error && { code: j.error.code, message: j.error.message },
     lastEventId: j.lastEventId,
+    tenant: j.tenant,
   };
 }

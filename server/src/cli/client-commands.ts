@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { AiaasError, Code, createClient, type ModelInfo, type Tensor, type TlsOptions } from "@aiaas/sdk";
-import { tensorFromJson, tensorToJson } from "./json-tensor.js";
+import { inputFromJson, tensorToJson } from "./json-tensor.js";
 import { addTrainCommand } from "./train-command.js";
 import { addKeysCommand } from "./keys-command.js";
 
@@ -134,7 +134,10 @@ export function addClientCommands(program: Command): void {
     program
       .command("predict <model>")
       .description("run a model on JSON tensors (grpcurl's JSON shape) and print its outputs as JSON")
-      .requiredOption("--input <name=file.json...>", "an input tensor read from a JSON file (repeat for each input)")
+      .requiredOption(
+        "--input <name=file.json...>",
+        'an input read from a JSON file (repeat for each input): one tensor, {"datatype": "DATA_TYPE_FP32", "shape": [1, 784], "fp32_data": [...]}, or a whole request as grpcurl sends it ({"model": ..., "inputs": [...]}: the input of that name)',
+      )
       .option("--output <name...>", "outputs to return (default: all)")
       .option("--model-version <n>", "a version number (default: the latest ready)"),
   ).action((model: string, opts: ConnectionOptions & { input: string[]; output?: string[]; modelVersion?: string }) =>
@@ -151,10 +154,12 @@ export function addClientCommands(program: Command): void {
           throw new Error(`--input ${name}: cannot read ${file}: ${(error as Error).message}`);
         }
         try {
-          inputs[name] = tensorFromJson(json, `--input ${name} (${file})`);
+          inputs[name] = inputFromJson(json, name, `--input ${name} (${file})`);
         } catch (error) {
-          // A tensor the SDK refuses (values not filling the shape) is a bad input file: exit 2, not 1.
-          throw new Error(`--input ${name} (${file}): ${error instanceof AiaasError ? error.details : (error as Error).message}`);
+          // A tensor the SDK refuses (values not filling the shape) is a bad input file: exit 2, not 1. The
+          // file's own errors already say where they are.
+          if (!(error instanceof AiaasError)) throw error;
+          throw new Error(`--input ${name} (${file}): ${error.details}`);
         }
       }
       const client = createClient({ address: opts.address, apiKey: opts.apiKey, tls: tlsOption(opts), defaultTimeoutMs: opts.timeout, retry: { maxAttempts: 1 } });

@@ -71,3 +71,18 @@ export function tensorToJson(name: string, tensor: Tensor): Record<string, unkno
   );
   return { name, datatype: NAMES[tensor.type], shape: tensor.shape.map(String), [field]: values };
 }
+
+/**
+ * The tensor for input `name` in a file that holds either one JSON tensor or a whole request as grpcurl sends
+ * it (`{"model": …, "inputs": [{"name": "image", …}]}`: the input of that name, or its only input).
+ */
+export function inputFromJson(json: unknown, name: string, where: string): Tensor {
+  const inputs = (json as { inputs?: unknown } | null)?.inputs;
+  if (!Array.isArray(inputs)) return tensorFromJson(json, where);
+  const named = inputs.find((i) => (i as JsonTensor | null)?.name === name) ?? (inputs.length === 1 ? inputs[0] : undefined);
+  if (named === undefined) {
+    const names = inputs.map((i) => JSON.stringify((i as JsonTensor | null)?.name)).join(", ");
+    throw new Error(`${where}: the request's inputs (${names}) have none named "${name}"`);
+  }
+  return tensorFromJson(named, where);
+}

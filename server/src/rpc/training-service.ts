@@ -1,12 +1,25 @@
 import { status } from "@grpc/grpc-js";
-import { JobState, type TrainData, type TrainingServer, type TrainEvent, type TrainRequest } from "@aiaas/sdk/gen";
+import {
+  JobState,
+  type CancelJobRequest,
+  type GetJobRequest,
+  type ListJobsRequest,
+  type TrainData,
+  type TrainingServer,
+  type TrainEvent,
+  type TrainRequest,
+  type WatchJobRequest,
+} from "@aiaas/sdk/gen";
 import { onAbort } from "../abort-listeners.js";
 import { ServerError, invalidArgument } from "../errors.js";
-import type { DecodedChunk, JobManager, TrainJob } from "../training/jobs/index.js";
+import type { DecodedChunk, JobManager, JobViewer, TrainJob } from "../training/jobs/index.js";
 import { decodeInputs, type DecodeLimits } from "./tensor-codec.js";
-import type { Authenticator } from "../auth/index.js";
+import type { Authenticator, Caller } from "../auth/index.js";
 import type { ModelScopes } from "../repository/index.js";
 import { bidi, serverStream, unary, type HandlerEnv } from "./handlers.js";
+
+/** Admin keys (the platform operator) reach every tenant's jobs; other keys their own tenant's. */
+const viewerOf = (caller: Caller): JobViewer => ({ tenant: caller.tenant, allTenants: caller.roles.has("admin") || caller.tenant === undefined });
 
 /** Ends a Train call as its job ended: OK for SUCCEEDED, the job's status for FAILED, CANCELLED for CANCELLED. */
 function endStatus(job: TrainJob): void {
@@ -87,14 +100,16 @@ export function createTrainingService(
       }
       endStatus(job);
     }),
-    watchJob: serverStream(env, "WatchJob", async function* (request: { jobId: string; afterEventId: bigint }, context) {
-      const job = manager.get(request.jobId, context.caller.tenant);
+    watchJob: serverStream(env, "WatchJob", async function* (request: WatchJobRequest, context) {
+      const job = manager.get(request.jobId, viewerOf(context.caller));
       yield* job.watch(Number(request.afterEventId), context.signal);
     }),
-    getJob: unary(env, "GetJob", async (request: { jobId: string }, context) => ({ job: manager.get(request.jobId, context.caller.tenant).toWire() })),
-    listJobs: unary(env, "ListJobs", async (_r: unknown, context) => ({ jobs: manager.list(context.caller.tenant).map((j) => j.toWire()) })),
-    cancelJob: unary(env, "CancelJob", async (request: { jobId: string }, context) => ({
-      job: manager.cancel(request.jobId, context.caller.tenant).toWire(),
+    getJob: unary(env, "GetJob", async (request: GetJobRequest, context) => ({ job: manager.get(request.jobId, viewerOf(context.caller)).toWire() })),
+    listJobs: unary(env, "ListJobs", async (request: ListJobsRequest, context) => ({
+      jobs: manager.list(viewerOf(context.caller), request.tenant || undefined).map((j) => j.toWire()),
+    })),
+    cancelJob: unary(env, "CancelJob", async (request: CancelJobRequest, context) => ({
+      job: manager.cancel(request.jobId, viewerOf(context.caller)).toWire(),
     })),
   };
 }

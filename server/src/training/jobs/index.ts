@@ -1,5 +1,5 @@
 export { createJobManager } from "./job-manager.js";
-export type { JobManager, JobManagerOptions } from "./job-manager.js";
+export type { JobManager, JobManagerOptions, JobViewer } from "./job-manager.js";
 export { TrainJob } from "./train-job.js";
 export { parseJobSpec } from "./job-spec.js";
 export type { JobSpec } from "./job-spec.js";

@@ -38,6 +38,17 @@ export interface JobOwner {
   readonly enterJob?: () => () => void;
 }
 
+/**
+ * Whose jobs a caller reaches: its own tenant's, or every tenant's for the platform operator (admin keys, and
+ * every caller when authentication is off).
+ */
+export interface JobViewer {
+  readonly tenant: string | undefined;
+  readonly allTenants: boolean;
+}
+
+const sees = (viewer: JobViewer, job: TrainJob): boolean => viewer.allTenants || job.owner.tenant === viewer.tenant;
+
 /** Training jobs: creation from a spec, data intake, a queue with a concurrency cap, lookup and cancel. */
 export interface JobManager {
   /** Creates a job (or finds the one an idempotency key already created). Bad specs throw with their status. */
@@ -46,10 +57,11 @@ export interface JobManager {
   addData(job: TrainJob, decode: (label: string) => DecodedChunk): void;
   /** The data is complete: the job waits for a training slot. */
   endData(job: TrainJob): void;
-  /** A job of the tenant; another tenant's job is NOT_FOUND, as a job that does not exist. */
-  get(id: string, tenant: string | undefined): TrainJob;
-  list(tenant: string | undefined): TrainJob[];
-  cancel(id: string, tenant: string | undefined): TrainJob;
+  /** A job the caller may see; another tenant's job is NOT_FOUND, as a job that does not exist. */
+  get(id: string, viewer: JobViewer): TrainJob;
+  /** Newest first; `tenant` narrows an all-tenant viewer to one tenant. */
+  list(viewer: JobViewer, tenant?: string): TrainJob[];
+  cancel(id: string, viewer: JobViewer): TrainJob;
   close(): Promise<void>;
 }
 
@@ -176,16 +188,18 @@ export function createJobManager(options: JobManagerOptions): JobManager {
       if (running.size >= options.maxConcurrentJobs) job.setState(job.state, `data complete; waiting for a training slot (${running.size} running)`);
       pump();
     },
-    get(id, tenant) {
+    get(id, viewer) {
       const job = jobs.get(id);
-      if (!job || job.owner.tenant !== tenant) throw notFound(`job "${id.slice(0, 80)}" not found`);
+      if (!job || !sees(viewer, job)) throw notFound(`job "${id.slice(0, 80)}" not found`);
       return job;
     },
-    list(tenant) {
-      return [...jobs.values()].filter((j) => j.owner.tenant === tenant).sort((a, b) => b.created.getTime() - a.created.getTime());
+    list(viewer, tenant) {
+      return [...jobs.values()]
+        .filter((j) => sees(viewer, j) && (!tenant || (j.owner.tenant ?? "") === tenant))
+        .sort((a, b) => b.created.getTime() - a.created.getTime());
     },
-    cancel(id, tenant) {
-      const job = this.get(id, tenant);
+    cancel(id, viewer) {
+      const job = this.get(id, viewer);
       job.cancel("cancelled by request");
       const i = waiting.indexOf(job);
       if (i >= 0) waiting.splice(i, 1);

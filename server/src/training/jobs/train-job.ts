@@ -129,6 +129,7 @@ export class TrainJob {
       error: this.error,
       lastEventId: BigInt(this.events.length),
       idempotencyKey: this.spec.idempotencyKey,
+      tenant: this.owner.tenant ?? "",
     };
   }
 }

@@ -513,6 +513,11 @@ export interface Job {
   error: JobFailed | undefined;
   lastEventId: bigint;
   idempotencyKey: string;
+  /**
+   * The tenant that owns the job (empty: the operator's, when authentication is off). Admin keys see, get,
+   * watch and cancel the jobs of every tenant; other keys only their own tenant's.
+   */
+  tenant: string;
 }
 
 export interface GetJobRequest {
@@ -524,6 +529,11 @@ export interface GetJobResponse {
 }
 
 export interface ListJobsRequest {
+  /**
+   * Admin keys: only this tenant's jobs (empty: every tenant's). Other keys list their own tenant's jobs;
+   * naming another tenant lists none.
+   */
+  tenant: string;
 }
 
 export interface ListJobsResponse {
@@ -4616,6 +4626,7 @@ function createBaseJob(): Job {
     error: undefined,
     lastEventId: 0n,
     idempotencyKey: "",
+    tenant: "",
   };
 }
 
@@ -4674,6 +4685,9 @@ export const Job: MessageFns<Job> = {
     }
     if (message.idempotencyKey !== "") {
       writer.uint32(106).string(message.idempotencyKey);
+    }
+    if (message.tenant !== "") {
+      writer.uint32(114).string(message.tenant);
     }
     return writer;
   },
@@ -4795,6 +4809,14 @@ export const Job: MessageFns<Job> = {
             message.idempotencyKey = reader.string();
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4846,6 +4868,7 @@ export const Job: MessageFns<Job> = {
         : isSet(object.idempotency_key)
         ? globalThis.String(object.idempotency_key)
         : "",
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
     };
   },
 
@@ -4890,6 +4913,9 @@ export const Job: MessageFns<Job> = {
     if (message.idempotencyKey !== "") {
       obj.idempotencyKey = message.idempotencyKey;
     }
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
     return obj;
   },
 
@@ -4923,6 +4949,7 @@ export const Job: MessageFns<Job> = {
       ? BigInt(object.lastEventId)
       : 0n;
     message.idempotencyKey = object.idempotencyKey ?? "";
+    message.tenant = object.tenant ?? "";
     return message;
   },
 };
@@ -5068,11 +5095,14 @@ export const GetJobResponse: MessageFns<GetJobResponse> = {
 };
 
 function createBaseListJobsRequest(): ListJobsRequest {
-  return {};
+  return { tenant: "" };
 }
 
 export const ListJobsRequest: MessageFns<ListJobsRequest> = {
-  encode(_: ListJobsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListJobsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== "") {
+      writer.uint32(10).string(message.tenant);
+    }
     return writer;
   },
 
@@ -5089,6 +5119,14 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5101,20 +5139,24 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
     }
   },
 
-  fromJSON(_: any): ListJobsRequest {
-    return {};
+  fromJSON(object: any): ListJobsRequest {
+    return { tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "" };
   },
 
-  toJSON(_: ListJobsRequest): unknown {
+  toJSON(message: ListJobsRequest): unknown {
     const obj: any = {};
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
     return obj;
   },
 
   create(base?: DeepPartial<ListJobsRequest>): ListJobsRequest {
     return ListJobsRequest.fromPartial(base ?? {});
   },
-  fromPartial(_: DeepPartial<ListJobsRequest>): ListJobsRequest {
+  fromPartial(object: DeepPartial<ListJobsRequest>): ListJobsRequest {
     const message = createBaseListJobsRequest();
+    message.tenant = object.tenant ?? "";
     return message;
   },
 };
