@@ -35,14 +35,19 @@ describe("aiaas keys", () => {
   });
 
   it("creates, lists and revokes keys through the Admin service; a revoked key stops at once", async () => {
-    const made = await cli("keys", "create", "--address", server.address, "--api-key", admin, "--tenant", "acme", "--roles", "predict", "--expires-in", "30d");
+    const made = await cli("keys", "create", "--address", server.address, "--api-key", admin, "--tenant", "acme", "--roles", "predict", "--expires-in", "30d", "--json");
     assert.equal(made.code, 0, made.stderr);
-    const token = tokenOf(made.stdout);
-    const id = made.stdout.split(/\s+/)[0]!;
+    const { key, token } = JSON.parse(made.stdout) as { key: { id: string; tenant: string; roles: string[]; state: string }; token: string };
+    const id = key.id;
+    assert.deepEqual([key.tenant, key.roles, key.state], ["acme", ["predict"], "active"]);
     const c = createClient({ address: server.address, apiKey: token, retry: { maxAttempts: 1 } });
     assert.equal((await c.predict("shared", { x: Tensor.float32([1, 4], [1, 2, 3, 4]) })).version, "1");
     const listed = await cli("keys", "list", "--address", server.address, "--api-key", admin, "--tenant", "acme");
-    assert.match(listed.stdout, new RegExp(`${id}\\s+acme\\s+predict\\s+active\\s+expires 20`));
+    assert.match(listed.stdout, /^ID\s+TENANT\s+ROLES\s+STATE\s+EXPIRES\s+NAME$/m, "a header row");
+    assert.match(listed.stdout, new RegExp(`^${id}\\s+acme\\s+predict\\s+active\\s+20\\d\\d-`, "m"));
+    const json = await cli("keys", "list", "--address", server.address, "--api-key", admin, "--tenant", "acme", "--json");
+    assert.deepEqual((JSON.parse(json.stdout) as { id: string }[]).map((k) => k.id), [id]);
+    assert.equal((await cli("keys", "list", "--address", server.address, "--api-key", admin, "--tenant", "nobody")).stdout.trim(), "no keys");
     assert.ok(!listed.stdout.includes(secretOf(token)!), "no secret is listed");
     const revoked = await cli("keys", "revoke", id, "--address", server.address, "--api-key", admin);
     assert.equal(revoked.code, 0, revoked.stderr);
@@ -53,8 +58,9 @@ describe("aiaas keys", () => {
   });
 
   it("a non-admin key is refused by the Admin service (exit 1); no --store or --address is a usage error (exit 2)", async () => {
-    const made = await cli("keys", "create", "--store", join(dir, "keys.json"), "--tenant", "acme", "--roles", "predict");
-    const refused = await cli("keys", "list", "--address", server.address, "--api-key", tokenOf(made.stdout));
+    const made = await cli("keys", "create", "--store", join(dir, "keys.json"), "--tenant", "acme", "--roles", "predict", "--quiet");
+    assert.match(made.stdout, /^aiaas_[0-9a-f]{16}_\S+\n$/, "--quiet prints the token alone");
+    const refused = await cli("keys", "list", "--address", server.address, "--api-key", made.stdout.trim());
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /PERMISSION_DENIED: this key lacks the "admin" role/);
     const usage = await cli("keys", "list");

@@ -85,6 +85,28 @@ describe("the aiaas command", () => {
     assert.equal(r.stdout.trim(), version);
   });
 
+  it("bare `aiaas`, `aiaas jobs` and `aiaas keys` print their help on stdout and exit 0, as kubectl does", async () => {
+    for (const args of [[], ["jobs"], ["keys"]]) {
+      const r = await aiaas(...args);
+      assert.equal(r.code, 0, `aiaas ${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stdout, /^Usage: aiaas/m);
+      assert.equal(r.stderr, "");
+    }
+  });
+
+  it("every command's help has examples, and --address names AIAAS_ADDRESS", async () => {
+    const commands = [["serve"], ["models"], ["predict"], ["train"], ["jobs"], ["jobs", "list"], ["jobs", "get"], ["jobs", "cancel"], ["jobs", "watch"], ["keys"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"]];
+    for (const args of commands) {
+      const r = await aiaas(...args, "--help");
+      assert.equal(r.code, 0);
+      assert.match(r.stdout, /^Examples:\n {2}\$ aiaas /m, `aiaas ${args.join(" ")} --help has examples`);
+      const flat = r.stdout.replace(/\s+/g, " ");
+      if (flat.includes("--address <host:port>")) assert.match(flat, /--address <host:port> [^-]*env: AIAAS_ADDRESS/, `aiaas ${args.join(" ")}: --address names AIAAS_ADDRESS`);
+    }
+    assert.match((await aiaas("predict", "--help")).stdout, /"fp32_data"/, "predict --help shows the input file format");
+    assert.match((await aiaas("train", "--help")).stdout, /\{"input": \[\.\.\.\], "label": 3\}/, "train --help shows the row format");
+  });
+
   it("an unknown command or a missing required option exits 2", async () => {
     const unknown = await aiaas("servee");
     assert.equal(unknown.code, 2);

@@ -294,6 +294,24 @@ describe("tenants, keys, quotas", () => {
     assert.equal((await beta.jobs.get(jobId)).state, "cancelled");
   });
 
+  it("a tenant's model named as a public one hides it for that tenant only", async () => {
+    const g = new Graph("times5");
+    const x = g.addInput("x", "float32", ["batch", 4]);
+    g.add("Mul", [x, g.constant(Float32Array.of(5), "float32", [1], "five")], { outputs: ["y"] });
+    g.addOutput("y");
+    await writeRepository(join(dir, "tenants", "alpha"), { shared: { model: g.toModel() } });
+    const alpha = client("alpha");
+    try {
+      await alpha.models.load("shared");
+      assert.deepEqual([...(await alpha.predict("shared", X())).outputs.y!.data], [5, 10, 15, 20], "alpha reaches its own");
+      assert.deepEqual([...(await client("beta").predict("shared", X())).outputs.y!.data], [3, 6, 9, 12], "beta still reaches the public one");
+      assert.equal((await alpha.models.list()).filter((m) => m.name === "shared").length, 1, "listed once");
+    } finally {
+      await alpha.models.unload("shared");
+      await rm(join(dir, "tenants", "alpha", "shared"), { recursive: true, force: true });
+    }
+  });
+
   it("missing, malformed, unknown, expired and revoked keys are UNAUTHENTICATED; a key without the role is PERMISSION_DENIED", async () => {
     assert.equal((await codeOf(client(undefined).predict("shared", X()))).code, status.UNAUTHENTICATED);
     tokens.garbage = "not-a-key";

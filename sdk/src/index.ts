@@ -2,6 +2,7 @@
 export { createClient } from "./client.js";
 export type { AiaasClient, ModelsApi, PredictOptions, PredictResult, JobsApi, TrainChunk } from "./client.js";
 export type { TrainSpecInput, LayerInput } from "./train-spec.js";
+export { checkTrainSpecKeys } from "./train-spec-keys.js";
 export type { TrainEvent, JobInfo, JobStateName, FinalMetrics } from "./train-events.js";
 export type { ClientOptions, CallOptions, RetryOptions, TlsOptions } from "./client-options.js";
 export { AiaasError, Code } from "./errors.js";

@@ -1,6 +1,7 @@
 import { DataType } from "./gen/aiaas/v1/tensor.js";
 import { Metric, OptimizerType, Task, type Layer, type TrainSpec } from "./gen/aiaas/v1/training.js";
 import { AiaasError, Code } from "./errors.js";
+import { checkTrainSpecKeys } from "./train-spec-keys.js";
 
 /** A layer of an architecture, as JSON: the same vocabulary the server's layer library builds. */
 export type LayerInput =
@@ -109,6 +110,7 @@ function layerToWire(layer: LayerInput, index: number): Layer {
 const OPTIMIZERS = { adam: OptimizerType.OPTIMIZER_TYPE_ADAM, adamw: OptimizerType.OPTIMIZER_TYPE_ADAMW, sgd: OptimizerType.OPTIMIZER_TYPE_SGD };
 
 export function trainSpecToWire(spec: TrainSpecInput): TrainSpec {
+  checkTrainSpecKeys(spec);
   if (Boolean(spec.architecture) === Boolean(spec.baseModel)) {
     throw new AiaasError(Code.INVALID_ARGUMENT, "train: give either architecture (a new model) or baseModel (fine-tune), not both or neither");
   }

@@ -6,6 +6,7 @@ import { resolve } from "node:path";
 import { pino } from "pino";
 import { parseProviders } from "../runtime/index.js";
 import { addClientCommands } from "../cli/client-commands.js";
+import { examples } from "../cli/table.js";
 import { installTelemetry } from "../telemetry-setup.js";
 import { startServer } from "../server.js";
 import { ServerError } from "../errors.js";
@@ -63,6 +64,14 @@ program
   .option("--max-in-flight <n>", "default calls in flight per tenant", integer(1), 256)
   .option("--max-jobs-per-tenant <n>", "default training jobs queued or running per tenant", integer(1), 2)
   .option("--log-level <level>", "fatal, error, warn, info, debug", "info")
+  .addHelpText(
+    "after",
+    examples(
+      "aiaas serve --models ./models",
+      "aiaas serve --models ./models --port 50052 --http-port 8001",
+      "aiaas serve --models ./models --keys keys.json --tls-cert server.pem --tls-key server.key",
+    ),
+  )
   .action(async (opts) => {
     try {
       await serve(opts);
@@ -167,4 +176,11 @@ async function serve(opts: OptionValues): Promise<void> {
 
 addClientCommands(program);
 
+// `aiaas … | head` closes stdout early: end quietly, as Unix tools do.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+  throw error;
+});
+// Bare `aiaas` prints its help on stdout and exits 0.
+if (process.argv.length <= 2) program.help();
 await program.parseAsync(process.argv);

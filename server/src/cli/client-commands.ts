@@ -5,6 +5,8 @@ import { AiaasError, Code, createClient, type ModelInfo, type Tensor, type TlsOp
 import { inputFromJson, tensorToJson } from "./json-tensor.js";
 import { addTrainCommand } from "./train-command.js";
 import { addKeysCommand } from "./keys-command.js";
+import { addJobsCommand } from "./jobs-command.js";
+import { examples, table } from "./table.js";
 
 interface ConnectionOptions {
   address: string;
@@ -35,7 +37,7 @@ const positive = (value: string): number => {
 
 function connectionOptions(command: Command): Command {
   return command
-    .option("--address <host:port>", "the server", process.env.AIAAS_ADDRESS ?? "localhost:50051")
+    .addOption(new Option("--address <host:port>", "the server").env("AIAAS_ADDRESS").default("localhost:50051"))
     .addOption(new Option("--api-key <key>", "API key, sent as a Bearer token").env("AIAAS_API_KEY"))
     .option("--timeout <ms>", "deadline of each call", positive, 30_000)
     .option("--tls", "connect over TLS, trusting the system's CAs")
@@ -68,56 +70,20 @@ function describe(models: ModelInfo[]): string {
     const io = v ? `${v.inputs.map((i) => `${i.name} ${i.type} ${dims(i.shape)}`).join(", ")} -> ${v.outputs.map((o) => `${o.name} ${o.type} ${dims(o.shape)}`).join(", ")}` : "";
     return [m.name, m.state, m.versions.map((x) => x.version).join(",") || "-", String(m.maxBatchSize), m.providers.join(",") || "-", io || m.reason];
   });
-  const header = ["MODEL", "STATE", "VERSIONS", "MAX BATCH", "PROVIDER", "INPUTS -> OUTPUTS"];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  return [header, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("  ")).join("\n");
+  return table(["MODEL", "STATE", "VERSIONS", "MAX BATCH", "PROVIDER", "INPUTS -> OUTPUTS"], rows);
 }
 
 export function addClientCommands(program: Command): void {
   addTrainCommand(program, connectionOptions, guard, tlsOption);
   addKeysCommand(program, guard, tlsOption);
 
-  const jobs = program.command("jobs").description("training jobs on a server");
-  const jobsClient = (opts: ConnectionOptions) => createClient({ address: opts.address, apiKey: opts.apiKey, tls: tlsOption(opts), defaultTimeoutMs: opts.timeout, retry: { maxAttempts: 1 } });
-  connectionOptions(jobs.command("list").description("list jobs, newest first")).action((opts: ConnectionOptions) =>
-    guard(async () => {
-      const client = jobsClient(opts);
-      try {
-        for (const j of await client.jobs.list()) {
-          console.log([j.id, j.model, j.state, `step ${j.step}/${j.totalSteps}`, j.publishedVersion ? `version ${j.publishedVersion}` : "", j.error?.message ?? ""].filter(Boolean).join("  "));
-        }
-      } finally {
-        client.close();
-      }
-    }),
-  );
-  for (const [name, what] of [["get", "show a job as JSON"], ["cancel", "cancel a job; nothing is published"]] as const) {
-    connectionOptions(jobs.command(`${name} <job-id>`).description(what)).action((id: string, opts: ConnectionOptions) =>
-      guard(async () => {
-        const client = jobsClient(opts);
-        try {
-          const job = name === "get" ? await client.jobs.get(id) : await client.jobs.cancel(id);
-          console.log(JSON.stringify(job, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2));
-        } finally {
-          client.close();
-        }
-      }),
-    );
-  }
-  connectionOptions(jobs.command("watch <job-id>").description("print a job's events as JSON lines until it ends").option("--after <event-id>", "skip events up to this id", "0")).action(
-    (id: string, opts: ConnectionOptions & { after: string }) =>
-      guard(async () => {
-        const client = jobsClient(opts);
-        try {
-          for await (const e of client.jobs.watch(id, { afterEventId: BigInt(opts.after) })) console.log(JSON.stringify(e, (_k, v) => (typeof v === "bigint" ? v.toString() : v)));
-        } finally {
-          client.close();
-        }
-      }),
+  addJobsCommand(program, connectionOptions, guard, (opts: ConnectionOptions) =>
+    createClient({ address: opts.address, apiKey: opts.apiKey, tls: tlsOption(opts), defaultTimeoutMs: opts.timeout, retry: { maxAttempts: 1 } }),
   );
 
   connectionOptions(program.command("models").description("list the models a server serves"))
     .option("--json", "print JSON instead of a table")
+    .addHelpText("after", examples("aiaas models", "aiaas models --json --address models.internal:50051"))
     .action((opts: ConnectionOptions & { json?: boolean }) =>
       guard(async () => {
         const client = createClient({ address: opts.address, apiKey: opts.apiKey, tls: tlsOption(opts), defaultTimeoutMs: opts.timeout, retry: { maxAttempts: 1 } });
@@ -139,7 +105,14 @@ export function addClientCommands(program: Command): void {
         'an input read from a JSON file (repeat for each input): one tensor, {"datatype": "DATA_TYPE_FP32", "shape": [1, 784], "fp32_data": [...]}, or a whole request as grpcurl sends it ({"model": ..., "inputs": [...]}: the input of that name)',
       )
       .option("--output <name...>", "outputs to return (default: all)")
-      .option("--model-version <n>", "a version number (default: the latest ready)"),
+      .option("--model-version <n>", "a version number (default: the latest ready)")
+      .addHelpText(
+        "after",
+        examples(
+          "aiaas predict mnist-linear --input image=examples/requests/digit.json",
+          "aiaas predict mnist-linear --input image=examples/requests/predict-digit.json --output probabilities",
+        ),
+      ),
   ).action((model: string, opts: ConnectionOptions & { input: string[]; output?: string[]; modelVersion?: string }) =>
     guard(async () => {
       const inputs: Record<string, Tensor> = {};

@@ -3,7 +3,8 @@ import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import { AiaasError, Code, Tensor, createClient, type AiaasClient, type TlsOptions, type TrainChunk, type TrainEvent, type TrainSpecInput } from "@aiaas/sdk";
+import { examples } from "./table.js";
+import { AiaasError, Code, Tensor, checkTrainSpecKeys, createClient, type AiaasClient, type TlsOptions, type TrainChunk, type TrainEvent, type TrainSpecInput } from "@aiaas/sdk";
 
 interface TrainOptions {
   readonly address: string;
@@ -77,10 +78,19 @@ async function* readChunks(file: string, shapes: InputShape[], chunkRows: number
     const values = shapes.map((s) => {
       const v = row.inputs?.[s.name] ?? (shapes.length === 1 ? row.input : undefined);
       if (v === undefined) throw new Error(`${file}:${lineNo}: no values for input "${s.name}"`);
-      return flat(v);
+      const width = s.dims.reduce((a, b) => a * b, 1);
+      const values = flat(v);
+      if (width > 0 && values.length !== width) throw new Error(`${file}:${lineNo}: input "${s.name}" has ${values.length} values; a row holds ${width} (shape [${s.dims.join(", ")}])`);
+      if (values.some((x) => !Number.isFinite(x))) throw new Error(`${file}:${lineNo}: input "${s.name}" holds a value that is not a finite number`);
+      return values;
     });
     if (row.label === undefined) throw new Error(`${file}:${lineNo}: no "label"`);
-    rows.push({ inputs: values, label: flat(row.label) });
+    const label = flat(row.label);
+    if (label.some((x) => !Number.isFinite(x))) throw new Error(`${file}:${lineNo}: "label" is not a number (or a list of numbers)`);
+    if (!regression && (label.length !== 1 || !Number.isInteger(label[0]) || label[0]! < 0)) {
+      throw new Error(`${file}:${lineNo}: "label" must be a class index (0, 1, 2, …) for classification; got ${JSON.stringify(row.label)}`);
+    }
+    rows.push({ inputs: values, label });
     if (rows.length >= chunkRows) yield flush();
   }
   if (rows.length > 0) yield flush();
@@ -97,6 +107,62 @@ function summary(done: Extract<TrainEvent, { type: "completed" }>): string {
   ].join("\n");
 }
 
+type MetricsEvent = Extract<TrainEvent, { type: "metrics" }>;
+
+interface Progress {
+  update(event: MetricsEvent): void;
+  /** Before another line is printed. */
+  pause(): void;
+  stop(): void;
+}
+
+/** A progress bar on a terminal (stderr), drawn once per update. */
+function barProgress(): Progress {
+  const bar = new cliProgress.SingleBar(
+    {
+      format: "{bar} {percentage}% | step {value}/{total} | epoch {epoch} | loss {loss} | acc {acc} | {rate} ex/s | ETA {eta_formatted}",
+      hideCursor: true,
+      stream: process.stderr,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let shown = false;
+  return {
+    update(e) {
+      const payload = { epoch: e.epoch, loss: e.trainLoss.toFixed(4), acc: e.trainAccuracy ? e.trainAccuracy.toFixed(3) : "-", rate: e.examplesPerSecond.toFixed(0) };
+      if (!shown) bar.start(e.totalSteps, e.step, payload);
+      else bar.update(e.step, payload);
+      shown = true;
+    },
+    pause() {
+      if (shown) bar.stop();
+      shown = false;
+    },
+    stop() {
+      this.pause();
+    },
+  };
+}
+
+/** Plain progress for pipes and logs: the last metrics of each epoch, one line each. */
+function lineProgress(): Progress {
+  let last: MetricsEvent | undefined;
+  const print = (): void => {
+    if (!last) return;
+    const e = last;
+    console.error(`epoch ${e.epoch}: step ${e.step}/${e.totalSteps}, loss ${e.trainLoss.toFixed(4)}${e.trainAccuracy ? `, accuracy ${(e.trainAccuracy * 100).toFixed(2)}%` : ""}, ${e.examplesPerSecond.toFixed(0)} examples/s`);
+    last = undefined;
+  };
+  return {
+    update(e) {
+      if (last && e.epoch !== last.epoch) print();
+      last = e;
+    },
+    pause: print,
+    stop: print,
+  };
+}
+
 export function addTrainCommand(
   program: Command,
   connection: (c: Command) => Command,
@@ -108,29 +174,30 @@ export function addTrainCommand(
       .command("train")
       .description("train a model from a JSON spec and JSON Lines examples, with a live progress bar")
       .requiredOption("--spec <file.json>", "what to train: the SDK's TrainSpecInput as JSON (model, architecture or baseModel, optimizer, epochs …)")
-      .requiredOption("--data <file.jsonl>", 'training rows, one JSON object a line: {"input": [...], "label": 3}')
+      .requiredOption("--data <file.jsonl>", 'training rows, one JSON object a line: {"input": [...], "label": 3}, or {"inputs": {"<name>": [...]}, "label": 3} for several inputs (nested lists are flattened; regression labels may be lists)')
       .option("--validation-data <file.jsonl>", "validation rows, same format")
       .option("--chunk-rows <n>", "rows per uploaded chunk", (v) => Number(v), 512)
-      .option("--json", "print every event as a JSON line instead of a progress bar"),
+      .option("--json", "print every event as a JSON line instead of a progress bar")
+      .addHelpText(
+        "after",
+        examples(
+          "aiaas train --spec examples/train/spec.json --data examples/train/rows.jsonl",
+          "aiaas train --spec spec.json --data train.jsonl --validation-data val.jsonl --json | jq -c 'select(.type == \"validation\")'",
+        ),
+      ),
   ).action((opts: TrainOptions) =>
     guard(async () => {
       let spec: TrainSpecInput;
       try {
         spec = JSON.parse(await readFile(opts.spec, "utf8")) as TrainSpecInput;
+        // A misspelt key ("epoch") is refused here (exit 2), not ignored into a model trained otherwise.
+        checkTrainSpecKeys(spec);
       } catch (error) {
-        throw new Error(`--spec ${opts.spec}: ${(error as Error).message}`);
+        throw new Error(`--spec ${opts.spec}: ${error instanceof AiaasError ? error.details : (error as Error).message}`);
       }
       const client = createClient({ address: opts.address, apiKey: opts.apiKey, tls: tls(opts), retry: { maxAttempts: 1 } });
-      const bar = new cliProgress.SingleBar(
-        {
-          format: "{bar} {percentage}% | step {value}/{total} | epoch {epoch} | loss {loss} | acc {acc} | {rate} ex/s | ETA {eta_formatted}",
-          hideCursor: true,
-          noTTYOutput: true,
-          notTTYSchedule: 5000,
-        },
-        cliProgress.Presets.shades_classic,
-      );
-      let started = false;
+      // On a terminal a bar redraws in place; in a pipe or a log, one plain line per epoch.
+      const progress = process.stderr.isTTY ? barProgress() : lineProgress();
       let localFailure: Error | undefined;
       try {
         const shapes = await inputShapes(client, spec);
@@ -149,11 +216,7 @@ export function addTrainCommand(
           if (opts.json) {
             console.log(JSON.stringify(event, (_k, v) => (typeof v === "bigint" ? v.toString() : v)));
           } else if (event.type === "metrics") {
-            const payload = { epoch: event.epoch, loss: event.trainLoss.toFixed(4), acc: event.trainAccuracy ? event.trainAccuracy.toFixed(3) : "-", rate: event.examplesPerSecond.toFixed(0) };
-            if (!started) {
-              bar.start(event.totalSteps, event.step, payload);
-              started = true;
-            } else bar.update(event.step, payload);
+            progress.update(event);
           } else if (event.type === "state" || event.type === "validation" || event.type === "data") {
             const line =
               event.type === "state"
@@ -161,16 +224,15 @@ export function addTrainCommand(
                 : event.type === "data"
                   ? `uploaded ${event.trainRows} training rows, ${event.validationRows} validation rows (${(event.bytes / 2 ** 20).toFixed(1)} MiB)`
                   : `epoch ${event.epoch}: validation loss ${event.loss.toFixed(4)}${event.accuracy ? `, accuracy ${(event.accuracy * 100).toFixed(2)}%` : ""}`;
-            if (started) bar.stop();
-            started = false;
+            progress.pause();
             console.error(line);
           }
           if (event.type === "completed") done = event;
         }
-        if (started) bar.stop();
+        progress.stop();
         if (done && !opts.json) console.log(summary(done));
       } catch (error) {
-        if (started) bar.stop();
+        progress.stop();
         // A local input file the examples could not be read from is a usage error (exit 2), not a server one.
         if (localFailure) throw localFailure;
         throw error instanceof Error ? error : new AiaasError(Code.UNKNOWN, String(error));
