@@ -289,7 +289,7 @@ describe("a stream whose client does not read", () => {
 
 describe("fair shares without tenants", () => {
   it("with auth off, one connection's flood does not make another connection's request wait behind all of it", async () => {
-    const h = await startHarness({ slow: { model: slowModel(), config: { max_batch_size: 4, instance_count: 1 } } });
+    const h = await startHarness({ slow: { model: slowModel(40), config: { max_batch_size: 4, instance_count: 1 } } });
     // Separate channels: grpc-js would otherwise share one connection between clients of one address.
     const own = { "grpc.use_local_subchannel_pool": 1 };
     const flooder = new InferenceClient(h.server.address, credentials.createInsecure(), own);
