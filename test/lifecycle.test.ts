@@ -182,6 +182,9 @@ describe("model lifecycle", () => {
 describe("graceful shutdown", () => {
   it("finishes calls in flight before it stops", async () => {
     const h = await startHarness({ slow: { model: slowModel(), config: { max_batch_size: 1, instance_count: 1 } } });
+    // Connected first: a cold channel may take longer than the wait below to start its calls, and calls the
+    // client never started are not calls in flight.
+    await h.predict({ model: "slow", inputs: [row(9)] });
     const calls = Array.from({ length: 4 }, (_, i) => h.predict({ model: "slow", inputs: [row(i)] }));
     await new Promise((r) => setTimeout(r, 10));
     const closing = h.close();
