@@ -10,8 +10,8 @@ import { GRPCInferenceServiceService } from "@aiaas/sdk/gen/inference";
 import { constants, readFileSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { probeCuda } from "./cuda-probe.js";
-import { startOperationsHttp } from "./operations-http.js";
-import type { MetricsHandler } from "./telemetry-setup.js";
+import { startOperationsHttp } from "./http/operations-http.js";
+import type { MetricsHandler } from "./telemetry/setup.js";
 import { createModelScopes, type ModelRegistry, type ModelScopes } from "./repository/index.js";
 import {
   KeyStore,
@@ -36,9 +36,9 @@ import { PROTO_ROOT, SERVED_PROTOS } from "./rpc/proto-files.js";
 import { withProtocMapEntryNames } from "./rpc/reflection-descriptors.js";
 import { withSafeDecoding } from "./rpc/request-decoding.js";
 import { listen, type Listener } from "./rpc/listener.js";
-import { observeServer } from "./telemetry.js";
+import { observeServer } from "./telemetry/instruments.js";
 import type { HandlerEnv } from "./rpc/handlers.js";
-import { ServerError, failedPrecondition, invalidArgument } from "./errors.js";
+import { ServerError, failedPrecondition, invalidArgument } from "./common/errors.js";
 
 export interface ServeOptions {
   /** The model repository: `<dir>/<model>/<version>/model.onnx` and optional `<dir>/<model>/config.json`. */

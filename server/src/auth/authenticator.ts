@@ -1,5 +1,4 @@
-import type { Metadata } from "@grpc/grpc-js";
-import { permissionDenied, unauthenticated } from "../errors.js";
+import { permissionDenied, unauthenticated } from "../common/errors.js";
 import type { AuditLog } from "./audit-log.js";
 import { LOCAL_CALLER, type Caller, type Role } from "./caller.js";
 import type { KeyStore } from "./key-store.js";
@@ -37,8 +36,11 @@ const METHOD_ROLES: Readonly<Record<string, Role>> = {
 
 export interface Authenticator {
   readonly enabled: boolean;
-  /** The caller of a call, with the role its method needs; UNAUTHENTICATED or PERMISSION_DENIED otherwise (audited). */
-  authorize(metadata: Metadata, method: string, peer: string): Caller;
+  /**
+   * The caller of a call from its `authorization` header values (all of them: more than one is refused), with
+   * the role its method needs; UNAUTHENTICATED or PERMISSION_DENIED otherwise (audited).
+   */
+  authorize(authorization: readonly (string | Buffer)[], method: string, peer: string): Caller;
   /** Before each further message of a stream: a key revoked or expired meanwhile is refused at once. */
   recheck(caller: Caller, method: string, peer: string): void;
   readonly quotas: Quotas;
@@ -61,10 +63,9 @@ export function createAuthenticator(options: { keys: KeyStore | undefined; quota
     enabled: keys !== undefined,
     quotas,
     audit,
-    authorize(metadata, method, peer) {
+    authorize(headers, method, peer) {
       const role = METHOD_ROLES[method];
       if (!keys) return LOCAL_CALLER;
-      const headers = metadata.get("authorization");
       if (headers.length > 1) return deny(unauthenticated("send one authorization header: this call carried several"), method, peer, "several authorization headers");
       const header = headers[0];
       if (typeof header !== "string" || !header) {

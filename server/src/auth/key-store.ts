@@ -2,7 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync, statSync, watch, type FSWatcher } from "node:fs";
 import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { checkModelName } from "../repository/index.js";
+import { isSafeName } from "../common/names.js";
 import { ROLES, type Role } from "./caller.js";
 
 /** Per-tenant (or per-key) limits; absent fields mean the server's defaults. */
@@ -209,9 +209,9 @@ export class KeyStore {
 
 /** Tenant names become folder names, so they follow the model-name rules. */
 export function checkTenantName(tenant: string): string {
-  try {
-    return checkModelName(tenant);
-  } catch {
+  // Tenant names become folder names too (the tenant's model tree).
+  if (!isSafeName(tenant)) {
     throw new Error(`invalid tenant name ${JSON.stringify(tenant.slice(0, 140))}: use 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit`);
   }
+  return tenant;
 }

@@ -1,4 +1,4 @@
-import { resourceExhausted } from "../errors.js";
+import { resourceExhausted } from "../common/errors.js";
 import type { Caller } from "./caller.js";
 import type { KeyStore, Limits } from "./key-store.js";
 

@@ -1,6 +1,5 @@
-import { status } from "@grpc/grpc-js";
-import { onAbort } from "../abort-listeners.js";
-import { ServerError, deadlineExceeded, invalidArgument, resourceExhausted, cancelled, unavailable } from "../errors.js";
+import { onAbort } from "../common/abort-listeners.js";
+import { Code, ServerError, deadlineExceeded, invalidArgument, resourceExhausted, cancelled, unavailable } from "../common/errors.js";
 import type { HostTensor, RunResult, TensorType, WireTensor } from "../runtime/index.js";
 import type { BatchRequest, BatchResult } from "./batch-request.js";
 import { emptyStats, type BatchStats } from "./batch-stats.js";
@@ -345,12 +344,12 @@ export function createBatcher(options: BatcherOptions, executors: readonly Batch
     const names = item.request.outputs.length ? item.request.outputs : options.outputNames;
     return names.map((name) => {
       const out = outputs.find((o) => o.name === name);
-      if (!out) throw new ServerError(status.INTERNAL, `${options.label}: the model did not produce output "${name}"`);
+      if (!out) throw new ServerError(Code.INTERNAL, `${options.label}: the model did not produce output "${name}"`);
       if (whole || options.maxBatchSize === 0) {
         return { type: out.type, dims: out.dims, data: new Uint8Array(out.buffer, out.byteOffset, out.byteLength) };
       }
       if (out.dims[0] !== rows) {
-        throw new ServerError(status.INTERNAL, `${options.label}: output "${name}" has ${out.dims[0]} rows for a batch of ${rows}; set max_batch_size to 0 for a model whose outputs are not batched`);
+        throw new ServerError(Code.INTERNAL, `${options.label}: output "${name}" has ${out.dims[0]} rows for a batch of ${rows}; set max_batch_size to 0 for a model whose outputs are not batched`);
       }
       const rowBytes = rows === 0 ? 0 : out.byteLength / rows;
       const k = item.request.rows;

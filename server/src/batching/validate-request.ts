@@ -1,4 +1,4 @@
-import { invalidArgument } from "../errors.js";
+import { invalidArgument } from "../common/errors.js";
 import { DATATYPE_NAME, ELEMENT_SIZE, type HostTensor } from "../runtime/index.js";
 import type { ModelSignature, TensorSpec } from "./model-signature.js";
 

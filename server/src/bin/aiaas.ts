@@ -7,9 +7,9 @@ import { pino } from "pino";
 import { parseProviders } from "../runtime/index.js";
 import { addClientCommands } from "../cli/client-commands.js";
 import { examples } from "../cli/table.js";
-import { installTelemetry } from "../telemetry-setup.js";
+import { installTelemetry } from "../telemetry/setup.js";
 import { startServer } from "../server.js";
-import { ServerError } from "../errors.js";
+import { ServerError } from "../common/errors.js";
 import { status } from "@grpc/grpc-js";
 
 const integer = (min: number, max = Number.MAX_SAFE_INTEGER) => (value: string): number => {

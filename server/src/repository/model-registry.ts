@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { failedPrecondition, invalidArgument, notFound, unavailable } from "../errors.js";
+import { failedPrecondition, invalidArgument, notFound, unavailable } from "../common/errors.js";
 import { loadVersion, type LoadedVersion } from "./loaded-version.js";
 import { parseModelConfig, selectVersions, type ModelConfig, type ServingDefaults } from "./model-config.js";
 import { checkModelName, listModelNames, listVersions, modelExists, modelPath, readConfigJson } from "./repository-layout.js";

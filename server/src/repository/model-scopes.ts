@@ -1,11 +1,16 @@
 import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import type { Caller } from "../auth/index.js";
-import { notFound, permissionDenied } from "../errors.js";
+import { notFound, permissionDenied } from "../common/errors.js";
 import { createModelRegistry, type ModelRegistry } from "./model-registry.js";
 import type { ServingDefaults } from "./model-config.js";
 import { checkModelName } from "./repository-layout.js";
+
+/** Who asks, as far as scopes care (the auth part's Caller is one). */
+export interface ScopeCaller {
+  readonly tenant: string | undefined;
+  readonly roles: ReadonlySet<string>;
+}
 
 /**
  * Which models a caller reaches. The public scope is the repository as the serving core lays it out,
@@ -15,7 +20,7 @@ import { checkModelName } from "./repository-layout.js";
 export interface ModelScopes {
   readonly public: ModelRegistry;
   /** The caller's view: its own models first, then the public ones. The operator (no tenant) sees the public scope. */
-  for(caller: Caller): ModelRegistry;
+  for(caller: ScopeCaller): ModelRegistry;
   /** Every registry (public and per tenant), for shutdown and readiness. */
   all(): ModelRegistry[];
   close(): Promise<void>;
@@ -48,7 +53,7 @@ export async function createModelScopes(options: {
     }
   }
 
-  const view = (caller: Caller): ModelRegistry => {
+  const view = (caller: ScopeCaller): ModelRegistry => {
     const tenant = caller.tenant!;
     const own = tenantRegistry(tenant);
     const admin = caller.roles.has("admin");

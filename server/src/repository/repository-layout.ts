@@ -1,16 +1,10 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { invalidArgument } from "../errors.js";
+import { invalidArgument } from "../common/errors.js";
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+import { isSafeName } from "../common/names.js";
 
-/** Model names become folder names: a fixed character set, so no name can reach outside the repository. */
-export function checkModelName(name: string): string {
-  if (!NAME.test(name) || name.includes("..")) {
-    throw invalidArgument(`invalid model name ${JSON.stringify(name.slice(0, 140))}: use 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit`);
-  }
-  return name;
-}
+export { checkModelName } from "../common/names.js";
 
 export const MODEL_FILE = "model.onnx";
 export const CONFIG_FILE = "config.json";
@@ -18,7 +12,7 @@ export const CONFIG_FILE = "config.json";
 /** Model folders in the repository root (folders whose name is a valid model name). */
 export async function listModelNames(root: string): Promise<string[]> {
   const entries = await readdir(root, { withFileTypes: true });
-  return entries.filter((e) => e.isDirectory() && NAME.test(e.name) && !e.name.includes("..")).map((e) => e.name).sort();
+  return entries.filter((e) => e.isDirectory() && isSafeName(e.name)).map((e) => e.name).sort();
 }
 
 /** Version folders of a model: positive integers holding a model.onnx. */

@@ -1,6 +1,6 @@
 import type { AdminServer, ApiKey } from "@aiaas/sdk/gen";
 import { ROLES, checkTenantName, type AuditLog, type KeyInfo, type KeyStore, type Role } from "../auth/index.js";
-import { failedPrecondition, invalidArgument, notFound } from "../errors.js";
+import { failedPrecondition, invalidArgument, notFound } from "../common/errors.js";
 import { unary, type HandlerEnv } from "./handlers.js";
 
 export function toWireKey(k: KeyInfo): ApiKey {

@@ -1,7 +1,7 @@
 import type { Deadline, Metadata } from "@grpc/grpc-js";
 import { setMaxListeners } from "node:events";
-import { onAbort } from "../abort-listeners.js";
-import { cancelled, deadlineExceeded } from "../errors.js";
+import { onAbort } from "../common/abort-listeners.js";
+import { cancelled, deadlineExceeded } from "../common/errors.js";
 import { LOCAL_CALLER, type Caller } from "../auth/index.js";
 
 /** What every handler gets besides its request: cancellation and the deadline, as one AbortSignal. */

@@ -1,5 +1,5 @@
 import { createAsyncQueue } from "@aiaas/sdk/internal";
-import { onAbort } from "../abort-listeners.js";
+import { onAbort } from "../common/abort-listeners.js";
 
 const STOP = Symbol("stop");
 

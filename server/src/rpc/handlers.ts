@@ -11,8 +11,8 @@ import {
 import { Metadata } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { Authenticator } from "../auth/index.js";
-import { onAbort } from "../abort-listeners.js";
-import { ServerError } from "../errors.js";
+import { onAbort } from "../common/abort-listeners.js";
+import { ServerError } from "../common/errors.js";
 import { createCallContext, type CallContext } from "./call-context.js";
 import { MalformedRequest, checkDecoded, endedMidMessage } from "./request-decoding.js";
 
@@ -32,7 +32,7 @@ export interface HandlerEnv {
 function admit(env: HandlerEnv, method: string, context: CallContext): () => void {
   const auth = env.auth;
   if (!auth) return noop;
-  const caller = auth.authorize(context.metadata, method, context.peer);
+  const caller = auth.authorize(context.metadata.get("authorization"), method, context.peer);
   context.caller = caller;
   if (!context.streaming) auth.quotas.takeRequest(caller);
   else context.takeToken = () => auth.quotas.takeRequest(caller);

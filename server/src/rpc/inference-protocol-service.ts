@@ -15,7 +15,7 @@ import {
   type StatisticDuration,
 } from "@aiaas/sdk/gen/inference";
 import { DataType, Tensor, TensorEncoding, type PredictRequest } from "@aiaas/sdk/gen";
-import { ServerError, invalidArgument, notFound } from "../errors.js";
+import { ServerError, invalidArgument, notFound } from "../common/errors.js";
 import type { TensorSpec } from "../batching/index.js";
 import type { ModelRegistry, ModelStatus, VersionStatus } from "../repository/index.js";
 import { DATATYPE_NAME, type TensorType } from "../runtime/index.js";

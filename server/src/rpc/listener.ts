@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
 import type { Server, ServerCredentials } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { listenError } from "../listen-error.js";
+import { listenError } from "../common/listen-error.js";
 import { restoreDuplicateHeaders } from "./duplicate-headers.js";
 
 export interface ListenerOptions {

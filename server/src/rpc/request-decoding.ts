@@ -1,5 +1,5 @@
 import type { ServiceDefinition } from "@grpc/grpc-js";
-import { invalidArgument, type ServerError } from "../errors.js";
+import { invalidArgument, type ServerError } from "../common/errors.js";
 
 /**
  * What a request that is not valid protobuf decodes to. grpc-js answers a deserializer that throws with

@@ -1,5 +1,5 @@
 import { DataType, Tensor as WireTensor, TensorEncoding, type Tensor } from "@aiaas/sdk/gen";
-import { invalidArgument } from "../errors.js";
+import { invalidArgument } from "../common/errors.js";
 import type { NamedTensor } from "../batching/index.js";
 import { ELEMENT_SIZE, typedView, type HostTensor, type TensorType } from "../runtime/index.js";
 import { fromHalf, toHalf } from "./float16.js";

@@ -10,8 +10,8 @@ import {
   type TrainRequest,
   type WatchJobRequest,
 } from "@aiaas/sdk/gen";
-import { onAbort } from "../abort-listeners.js";
-import { ServerError, invalidArgument } from "../errors.js";
+import { onAbort } from "../common/abort-listeners.js";
+import { ServerError, invalidArgument } from "../common/errors.js";
 import type { DecodedChunk, JobManager, JobViewer, TrainJob } from "../training/jobs/index.js";
 import { decodeInputs, type DecodeLimits } from "./tensor-codec.js";
 import type { Authenticator, Caller } from "../auth/index.js";

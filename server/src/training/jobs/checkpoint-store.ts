@@ -1,6 +1,6 @@
 import { access, mkdir, open, readFile, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { failedPrecondition, notFound } from "../../errors.js";
+import { failedPrecondition, notFound } from "../../common/errors.js";
 import type { TrainState } from "../engine/train-worker-protocol.js";
 import { decodeBundle, encodeBundle, type BundleTensor } from "../tensor-bundle.js";
 

@@ -1,4 +1,4 @@
-import { invalidArgument, resourceExhausted } from "../../errors.js";
+import { invalidArgument, resourceExhausted } from "../../common/errors.js";
 import { DATATYPE_NAME, ELEMENT_SIZE, typedView, type HostTensor } from "../../runtime/index.js";
 import type { ElementType } from "../onnx/element-type.js";
 import type { TypedData } from "../onnx/graph-builder.js";

@@ -1,8 +1,7 @@
-import { status } from "@grpc/grpc-js";
 import type { TrainSpec } from "@aiaas/sdk/gen";
 import type { Logger } from "pino";
 import type { ModelProto } from "onnx-buf";
-import { ServerError, invalidArgument, notFound } from "../../errors.js";
+import { Code, ServerError, invalidArgument, notFound } from "../../common/errors.js";
 import { modelPath, type ModelRegistry } from "../../repository/index.js";
 import { ArchitectureError, buildArchitecture } from "../layers/build-architecture.js";
 import { readModelFile } from "../onnx/model-file.js";
@@ -130,7 +129,7 @@ export function createJobManager(options: JobManagerOptions): JobManager {
 
   return {
     async submit(wire, owner) {
-      if (closed) throw new ServerError(status.UNAVAILABLE, "the server is shutting down; submit the job to another replica");
+      if (closed) throw new ServerError(Code.UNAVAILABLE, "the server is shutting down; submit the job to another replica");
       const spec = parseJobSpec(wire);
       const key = spec.idempotencyKey ? `${owner.tenant ?? ""}\u0000${spec.model}\u0000${spec.idempotencyKey}` : undefined;
       const existing = key ? byKey.get(key) : undefined;
@@ -167,7 +166,7 @@ export function createJobManager(options: JobManagerOptions): JobManager {
       return { job, attached: false };
     },
     addData(job, decode) {
-      if (job.terminal) throw new ServerError(status.FAILED_PRECONDITION, `job ${job.id} has ended; it takes no more data`);
+      if (job.terminal) throw new ServerError(Code.FAILED_PRECONDITION, `job ${job.id} has ended; it takes no more data`);
       if (job.dataComplete) throw invalidArgument(`job ${job.id}: data arrived after the end marker`);
       try {
         job.data.add(decode);

@@ -1,5 +1,5 @@
 import { DataType, EarlyStopping as WireEarlyStopping, Metric, OptimizerType, Task, type Layer, type TrainSpec } from "@aiaas/sdk/gen";
-import { invalidArgument } from "../../errors.js";
+import { invalidArgument } from "../../common/errors.js";
 import { checkModelName } from "../../repository/index.js";
 import type { OptimizerSpec } from "../engine/optimizer.js";
 import type { ArchitectureSpec, LayerSpec } from "../layers/layer-spec.js";

@@ -1,9 +1,9 @@
+import { randomUUID } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { status } from "@grpc/grpc-js";
 import { JobState, type FinalMetrics } from "@aiaas/sdk/gen";
 import type { Logger } from "pino";
-import { ServerError } from "../../errors.js";
+import { Code, ServerError } from "../../common/errors.js";
 import { publishVersion } from "../../repository/index.js";
 import { encodeModel } from "../onnx/model-file.js";
 import { createTrainRunner, type TrainRunner } from "../engine/train-runner.js";
@@ -61,7 +61,7 @@ export async function runJob(job: TrainJob, deps: RunJobDeps): Promise<void> {
   let runner: TrainRunner | undefined;
   try {
     job.setState(JobState.JOB_STATE_VALIDATING, "checking the data and building the train step");
-    if (job.data.trainRows === 0) throw new ServerError(status.INVALID_ARGUMENT, "no training rows arrived: send TrainData chunks before ending the stream");
+    if (job.data.trainRows === 0) throw new ServerError(Code.INVALID_ARGUMENT, "no training rows arrived: send TrainData chunks before ending the stream");
     if (job.data.validationRows === 0 && spec.validationFraction > 0) {
       const count = Math.floor(job.data.trainRows * spec.validationFraction);
       if (count > 0 && count < job.data.trainRows) job.data.holdOut(permutation(job.data.trainRows, spec.seed, 1).subarray(0, count));
@@ -85,12 +85,12 @@ export async function runJob(job: TrainJob, deps: RunJobDeps): Promise<void> {
       const m = ckpt.meta;
       if (m.trainRows !== trainRows || m.batchSize !== spec.batchSize || m.seed !== spec.seed) {
         throw new ServerError(
-          status.FAILED_PRECONDITION,
+          Code.FAILED_PRECONDITION,
           `checkpoint ${spec.resumeFrom.jobId}/${spec.resumeFrom.checkpointId} was made with ${m.trainRows} training rows, batch size ${m.batchSize} and seed ${m.seed}; this job has ${trainRows}, ${spec.batchSize} and ${spec.seed}: resume with the same spec and data`,
         );
       }
       await runner.restore(ckpt.state, m.step).catch((error: Error) => {
-        throw new ServerError(status.FAILED_PRECONDITION, `checkpoint does not fit this model: ${error.message}`);
+        throw new ServerError(Code.FAILED_PRECONDITION, `checkpoint does not fit this model: ${error.message}`);
       });
       ({ epoch, batchInEpoch } = m);
       best = m.bestMetric;
@@ -152,7 +152,7 @@ export async function runJob(job: TrainJob, deps: RunJobDeps): Promise<void> {
         job.step = runner.steps;
         if (!Number.isFinite(result.loss)) {
           throw new ServerError(
-            status.FAILED_PRECONDITION,
+            Code.FAILED_PRECONDITION,
             `the loss became ${result.loss} at step ${runner.steps} (epoch ${epoch + 1}): training diverged; lower the learning rate (${spec.learningRate}) or check the data's scale`,
           );
         }
@@ -261,7 +261,7 @@ export async function runJob(job: TrainJob, deps: RunJobDeps): Promise<void> {
       // Never leave a version that does not serve: take it out again.
       await rm(join(registry.root, spec.model, String(version)), { recursive: true, force: true });
       await registry.load(spec.model).catch(() => undefined);
-      throw new ServerError(status.INTERNAL, `the trained model was written as version ${version} but did not load: ${published?.reason ?? loaded.reason}`);
+      throw new ServerError(Code.INTERNAL, `the trained model was written as version ${version} but did not load: ${published?.reason ?? loaded.reason}`);
     }
     job.publishedVersion = String(version);
     job.emit({ $case: "completed", value: { model: spec.model, version: String(version), metrics, stopReason } });
@@ -269,9 +269,11 @@ export async function runJob(job: TrainJob, deps: RunJobDeps): Promise<void> {
     deps.logger.info({ job: job.id, model: spec.model, version }, `job ${job.id} published ${spec.model} version ${version}`);
   } catch (error) {
     const e = ServerError.from(error);
-    if (e.code === status.INTERNAL) deps.logger.error({ err: error, job: job.id }, `job ${job.id} failed`);
+    // Internal error text stays in the log; the client gets an incident id that finds it there.
+    const incident = randomUUID().slice(0, 8);
+    if (e.code === Code.INTERNAL) deps.logger.error({ err: error, job: job.id, incident }, `job ${job.id} failed (incident ${incident})`);
     if (job.cancelSignal.aborted && !job.error) job.finishCancelled("cancelled; nothing was published");
-    else job.fail(e.code, e.code === status.INTERNAL && !(error instanceof ServerError) ? `internal error: ${(error as Error).message}` : e.message);
+    else job.fail(e.code, e.code === Code.INTERNAL && !(error instanceof ServerError) ? `internal error (incident ${incident}; the server's log has the details)` : e.message);
   } finally {
     await runner?.close();
   }

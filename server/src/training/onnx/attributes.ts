@@ -1,6 +1,6 @@
 import { AttributeProto_AttributeType } from "onnx-buf";
 import type { ConstTensor } from "./graph-builder.js";
-import type { GraphNode } from "./graph.js";
+import type { GraphNode } from "./graph-types.js";
 import { decodeTensor } from "./tensor-data.js";
 
 /** Typed reads of a node's attributes, with the defaults the ONNX spec gives. */

@@ -12,27 +12,9 @@ import { attribute, DEFAULT_OPSET, tensorProto, valueInfo, type AttributeValue, 
 import type { ElementType } from "./element-type.js";
 import { decodeTensor, elementTypeOf } from "./tensor-data.js";
 import { inferNode } from "./shape-inference.js";
+import type { GraphNode, GraphValue, ShapeGraph, ValueType } from "./graph-types.js";
 
-/** A value's element type and shape; dims is undefined when even the rank is unknown. */
-export interface ValueType {
-  readonly type: ElementType;
-  readonly dims: readonly Dim[] | undefined;
-}
-
-export interface GraphNode {
-  opType: string;
-  domain: string;
-  name: string;
-  inputs: string[];
-  outputs: string[];
-  attributes: AttributeProto[];
-}
-
-export interface GraphValue {
-  readonly name: string;
-  readonly type: ElementType;
-  readonly dims: readonly Dim[] | undefined;
-}
+export type { GraphNode, GraphValue, ValueType } from "./graph-types.js";
 
 export interface AddNodeOptions {
   readonly outputs?: readonly string[] | number;
@@ -45,7 +27,7 @@ export interface AddNodeOptions {
  * type and shape of every value, inferred as nodes are added so gradient rules and layers can ask for them.
  * It writes back to a ModelProto that keeps the source model's metadata.
  */
-export class Graph {
+export class Graph implements ShapeGraph {
   name: string;
   readonly inputs: GraphValue[] = [];
   readonly outputs: GraphValue[] = [];

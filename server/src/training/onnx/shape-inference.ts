@@ -1,6 +1,6 @@
 import type { Dim } from "./graph-builder.js";
 import type { ElementType } from "./element-type.js";
-import type { Graph, GraphNode, ValueType } from "./graph.js";
+import type { GraphNode, ShapeGraph, ValueType } from "./graph-types.js";
 import { attrInt, attrInts, attrString, attrTensor, constantNodeValue } from "./attributes.js";
 import { elementTypeOf, tensorNumbers } from "./tensor-data.js";
 
@@ -10,7 +10,7 @@ import { elementTypeOf, tensorNumbers } from "./tensor-data.js";
  * (a dynamic batch); 1-D integer "shape" values are tracked element by element so Reshape targets built from
  * Shape→Gather→Concat chains keep their dims. Unknown ops get the first input's type and an unknown shape.
  */
-export function inferNode(g: Graph, node: GraphNode): void {
+export function inferNode(g: ShapeGraph, node: GraphNode): void {
   const set = (i: number, type: ElementType, dims: readonly Dim[] | undefined): void => {
     const name = node.outputs[i];
     if (name) g.types.set(name, { type, dims });
@@ -424,7 +424,7 @@ function arith(op: string, a: Dim, b: Dim): Dim {
 }
 
 function inferWindowed(
-  g: Graph,
+  g: ShapeGraph,
   node: GraphNode,
   set: (i: number, type: ElementType, dims: readonly Dim[] | undefined) => void,
 ): void {
@@ -479,7 +479,7 @@ function inferWindowed(
 }
 
 function inferSlice(
-  g: Graph,
+  g: ShapeGraph,
   node: GraphNode,
   set: (i: number, type: ElementType, dims: readonly Dim[] | undefined) => void,
   setSym: (i: number, values: readonly Dim[]) => void,
