@@ -11,12 +11,13 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   runtime: ["common"],
   batching: ["common", "runtime", "telemetry"],
   auth: ["common"],
-  repository: ["common", "runtime", "batching", "telemetry"],
-  training: ["common", "runtime", "repository"],
-  http: ["common", "telemetry", "repository", "auth"],
-  rpc: ["common", "telemetry", "runtime", "batching", "auth", "repository", "training"],
+  repository: ["common", "runtime"],
+  serving: ["common", "telemetry", "runtime", "batching", "repository"],
+  training: ["common", "runtime", "repository", "serving"],
+  http: ["common", "telemetry", "serving", "auth"],
+  rpc: ["common", "telemetry", "runtime", "batching", "auth", "repository", "serving", "training"],
   cli: ["common", "auth"],
-  "(root)": ["common", "telemetry", "runtime", "batching", "auth", "repository", "training", "rpc", "http"],
+  "(root)": ["common", "telemetry", "runtime", "batching", "auth", "repository", "serving", "training", "rpc", "http"],
   bin: ["(root)", "cli", "common", "runtime", "telemetry"],
 };
 

@@ -12,7 +12,7 @@ import { access, stat } from "node:fs/promises";
 import { probeCuda } from "./cuda-probe.js";
 import { startOperationsHttp } from "./http/operations-http.js";
 import type { MetricsHandler } from "./telemetry/setup.js";
-import { createModelScopes, type ModelRegistry, type ModelScopes } from "./repository/index.js";
+import { createModelScopes, type ModelRegistry, type ModelScopes } from "./serving/index.js";
 import {
   KeyStore,
   Quotas,

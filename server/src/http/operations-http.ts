@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { Logger } from "pino";
 import type { MetricsHandler } from "../telemetry/setup.js";
-import type { ModelRegistry } from "../repository/index.js";
+import type { ModelRegistry } from "../serving/index.js";
 import { listenError } from "../common/listen-error.js";
 
 export interface OperationsHttpOptions {

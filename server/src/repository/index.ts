@@ -1,10 +1,5 @@
-export { createModelRegistry } from "./model-registry.js";
-export type { ModelRegistry, ModelStatus, VersionStatus, ModelStateName } from "./model-registry.js";
 export { parseModelConfig, selectVersions, DEFAULT_AUTO_BATCH_SIZE } from "./model-config.js";
 export type { ModelConfig, ServingDefaults, VersionPolicy } from "./model-config.js";
-export type { LoadedVersion } from "./loaded-version.js";
-export { checkModelName, modelPath } from "./repository-layout.js";
+export { checkModelName, listModelNames, listVersions, modelExists, modelPath, readConfigJson } from "./repository-layout.js";
 export { publishVersion } from "./publish-version.js";
 export type { PublishFiles } from "./publish-version.js";
-export { createModelScopes } from "./model-scopes.js";
-export type { ModelScopes } from "./model-scopes.js";

@@ -17,7 +17,7 @@ import {
 import { DataType, Tensor, TensorEncoding, type PredictRequest } from "@aiaas/sdk/gen";
 import { ServerError, invalidArgument, notFound } from "../common/errors.js";
 import type { TensorSpec } from "../batching/index.js";
-import type { ModelRegistry, ModelStatus, VersionStatus } from "../repository/index.js";
+import type { ModelRegistry, ModelStatus, VersionStatus } from "../serving/index.js";
 import { DATATYPE_NAME, type TensorType } from "../runtime/index.js";
 import type { CallContext } from "./call-context.js";
 import { concurrentResponses } from "./concurrent-responses.js";

@@ -3,7 +3,7 @@ import { SpanStatusCode } from "@opentelemetry/api";
 import type { InferenceServer, PredictRequest, PredictResponse, PredictStreamResponse } from "@aiaas/sdk/gen";
 import { validateRequest } from "../batching/index.js";
 import { ServerError } from "../common/errors.js";
-import type { ModelScopes } from "../repository/index.js";
+import type { ModelScopes } from "../serving/index.js";
 import { instruments, tracer } from "../telemetry/instruments.js";
 import { withTimeout, type CallContext } from "./call-context.js";
 import { concurrentResponses } from "./concurrent-responses.js";

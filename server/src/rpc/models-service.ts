@@ -1,6 +1,7 @@
 import { ModelState, type Model, type ModelsServer, type TensorSpec as WireTensorSpec, type VersionStatistics } from "@aiaas/sdk/gen";
 import type { BatchStats, TensorSpec } from "../batching/index.js";
-import { DEFAULT_AUTO_BATCH_SIZE, checkModelName, type ModelScopes, type ModelStateName, type ModelStatus } from "../repository/index.js";
+import { DEFAULT_AUTO_BATCH_SIZE, checkModelName } from "../repository/index.js";
+import type { ModelScopes, ModelStateName, ModelStatus } from "../serving/index.js";
 import { unary, type HandlerEnv } from "./handlers.js";
 import { toDataType } from "./tensor-codec.js";
 

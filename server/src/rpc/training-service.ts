@@ -15,7 +15,7 @@ import { ServerError, invalidArgument } from "../common/errors.js";
 import type { DecodedChunk, JobManager, JobViewer, TrainJob } from "../training/jobs/index.js";
 import { decodeInputs, type DecodeLimits } from "./tensor-codec.js";
 import type { Authenticator, Caller } from "../auth/index.js";
-import type { ModelScopes } from "../repository/index.js";
+import type { ModelScopes } from "../serving/index.js";
 import { bidi, serverStream, unary, type HandlerEnv } from "./handlers.js";
 
 /** Admin keys (the platform operator) reach every tenant's jobs; other keys their own tenant's. */

@@ -3,7 +3,7 @@ import type { ModelProto } from "onnx-buf";
 import { JobState, type FinalMetrics, type Job, type JobFailed, type TrainEvent } from "@aiaas/sdk/gen";
 import { onAbort } from "../../common/abort-listeners.js";
 import type { TrainProgram } from "../engine/train-program.js";
-import type { ModelRegistry } from "../../repository/index.js";
+import type { ModelRegistry } from "../../serving/index.js";
 import type { JobData } from "./job-data.js";
 import type { JobSpec } from "./job-spec.js";
 

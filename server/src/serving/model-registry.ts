@@ -1,8 +1,8 @@
 import type { Logger } from "pino";
 import { failedPrecondition, invalidArgument, notFound, unavailable } from "../common/errors.js";
 import { loadVersion, type LoadedVersion } from "./loaded-version.js";
-import { parseModelConfig, selectVersions, type ModelConfig, type ServingDefaults } from "./model-config.js";
-import { checkModelName, listModelNames, listVersions, modelExists, modelPath, readConfigJson } from "./repository-layout.js";
+import { parseModelConfig, selectVersions, type ModelConfig, type ServingDefaults } from "../repository/index.js";
+import { checkModelName, listModelNames, listVersions, modelExists, modelPath, readConfigJson } from "../repository/index.js";
 
 export type ModelStateName = "loading" | "ready" | "unloading" | "unloaded" | "failed";
 

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { createBatcher, type Batcher, type ModelSignature, type TensorSpec } from "../batching/index.js";
 import { createSessionInstance, isTensorType, type ProviderName, type SessionInstance, type ValueSpec } from "../runtime/index.js";
 import { instruments } from "../telemetry/instruments.js";
-import { DEFAULT_AUTO_BATCH_SIZE, type ModelConfig } from "./model-config.js";
+import { DEFAULT_AUTO_BATCH_SIZE, type ModelConfig } from "../repository/index.js";
 
 /** One model version that serves: its sessions (one worker thread each), signature and batcher. */
 export interface LoadedVersion {

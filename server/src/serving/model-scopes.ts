@@ -3,8 +3,8 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { notFound, permissionDenied } from "../common/errors.js";
 import { createModelRegistry, type ModelRegistry } from "./model-registry.js";
-import type { ServingDefaults } from "./model-config.js";
-import { checkModelName } from "./repository-layout.js";
+import type { ServingDefaults } from "../repository/index.js";
+import { checkModelName } from "../repository/index.js";
 
 /** Who asks, as far as scopes care (the auth part's Caller is one). */
 export interface ScopeCaller {
