@@ -1,6 +1,6 @@
 import { onAbort } from "../common/abort-listeners.js";
 import { Code, ServerError, deadlineExceeded, invalidArgument, resourceExhausted, cancelled, unavailable } from "../common/errors.js";
-import type { HostTensor, RunResult, TensorType, WireTensor } from "../runtime/index.js";
+import { SessionGoneError, type HostTensor, type RunResult, type TensorType, type WireTensor } from "../runtime/index.js";
 import type { BatchRequest, BatchResult } from "./batch-request.js";
 import { emptyStats, type BatchStats } from "./batch-stats.js";
 
@@ -266,9 +266,8 @@ export function createBatcher(options: BatcherOptions, executors: readonly Batch
         return;
       }
       const message = error instanceof Error ? error.message : String(error);
-      const gone = /exited|closed/.test(message);
       settle(batch[0], {
-        error: gone
+        error: error instanceof SessionGoneError
           ? unavailable(`${options.label}: the model's session stopped; retry`)
           : // Shapes and types were validated, so what fails when a request runs alone is its data.
             invalidArgument(`${options.label}: ONNX Runtime could not run this request's data: ${message.split("\n")[0]}`),

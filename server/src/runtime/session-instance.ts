@@ -1,4 +1,5 @@
 import { spawnWorker } from "./spawn-worker.js";
+import { SessionGoneError } from "./session-gone.js";
 import type { FromWorker, SessionWorkerInit, ToWorker, ValueSpec, WireTensor } from "./worker-protocol.js";
 import type { ProviderName } from "./execution-providers.js";
 
@@ -65,7 +66,7 @@ export async function createSessionInstance(init: SessionWorkerInit): Promise<Se
   worker.on("error", (error) => failAll(error));
   worker.on("exit", (code) => {
     exited = true;
-    failAll(new Error(`session worker exited with code ${code}`));
+    failAll(new SessionGoneError(`session worker exited with code ${code}`));
   });
 
   return {
@@ -74,7 +75,7 @@ export async function createSessionInstance(init: SessionWorkerInit): Promise<Se
     inputs: ready.inputs,
     outputs: ready.outputs,
     run(feeds, outputs) {
-      if (exited || closing) return Promise.reject(new Error("session is closed"));
+      if (exited || closing) return Promise.reject(new SessionGoneError("session is closed"));
       const id = nextId++;
       return new Promise<RunResult>((resolve, reject) => {
         pending.set(id, { resolve, reject });

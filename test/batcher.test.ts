@@ -1,0 +1,155 @@
+// The micro-batcher in memory: a fake executor in place of ONNX Runtime, no gRPC. Ordering, batching,
+// splitting, deadlines, cancellation, priorities, tenant fairness, a failing request alone, a dead
+// session, a full queue and drain.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { createBatcher, type BatchExecutor, type BatchRequest, type Batcher } from "../server/src/batching/index.js";
+import { ServerError, Code } from "../server/src/common/errors.js";
+import { SessionGoneError, type WireTensor } from "../server/src/runtime/index.js";
+
+/** A model y = 2x over [rows, 2] float32, run by a fake session that records each batch's first values. */
+function fakeExecutor(options: { runMs?: number; fail?: (values: Float32Array) => Error | undefined } = {}): BatchExecutor & { batches: number[][] } {
+  const batches: number[][] = [];
+  return {
+    batches,
+    async run(feeds: readonly WireTensor[]) {
+      const x = feeds[0]!;
+      const values = new Float32Array(x.buffer, x.byteOffset, x.byteLength / 4);
+      await new Promise((resolve) => setTimeout(resolve, options.runMs ?? 5));
+      const failure = options.fail?.(values);
+      if (failure) throw Object.assign(failure, { inputs: [x.buffer] });
+      const rows = x.dims[0]!;
+      batches.push(Array.from({ length: rows }, (_, r) => values[r * 2]!));
+      const y = Float32Array.from(values, (v) => v * 2);
+      return { outputs: [{ name: "y", type: "float32" as const, dims: [rows, 2], buffer: y.buffer, byteOffset: 0, byteLength: y.byteLength }], runMs: options.runMs ?? 5, inputs: [x.buffer] };
+    },
+  };
+}
+
+const batcherOf = (executors: BatchExecutor[], extra: Partial<Parameters<typeof createBatcher>[0]> = {}): Batcher =>
+  createBatcher(
+    { label: "fake:1", maxBatchSize: 8, maxQueueDelayUs: 0, preferredBatchSizes: [], maxQueueSize: 1000, inputs: [{ name: "x", type: "float32" }], outputNames: ["y"], ...extra },
+    executors,
+  );
+
+/** A one-row request whose two values are (v, v + 0.5). */
+function request(v: number, extra: Partial<BatchRequest> = {}): BatchRequest {
+  const data = new Uint8Array(Float32Array.of(v, v + 0.5).buffer);
+  return { inputs: [{ type: "float32", dims: [1, 2], data }], rows: 1, key: "2", outputs: [], deadline: Infinity, ...extra };
+}
+
+const valuesOf = (r: { outputs: readonly { data: Uint8Array }[] }): number[] => {
+  const d = r.outputs[0]!.data;
+  return Array.from(new Float32Array(d.buffer, d.byteOffset, d.byteLength / 4));
+};
+
+/** One turn of the event loop: the batcher forms batches on the next one. */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+const codeOf = async (p: Promise<unknown>): Promise<number | undefined> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => (e instanceof ServerError ? e.code : -1),
+  );
+
+describe("the batcher, in memory", () => {
+  it("batches what waits while a session is busy, up to max_batch_size, and gives each request its own rows", async () => {
+    const exec = fakeExecutor({ runMs: 20 });
+    const b = batcherOf([exec]);
+    // The first request finds the session idle and runs alone; the rest wait and run 8 at a time, in order.
+    const first = b.submit(request(0));
+    await turn();
+    const results = [first, ...Array.from({ length: 17 }, (_, i) => b.submit(request(i + 1)))];
+    const done = await Promise.all(results);
+    done.forEach((r, i) => assert.deepEqual(valuesOf(r), [2 * i, 2 * i + 1]));
+    assert.deepEqual(exec.batches, [[0], [1, 2, 3, 4, 5, 6, 7, 8], [9, 10, 11, 12, 13, 14, 15, 16], [17]]);
+    assert.deepEqual(done.map((r) => r.batchRows), [1, ...Array(8).fill(8), ...Array(8).fill(8), 1]);
+  });
+
+  it("never runs a request whose deadline passed or that was cancelled while it waited", async () => {
+    const exec = fakeExecutor({ runMs: 30 });
+    const b = batcherOf([exec]);
+    const blocker = b.submit(request(0));
+    await turn();
+    const late = b.submit(request(1, { deadline: performance.now() + 5 }));
+    const controller = new AbortController();
+    const cancelled = b.submit(request(2, { signal: controller.signal }));
+    const kept = b.submit(request(3));
+    controller.abort(new ServerError(Code.CANCELLED, "the client cancelled the call"));
+    assert.equal(await codeOf(cancelled), Code.CANCELLED);
+    await blocker;
+    assert.equal(await codeOf(late), Code.DEADLINE_EXCEEDED);
+    await kept;
+    assert.deepEqual(exec.batches, [[0], [3]]);
+  });
+
+  it("runs a prioritized request before the ones that waited longer", async () => {
+    const exec = fakeExecutor({ runMs: 20 });
+    const b = batcherOf([exec], { maxBatchSize: 1 });
+    const first = b.submit(request(0));
+    await turn();
+    await Promise.all([first, b.submit(request(1)), b.submit(request(2)), b.submit(request(3, { priority: 1 }))]);
+    assert.deepEqual(exec.batches, [[0], [3], [1], [2]]);
+  });
+
+  it("shares the queue fairly: a tenant's request does not wait behind another tenant's flood", async () => {
+    const exec = fakeExecutor({ runMs: 5 });
+    const b = batcherOf([exec], { maxBatchSize: 4 });
+    const flood = Array.from({ length: 40 }, (_, i) => b.submit(request(i, { tenant: "a" })));
+    const polite = b.submit(request(100, { tenant: "b" }));
+    await Promise.all([...flood, polite]);
+    const at = exec.batches.findIndex((batch) => batch.includes(100));
+    assert.ok(at >= 0 && at <= 2, `the other tenant's request ran in batch ${at} of ${exec.batches.length}`);
+    // Without tenants (one shared key) it would have waited behind all 40.
+    const fifo = fakeExecutor({ runMs: 5 });
+    const plain = batcherOf([fifo], { maxBatchSize: 4 });
+    await Promise.all([...Array.from({ length: 40 }, (_, i) => plain.submit(request(i))), plain.submit(request(100))]);
+    assert.equal(fifo.batches.findIndex((batch) => batch.includes(100)), fifo.batches.length - 1);
+  });
+
+  it("a request that fails on its own data fails alone; the others of its batch succeed", async () => {
+    const exec = fakeExecutor({ runMs: 10, fail: (values) => (values.includes(13) ? new Error("bad data in row") : undefined) });
+    const b = batcherOf([exec]);
+    const first = b.submit(request(0));
+    await turn();
+    const rest = [11, 12, 13, 14].map((v) => b.submit(request(v)));
+    await first;
+    const outcomes = await Promise.allSettled(rest);
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ["fulfilled", "fulfilled", "rejected", "fulfilled"],
+    );
+    const error = (outcomes[2] as PromiseRejectedResult).reason as ServerError;
+    assert.equal(error.code, Code.INVALID_ARGUMENT);
+    assert.match(error.message, /could not run this request's data: bad data in row/);
+  });
+
+  it("a dead session (typed, whatever its message) answers UNAVAILABLE, not INVALID_ARGUMENT", async () => {
+    const dead = fakeExecutor({ fail: () => new SessionGoneError("a message without the usual words") });
+    const b = batcherOf([dead]);
+    const outcomes = await Promise.allSettled([b.submit(request(0)), b.submit(request(1))]);
+    for (const o of outcomes) {
+      assert.equal(o.status, "rejected");
+      assert.equal(((o as PromiseRejectedResult).reason as ServerError).code, Code.UNAVAILABLE);
+    }
+    // And a plain failure that mentions "closed" is the request's data, not a dead session.
+    const plain = batcherOf([fakeExecutor({ fail: () => new Error("file closed unexpectedly while reading the data") })]);
+    assert.equal(await codeOf(plain.submit(request(0))), Code.INVALID_ARGUMENT);
+  });
+
+  it("answers RESOURCE_EXHAUSTED at once when the queue is full, and drain waits for every accepted request", async () => {
+    const exec = fakeExecutor({ runMs: 20 });
+    const b = batcherOf([exec], { maxQueueSize: 3, maxBatchSize: 1 });
+    const running = b.submit(request(0));
+    await turn();
+    const accepted = [running, b.submit(request(1)), b.submit(request(2)), b.submit(request(3))];
+    assert.equal(await codeOf(b.submit(request(4))), Code.RESOURCE_EXHAUSTED);
+    let drained = false;
+    const draining = b.drain().then(() => (drained = true));
+    assert.equal(await codeOf(b.submit(request(5))), Code.UNAVAILABLE, "a draining batcher takes no more");
+    assert.equal(drained, false);
+    await Promise.all(accepted);
+    await draining;
+    assert.equal(exec.batches.length, 4);
+  });
+});
