@@ -84,6 +84,20 @@ describe("operations HTTP port", () => {
     assert.match(text, /aiaas_batch_run_time_(milliseconds_)?bucket\{/);
     assert.doesNotMatch(text, /x=|raw_data|fp32/, "no payload in any label");
   });
+
+  it("counts and times every RPC by method and status code, not only Predict", async () => {
+    const count = (text: string, method: string, code: string): number => {
+      const line = text.split("\n").find((l) => l.startsWith("aiaas_rpc_count_total{") && l.includes(`method="${method}"`) && l.includes(`code="${code}"`));
+      return line ? Number(line.split(" ").at(-1)) : 0;
+    };
+    const before = (await get("/metrics")).text;
+    await unary(h.models.listModels.bind(h.models), {});
+    await unary(h.models.getModel.bind(h.models), { name: "no-such-model" }).catch(() => undefined);
+    const after = (await get("/metrics")).text;
+    assert.equal(count(after, "ListModels", "OK") - count(before, "ListModels", "OK"), 1);
+    assert.equal(count(after, "GetModel", "NOT_FOUND") - count(before, "GetModel", "NOT_FOUND"), 1);
+    assert.match(after, /aiaas_rpc_duration(_milliseconds)?_bucket\{[^}]*method="GetModel"/);
+  });
 });
 
 describe("operations HTTP port with tenants", () => {

@@ -4,35 +4,6 @@ import { LOCAL_CALLER, type Caller, type Role } from "./caller.js";
 import type { KeyStore } from "./key-store.js";
 import type { Quotas } from "./quotas.js";
 
-/** The role each RPC needs (by method name; health and reflection need none and are not wrapped). */
-const METHOD_ROLES: Readonly<Record<string, Role>> = {
-  Predict: "predict",
-  PredictStream: "predict",
-  ListModels: "predict",
-  GetModel: "predict",
-  LoadModel: "train",
-  UnloadModel: "train",
-  Train: "train",
-  GetJob: "train",
-  ListJobs: "train",
-  CancelJob: "train",
-  WatchJob: "train",
-  CreateKey: "admin",
-  ListKeys: "admin",
-  RevokeKey: "admin",
-  ServerLive: "predict",
-  ServerReady: "predict",
-  ModelReady: "predict",
-  ServerMetadata: "predict",
-  ModelMetadata: "predict",
-  ModelInfer: "predict",
-  ModelStreamInfer: "predict",
-  ModelConfig: "predict",
-  ModelStatistics: "predict",
-  RepositoryIndex: "predict",
-  RepositoryModelLoad: "train",
-  RepositoryModelUnload: "train",
-};
 
 export interface Authenticator {
   readonly enabled: boolean;
@@ -40,7 +11,7 @@ export interface Authenticator {
    * The caller of a call from its `authorization` header values (all of them: more than one is refused), with
    * the role its method needs; UNAUTHENTICATED or PERMISSION_DENIED otherwise (audited).
    */
-  authorize(authorization: readonly (string | Buffer)[], method: string, peer: string): Caller;
+  authorize(authorization: readonly (string | Buffer)[], method: string, role: Role, peer: string): Caller;
   /** Before each further message of a stream: a key revoked or expired meanwhile is refused at once. */
   recheck(caller: Caller, method: string, peer: string): void;
   readonly quotas: Quotas;
@@ -63,8 +34,7 @@ export function createAuthenticator(options: { keys: KeyStore | undefined; quota
     enabled: keys !== undefined,
     quotas,
     audit,
-    authorize(headers, method, peer) {
-      const role = METHOD_ROLES[method];
+    authorize(headers, method, role, peer) {
       if (!keys) return LOCAL_CALLER;
       if (headers.length > 1) return deny(unauthenticated("send one authorization header: this call carried several"), method, peer, "several authorization headers");
       const header = headers[0];
@@ -81,8 +51,8 @@ export function createAuthenticator(options: { keys: KeyStore | undefined; quota
         caller = { keyId: key.id, tenant: key.tenant, roles: new Set(key.roles) };
         callers.set(key.id, caller);
       }
-      if (!role || !hasRole(caller, role)) {
-        return deny(permissionDenied(`this key lacks the "${role ?? "admin"}" role that ${method} needs`), method, peer, `missing role ${role}`, caller);
+      if (!hasRole(caller, role)) {
+        return deny(permissionDenied(`this key lacks the "${role}" role that ${method} needs`), method, peer, `missing role ${role}`, caller);
       }
       return caller;
     },

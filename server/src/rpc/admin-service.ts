@@ -1,4 +1,4 @@
-import type { AdminServer, ApiKey } from "@aiaas/sdk/gen";
+import type { AdminServer, ApiKey, CreateKeyRequest, ListKeysRequest, RevokeKeyRequest } from "@aiaas/sdk/gen";
 import { ROLES, checkTenantName, type AuditLog, type KeyInfo, type KeyStore, type Role } from "../auth/index.js";
 import { failedPrecondition, invalidArgument, notFound } from "../common/errors.js";
 import { unary, type HandlerEnv } from "./handlers.js";
@@ -22,7 +22,7 @@ export function createAdminService(keys: KeyStore | undefined, audit: AuditLog |
     return keys;
   };
   return {
-    createKey: unary(env, "CreateKey", async (r: { tenant: string; roles: string[]; name: string; expiresInSeconds: bigint }, context) => {
+    createKey: unary(env, "CreateKey", async (r: CreateKeyRequest, context) => {
       try {
         checkTenantName(r.tenant);
       } catch (error) {
@@ -38,11 +38,11 @@ export function createAdminService(keys: KeyStore | undefined, audit: AuditLog |
       audit?.record({ action: "CreateKey", outcome: "allowed", caller: context.caller, peer: context.peer, target: `key ${key.id} for tenant ${key.tenant} (${key.roles.join(",")})` });
       return { key: toWireKey(key), token };
     }),
-    listKeys: unary(env, "ListKeys", async (r: { tenant: string }, context) => {
+    listKeys: unary(env, "ListKeys", async (r: ListKeysRequest, context) => {
       audit?.record({ action: "ListKeys", outcome: "allowed", caller: context.caller, peer: context.peer, target: r.tenant || "all tenants" });
       return { keys: store().list(r.tenant || undefined).map(toWireKey) };
     }),
-    revokeKey: unary(env, "RevokeKey", async (r: { id: string }, context) => {
+    revokeKey: unary(env, "RevokeKey", async (r: RevokeKeyRequest, context) => {
       if (!(await store().revoke(r.id))) throw notFound(`key "${r.id.slice(0, 40)}" not found`);
       audit?.record({ action: "RevokeKey", outcome: "allowed", caller: context.caller, peer: context.peer, target: `key ${r.id}` });
       return { key: toWireKey(store().list().find((k) => k.id === r.id)!) };

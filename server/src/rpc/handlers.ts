@@ -10,11 +10,14 @@ import {
 } from "@grpc/grpc-js";
 import { Metadata } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import type { Authenticator } from "../auth/index.js";
+import type { Authenticator, Role } from "../auth/index.js";
 import { onAbort } from "../common/abort-listeners.js";
 import { ServerError } from "../common/errors.js";
 import { createCallContext, type CallContext } from "./call-context.js";
 import { MalformedRequest, checkDecoded, endedMidMessage } from "./request-decoding.js";
+import { roleOf } from "./method-roles.js";
+import { callObserver } from "./call-observer.js";
+import { Code } from "../common/errors.js";
 
 /** What every handler wrapper needs from the server. */
 export interface HandlerEnv {
@@ -29,10 +32,10 @@ export interface HandlerEnv {
  * The interceptor of every wrapped call: resolves the caller from its key once, checks the method's role,
  * rate and in-flight limits, and puts the caller in the context. Returns the release of the in-flight slot.
  */
-function admit(env: HandlerEnv, method: string, context: CallContext): () => void {
+function admit(env: HandlerEnv, method: string, role: Role, context: CallContext): () => void {
   const auth = env.auth;
   if (!auth) return noop;
-  const caller = auth.authorize(context.metadata.get("authorization"), method, context.peer);
+  const caller = auth.authorize(context.metadata.get("authorization"), method, role, context.peer);
   context.caller = caller;
   if (!context.streaming) auth.quotas.takeRequest(caller);
   else context.takeToken = () => auth.quotas.takeRequest(caller);
@@ -89,11 +92,18 @@ export function unary<Req, Res>(
   handler: (request: Req, context: CallContext) => Promise<Res>,
 ): handleUnaryCall<Req, Res> {
   const { logger, serverStopping } = env;
-  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+  const role = roleOf(method);
+  const observe = callObserver(method);
+  return (call: ServerUnaryCall<Req, Res>, unobserved: sendUnaryData<Res>) => {
+    const done = observe();
+    const callback: sendUnaryData<Res> = (error, value) => {
+      done(error ? (error as { code?: number }).code ?? Code.UNKNOWN : Code.OK);
+      unobserved(error, value);
+    };
     const { context, dispose } = createCallContext(call, serverStopping);
     let release = noop;
     try {
-      release = admit(env, method, context);
+      release = admit(env, method, role, context);
     } catch (error) {
       dispose();
       callback(toStatus(error, logger, method));
@@ -133,12 +143,16 @@ export function bidi<Req, Res>(
   handler: (requests: AsyncIterable<Req>, context: CallContext) => AsyncIterable<Res>,
 ): handleBidiStreamingCall<Req, Res> {
   const { logger, serverStopping } = env;
+  const role = roleOf(method);
+  const observe = callObserver(method);
   return (call: ServerDuplexStream<Req, Res>) => {
+    const done = observe();
+    let code: number = Code.OK;
     const { context, dispose } = createCallContext(call, serverStopping, true);
     let release = noop;
     void (async () => {
       try {
-        release = admit(env, method, context);
+        release = admit(env, method, role, context);
         for await (const response of handler(checkedRequests(env, method, context, call), context)) {
           if (context.signal.aborted) break;
           call.write(response);
@@ -148,8 +162,12 @@ export function bidi<Req, Res>(
         }
         if (!context.signal.aborted) call.end();
       } catch (error) {
-        if (!context.signal.aborted) call.emit("error", toStatus(error, logger, method));
+        const status = toStatus(error, logger, method);
+        code = status.code;
+        if (!context.signal.aborted) call.emit("error", status);
       } finally {
+        if (context.signal.aborted && code === Code.OK) code = (context.signal.reason as { code?: number } | undefined)?.code ?? Code.CANCELLED;
+        done(code);
         release();
         dispose();
       }
@@ -164,12 +182,16 @@ export function serverStream<Req, Res>(
   handler: (request: Req, context: CallContext) => AsyncIterable<Res>,
 ): handleServerStreamingCall<Req, Res> {
   const { logger, serverStopping } = env;
+  const role = roleOf(method);
+  const observe = callObserver(method);
   return (call: ServerWritableStream<Req, Res>) => {
+    const done = observe();
+    let code: number = Code.OK;
     const { context, dispose } = createCallContext(call, serverStopping, true);
     let release = noop;
     void (async () => {
       try {
-        release = admit(env, method, context);
+        release = admit(env, method, role, context);
         for await (const response of handler(checkDecoded(call.request), context)) {
           if (context.signal.aborted) break;
           call.write(response);
@@ -177,8 +199,12 @@ export function serverStream<Req, Res>(
         }
         if (!context.signal.aborted) call.end();
       } catch (error) {
-        if (!context.signal.aborted) call.emit("error", toStatus(error, logger, method));
+        const status = toStatus(error, logger, method);
+        code = status.code;
+        if (!context.signal.aborted) call.emit("error", status);
       } finally {
+        if (context.signal.aborted && code === Code.OK) code = (context.signal.reason as { code?: number } | undefined)?.code ?? Code.CANCELLED;
+        done(code);
         release();
         dispose();
       }

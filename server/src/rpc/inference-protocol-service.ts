@@ -7,6 +7,14 @@ import {
   ModelInstanceGroup_Kind,
   type GRPCInferenceServiceServer,
   type ModelConfig,
+  type ModelConfigRequest,
+  type ModelMetadataRequest,
+  type ModelReadyRequest,
+  type ModelStatisticsRequest,
+  type RepositoryIndexRequest,
+  type RepositoryModelLoadRequest,
+  type RepositoryModelUnloadRequest,
+  type ServerReadyRequest,
   type ModelInferRequest,
   type ModelInferResponse,
   type ModelStatistics,
@@ -15,7 +23,7 @@ import {
   type StatisticDuration,
 } from "@aiaas/sdk/gen/inference";
 import { DataType, Tensor, TensorEncoding, type PredictRequest } from "@aiaas/sdk/gen";
-import { ServerError, invalidArgument, notFound } from "../common/errors.js";
+import { Code, ServerError, invalidArgument, notFound } from "../common/errors.js";
 import type { TensorSpec } from "../batching/index.js";
 import type { ModelRegistry, ModelStatus, VersionStatus } from "../serving/index.js";
 import { DATATYPE_NAME, type TensorType } from "../runtime/index.js";
@@ -188,16 +196,16 @@ export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRP
   };
   return {
     serverLive: unary(deps, "ServerLive", async () => ({ live: true })),
-    serverReady: unary(deps, "ServerReady", async (_r: unknown, context) => ({
+    serverReady: unary(deps, "ServerReady", async (_r: ServerReadyRequest, context) => ({
       ready: deps.isServing() && scoped(context).list().every((m) => m.state !== "loading"),
     })),
-    modelReady: unary(deps, "ModelReady", async (r: { name: string; version: string }, context) => ({ ready: ready(scoped(context), r.name, r.version) })),
+    modelReady: unary(deps, "ModelReady", async (r: ModelReadyRequest, context) => ({ ready: ready(scoped(context), r.name, r.version) })),
     serverMetadata: unary(deps, "ServerMetadata", async () => ({
       name: deps.serverName,
       version: deps.serverVersion,
       extensions: ["model_repository", "model_configuration", "statistics"],
     })),
-    modelMetadata: unary(deps, "ModelMetadata", async (r: { name: string; version: string }, context) => {
+    modelMetadata: unary(deps, "ModelMetadata", async (r: ModelMetadataRequest, context) => {
       const registry = scoped(context);
       const loaded = registry.resolve(r.name, r.version);
       const status = await registry.status(r.name);
@@ -211,12 +219,12 @@ export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRP
     }),
     modelInfer: unary(deps, "ModelInfer", (r: ModelInferRequest, context) => modelInfer(deps, r, context)),
     modelStreamInfer: bidi(deps, "ModelStreamInfer", (requests: AsyncIterable<ModelInferRequest>, context) => streamInfer(deps, requests, context)),
-    modelConfig: unary(deps, "ModelConfig", async (r: { name: string; version: string }, context) => {
+    modelConfig: unary(deps, "ModelConfig", async (r: ModelConfigRequest, context) => {
       const registry = scoped(context);
       const status = await registry.status(r.name);
       return { config: modelConfig(status, registry, r.version) };
     }),
-    modelStatistics: unary(deps, "ModelStatistics", async (r: { name: string; version: string }, context) => {
+    modelStatistics: unary(deps, "ModelStatistics", async (r: ModelStatisticsRequest, context) => {
       const registry = scoped(context);
       const models = r.name ? [await registry.status(r.name)] : registry.list();
       const stats = models.flatMap((m) =>
@@ -225,7 +233,7 @@ export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRP
       if (r.name && r.version && stats.length === 0) throw notFound(`version ${r.version} of model "${r.name}" is not loaded`);
       return { modelStats: stats };
     }),
-    repositoryIndex: unary(deps, "RepositoryIndex", async (r: { ready: boolean }, context) => {
+    repositoryIndex: unary(deps, "RepositoryIndex", async (r: RepositoryIndexRequest, context) => {
       const models: RepositoryIndexResponse_ModelIndex[] = scoped(context).list().flatMap((m) =>
         m.versions.length
           ? m.versions.map((v) => ({ name: m.name, version: String(v.version), state: STATE[v.state], reason: v.reason }))
@@ -233,12 +241,12 @@ export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRP
       );
       return { models: r.ready ? models.filter((m) => m.state === "READY") : models };
     }),
-    repositoryModelLoad: unary(deps, "RepositoryModelLoad", async (r: { modelName: string }, context) => {
+    repositoryModelLoad: unary(deps, "RepositoryModelLoad", async (r: RepositoryModelLoadRequest, context) => {
       const result = await scoped(context).load(r.modelName);
-      if (result.state !== "ready") throw new ServerError(status.INTERNAL, `model "${r.modelName}" failed to load: ${result.reason}`);
+      if (result.state !== "ready") throw new ServerError(Code.INTERNAL, `model "${r.modelName}" failed to load: ${result.reason}`);
       return {};
     }),
-    repositoryModelUnload: unary(deps, "RepositoryModelUnload", async (r: { modelName: string }, context) => {
+    repositoryModelUnload: unary(deps, "RepositoryModelUnload", async (r: RepositoryModelUnloadRequest, context) => {
       await scoped(context).unload(r.modelName);
       return {};
     }),

@@ -1,4 +1,14 @@
-import { ModelState, type Model, type ModelsServer, type TensorSpec as WireTensorSpec, type VersionStatistics } from "@aiaas/sdk/gen";
+import {
+  ModelState,
+  type GetModelRequest,
+  type ListModelsRequest,
+  type LoadModelRequest,
+  type Model,
+  type ModelsServer,
+  type TensorSpec as WireTensorSpec,
+  type UnloadModelRequest,
+  type VersionStatistics,
+} from "@aiaas/sdk/gen";
 import type { BatchStats, TensorSpec } from "../batching/index.js";
 import { DEFAULT_AUTO_BATCH_SIZE, checkModelName } from "../repository/index.js";
 import type { ModelScopes, ModelStateName, ModelStatus } from "../serving/index.js";
@@ -54,14 +64,14 @@ export function toWireModel(status: ModelStatus): Model {
 
 export function createModelsService(scopes: ModelScopes, env: HandlerEnv): ModelsServer {
   return {
-    listModels: unary(env, "ListModels", async (_r: unknown, context) => ({ models: scopes.for(context.caller).list().map(toWireModel) })),
-    getModel: unary(env, "GetModel", async (request: { name: string }, context) => ({
+    listModels: unary(env, "ListModels", async (_r: ListModelsRequest, context) => ({ models: scopes.for(context.caller).list().map(toWireModel) })),
+    getModel: unary(env, "GetModel", async (request: GetModelRequest, context) => ({
       model: toWireModel(await scopes.for(context.caller).status(checkModelName(request.name))),
     })),
-    loadModel: unary(env, "LoadModel", async (request: { name: string }, context) => ({
+    loadModel: unary(env, "LoadModel", async (request: LoadModelRequest, context) => ({
       model: toWireModel(await scopes.for(context.caller).load(checkModelName(request.name))),
     })),
-    unloadModel: unary(env, "UnloadModel", async (request: { name: string }, context) => ({
+    unloadModel: unary(env, "UnloadModel", async (request: UnloadModelRequest, context) => ({
       model: toWireModel(await scopes.for(context.caller).unload(checkModelName(request.name))),
     })),
   };

@@ -14,6 +14,8 @@ function createInstruments(meter: Meter) {
     runTime: meter.createHistogram("aiaas.batch.run_time", { unit: "ms", description: "ONNX Runtime session.run time per batch" }),
     requestLatency: meter.createHistogram("aiaas.request.latency", { unit: "ms", description: "Predict latency from decode to reply" }),
     requests: meter.createCounter("aiaas.request.count", { description: "Predict requests by model and gRPC status code" }),
+    rpcDuration: meter.createHistogram("aiaas.rpc.duration", { unit: "ms", description: "Every RPC's duration (a stream's: until it ends), by method and status code" }),
+    rpcCount: meter.createCounter("aiaas.rpc.count", { description: "Every RPC by method and status code" }),
   };
 }
 
