@@ -22,7 +22,6 @@ import {
   type AuditLog,
   type Authenticator,
   type Limits,
-  type ResolvedLimits,
 } from "./auth/index.js";
 import { createAdminService } from "./rpc/admin-service.js";
 import { parseProviders, type ProviderName } from "./runtime/index.js";
@@ -37,6 +36,7 @@ import { withProtocMapEntryNames } from "./rpc/reflection-descriptors.js";
 import { withSafeDecoding } from "./rpc/request-decoding.js";
 import { listen, type Listener } from "./rpc/listener.js";
 import { observeServer } from "./telemetry/instruments.js";
+import { DEFAULT_LIMITS, SERVE_DEFAULTS } from "./serve-defaults.js";
 import type { HandlerEnv } from "./rpc/handlers.js";
 import { ServerError, failedPrecondition, invalidArgument } from "./common/errors.js";
 
@@ -101,13 +101,7 @@ export interface AuthOptions {
   readonly auditLogger?: Logger;
 }
 
-export const DEFAULT_LIMITS: ResolvedLimits = {
-  requestsPerSecond: 1000,
-  burst: 2000,
-  maxInFlight: 256,
-  maxConcurrentJobs: 2,
-  maxTrainDataBytes: 1024 ** 3,
-};
+export { DEFAULT_LIMITS } from "./serve-defaults.js";
 
 export interface TrainingOptions {
   /** Jobs training at once (default 1); others wait QUEUED. */
@@ -135,7 +129,6 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
-const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
 
 const SERVICES = ["aiaas.v1.Inference", "aiaas.v1.Models", "aiaas.v1.Training", "aiaas.v1.Admin", "inference.GRPCInferenceService"] as const;
 
@@ -173,7 +166,7 @@ async function selectProviders(requested: readonly ProviderName[] | string, logg
 }
 
 function grpcServer(options: ServeOptions, maxMessageBytes: number): Server {
-  const idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const idleMs = options.idleTimeoutMs ?? SERVE_DEFAULTS.idleTimeoutMs;
   return new Server({
     "grpc.max_receive_message_length": maxMessageBytes,
     "grpc.max_send_message_length": maxMessageBytes,
@@ -219,17 +212,17 @@ function addServices(server: Server, deps: {
     ...env,
     scopes,
     limits: { maxTensorBytes: deps.maxMessageBytes },
-    maxStreamInflight: options.maxStreamInflight ?? 1024,
+    maxStreamInflight: options.maxStreamInflight ?? SERVE_DEFAULTS.maxStreamInflight,
   };
   server.addService(withSafeDecoding(inferenceServiceDefinition), createInferenceService(inferenceDeps));
   server.addService(withSafeDecoding(ModelsService), createModelsService(scopes, env));
   server.addService(withSafeDecoding(AdminService), createAdminService(deps.keys, deps.audit, env));
   const jobs = createJobManager({
     checkpointsDir: options.training?.checkpointsDir ?? join(tmpdir(), "aiaas-checkpoints"),
-    maxConcurrentJobs: options.training?.maxConcurrentJobs ?? 1,
-    threads: options.training?.threads ?? 1,
+    maxConcurrentJobs: options.training?.maxConcurrentJobs ?? SERVE_DEFAULTS.training.maxConcurrentJobs,
+    threads: options.training?.threads ?? SERVE_DEFAULTS.training.threads,
     providers: deps.providers.includes("cuda") ? ["cuda", "cpu"] : ["cpu"],
-    maxDataBytes: options.training?.maxDataBytes ?? 1024 ** 3,
+    maxDataBytes: options.training?.maxDataBytes ?? SERVE_DEFAULTS.training.maxDataBytes,
     logger: env.logger,
   });
   server.addService(withSafeDecoding(TrainingService), createTrainingService(jobs, scopes, { ...env, limits: inferenceDeps.limits }));
@@ -260,16 +253,16 @@ function addServices(server: Server, deps: {
  */
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const logger = options.logger ?? pino({ name: "aiaas" });
-  const maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
+  const maxMessageBytes = options.maxMessageBytes ?? SERVE_DEFAULTS.maxMessageBytes;
   await checkRepository(options.modelsDir);
   const server = grpcServer(options, maxMessageBytes);
-  const host = options.host ?? "127.0.0.1";
+  const host = options.host ?? SERVE_DEFAULTS.host;
   const listener = await listen(server, {
     host,
-    port: options.port ?? 50051,
+    port: options.port ?? SERVE_DEFAULTS.port,
     credentials: serverCredentials(options, logger),
     maxConnections: options.maxConnections,
-    handshakeTimeoutMs: options.handshakeTimeoutMs,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? SERVE_DEFAULTS.handshakeTimeoutMs,
     logger,
   });
   let serving = false;
@@ -302,9 +295,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       tenantRoot,
       defaults: {
         providers,
-        threads: options.threads ?? 1,
+        threads: options.threads ?? SERVE_DEFAULTS.threads,
         instanceCount: options.instances ?? Math.min(2, availableParallelism()),
-        maxQueueSize: options.maxQueueSize ?? 4096,
+        maxQueueSize: options.maxQueueSize ?? SERVE_DEFAULTS.maxQueueSize,
       },
       logger,
     });
@@ -336,7 +329,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       shutdown: once(() => {
         serving = false;
         unobserve();
-        return shutdown(parts, options.shutdownGraceMs ?? 10_000);
+        return shutdown(parts, options.shutdownGraceMs ?? SERVE_DEFAULTS.shutdownGraceMs);
       }),
     };
   } catch (error) {

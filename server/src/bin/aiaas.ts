@@ -9,6 +9,7 @@ import { addClientCommands } from "../cli/client-commands.js";
 import { examples } from "../cli/table.js";
 import { installTelemetry } from "../telemetry/setup.js";
 import { startServer } from "../server.js";
+import { DEFAULT_LIMITS, SERVE_DEFAULTS } from "../serve-defaults.js";
 import { ServerError } from "../common/errors.js";
 import { status } from "@grpc/grpc-js";
 
@@ -35,34 +36,34 @@ program
   .command("serve")
   .description("serve a model repository over gRPC")
   .option("--models <dir>", "model repository: <dir>/<model>/<version>/model.onnx", "models")
-  .option("--host <host>", "address to listen on", "0.0.0.0")
-  .option("--port <port>", "port to listen on (0 picks a free one)", integer(0, 65535), 50051)
+  .option("--host <host>", "address to listen on", SERVE_DEFAULTS.cliHost)
+  .option("--port <port>", "port to listen on (0 picks a free one)", integer(0, 65535), SERVE_DEFAULTS.port)
   .option("--providers <list>", "execution providers in order of preference (cuda,cpu), or auto: CUDA when available, else CPU", "auto")
-  .option("--threads <n>", "intra-op threads per session", integer(1), 1)
+  .option("--threads <n>", "intra-op threads per session", integer(1), SERVE_DEFAULTS.threads)
   .option("--instances <n>", "sessions (worker threads) per model version (default: min(2, cores))", integer(1))
-  .option("--max-message-bytes <n>", "largest request or response message", integer(1024), 64 * 1024 * 1024)
-  .option("--max-queue-size <n>", "default per-model queue bound", integer(1), 4096)
-  .option("--shutdown-grace-ms <n>", "how long SIGTERM waits for calls in flight", integer(0), 10_000)
-  .option("--http-port <port>", "operations HTTP port: /v2/health/live, /v2/health/ready, /v2/models/NAME/ready, /metrics (-1: off)", (v) => Number(v), 8000)
+  .option("--max-message-bytes <n>", "largest request or response message", integer(1024), SERVE_DEFAULTS.maxMessageBytes)
+  .option("--max-queue-size <n>", "default per-model queue bound", integer(1), SERVE_DEFAULTS.maxQueueSize)
+  .option("--shutdown-grace-ms <n>", "how long SIGTERM waits for calls in flight", integer(0), SERVE_DEFAULTS.shutdownGraceMs)
+  .option("--http-port <port>", "operations HTTP port: /v2/health/live, /v2/health/ready, /v2/models/NAME/ready, /metrics (-1: off)", (v) => Number(v), SERVE_DEFAULTS.httpPort)
   .option("--metrics-token-file <file>", "a file holding the bearer token /metrics requires (also AIAAS_METRICS_TOKEN); with --keys, admin keys work too")
   .option("--metrics-public", "with --keys, serve /metrics without a token (its series name every tenant and model)")
   .option("--max-connection-age-ms <n>", "close client connections after this long so clients rebalance over new replicas (0: never)", integer(0), 0)
   .option("--max-connections <n>", "open client connections at most; more are closed at once (default: the file descriptor limit less 256)", integer(1))
-  .option("--handshake-timeout-ms <n>", "close a connection that has not sent its TLS hello or HTTP/2 preface by then (0: never)", integer(0), 10_000)
-  .option("--idle-timeout-ms <n>", "send GOAWAY to a connection without a call for this long (0: never)", integer(0), 300_000)
+  .option("--handshake-timeout-ms <n>", "close a connection that has not sent its TLS hello or HTTP/2 preface by then (0: never)", integer(0), SERVE_DEFAULTS.handshakeTimeoutMs)
+  .option("--idle-timeout-ms <n>", "send GOAWAY to a connection without a call for this long (0: never)", integer(0), SERVE_DEFAULTS.idleTimeoutMs)
   .option("--tls-cert <file>", "PEM certificate chain: serve over TLS (with --tls-key)")
   .option("--tls-key <file>", "PEM private key of --tls-cert")
   .option("--tls-client-ca <file>", "PEM CA: require client certificates it signed (mutual TLS)")
-  .option("--max-concurrent-jobs <n>", "training jobs that train at once; others wait QUEUED", integer(1), 1)
-  .option("--train-threads <n>", "intra-op threads per training job", integer(1), 1)
-  .option("--max-train-data-bytes <n>", "largest upload of one training job", integer(1), 1024 ** 3)
+  .option("--max-concurrent-jobs <n>", "training jobs that train at once; others wait QUEUED", integer(1), SERVE_DEFAULTS.training.maxConcurrentJobs)
+  .option("--train-threads <n>", "intra-op threads per training job", integer(1), SERVE_DEFAULTS.training.threads)
+  .option("--max-train-data-bytes <n>", "largest upload of one training job", integer(1), SERVE_DEFAULTS.training.maxDataBytes)
   .option("--checkpoints <dir>", "where training checkpoints are written (default: <tmp>/aiaas-checkpoints)")
   .option("--keys <file>", "API key store: every call needs 'authorization: Bearer <key>' (without it authentication is off)")
   .option("--tenant-models <dir>", "root of the tenants' models, <dir>/<tenant>/<model>/<version>/ (default: <models>.tenants)")
-  .option("--rate-limit <n>", "default requests per second per tenant", integer(1), 1000)
-  .option("--burst <n>", "default burst of requests per tenant", integer(1), 2000)
-  .option("--max-in-flight <n>", "default calls in flight per tenant", integer(1), 256)
-  .option("--max-jobs-per-tenant <n>", "default training jobs queued or running per tenant", integer(1), 2)
+  .option("--rate-limit <n>", "default requests per second per tenant", integer(1), DEFAULT_LIMITS.requestsPerSecond)
+  .option("--burst <n>", "default burst of requests per tenant", integer(1), DEFAULT_LIMITS.burst)
+  .option("--max-in-flight <n>", "default calls in flight per tenant", integer(1), DEFAULT_LIMITS.maxInFlight)
+  .option("--max-jobs-per-tenant <n>", "default training jobs queued or running per tenant", integer(1), DEFAULT_LIMITS.maxConcurrentJobs)
   .option("--log-level <level>", "fatal, error, warn, info, debug", "info")
   .addHelpText(
     "after",

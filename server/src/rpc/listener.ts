@@ -14,7 +14,8 @@ export interface ListenerOptions {
   readonly maxConnections?: number;
   /**
    * A new connection must deliver its first bytes of protocol (TLS hello or the HTTP/2 preface and SETTINGS)
-   * within this long, or it is closed: a client that trickles bytes cannot hold a descriptor for free.
+   * within this long, or it is closed: a client that trickles bytes cannot hold a descriptor for free
+   * (absent or 0: never; the server passes its default).
    */
   readonly handshakeTimeoutMs?: number;
   readonly logger: Logger;
@@ -65,7 +66,7 @@ export async function listen(server: Server, options: ListenerOptions): Promise<
   const injector = server.createConnectionInjector(options.credentials);
   restoreDuplicateHeaders(server);
   const maxConnections = options.maxConnections ?? defaultMaxConnections();
-  const handshakeMs = options.handshakeTimeoutMs ?? 10_000;
+  const handshakeMs = options.handshakeTimeoutMs ?? 0;
   let refusedSinceLog = 0;
   let lastRefusalLog = 0;
   let pending: Socket[] | undefined = [];
