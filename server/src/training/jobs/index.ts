@@ -4,3 +4,5 @@ export { TrainJob } from "./train-job.js";
 export { parseJobSpec } from "./job-spec.js";
 export type { JobSpec } from "./job-spec.js";
 export type { DecodedChunk } from "./job-data.js";
+export { createMemoryJobStore } from "./job-store.js";
+export type { JobStore } from "./job-store.js";

@@ -12,6 +12,7 @@ import { CheckpointStore } from "./checkpoint-store.js";
 import { JobData, type DataSpec, type DecodedChunk } from "./job-data.js";
 import { parseJobSpec, type JobSpec } from "./job-spec.js";
 import { runJob } from "./run-job.js";
+import { createMemoryJobStore, idempotencyScope, type JobStore } from "./job-store.js";
 import { TrainJob } from "./train-job.js";
 
 export interface JobManagerOptions {
@@ -25,6 +26,8 @@ export interface JobManagerOptions {
   /** Upper bound on one job's uploaded data. */
   readonly maxDataBytes: number;
   readonly logger: Logger;
+  /** Where jobs are kept (default: in memory, the newest 1,000). */
+  readonly store?: JobStore;
 }
 
 /** Who submits a job: the tenant that will own it, the models it reaches, and its own limits. */
@@ -65,7 +68,6 @@ export interface JobManager {
   close(): Promise<void>;
 }
 
-const MAX_KEPT_JOBS = 1000;
 
 function dataSpec(program: TrainProgram, forward: ModelProto, spec: JobSpec): DataSpec {
   const inputs = program.inputs.map((i) => ({ name: i.name, type: i.type, dims: i.dims.slice(1) }));
@@ -82,8 +84,7 @@ function dataSpec(program: TrainProgram, forward: ModelProto, spec: JobSpec): Da
 
 export function createJobManager(options: JobManagerOptions): JobManager {
   const { logger } = options;
-  const jobs = new Map<string, TrainJob>();
-  const byKey = new Map<string, TrainJob>();
+  const jobs = options.store ?? createMemoryJobStore();
   const waiting: TrainJob[] = [];
   const running = new Set<Promise<void>>();
   const checkpoints = new CheckpointStore(options.checkpointsDir);
@@ -101,19 +102,7 @@ export function createJobManager(options: JobManagerOptions): JobManager {
     }
   };
 
-  const remember = (job: TrainJob): void => {
-    jobs.set(job.id, job);
-    if (jobs.size > MAX_KEPT_JOBS) {
-      for (const [id, old] of jobs) {
-        if (jobs.size <= MAX_KEPT_JOBS) break;
-        if (old.terminal) {
-          jobs.delete(id);
-          const key = `${old.owner.tenant ?? ""}\u0000${old.spec.model}\u0000${old.spec.idempotencyKey}`;
-          if (byKey.get(key) === old) byKey.delete(key);
-        }
-      }
-    }
-  };
+
 
   async function forwardModel(spec: JobSpec, registry: ModelRegistry): Promise<ModelProto> {
     if (spec.source.kind === "architecture") {
@@ -132,8 +121,8 @@ export function createJobManager(options: JobManagerOptions): JobManager {
     async submit(wire, owner) {
       if (closed) throw new ServerError(Code.UNAVAILABLE, "the server is shutting down; submit the job to another replica");
       const spec = parseJobSpec(wire);
-      const key = spec.idempotencyKey ? `${owner.tenant ?? ""}\u0000${spec.model}\u0000${spec.idempotencyKey}` : undefined;
-      const existing = key ? byKey.get(key) : undefined;
+      const key = spec.idempotencyKey ? idempotencyScope(owner.tenant, spec.model, spec.idempotencyKey) : undefined;
+      const existing = key ? jobs.byIdempotencyKey(key) : undefined;
       if (existing) return { job: existing, attached: true };
       // Resolved in the caller's tenant before any upload: another tenant's checkpoint is as a missing one.
       if (spec.resumeFrom) await checkpoints.check(owner.tenant, spec.resumeFrom.jobId, spec.resumeFrom.checkpointId);
@@ -160,8 +149,7 @@ export function createJobManager(options: JobManagerOptions): JobManager {
         registry: owner.registry,
         onEnd: release,
       });
-      remember(job);
-      if (key) byKey.set(key, job);
+      jobs.add(job, key);
       job.setState(job.state, `accepted; waiting for data (${program.params.length} parameter tensors to train${program.frozen.length ? `, ${program.frozen.length} frozen` : ""})`);
       logger.info({ job: job.id, model: spec.model }, `training job ${job.id} for ${spec.model} accepted`);
       return { job, attached: false };
@@ -194,7 +182,7 @@ export function createJobManager(options: JobManagerOptions): JobManager {
       return job;
     },
     list(viewer, tenant) {
-      return [...jobs.values()]
+      return [...jobs.all()]
         .filter((j) => sees(viewer, j) && (!tenant || (j.owner.tenant ?? "") === tenant))
         .sort((a, b) => b.created.getTime() - a.created.getTime());
     },
@@ -207,7 +195,7 @@ export function createJobManager(options: JobManagerOptions): JobManager {
     },
     async close() {
       closed = true;
-      for (const job of jobs.values()) job.cancel("the server shut down");
+      for (const job of jobs.all()) job.cancel("the server shut down");
       await Promise.allSettled([...running]);
     },
   };

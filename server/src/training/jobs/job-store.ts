@@ -1,0 +1,44 @@
+import type { TrainJob } from "./train-job.js";
+
+/**
+ * Where jobs are kept and found: by id, and by the idempotency key a retried Train carries (scoped by the
+ * caller: tenant, model and key). The job manager and the RPC handlers only use this interface, so a
+ * durable or shared store can take the in-memory one's place.
+ */
+export interface JobStore {
+  add(job: TrainJob, idempotencyKey: string | undefined): void;
+  get(id: string): TrainJob | undefined;
+  byIdempotencyKey(key: string): TrainJob | undefined;
+  /** Every job kept, in no particular order. */
+  all(): Iterable<TrainJob>;
+}
+
+/** The scope of an idempotency key: one tenant's one model. */
+export const idempotencyScope = (tenant: string | undefined, model: string, key: string): string => `${tenant ?? ""}\u0000${model}\u0000${key}`;
+
+/** Jobs in memory, forgotten at restart: the newest `maxKept`, ended ones evicted first. */
+export function createMemoryJobStore(maxKept = 1000): JobStore {
+  const jobs = new Map<string, TrainJob>();
+  const byKey = new Map<string, TrainJob>();
+  const keyOf = new Map<TrainJob, string>();
+  return {
+    add(job, idempotencyKey) {
+      jobs.set(job.id, job);
+      if (idempotencyKey) {
+        byKey.set(idempotencyKey, job);
+        keyOf.set(job, idempotencyKey);
+      }
+      for (const [id, old] of jobs) {
+        if (jobs.size <= maxKept) break;
+        if (!old.terminal) continue;
+        jobs.delete(id);
+        const key = keyOf.get(old);
+        keyOf.delete(old);
+        if (key !== undefined && byKey.get(key) === old) byKey.delete(key);
+      }
+    },
+    get: (id) => jobs.get(id),
+    byIdempotencyKey: (key) => byKey.get(key),
+    all: () => jobs.values(),
+  };
+}
