@@ -12,12 +12,11 @@ import { Metadata } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { Authenticator, Role } from "../auth/index.js";
 import { onAbort } from "../common/abort-listeners.js";
-import { ServerError } from "../common/errors.js";
+import { Code, ServerError } from "../common/errors.js";
 import { createCallContext, type CallContext } from "./call-context.js";
 import { MalformedRequest, checkDecoded, endedMidMessage } from "./request-decoding.js";
 import { roleOf } from "./method-roles.js";
 import { callObserver } from "./call-observer.js";
-import { Code } from "../common/errors.js";
 
 /** What every handler wrapper needs from the server. */
 export interface HandlerEnv {

@@ -98,15 +98,18 @@ export async function listen(server: Server, options: ListenerOptions): Promise<
     }
   });
   const port = await new Promise<number>((resolve, reject) => {
-    net.once("error", (error) => {
+    const failed = (error: Error): void => {
       injector.destroy();
       reject(listenError(error, options.host, options.port, "--port"));
-    });
+    };
+    net.once("error", failed);
     net.listen({ host: options.host, port: options.port }, () => {
-      net.removeListener("error", reject);
+      net.removeListener("error", failed);
       resolve((net.address() as { port: number }).port);
     });
   });
+  // Once listening, an error of the listening socket is logged; the connections already served go on.
+  net.on("error", (error) => logger.error({ err: error }, "the gRPC listening socket failed"));
   return {
     port,
     accept() {
