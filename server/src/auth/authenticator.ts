@@ -1,7 +1,7 @@
 import { permissionDenied, unauthenticated } from "../common/errors.js";
 import type { AuditLog } from "./audit-log.js";
 import { LOCAL_CALLER, type Caller, type Role } from "./caller.js";
-import type { KeyStore } from "./key-store.js";
+import type { KeyDirectory } from "./key-directory.js";
 import type { Quotas } from "./quotas.js";
 
 
@@ -22,7 +22,7 @@ function hasRole(caller: Caller, role: Role): boolean {
   return caller.roles.has(role) || caller.roles.has("admin");
 }
 
-export function createAuthenticator(options: { keys: KeyStore | undefined; quotas: Quotas; audit: AuditLog }): Authenticator {
+export function createAuthenticator(options: { keys: KeyDirectory | undefined; quotas: Quotas; audit: AuditLog }): Authenticator {
   const { keys, quotas, audit } = options;
   // Callers are cached per key id so per-call work is a map lookup and a hash.
   const callers = new Map<string, Caller>();

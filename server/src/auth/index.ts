@@ -2,6 +2,7 @@ export { createAuthenticator } from "./authenticator.js";
 export type { Authenticator } from "./authenticator.js";
 export { KeyStore, checkTenantName } from "./key-store.js";
 export type { KeyInfo, KeyRecord, Limits } from "./key-store.js";
+export type { KeyDirectory } from "./key-directory.js";
 export { Quotas } from "./quotas.js";
 export type { ResolvedLimits } from "./quotas.js";
 export { createAuditLog } from "./audit-log.js";

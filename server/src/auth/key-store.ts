@@ -4,36 +4,9 @@ import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { isSafeName } from "../common/names.js";
 import { ROLES, type Role } from "./caller.js";
+import type { KeyDirectory, KeyInfo, KeyRecord, Limits, Verdict } from "./key-directory.js";
 
-/** Per-tenant (or per-key) limits; absent fields mean the server's defaults. */
-export interface Limits {
-  /** Requests per second (token bucket refill) and the bucket size. */
-  readonly requestsPerSecond?: number;
-  readonly burst?: number;
-  /** Calls running at once. */
-  readonly maxInFlight?: number;
-  /** Training jobs queued or running at once. */
-  readonly maxConcurrentJobs?: number;
-  /** Largest upload of one training job. */
-  readonly maxTrainDataBytes?: number;
-}
-
-export interface KeyRecord {
-  readonly id: string;
-  readonly tenant: string;
-  readonly roles: readonly Role[];
-  /** A label for people ("ci deploy key"). */
-  readonly name: string;
-  readonly createdMs: number;
-  /** Unix ms after which the key stops working; absent: never. */
-  readonly expiresMs?: number;
-  readonly revokedMs?: number;
-  readonly limits?: Limits;
-  /** sha256 of the secret, hex. The secret itself is never stored. */
-  readonly hash: string;
-}
-
-export type KeyInfo = Omit<KeyRecord, "hash">;
+export type { KeyInfo, KeyRecord, Limits, Verdict } from "./key-directory.js";
 
 interface StoreFile {
   readonly version: 1;
@@ -46,7 +19,6 @@ const TOKEN = /^aiaas_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 
 const sha256 = (s: string): Buffer => createHash("sha256").update(s).digest();
 
-export type Verdict = { readonly ok: true; readonly key: KeyRecord } | { readonly ok: false; readonly reason: string };
 
 /**
  * API keys in a JSON file: long random tokens, stored as sha256 hashes only, compared in constant time. Each
@@ -54,7 +26,7 @@ export type Verdict = { readonly ok: true; readonly key: KeyRecord } | { readonl
  * (temporary file, fsync, rename, mode 0600); the server notices changes made by other processes (the
  * `aiaas keys` command on the same file) and reloads.
  */
-export class KeyStore {
+export class KeyStore implements KeyDirectory {
   private data: StoreFile = { version: 1, keys: [], tenants: {} };
   private byId = new Map<string, KeyRecord>();
   private watcher: FSWatcher | undefined;

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { KeyStore } from "./key-store.js";
+import type { KeyDirectory } from "./key-directory.js";
 
 export interface MetricsAccessOptions {
   /** A token for scrapers (Prometheus' `authorization.credentials_file`). */
@@ -16,7 +16,7 @@ const digest = (s: string): Buffer => createHash("sha256").update(s).digest();
  * public; without keys (one operator, no tenants) it is open unless a metrics token is set. Undefined:
  * anyone may.
  */
-export function metricsAccess(keys: KeyStore | undefined, options: MetricsAccessOptions): ((authorization: string | undefined) => boolean) | undefined {
+export function metricsAccess(keys: KeyDirectory | undefined, options: MetricsAccessOptions): ((authorization: string | undefined) => boolean) | undefined {
   const expected = options.token ? digest(options.token) : undefined;
   if (!expected && (!keys || options.public)) return undefined;
   return (authorization) => {

@@ -1,6 +1,7 @@
 import { resourceExhausted } from "../common/errors.js";
 import type { Caller } from "./caller.js";
-import type { KeyStore, Limits } from "./key-store.js";
+import type { Limits } from "./key-store.js";
+import type { KeyDirectory } from "./key-directory.js";
 
 export type ResolvedLimits = Required<Limits>;
 
@@ -21,7 +22,7 @@ export class Quotas {
 
   constructor(
     private readonly defaults: ResolvedLimits,
-    private readonly keys: KeyStore | undefined,
+    private readonly keys: KeyDirectory | undefined,
   ) {}
 
   limitsOf(caller: Caller): ResolvedLimits {

@@ -1,5 +1,5 @@
 import type { AdminServer, ApiKey, CreateKeyRequest, ListKeysRequest, RevokeKeyRequest } from "@aiaas/sdk/gen";
-import { ROLES, checkTenantName, type AuditLog, type KeyInfo, type KeyStore, type Role } from "../auth/index.js";
+import { ROLES, checkTenantName, type AuditLog, type KeyDirectory, type KeyInfo, type Role } from "../auth/index.js";
 import { failedPrecondition, invalidArgument, notFound } from "../common/errors.js";
 import { unary, type HandlerEnv } from "./handlers.js";
 
@@ -16,8 +16,8 @@ export function toWireKey(k: KeyInfo): ApiKey {
 }
 
 /** Key management at run time. Every action is audited; the admin role is checked by the call's interceptor. */
-export function createAdminService(keys: KeyStore | undefined, audit: AuditLog | undefined, env: HandlerEnv): AdminServer {
-  const store = (): KeyStore => {
+export function createAdminService(keys: KeyDirectory | undefined, audit: AuditLog | undefined, env: HandlerEnv): AdminServer {
+  const store = (): KeyDirectory => {
     if (!keys) throw failedPrecondition("this server runs without API keys (no --keys store); start it with --keys FILE to manage keys");
     return keys;
   };
