@@ -23,6 +23,8 @@ interface LayerContext {
   readonly prefix: string;
   readonly where: string;
   readonly fail: (message: string) => never;
+  /** A seed for the next random op (Dropout): the spec's seed and the op's place, so a job with a fixed seed repeats. */
+  readonly nextSeed: () => number;
 }
 
 const positiveInt = (ctx: LayerContext, value: unknown, field: string): number => {
@@ -64,7 +66,7 @@ function gelu(g: Graph, x: string): string {
 function dropout(ctx: LayerContext, x: string, rate: number): string {
   const { g } = ctx;
   if (!g.has(TRAINING_FLAG)) g.addInitializer(TRAINING_FLAG, { type: "bool", dims: [], data: Uint8Array.of(0) });
-  return g.add("Dropout", [x, g.scalarLike(rate, x), TRAINING_FLAG], { outputs: [g.fresh("dropout"), g.fresh("dropout_mask")] })[0]!;
+  return g.add("Dropout", [x, g.scalarLike(rate, x), TRAINING_FLAG], { outputs: [g.fresh("dropout"), g.fresh("dropout_mask")], attrs: { seed: ctx.nextSeed() } })[0]!;
 }
 
 /** Multi-head scaled dot-product self-attention with torch.nn.MultiheadAttention's parameters and arithmetic. */
@@ -265,6 +267,8 @@ export function buildArchitecture(spec: ArchitectureSpec, options: { seed?: numb
   };
   checkRowSize(["batch", ...spec.input.dims], (m) => refuse(`architecture: input.dims: ${m}`), "the input");
   const budget = { left: MAX_PARAMETERS };
+  let randomOps = 0;
+  const nextSeed = (): number => (((options.seed ?? 1) * 7919 + ++randomOps * 104_729) >>> 0) % 2 ** 31;
   const inputType = spec.input.type ?? "float32";
   const inputName = g.addInput(spec.input.name ?? "input", inputType, ["batch", ...spec.input.dims]);
   let cur: Cursor = { value: inputName, dims: ["batch", ...spec.input.dims] };
@@ -273,7 +277,7 @@ export function buildArchitecture(spec: ArchitectureSpec, options: { seed?: numb
     const fail = (message: string): never => {
       throw new ArchitectureError(`${where}: ${message}`);
     };
-    const ctx: LayerContext = { g, init: budgeted(init, fail, budget), prefix: String(index), where, fail };
+    const ctx: LayerContext = { g, init: budgeted(init, fail, budget), prefix: String(index), where, fail, nextSeed };
     if (!layer || typeof layer !== "object") ctx.fail("must be an object with a type");
     // Sizes are checked before anything is allocated: an absurd layer is the client's error, not a RangeError.
     const units = (layer as { units?: unknown }).units ?? (layer as { filters?: unknown }).filters;
