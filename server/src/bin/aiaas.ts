@@ -10,8 +10,7 @@ import { examples } from "../cli/table.js";
 import { installTelemetry } from "../telemetry/setup.js";
 import { startServer } from "../server.js";
 import { DEFAULT_LIMITS, SERVE_DEFAULTS } from "../serve-defaults.js";
-import { ServerError } from "../common/errors.js";
-import { status } from "@grpc/grpc-js";
+import { Code, ServerError } from "../common/errors.js";
 
 const integer = (min: number, max = Number.MAX_SAFE_INTEGER) => (value: string): number => {
   const n = Number(value);
@@ -77,12 +76,16 @@ program
     try {
       await serve(opts);
     } catch (error) {
-      // One line, no stack: what failed, where, and what to do. Bad arguments exit 2, runtime failures 1.
-      const e = error instanceof ServerError ? error : undefined;
-      const message = e?.message ?? fileError(error) ?? `${(error as Error).message ?? String(error)} (an unexpected error; run with --log-level debug and report it)`;
-      console.error(`error: ${message}`);
-      if (!e && !fileError(error)) pino({ name: "aiaas", level: "debug" }).debug({ err: error }, "startup failed");
-      process.exit(e?.code === status.INVALID_ARGUMENT || (!e && fileError(error)) ? 2 : 1);
+      // One line, no stack: what failed, where, and what to do. Bad arguments and files exit 2, runtime failures 1.
+      const known = error instanceof ServerError ? error : undefined;
+      const file = known ? undefined : fileError(error);
+      if (known || file) {
+        console.error(`error: ${known?.message ?? file}`);
+        process.exit(known?.code === Code.INVALID_ARGUMENT || file ? 2 : 1);
+      }
+      console.error(`error: ${(error as Error).message ?? String(error)} (an unexpected error; run with --log-level debug for its stack and report it)`);
+      pino({ name: "aiaas", level: opts.logLevel }).debug({ err: error }, "startup failed");
+      process.exit(1);
     }
   });
 

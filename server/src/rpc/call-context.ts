@@ -16,6 +16,8 @@ export interface CallContext {
   readonly serverStopping: AbortSignal;
   /** Who is calling: resolved once from the call's API key. */
   caller: Caller;
+  /** Whose share of a model's queue this call's requests take: the caller's tenant, or its connection when there are none (auth off). */
+  fairnessKey: string;
   /** Whether the call is a stream (its messages are requests of their own). */
   readonly streaming: boolean;
   /** Takes a request token of the caller's rate limit (for each message of a stream; unary calls took theirs). */
@@ -34,6 +36,7 @@ interface SurfaceCall {
 /** Builds the context of one call; `dispose` clears its timer when the call ends. */
 export function createCallContext(call: SurfaceCall, serverStopping: AbortSignal, streaming = false): { context: CallContext; dispose(): void } {
   const controller = new AbortController();
+  const peer = call.getPeer();
   // Every request of a stream may listen to its call's signal.
   if (streaming) setMaxListeners(0, controller.signal);
   const onCancel = (): void => controller.abort(cancelled("the client cancelled the call"));
@@ -52,9 +55,10 @@ export function createCallContext(call: SurfaceCall, serverStopping: AbortSignal
       signal: controller.signal,
       deadline,
       metadata: call.metadata,
-      peer: call.getPeer(),
+      peer,
       serverStopping,
       caller: LOCAL_CALLER,
+      fairnessKey: `connection ${peer}`,
       streaming,
       takeToken: noop,
     },

@@ -36,6 +36,7 @@ function admit(env: HandlerEnv, method: string, role: Role, context: CallContext
   if (!auth) return noop;
   const caller = auth.authorize(context.metadata.get("authorization"), method, role, context.peer);
   context.caller = caller;
+  if (caller.tenant !== undefined) context.fairnessKey = caller.tenant;
   if (!context.streaming) auth.quotas.takeRequest(caller);
   else context.takeToken = () => auth.quotas.takeRequest(caller);
   return auth.quotas.enter(caller);

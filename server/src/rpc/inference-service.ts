@@ -63,8 +63,7 @@ export async function predict(deps: InferenceDeps, request: PredictRequest, cont
         signal: scope.signal,
         deadline: scope.deadline,
         priority,
-        // Fair shares of the queue per tenant, or per connection when there are no tenants (auth off).
-        tenant: context.caller.tenant ?? `connection ${context.peer}`,
+        tenant: context.fairnessKey,
       });
     } finally {
       scope.dispose();
