@@ -74,3 +74,15 @@ export function publishVersion(root: string, name: string, files: PublishFiles, 
   locks.set(key, run.catch(() => undefined));
   return run;
 }
+
+/**
+ * Takes a published version out again (one that was written but must not serve, e.g. it did not load),
+ * under the same per-model lock as publishing so a concurrent publish never sees it half-removed.
+ */
+export function withdrawVersion(root: string, name: string, version: number): Promise<void> {
+  checkModelName(name);
+  const key = join(root, name);
+  const run = (locks.get(key) ?? Promise.resolve()).then(() => rm(join(root, name, String(version)), { recursive: true, force: true }));
+  locks.set(key, run.catch(() => undefined));
+  return run;
+}
