@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { checkLayers } from "../scripts/check-layers.js";
+import { findLongFunctions } from "../scripts/check-function-length.js";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -34,6 +35,22 @@ describe("layer rules", () => {
       assert.ok(problems.some((p) => /batching\/batcher\.ts imports @grpc\/grpc-js: only rpc, cli, bin, \(root\) may/.test(p)), problems.join("\n"));
       assert.ok(problems.some((p) => /import cycle: training\/(a|b)\.ts -> training\/(a|b)\.ts -> training\/(a|b)\.ts/.test(p)), problems.join("\n"));
       assert.equal(problems.length, 3, problems.join("\n"));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("no function in server/src or sdk/src (generated code aside) is over 100 lines, and a long one is reported", async () => {
+    assert.deepEqual(findLongFunctions(root, 100), []);
+    const dir = await mkdtemp(join(tmpdir(), "aiaas-functions-"));
+    try {
+      await mkdir(join(dir, "server", "src", "gen"), { recursive: true });
+      await mkdir(join(dir, "sdk", "src"), { recursive: true });
+      const body = Array.from({ length: 101 }, (_, i) => `  const v${i} = ${i};`).join("\n");
+      await writeFile(join(dir, "server", "src", "long.ts"), `export function tooLong(): void {\n${body}\n}\nexport const ok = (): number => 1;\n`);
+      await writeFile(join(dir, "server", "src", "gen", "generated.ts"), `export function generated(): void {\n${body}\n}\n`);
+      const found = findLongFunctions(dir, 100);
+      assert.deepEqual(found.map((f) => [f.file, f.name, f.lines]), [["server/src/long.ts", "tooLong", 103]]);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -1,15 +1,16 @@
-import { Metadata, type CallOptions as GrpcCallOptions, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
+import { Metadata } from "@grpc/grpc-js";
 import { InferenceClient, type PredictRequest, type PredictResponse } from "./gen/aiaas/v1/inference.js";
 import { ModelsClient, type Model } from "./gen/aiaas/v1/models.js";
-import { TrainingClient, type Job, type TrainEvent as WireTrainEvent, type TrainRequest } from "./gen/aiaas/v1/training.js";
-import { jobFromWire, trainEventFromWire, type JobInfo, type TrainEvent } from "./train-events.js";
+import { TrainingClient, type Job } from "./gen/aiaas/v1/training.js";
+import { jobFromWire, type JobInfo, type TrainEvent } from "./train-events.js";
 import { trainSpecToWire, type TrainSpecInput } from "./train-spec.js";
 import { TensorEncoding } from "./gen/aiaas/v1/tensor.js";
 import type { CallOptions, ClientOptions } from "./client-options.js";
-import { AiaasError, Code } from "./errors.js";
 import { createChannel } from "./internal/channel.js";
 import { createPredictMux } from "./internal/predict-mux.js";
 import { retryPolicy, withRetry } from "./internal/retry.js";
+import { startTraining, trainEvents } from "./internal/train-call.js";
+import { unaryCall, type UnaryMethod } from "./internal/unary-call.js";
 import { toModelInfo, type ModelInfo } from "./model-info.js";
 import { openPredictStream, type PredictStream, type StreamRequest, type StreamResult } from "./predict-stream.js";
 import { tensorFromWire, tensorToWire, type Tensor } from "./tensor.js";
@@ -97,23 +98,8 @@ export function createClient(options: ClientOptions): AiaasClient {
   const mux = createPredictMux(inference, metadata);
   let inflight = 0;
 
-  /** A unary call with a deadline, cancellation by signal and retries, as a promise. */
-  const call = <Req, Res>(
-    method: (req: Req, md: Metadata, opts: Partial<GrpcCallOptions>, cb: (e: ServiceError | null, r?: Res) => void) => ClientUnaryCall,
-    request: Req,
-    deadline: number,
-    signal: AbortSignal | undefined,
-  ): Promise<Res> =>
-    new Promise<Res>((resolve, reject) => {
-      if (signal?.aborted) return reject(new AiaasError(Code.CANCELLED, "the call was cancelled"));
-      const onAbort = (): void => c.cancel();
-      const c = method(request, metadata(), { deadline: new Date(deadline) }, (error, response) => {
-        signal?.removeEventListener("abort", onAbort);
-        if (error) reject(signal?.aborted && signal.reason instanceof AiaasError ? signal.reason : AiaasError.from(error));
-        else resolve(response as Res);
-      });
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
+  const call = <Req, Res>(method: UnaryMethod<Req, Res>, request: Req, deadline: number, signal: AbortSignal | undefined): Promise<Res> =>
+    unaryCall(method, request, metadata(), deadline, signal);
 
   const deadlineOf = (o: CallOptions | undefined): number => Date.now() + (o?.timeoutMs ?? defaultTimeoutMs);
   const retried = <T>(o: CallOptions | undefined, attempt: (deadline: number) => Promise<T>): Promise<T> => {
@@ -133,17 +119,7 @@ export function createClient(options: ClientOptions): AiaasClient {
     const isSource = first !== undefined && (Symbol.asyncIterator in first || Symbol.iterator in first);
     const signal = isSource ? second?.signal : (first as { signal?: AbortSignal } | undefined)?.signal;
     const stream = openPredictStream(inference.predictStream(metadata()), signal);
-    if (!isSource) return stream;
-    const source = first as AsyncIterable<StreamRequest> | Iterable<StreamRequest>;
-    void (async () => {
-      try {
-        for await (const request of source) stream.send(request);
-        stream.end();
-      } catch {
-        stream.cancel();
-      }
-    })();
-    return stream;
+    return isSource ? pipeInto(stream, first as AsyncIterable<StreamRequest> | Iterable<StreamRequest>) : stream;
   }
 
   const jobCall = (method: "getJob" | "cancelJob", jobId: string, o?: CallOptions): Promise<JobInfo> =>
@@ -152,66 +128,8 @@ export function createClient(options: ClientOptions): AiaasClient {
       return jobFromWire(res.job!);
     });
 
-  /** Events of a server stream as an AsyncIterable, with the stream's failure as an AiaasError. */
-  async function* events(stream: AsyncIterable<WireTrainEvent> & { cancel(): void }, signal: AbortSignal | undefined, writeFailure?: () => unknown): AsyncGenerator<TrainEvent> {
-    const onAbort = (): void => stream.cancel();
-    signal?.addEventListener("abort", onAbort, { once: true });
-    let finished = false;
-    try {
-      for await (const event of stream) yield trainEventFromWire(event);
-      finished = true;
-    } catch (error) {
-      const failure = writeFailure?.();
-      if (failure) throw failure;
-      if (signal?.aborted) throw signal.reason instanceof AiaasError ? signal.reason : new AiaasError(Code.CANCELLED, "the call was cancelled");
-      throw AiaasError.from(error as ServiceError);
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
-      if (!finished) stream.cancel();
-    }
-  }
-
   return {
-    train(spec, examples, o) {
-      const wireSpec = trainSpecToWire(spec);
-      const stream = training.train(metadata());
-      let failure: unknown;
-      const write = async (message: TrainRequest): Promise<void> => {
-        if (stream.write(message)) return;
-        await new Promise<void>((resolve) => {
-          const done = (): void => {
-            stream.off("drain", done);
-            stream.off("close", done);
-            resolve();
-          };
-          stream.once("drain", done);
-          stream.once("close", done);
-        });
-      };
-      void (async () => {
-        await write({ message: { $case: "spec", value: wireSpec } });
-        for await (const chunk of examples) {
-          if (stream.destroyed || stream.writableEnded) return;
-          await write({
-            message: {
-              $case: "data",
-              value: {
-                inputs: Object.entries(chunk.inputs).map(([name, t]) => tensorToWire(name, t)),
-                labels: tensorToWire("labels", chunk.labels),
-                validation: chunk.validation ?? false,
-              },
-            },
-          });
-        }
-        stream.end();
-      })().catch((error: unknown) => {
-        // The examples failed to produce: the upload is broken, so the job must not train on part of it.
-        failure =
-          error instanceof AiaasError ? error : new AiaasError(Code.CANCELLED, `train: reading the examples failed: ${(error as Error).message}`, { cause: error });
-        stream.cancel();
-      });
-      return events(stream, o?.signal, () => failure);
-    },
+    train: (spec, examples, o) => startTraining(training, metadata(), trainSpecToWire(spec), examples, o?.signal),
     jobs: {
       get: (jobId, o) => jobCall("getJob", jobId, o),
       cancel: (jobId, o) => jobCall("cancelJob", jobId, o),
@@ -220,7 +138,7 @@ export function createClient(options: ClientOptions): AiaasClient {
           const res = await call<object, { jobs: Job[] }>(training.listJobs.bind(training) as never, { tenant: o?.tenant ?? "" }, deadline, o?.signal);
           return res.jobs.map(jobFromWire);
         }),
-      watch: (jobId, o) => events(training.watchJob({ jobId, afterEventId: o?.afterEventId ?? 0n }, metadata()), o?.signal),
+      watch: (jobId, o) => trainEvents(training.watchJob({ jobId, afterEventId: o?.afterEventId ?? 0n }, metadata()), o?.signal),
     },
     async predict<O extends string = string>(model: string, inputs: Readonly<Record<string, Tensor>>, o?: PredictOptions): Promise<PredictResult<O>> {
       const request: PredictRequest = {
@@ -264,4 +182,17 @@ export function createClient(options: ClientOptions): AiaasClient {
       channel.close();
     },
   };
+}
+
+/** Sends a source's requests on a stream, ends it when the source ends, cancels it when the source fails. */
+function pipeInto(stream: PredictStream, source: AsyncIterable<StreamRequest> | Iterable<StreamRequest>): PredictStream {
+  void (async () => {
+    try {
+      for await (const request of source) stream.send(request);
+      stream.end();
+    } catch {
+      stream.cancel();
+    }
+  })();
+  return stream;
 }

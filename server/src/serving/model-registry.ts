@@ -57,71 +57,142 @@ interface Entry {
 
 /** `tenant`: the tenant whose tree this is (absent: the public repository), a label of its telemetry. */
 export function createModelRegistry(root: string, defaults: ServingDefaults, logger: Logger, tenant?: string): ModelRegistry {
-  const entries = new Map<string, Entry>();
-  const retiring = new Set<Promise<void>>();
+  return new RepositoryRegistry(root, defaults, logger, tenant);
+}
 
-  const entryOf = (name: string): Entry => {
-    let entry = entries.get(name);
+const snapshot = (entry: Entry): ModelStatus => ({
+  name: entry.name,
+  state: entry.state,
+  reason: entry.reason,
+  config: entry.config,
+  versions: [...entry.versions.values()].sort((a, b) => b.version - a.version),
+});
+
+const exclusive = <T>(entry: Entry, work: () => Promise<T>): Promise<T> => {
+  const run = entry.lock.then(work, work);
+  entry.lock = run.catch(() => undefined);
+  return run;
+};
+
+const loadedOf = (versions: Iterable<VersionStatus>): LoadedVersion[] => [...versions].flatMap((v) => (v.loaded ? [v.loaded] : []));
+
+/** The models of one repository tree, loaded into sessions and batchers. */
+class RepositoryRegistry implements ModelRegistry {
+  private readonly entries = new Map<string, Entry>();
+  private readonly retiring = new Set<Promise<void>>();
+
+  constructor(
+    readonly root: string,
+    private readonly defaults: ServingDefaults,
+    private readonly logger: Logger,
+    private readonly tenant: string | undefined,
+  ) {}
+
+  async loadAll(): Promise<void> {
+    const names = await listModelNames(this.root);
+    await Promise.all(names.map((name) => this.load(name)));
+  }
+
+  async load(name: string): Promise<ModelStatus> {
+    checkModelName(name);
+    if (!this.entries.has(name) && !(await modelExists(this.root, name))) throw notFound(`model "${name}" is not in the repository`);
+    const entry = this.entryOf(name);
+    return exclusive(entry, () => this.doLoad(entry));
+  }
+
+  async unload(name: string): Promise<ModelStatus> {
+    checkModelName(name);
+    const entry = this.entries.get(name);
+    if (!entry) throw notFound(`model "${name}" is not loaded and not known`);
+    return exclusive(entry, () => this.doUnload(entry));
+  }
+
+  async has(name: string): Promise<boolean> {
+    return this.entries.has(name) || (await modelExists(this.root, name));
+  }
+
+  knows(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  list(): ModelStatus[] {
+    return [...this.entries.values()].sort((a, b) => a.name.localeCompare(b.name)).map(snapshot);
+  }
+
+  async status(name: string): Promise<ModelStatus> {
+    checkModelName(name);
+    const entry = this.entries.get(name);
+    if (entry) return snapshot(entry);
+    if (await modelExists(this.root, name)) {
+      return { name, state: "unloaded", reason: "in the repository but not loaded; call LoadModel", config: undefined, versions: [] };
+    }
+    throw notFound(`model "${name}" not found`);
+  }
+
+  resolve(name: string, version: string): LoadedVersion {
+    const entry = this.entries.get(name);
+    if (!entry) {
+      if (name === "") throw invalidArgument("the request names no model");
+      checkModelName(name); // a name that could not be a folder is a bad request, not a missing model
+      throw notFound(`model "${name}" not found`);
+    }
+    if (entry.state === "unloaded" || entry.state === "unloading") {
+      throw failedPrecondition(`model "${name}" is not loaded; load it with LoadModel`);
+    }
+    return version === "" ? newestReady(entry) : exactVersion(entry, version);
+  }
+
+  async close(): Promise<void> {
+    const loaded = [...this.entries.values()].flatMap((e) => loadedOf(e.versions.values()));
+    await Promise.all([...loaded.map((v) => v.close()), ...this.retiring]);
+  }
+
+  private entryOf(name: string): Entry {
+    let entry = this.entries.get(name);
     if (!entry) {
       entry = { name, state: "unloaded", reason: "", config: undefined, versions: new Map(), lock: Promise.resolve() };
-      entries.set(name, entry);
+      this.entries.set(name, entry);
     }
     return entry;
-  };
-
-  const snapshot = (entry: Entry): ModelStatus => ({
-    name: entry.name,
-    state: entry.state,
-    reason: entry.reason,
-    config: entry.config,
-    versions: [...entry.versions.values()].sort((a, b) => b.version - a.version),
-  });
-
-  const exclusive = <T>(entry: Entry, work: () => Promise<T>): Promise<T> => {
-    const run = entry.lock.then(work, work);
-    entry.lock = run.catch(() => undefined);
-    return run;
-  };
+  }
 
   /** Drains and releases versions in the background; shutdown waits for them. */
-  const retire = (versions: Iterable<LoadedVersion>): void => {
+  private retire(versions: Iterable<LoadedVersion>): void {
     for (const v of versions) {
-      const done = v.close().catch((error) => logger.error({ err: error, model: v.label }, `failed to release ${v.label}`));
-      retiring.add(done);
-      void done.finally(() => retiring.delete(done));
+      const done = v.close().catch((error) => this.logger.error({ err: error, model: v.label }, `failed to release ${v.label}`));
+      this.retiring.add(done);
+      void done.finally(() => this.retiring.delete(done));
     }
-  };
+  }
 
-  const doLoad = async (entry: Entry): Promise<ModelStatus> => {
+  /** The model's config and the versions its policy selects, or why there are none. */
+  private async plan(name: string): Promise<{ config: ModelConfig; chosen: number[] }> {
+    const config = parseModelConfig(await readConfigJson(this.root, name), this.defaults);
+    const onDisk = await listVersions(this.root, name);
+    const chosen = selectVersions(config.versionPolicy, onDisk);
+    if (chosen.length === 0) {
+      throw new Error(onDisk.length ? `version_policy selects none of the versions on disk (${onDisk.join(", ")})` : `no version folder with a ${"model.onnx"} (expected ${name}/1/model.onnx)`);
+    }
+    return { config, chosen };
+  }
+
+  /** (Re)loads a model: new versions come up before the ones they replace retire. */
+  private async doLoad(entry: Entry): Promise<ModelStatus> {
     const name = entry.name;
     const previous = entry.versions;
     const wasServing = [...previous.values()].some((v) => v.state === "ready");
     if (!wasServing) entry.state = "loading";
-    let config: ModelConfig;
-    let chosen: number[];
+    let plan: { config: ModelConfig; chosen: number[] };
     try {
-      config = parseModelConfig(await readConfigJson(root, name), defaults);
-      const onDisk = await listVersions(root, name);
-      chosen = selectVersions(config.versionPolicy, onDisk);
-      if (chosen.length === 0) {
-        throw new Error(onDisk.length ? `version_policy selects none of the versions on disk (${onDisk.join(", ")})` : `no version folder with a ${"model.onnx"} (expected ${name}/1/model.onnx)`);
-      }
+      plan = await this.plan(name);
     } catch (error) {
-      const reason = (error as Error).message;
-      logger.error({ model: name }, `model ${name} failed to load: ${reason}`);
-      if (wasServing) {
-        entry.reason = `reload failed, still serving the previous versions: ${reason}`;
-      } else {
-        entry.state = "failed";
-        entry.reason = reason;
-        entry.config = undefined;
-      }
-      return snapshot(entry);
+      return this.planFailed(entry, (error as Error).message, wasServing);
     }
+    const { config, chosen } = plan;
     for (const version of chosen) {
       if (!previous.has(version)) entry.versions.set(version, { version, state: "loading", reason: "", loaded: undefined });
     }
-    const results = await Promise.allSettled(chosen.map((v) => loadVersion(name, v, modelPath(root, name, v), config, logger, tenant)));
+    const results = await Promise.allSettled(chosen.map((v) => loadVersion(name, v, modelPath(this.root, name, v), config, this.logger, this.tenant)));
     const next = new Map<number, VersionStatus>();
     const replaced: LoadedVersion[] = [];
     results.forEach((result, i) => {
@@ -130,15 +201,11 @@ export function createModelRegistry(root: string, defaults: ServingDefaults, log
       if (result.status === "fulfilled") {
         next.set(version, { version, state: "ready", reason: "", loaded: result.value });
         if (old?.loaded) replaced.push(old.loaded);
-      } else {
-        const reason = result.reason instanceof Error ? result.reason.message : String(result.reason);
-        logger.error({ model: `${name}:${version}` }, `${name}:${version} failed to load: ${reason}`);
-        if (old?.loaded) {
-          next.set(version, { ...old, reason: `reload failed, still serving the previous file: ${reason}` });
-        } else {
-          next.set(version, { version, state: "failed", reason, loaded: undefined });
-        }
+        return;
       }
+      const reason = result.reason instanceof Error ? result.reason.message : String(result.reason);
+      this.logger.error({ model: `${name}:${version}` }, `${name}:${version} failed to load: ${reason}`);
+      next.set(version, old?.loaded ? { ...old, reason: `reload failed, still serving the previous file: ${reason}` } : { version, state: "failed", reason, loaded: undefined });
     });
     // Versions the policy no longer selects retire once their requests finish.
     for (const [version, old] of previous) if (!next.has(version) && old.loaded) replaced.push(old.loaded);
@@ -147,90 +214,55 @@ export function createModelRegistry(root: string, defaults: ServingDefaults, log
     const ready = [...next.values()].filter((v) => v.state === "ready");
     entry.state = ready.length ? "ready" : "failed";
     entry.reason = ready.length ? "" : [...next.values()].map((v) => `version ${v.version}: ${v.reason}`).join("; ");
-    retire(replaced);
-    if (ready.length) logger.info({ model: name, versions: ready.map((v) => v.version) }, `model ${name} is ready (versions ${ready.map((v) => v.version).join(", ")})`);
+    this.retire(replaced);
+    if (ready.length) this.logger.info({ model: name, versions: ready.map((v) => v.version) }, `model ${name} is ready (versions ${ready.map((v) => v.version).join(", ")})`);
     return snapshot(entry);
-  };
+  }
 
-  const doUnload = async (entry: Entry): Promise<ModelStatus> => {
-    const loaded = [...entry.versions.values()].flatMap((v) => (v.loaded ? [v.loaded] : []));
+  /** A model whose config or versions cannot be read keeps serving what it served, or fails. */
+  private planFailed(entry: Entry, reason: string, wasServing: boolean): ModelStatus {
+    this.logger.error({ model: entry.name }, `model ${entry.name} failed to load: ${reason}`);
+    if (wasServing) {
+      entry.reason = `reload failed, still serving the previous versions: ${reason}`;
+    } else {
+      entry.state = "failed";
+      entry.reason = reason;
+      entry.config = undefined;
+    }
+    return snapshot(entry);
+  }
+
+  private async doUnload(entry: Entry): Promise<ModelStatus> {
+    const loaded = loadedOf(entry.versions.values());
     entry.state = "unloading";
     entry.versions = new Map([...entry.versions].map(([k, v]) => [k, { ...v, state: "unloading" as const }]));
     await Promise.all(loaded.map((v) => v.close()));
     entry.versions = new Map([...entry.versions].map(([k, v]) => [k, { ...v, state: "unloaded" as const, reason: "unloaded by request", loaded: undefined }]));
     entry.state = "unloaded";
     entry.reason = "unloaded by request";
-    logger.info({ model: entry.name }, `model ${entry.name} unloaded`);
+    this.logger.info({ model: entry.name }, `model ${entry.name} unloaded`);
     return snapshot(entry);
-  };
-
-  return {
-    root,
-    async loadAll() {
-      const names = await listModelNames(root);
-      await Promise.all(names.map((name) => this.load(name)));
-    },
-    async load(name) {
-      checkModelName(name);
-      if (!entries.has(name) && !(await modelExists(root, name))) throw notFound(`model "${name}" is not in the repository`);
-      const entry = entryOf(name);
-      return exclusive(entry, () => doLoad(entry));
-    },
-    async unload(name) {
-      checkModelName(name);
-      const entry = entries.get(name);
-      if (!entry) throw notFound(`model "${name}" is not loaded and not known`);
-      return exclusive(entry, () => doUnload(entry));
-    },
-    async has(name) {
-      return entries.has(name) || (await modelExists(root, name));
-    },
-    knows(name) {
-      return entries.has(name);
-    },
-    list() {
-      return [...entries.values()].sort((a, b) => a.name.localeCompare(b.name)).map(snapshot);
-    },
-    async status(name) {
-      checkModelName(name);
-      const entry = entries.get(name);
-      if (entry) return snapshot(entry);
-      if (await modelExists(root, name)) {
-        return { name, state: "unloaded", reason: "in the repository but not loaded; call LoadModel", config: undefined, versions: [] };
-      }
-      throw notFound(`model "${name}" not found`);
-    },
-    resolve(name, version) {
-      const entry = entries.get(name);
-      if (!entry) {
-        if (name === "") throw invalidArgument("the request names no model");
-        checkModelName(name); // a name that could not be a folder is a bad request, not a missing model
-        throw notFound(`model "${name}" not found`);
-      }
-      if (entry.state === "unloaded" || entry.state === "unloading") {
-        throw failedPrecondition(`model "${name}" is not loaded; load it with LoadModel`);
-      }
-      let target: VersionStatus | undefined;
-      if (version === "") {
-        for (const v of entry.versions.values()) if (v.state === "ready" && (!target || v.version > target.version)) target = v;
-        if (!target) {
-          if (entry.state === "loading") throw unavailable(`model "${name}" is still loading; retry shortly`);
-          throw failedPrecondition(`model "${name}" has no ready version: ${entry.reason}`);
-        }
-      } else {
-        if (!/^[1-9][0-9]{0,8}$/.test(version)) throw invalidArgument(`version "${version.slice(0, 40)}" is not a positive integer`);
-        target = entry.versions.get(Number(version));
-        const available = [...entry.versions.values()].filter((v) => v.state === "ready").map((v) => v.version);
-        if (!target) throw notFound(`version ${version} of model "${name}" not found (serving: ${available.join(", ") || "none"})`);
-        if (target.state === "loading") throw unavailable(`version ${version} of model "${name}" is still loading; retry shortly`);
-        if (target.state !== "ready") throw failedPrecondition(`version ${version} of model "${name}" is ${target.state}: ${target.reason}`);
-      }
-      return target.loaded!;
-    },
-    async close() {
-      const loaded = [...entries.values()].flatMap((e) => [...e.versions.values()].flatMap((v) => (v.loaded ? [v.loaded] : [])));
-      await Promise.all([...loaded.map((v) => v.close()), ...retiring]);
-    },
-  };
+  }
 }
 
+/** The newest ready version: what a request that names no version runs on. */
+function newestReady(entry: Entry): LoadedVersion {
+  let target: VersionStatus | undefined;
+  for (const v of entry.versions.values()) if (v.state === "ready" && (!target || v.version > target.version)) target = v;
+  if (!target) {
+    if (entry.state === "loading") throw unavailable(`model "${entry.name}" is still loading; retry shortly`);
+    throw failedPrecondition(`model "${entry.name}" has no ready version: ${entry.reason}`);
+  }
+  return target.loaded!;
+}
+
+function exactVersion(entry: Entry, version: string): LoadedVersion {
+  const name = entry.name;
+  if (!/^[1-9][0-9]{0,8}$/.test(version)) throw invalidArgument(`version "${version.slice(0, 40)}" is not a positive integer`);
+  const target = entry.versions.get(Number(version));
+  const available = [...entry.versions.values()].filter((v) => v.state === "ready").map((v) => v.version);
+  if (!target) throw notFound(`version ${version} of model "${name}" not found (serving: ${available.join(", ") || "none"})`);
+  if (target.state === "loading") throw unavailable(`version ${version} of model "${name}" is still loading; retry shortly`);
+  if (target.state !== "ready") throw failedPrecondition(`version ${version} of model "${name}" is ${target.state}: ${target.reason}`);
+  return target.loaded!;
+}

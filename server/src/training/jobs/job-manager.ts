@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { ModelProto } from "onnx-buf";
 import { Code, ServerError, invalidArgument, notFound } from "../../common/errors.js";
 import { modelPath } from "../../repository/index.js";
+import type { ProviderName } from "../../runtime/index.js";
 import type { ModelRegistry } from "../../serving/index.js";
 import { ArchitectureError, buildArchitecture } from "../layers/build-architecture.js";
 import { readModelFile } from "../onnx/model-file.js";
@@ -22,7 +23,7 @@ export interface JobManagerOptions {
   readonly maxConcurrentJobs: number;
   /** ORT intra-op threads of each job's training session. */
   readonly threads: number;
-  readonly providers: readonly ("cuda" | "cpu")[];
+  readonly providers: readonly ProviderName[];
   /** Upper bound on one job's uploaded data. */
   readonly maxDataBytes: number;
   readonly logger: Logger;
@@ -82,6 +83,34 @@ function dataSpec(program: TrainProgram, forward: ModelProto, spec: JobSpec): Da
   return { inputs, labels: { kind: "target", target: { name: "labels", type: out.type, dims: (out.dims ?? []).slice(1) } } };
 }
 
+/** The graph a job trains: built from its architecture, or read from the base model it names. */
+async function forwardModel(spec: JobSpec, registry: ModelRegistry): Promise<ModelProto> {
+  if (spec.source.kind === "architecture") {
+    try {
+      return buildArchitecture(spec.source.architecture, { seed: spec.seed, name: spec.model });
+    } catch (error) {
+      if (error instanceof ArchitectureError) throw invalidArgument(error.message);
+      throw error;
+    }
+  }
+  const loaded = registry.resolve(spec.source.name, spec.source.version);
+  return readModelFile(modelPath(registry.root, loaded.model, loaded.version));
+}
+
+/** The train-step program of a job's graph: its loss, optimizer and frozen parameters. */
+function trainProgramFor(spec: JobSpec, forward: ModelProto): TrainProgram {
+  try {
+    return buildTrainProgram(forward, {
+      loss: { kind: spec.task === "classification" ? "cross-entropy" : "mse", output: spec.output },
+      optimizer: spec.optimizer,
+      freeze: spec.source.kind === "base" ? spec.source.freeze : [],
+    });
+  } catch (error) {
+    const what = spec.source.kind === "base" ? `base model "${spec.source.name}"` : "the architecture";
+    throw invalidArgument(`${what} cannot be trained: ${(error as Error).message}`);
+  }
+}
+
 export function createJobManager(options: JobManagerOptions): JobManager {
   const { logger } = options;
   const jobs = options.store ?? createMemoryJobStore();
@@ -104,19 +133,6 @@ export function createJobManager(options: JobManagerOptions): JobManager {
 
 
 
-  async function forwardModel(spec: JobSpec, registry: ModelRegistry): Promise<ModelProto> {
-    if (spec.source.kind === "architecture") {
-      try {
-        return buildArchitecture(spec.source.architecture, { seed: spec.seed, name: spec.model });
-      } catch (error) {
-        if (error instanceof ArchitectureError) throw invalidArgument(error.message);
-        throw error;
-      }
-    }
-    const loaded = registry.resolve(spec.source.name, spec.source.version);
-    return readModelFile(modelPath(registry.root, loaded.model, loaded.version));
-  }
-
   return {
     async submit(wire, owner) {
       if (closed) throw new ServerError(Code.UNAVAILABLE, "the server is shutting down; submit the job to another replica");
@@ -131,17 +147,7 @@ export function createJobManager(options: JobManagerOptions): JobManager {
       if (!outputs.includes(spec.output)) {
         throw invalidArgument(`the model has no output "${spec.output}" (its outputs: ${outputs.map((o) => `"${o}"`).join(", ")}); set spec.output`);
       }
-      let program: TrainProgram;
-      try {
-        program = buildTrainProgram(forward, {
-          loss: { kind: spec.task === "classification" ? "cross-entropy" : "mse", output: spec.output },
-          optimizer: spec.optimizer,
-          freeze: spec.source.kind === "base" ? spec.source.freeze : [],
-        });
-      } catch (error) {
-        const what = spec.source.kind === "base" ? `base model "${spec.source.name}"` : "the architecture";
-        throw invalidArgument(`${what} cannot be trained: ${(error as Error).message}`);
-      }
+      const program = trainProgramFor(spec, forward);
       const release = owner.enterJob?.() ?? (() => undefined);
       const maxBytes = Math.min(options.maxDataBytes, owner.maxDataBytes ?? Infinity);
       const job = new TrainJob(spec, forward, program, new JobData(dataSpec(program, forward, spec), maxBytes), {

@@ -106,6 +106,76 @@ function pool(ctx: LayerContext, cur: Cursor, op: string, size: number, stride: 
   return { value: ctx.g.op(op, [cur.value], { kernel_shape: [size, size], strides: [stride, stride] }), dims: out };
 }
 
+/** A 2-D convolution with bias, as torch.nn.Conv2d. */
+function conv2d(ctx: LayerContext, layer: Extract<LayerSpec, { type: "conv2d" }>, cur: Cursor): Cursor {
+  const { g } = ctx;
+  const filters = positiveInt(ctx, layer.filters, "filters");
+  const kernel = positiveInt(ctx, layer.kernel, "kernel");
+  const stride = layer.stride === undefined ? 1 : positiveInt(ctx, layer.stride, "stride");
+  requireRank(ctx, cur, [4], "[batch, channels, height, width]");
+  const cin = staticDim(ctx, cur, 1, "the channel dim");
+  const pad = layer.padding === "same" ? (kernel - 1) / 2 : layer.padding === "valid" || layer.padding === undefined ? 0 : layer.padding;
+  if (!Number.isInteger(pad) || pad < 0) ctx.fail(`padding "same" needs an odd kernel; padding must be a non-negative integer`);
+  const h = staticDim(ctx, cur, 2, "height");
+  const w = staticDim(ctx, cur, 3, "width");
+  const oh = Math.floor((h + 2 * pad - kernel) / stride) + 1;
+  const ow = Math.floor((w + 2 * pad - kernel) / stride) + 1;
+  if (oh < 1 || ow < 1) ctx.fail(`a ${kernel}x${kernel} kernel does not fit the ${h}x${w} input`);
+  const fanIn = cin * kernel * kernel;
+  const wt = param(ctx, "weight", [filters, cin, kernel, kernel], ctx.init.uniform(filters * fanIn, fanIn));
+  const b = param(ctx, "bias", [filters], ctx.init.uniform(filters, fanIn));
+  const y = g.op("Conv", [cur.value, wt, b], { kernel_shape: [kernel, kernel], strides: [stride, stride], pads: [pad, pad, pad, pad] });
+  return { value: y, dims: [cur.dims[0]!, filters, oh, ow] };
+}
+
+/** An Elman RNN (tanh), as torch.nn.RNN: the input projection of every step is one MatMul; only the recurrence is unrolled. */
+function rnn(ctx: LayerContext, layer: Extract<LayerSpec, { type: "rnn" }>, cur: Cursor): Cursor {
+  const { g } = ctx;
+  const units = positiveInt(ctx, layer.units, "units");
+  requireRank(ctx, cur, [3], "[batch, sequence, features]");
+  const steps = staticDim(ctx, cur, 1, "the sequence length (the RNN is unrolled)");
+  const inF = staticDim(ctx, cur, 2, "the feature dim");
+  // torch.nn.RNN (tanh): h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), h_0 = 0
+  const wih = param(ctx, "weight_ih_l0", [units, inF], ctx.init.uniform(units * inF, units));
+  const whh = param(ctx, "weight_hh_l0", [units, units], ctx.init.uniform(units * units, units));
+  const bih = param(ctx, "bias_ih_l0", [units], ctx.init.uniform(units, units));
+  const bhh = param(ctx, "bias_hh_l0", [units], ctx.init.uniform(units, units));
+  // The input projection of every step is one MatMul; only the recurrence is unrolled.
+  const xw = g.op("Add", [g.op("MatMul", [cur.value, g.op("Transpose", [wih], { perm: [1, 0] })]), bih]);
+  const parts = steps === 1 ? [xw] : g.add("Split", [xw, g.ints(Array(steps).fill(1))], { outputs: steps, attrs: { axis: 1 } });
+  const outputs: string[] = [];
+  let h: string | undefined;
+  for (const part of parts) {
+    const xt = g.op("Reshape", [part, g.ints([0, units])]);
+    const pre = h ? g.op("Add", [xt, g.op("Gemm", [h, whh, bhh], { transB: 1 })]) : g.op("Add", [xt, bhh]);
+    h = g.op("Tanh", [pre]);
+    outputs.push(h);
+  }
+  if (layer.returnSequences) {
+    const seq = g.op("Concat", outputs.map((o) => g.op("Unsqueeze", [o, g.ints([1])])), { axis: 1 });
+    return { value: seq, dims: [cur.dims[0]!, steps, units] };
+  }
+  return { value: h!, dims: [cur.dims[0]!, units] };
+}
+
+/** One post-norm encoder block, as torch.nn.TransformerEncoderLayer(batch_first=True, norm_first=False). */
+function transformerEncoder(ctx: LayerContext, layer: Extract<LayerSpec, { type: "transformer" }>, cur: Cursor): Cursor {
+  const { g } = ctx;
+  // torch.nn.TransformerEncoderLayer(batch_first=True, norm_first=False): post-norm residual blocks.
+  const heads = positiveInt(ctx, layer.heads, "heads");
+  const ff = positiveInt(ctx, layer.feedForward, "feedForward");
+  requireRank(ctx, cur, [3], "[batch, sequence, width]");
+  const e = staticDim(ctx, cur, 2, "the model width");
+  const rate = layer.dropout ?? 0;
+  const drop = (x: string): string => (rate > 0 ? dropout(ctx, x, rate) : x);
+  const sa = selfAttention(ctx, cur, heads, "self_attn.");
+  const x1 = layerNorm(ctx, { value: g.op("Add", [cur.value, drop(sa.value)]), dims: cur.dims }, "norm1.", 1e-5);
+  const h1 = linear(ctx, x1.value, x1.dims, "linear1.", e, ff);
+  const act = layer.activation === "gelu" ? gelu(g, h1.value) : g.op("Relu", [h1.value]);
+  const h2 = linear(ctx, drop(act), h1.dims, "linear2.", ff, e);
+  return layerNorm(ctx, { value: g.op("Add", [x1.value, drop(h2.value)]), dims: cur.dims }, "norm2.", 1e-5);
+}
+
 function emitLayer(ctx: LayerContext, layer: LayerSpec, cur: Cursor): Cursor {
   const { g } = ctx;
   switch (layer.type) {
@@ -115,25 +185,8 @@ function emitLayer(ctx: LayerContext, layer: LayerSpec, cur: Cursor): Cursor {
       const inF = staticDim(ctx, cur, cur.dims.length - 1, "the feature dim");
       return linear(ctx, cur.value, cur.dims, "", inF, units);
     }
-    case "conv2d": {
-      const filters = positiveInt(ctx, layer.filters, "filters");
-      const kernel = positiveInt(ctx, layer.kernel, "kernel");
-      const stride = layer.stride === undefined ? 1 : positiveInt(ctx, layer.stride, "stride");
-      requireRank(ctx, cur, [4], "[batch, channels, height, width]");
-      const cin = staticDim(ctx, cur, 1, "the channel dim");
-      const pad = layer.padding === "same" ? (kernel - 1) / 2 : layer.padding === "valid" || layer.padding === undefined ? 0 : layer.padding;
-      if (!Number.isInteger(pad) || pad < 0) ctx.fail(`padding "same" needs an odd kernel; padding must be a non-negative integer`);
-      const h = staticDim(ctx, cur, 2, "height");
-      const w = staticDim(ctx, cur, 3, "width");
-      const oh = Math.floor((h + 2 * pad - kernel) / stride) + 1;
-      const ow = Math.floor((w + 2 * pad - kernel) / stride) + 1;
-      if (oh < 1 || ow < 1) ctx.fail(`a ${kernel}x${kernel} kernel does not fit the ${h}x${w} input`);
-      const fanIn = cin * kernel * kernel;
-      const wt = param(ctx, "weight", [filters, cin, kernel, kernel], ctx.init.uniform(filters * fanIn, fanIn));
-      const b = param(ctx, "bias", [filters], ctx.init.uniform(filters, fanIn));
-      const y = g.op("Conv", [cur.value, wt, b], { kernel_shape: [kernel, kernel], strides: [stride, stride], pads: [pad, pad, pad, pad] });
-      return { value: y, dims: [cur.dims[0]!, filters, oh, ow] };
-    }
+    case "conv2d":
+      return conv2d(ctx, layer, cur);
     case "maxpool2d":
       return pool(ctx, cur, "MaxPool", positiveInt(ctx, layer.size, "size"), layer.stride ?? layer.size);
     case "avgpool2d":
@@ -163,33 +216,8 @@ function emitLayer(ctx: LayerContext, layer: LayerSpec, cur: Cursor): Cursor {
       const table = param(ctx, "weight", [vocab, dim], ctx.init.normal(vocab * dim));
       return { value: g.op("Gather", [table, cur.value], { axis: 0 }), dims: [...cur.dims, dim] };
     }
-    case "rnn": {
-      const units = positiveInt(ctx, layer.units, "units");
-      requireRank(ctx, cur, [3], "[batch, sequence, features]");
-      const steps = staticDim(ctx, cur, 1, "the sequence length (the RNN is unrolled)");
-      const inF = staticDim(ctx, cur, 2, "the feature dim");
-      // torch.nn.RNN (tanh): h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), h_0 = 0
-      const wih = param(ctx, "weight_ih_l0", [units, inF], ctx.init.uniform(units * inF, units));
-      const whh = param(ctx, "weight_hh_l0", [units, units], ctx.init.uniform(units * units, units));
-      const bih = param(ctx, "bias_ih_l0", [units], ctx.init.uniform(units, units));
-      const bhh = param(ctx, "bias_hh_l0", [units], ctx.init.uniform(units, units));
-      // The input projection of every step is one MatMul; only the recurrence is unrolled.
-      const xw = g.op("Add", [g.op("MatMul", [cur.value, g.op("Transpose", [wih], { perm: [1, 0] })]), bih]);
-      const parts = steps === 1 ? [xw] : g.add("Split", [xw, g.ints(Array(steps).fill(1))], { outputs: steps, attrs: { axis: 1 } });
-      const outputs: string[] = [];
-      let h: string | undefined;
-      for (const part of parts) {
-        const xt = g.op("Reshape", [part, g.ints([0, units])]);
-        const pre = h ? g.op("Add", [xt, g.op("Gemm", [h, whh, bhh], { transB: 1 })]) : g.op("Add", [xt, bhh]);
-        h = g.op("Tanh", [pre]);
-        outputs.push(h);
-      }
-      if (layer.returnSequences) {
-        const seq = g.op("Concat", outputs.map((o) => g.op("Unsqueeze", [o, g.ints([1])])), { axis: 1 });
-        return { value: seq, dims: [cur.dims[0]!, steps, units] };
-      }
-      return { value: h!, dims: [cur.dims[0]!, units] };
-    }
+    case "rnn":
+      return rnn(ctx, layer, cur);
     case "attention": {
       const heads = positiveInt(ctx, layer.heads, "heads");
       requireRank(ctx, cur, [3], "[batch, sequence, width]");
@@ -197,21 +225,8 @@ function emitLayer(ctx: LayerContext, layer: LayerSpec, cur: Cursor): Cursor {
     }
     case "layernorm":
       return layerNorm(ctx, cur, "", layer.epsilon ?? 1e-5);
-    case "transformer": {
-      // torch.nn.TransformerEncoderLayer(batch_first=True, norm_first=False): post-norm residual blocks.
-      const heads = positiveInt(ctx, layer.heads, "heads");
-      const ff = positiveInt(ctx, layer.feedForward, "feedForward");
-      requireRank(ctx, cur, [3], "[batch, sequence, width]");
-      const e = staticDim(ctx, cur, 2, "the model width");
-      const rate = layer.dropout ?? 0;
-      const drop = (x: string): string => (rate > 0 ? dropout(ctx, x, rate) : x);
-      const sa = selfAttention(ctx, cur, heads, "self_attn.");
-      const x1 = layerNorm(ctx, { value: g.op("Add", [cur.value, drop(sa.value)]), dims: cur.dims }, "norm1.", 1e-5);
-      const h1 = linear(ctx, x1.value, x1.dims, "linear1.", e, ff);
-      const act = layer.activation === "gelu" ? gelu(g, h1.value) : g.op("Relu", [h1.value]);
-      const h2 = linear(ctx, drop(act), h1.dims, "linear2.", ff, e);
-      return layerNorm(ctx, { value: g.op("Add", [x1.value, drop(h2.value)]), dims: cur.dims }, "norm2.", 1e-5);
-    }
+    case "transformer":
+      return transformerEncoder(ctx, layer, cur);
     case "meanpool":
       requireRank(ctx, cur, [3], "[batch, sequence, width]");
       return { value: reduceMean(g, cur.value, [1], false), dims: [cur.dims[0]!, cur.dims[2]!] };

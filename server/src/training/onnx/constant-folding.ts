@@ -60,9 +60,8 @@ function read(g: Graph, name: string): Small | undefined {
 
 const count = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
 
-function evaluate(g: Graph, node: GraphNode): Small | undefined {
-  const ins = node.inputs.map((n) => (n ? read(g, n) : undefined));
-  const x = ins[0];
+/** Ops whose value follows from shapes or the node itself, not from constant inputs; "no" for other ops. */
+function foldStructural(g: Graph, node: GraphNode): Small | undefined | "no" {
   switch (node.opType) {
     case "Shape": {
       const dims = g.dimsOf(node.inputs[0]!);
@@ -80,8 +79,55 @@ function evaluate(g: Graph, node: GraphNode): Small | undefined {
       return c && c.type !== "float16" ? { type: c.type, dims: [...c.dims], values: tensorNumbers(c) } : undefined;
     }
     default:
-      break;
+      return "no";
   }
+}
+
+/** Elementwise arithmetic on two small tensors, one of them possibly a scalar. */
+function foldBinary(op: string, x: Small, y: Small): Small | undefined {
+  if (!(x.values.length === y.values.length || y.values.length === 1 || x.values.length === 1)) return undefined;
+  const n = Math.max(x.values.length, y.values.length);
+  const dims = x.values.length >= y.values.length ? x.dims : y.dims;
+  const integer = !x.type.startsWith("float");
+  const values = Array.from({ length: n }, (_, i) => {
+    const a = x.values[x.values.length === 1 ? 0 : i]!;
+    const b = y.values[y.values.length === 1 ? 0 : i]!;
+    switch (op) {
+      case "Add":
+        return a + b;
+      case "Sub":
+        return a - b;
+      case "Mul":
+        return a * b;
+      case "Div":
+        return integer ? Math.trunc(a / b) : a / b;
+      default:
+        return a === b ? 1 : 0;
+    }
+  });
+  return { type: op === "Equal" ? "bool" : x.type, dims, values };
+}
+
+/** Slice of a 1-D tensor along its only axis. */
+function foldSlice(x: Small, ins: readonly (Small | undefined)[]): Small | undefined {
+  if (x.dims.length !== 1) return undefined;
+  const [starts, ends, , steps] = [ins[1]!, ins[2]!, ins[3], ins[4]];
+  const n = x.values.length;
+  const step = steps?.values[0] ?? 1;
+  let s = starts.values[0]!;
+  let e = ends.values[0]!;
+  s = s < 0 ? Math.max(s + n, 0) : Math.min(s, n);
+  e = e < 0 ? Math.max(e + n, step < 0 ? -1 : 0) : Math.min(e, n);
+  const values: number[] = [];
+  for (let i = s; step > 0 ? i < e : i > e; i += step) values.push(x.values[i]!);
+  return { type: x.type, dims: [values.length], values };
+}
+
+function evaluate(g: Graph, node: GraphNode): Small | undefined {
+  const ins = node.inputs.map((n) => (n ? read(g, n) : undefined));
+  const x = ins[0];
+  const structural = foldStructural(g, node);
+  if (structural !== "no") return structural;
   if (node.inputs.some((n, i) => n && !ins[i])) return undefined;
   if (!x) return undefined;
   switch (node.opType) {
@@ -109,47 +155,14 @@ function evaluate(g: Graph, node: GraphNode): Small | undefined {
       const values = idx.values.map((i) => x.values[i < 0 ? i + x.values.length : i]!);
       return { type: x.type, dims: idx.dims, values };
     }
-    case "Slice": {
-      if (x.dims.length !== 1) return undefined;
-      const [starts, ends, , steps] = [ins[1]!, ins[2]!, ins[3], ins[4]];
-      const n = x.values.length;
-      const step = steps?.values[0] ?? 1;
-      let s = starts.values[0]!;
-      let e = ends.values[0]!;
-      s = s < 0 ? Math.max(s + n, 0) : Math.min(s, n);
-      e = e < 0 ? Math.max(e + n, step < 0 ? -1 : 0) : Math.min(e, n);
-      const values: number[] = [];
-      for (let i = s; step > 0 ? i < e : i > e; i += step) values.push(x.values[i]!);
-      return { type: x.type, dims: [values.length], values };
-    }
+    case "Slice":
+      return foldSlice(x, ins);
     case "Add":
     case "Sub":
     case "Mul":
     case "Div":
-    case "Equal": {
-      const y = ins[1]!;
-      if (!(x.values.length === y.values.length || y.values.length === 1 || x.values.length === 1)) return undefined;
-      const n = Math.max(x.values.length, y.values.length);
-      const dims = x.values.length >= y.values.length ? x.dims : y.dims;
-      const integer = !x.type.startsWith("float");
-      const values = Array.from({ length: n }, (_, i) => {
-        const a = x.values[x.values.length === 1 ? 0 : i]!;
-        const b = y.values[y.values.length === 1 ? 0 : i]!;
-        switch (node.opType) {
-          case "Add":
-            return a + b;
-          case "Sub":
-            return a - b;
-          case "Mul":
-            return a * b;
-          case "Div":
-            return integer ? Math.trunc(a / b) : a / b;
-          default:
-            return a === b ? 1 : 0;
-        }
-      });
-      return { type: node.opType === "Equal" ? "bool" : x.type, dims, values };
-    }
+    case "Equal":
+      return foldBinary(node.opType, x, ins[1]!);
     case "Where": {
       const [a, b] = [ins[1]!, ins[2]!];
       if (a.values.length !== x.values.length || b.values.length !== x.values.length) return undefined;
