@@ -38,6 +38,7 @@ import { listen, type Listener } from "./rpc/listener.js";
 import { observeServer } from "./telemetry/instruments.js";
 import { DEFAULT_LIMITS, SERVE_DEFAULTS } from "./serve-defaults.js";
 import type { HandlerEnv } from "./rpc/handlers.js";
+import { serverMiddleware } from "./rpc/middleware/index.js";
 import { ServerError, failedPrecondition, invalidArgument } from "./common/errors.js";
 
 export interface ServeOptions {
@@ -225,7 +226,7 @@ function addServices(server: Server, deps: {
     maxDataBytes: options.training?.maxDataBytes ?? SERVE_DEFAULTS.training.maxDataBytes,
     logger: env.logger,
   });
-  server.addService(withSafeDecoding(TrainingService), createTrainingService(jobs, scopes, { ...env, limits: inferenceDeps.limits }));
+  server.addService(withSafeDecoding(TrainingService), createTrainingService(jobs, scopes, { ...env, quotas: env.auth.quotas, limits: inferenceDeps.limits }));
   server.addService(
     withSafeDecoding(GRPCInferenceServiceService),
     createInferenceProtocolService({ ...inferenceDeps, serverName: "aiaas", serverVersion: SERVER_VERSION, isServing: deps.isServing }),
@@ -305,7 +306,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     const auth = createAuthenticator({ keys, quotas: new Quotas({ ...DEFAULT_LIMITS, ...options.auth?.defaultLimits }, keys), audit });
     // Aborted when a graceful shutdown begins, so open streams wind down instead of holding it up.
     const stopRequested = new AbortController();
-    const env = { logger, serverStopping: stopRequested.signal, auth };
+    const env = { logger, serverStopping: stopRequested.signal, middleware: serverMiddleware(auth, logger), auth };
     const { jobs, health } = addServices(server, { options, env, scopes, keys, audit, providers, maxMessageBytes, isServing: () => serving });
     listener.accept();
     serving = true;

@@ -2,19 +2,20 @@ import { permissionDenied, unauthenticated } from "../common/errors.js";
 import type { AuditLog } from "./audit-log.js";
 import { LOCAL_CALLER, type Caller, type Role } from "./caller.js";
 import type { KeyDirectory } from "./key-directory.js";
-import type { Quotas } from "./quotas.js";
-
+import type { QuotaCounters } from "./quota-counters.js";
 
 export interface Authenticator {
   readonly enabled: boolean;
   /**
-   * The caller of a call from its `authorization` header values (all of them: more than one is refused), with
-   * the role its method needs; UNAUTHENTICATED or PERMISSION_DENIED otherwise (audited).
+   * The caller of a call from its `authorization` header values (all of them: more than one is refused);
+   * UNAUTHENTICATED otherwise (audited). The operator's caller when keys are off.
    */
-  authorize(authorization: readonly (string | Buffer)[], method: string, role: Role, peer: string): Caller;
+  authenticate(authorization: readonly (string | Buffer)[], method: string, peer: string): Caller;
+  /** PERMISSION_DENIED (audited) unless the caller has the role the method needs (admin has every role). */
+  checkRole(caller: Caller, method: string, role: Role, peer: string): void;
   /** Before each further message of a stream: a key revoked or expired meanwhile is refused at once. */
   recheck(caller: Caller, method: string, peer: string): void;
-  readonly quotas: Quotas;
+  readonly quotas: QuotaCounters;
   readonly audit: AuditLog;
 }
 
@@ -22,7 +23,7 @@ function hasRole(caller: Caller, role: Role): boolean {
   return caller.roles.has(role) || caller.roles.has("admin");
 }
 
-export function createAuthenticator(options: { keys: KeyDirectory | undefined; quotas: Quotas; audit: AuditLog }): Authenticator {
+export function createAuthenticator(options: { keys: KeyDirectory | undefined; quotas: QuotaCounters; audit: AuditLog }): Authenticator {
   const { keys, quotas, audit } = options;
   // Callers are cached per key id so per-call work is a map lookup and a hash.
   const callers = new Map<string, Caller>();
@@ -34,7 +35,7 @@ export function createAuthenticator(options: { keys: KeyDirectory | undefined; q
     enabled: keys !== undefined,
     quotas,
     audit,
-    authorize(headers, method, role, peer) {
+    authenticate(headers, method, peer) {
       if (!keys) return LOCAL_CALLER;
       if (headers.length > 1) return deny(unauthenticated("send one authorization header: this call carried several"), method, peer, "several authorization headers");
       const header = headers[0];
@@ -51,10 +52,11 @@ export function createAuthenticator(options: { keys: KeyDirectory | undefined; q
         caller = { keyId: key.id, tenant: key.tenant, roles: new Set(key.roles) };
         callers.set(key.id, caller);
       }
-      if (!hasRole(caller, role)) {
-        return deny(permissionDenied(`this key lacks the "${role}" role that ${method} needs`), method, peer, `missing role ${role}`, caller);
-      }
       return caller;
+    },
+    checkRole(caller, method, role, peer) {
+      if (!keys || hasRole(caller, role)) return;
+      deny(permissionDenied(`this key lacks the "${role}" role that ${method} needs`), method, peer, `missing role ${role}`, caller);
     },
     recheck(caller, method, peer) {
       if (!keys || caller === LOCAL_CALLER) return;

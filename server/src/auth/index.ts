@@ -4,7 +4,7 @@ export { KeyStore, checkTenantName } from "./key-store.js";
 export type { KeyInfo, KeyRecord, Limits } from "./key-store.js";
 export type { KeyDirectory } from "./key-directory.js";
 export { Quotas } from "./quotas.js";
-export type { ResolvedLimits } from "./quotas.js";
+export type { QuotaCounters, ResolvedLimits } from "./quota-counters.js";
 export { createAuditLog } from "./audit-log.js";
 export type { AuditLog } from "./audit-log.js";
 export { LOCAL_CALLER, ROLES } from "./caller.js";

@@ -1,9 +1,8 @@
 import { resourceExhausted } from "../common/errors.js";
 import type { Caller } from "./caller.js";
-import type { Limits } from "./key-store.js";
 import type { KeyDirectory } from "./key-directory.js";
+import type { QuotaCounters, ResolvedLimits } from "./quota-counters.js";
 
-export type ResolvedLimits = Required<Limits>;
 
 interface Bucket {
   tokens: number;
@@ -13,11 +12,11 @@ interface Bucket {
 }
 
 /**
- * Per-tenant limits, checked at once and never queued: a token bucket for requests per second, a count of
+ * The in-memory quota counters of one process. Per-tenant limits, checked at once and never queued: a token bucket for requests per second, a count of
  * calls in flight and of training jobs. Limits come from the key, else the tenant, else the server's
  * defaults. Over a limit is RESOURCE_EXHAUSTED with a hint of when to retry.
  */
-export class Quotas {
+export class Quotas implements QuotaCounters {
   private readonly buckets = new Map<string, Bucket>();
 
   constructor(

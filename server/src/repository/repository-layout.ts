@@ -1,7 +1,5 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { invalidArgument } from "../common/errors.js";
-
 import { isSafeName } from "../common/names.js";
 
 export { checkModelName } from "../common/names.js";

@@ -22,6 +22,8 @@ export interface CallContext {
   readonly streaming: boolean;
   /** Takes a request token of the caller's rate limit (for each message of a stream; unary calls took theirs). */
   takeToken(): void;
+  /** Runs before each further message of a stream (the authentication middleware re-checks the key there). */
+  checkMessage(): void;
 }
 
 /** The parts of a grpc-js server call (unary or streaming) a context needs. */
@@ -61,6 +63,7 @@ export function createCallContext(call: SurfaceCall, serverStopping: AbortSignal
       fairnessKey: `connection ${peer}`,
       streaming,
       takeToken: noop,
+      checkMessage: noop,
     },
     dispose() {
       if (timer) clearTimeout(timer);

@@ -1,3 +1,4 @@
+import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 // The Open Inference Protocol (package inference, GRPCInferenceService) mapped onto the same registry,
 // validation, batcher and codec as aiaas.v1: a Triton or KServe client reaches the same models.
 import { status } from "@grpc/grpc-js";
@@ -5,31 +6,24 @@ import {
   InferParameter,
   ModelConfigDataType,
   ModelInstanceGroup_Kind,
-  type GRPCInferenceServiceServer,
   type ModelConfig,
-  type ModelConfigRequest,
-  type ModelMetadataRequest,
-  type ModelReadyRequest,
-  type ModelStatisticsRequest,
-  type RepositoryIndexRequest,
-  type RepositoryModelLoadRequest,
-  type RepositoryModelUnloadRequest,
-  type ServerReadyRequest,
   type ModelInferRequest,
   type ModelInferResponse,
   type ModelStatistics,
   type ModelStreamInferResponse,
   type RepositoryIndexResponse_ModelIndex,
   type StatisticDuration,
+  GRPCInferenceServiceService,
 } from "@aiaas/sdk/gen/inference";
 import { DataType, Tensor, TensorEncoding, type PredictRequest } from "@aiaas/sdk/gen";
-import { Code, ServerError, invalidArgument, notFound } from "../common/errors.js";
+import { failedPrecondition, invalidArgument, notFound } from "../common/errors.js";
 import type { TensorSpec } from "../batching/index.js";
 import type { ModelRegistry, ModelStatus, VersionStatus } from "../serving/index.js";
 import { DATATYPE_NAME, type TensorType } from "../runtime/index.js";
 import type { CallContext } from "./call-context.js";
 import { concurrentResponses } from "./concurrent-responses.js";
-import { bidi, unary } from "./handlers.js";
+import { publicError } from "./error-mapping.js";
+import { implement } from "./service-builder.js";
 import { predict, type InferenceDeps } from "./inference-service.js";
 import { toDataType } from "./tensor-codec.js";
 
@@ -184,7 +178,7 @@ function statistics(name: string, v: VersionStatus): ModelStatistics {
 
 const STATE: Record<string, string> = { loading: "LOADING", ready: "READY", unloading: "UNLOADING", unloaded: "UNAVAILABLE", failed: "UNAVAILABLE" };
 
-export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRPCInferenceServiceServer {
+export function createInferenceProtocolService(deps: InferenceProtocolDeps): UntypedServiceImplementation {
   const scoped = (context: CallContext): ModelRegistry => deps.scopes.for(context.caller);
   const ready = (registry: ModelRegistry, name: string, version: string): boolean => {
     try {
@@ -194,18 +188,18 @@ export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRP
       return false;
     }
   };
-  return {
-    serverLive: unary(deps, "ServerLive", async () => ({ live: true })),
-    serverReady: unary(deps, "ServerReady", async (_r: ServerReadyRequest, context) => ({
+  return implement(GRPCInferenceServiceService, deps, {
+    serverLive: { role: "predict", handle: async () => ({ live: true }) },
+    serverReady: { role: "predict", handle: async (_r, context) => ({
       ready: deps.isServing() && scoped(context).list().every((m) => m.state !== "loading"),
-    })),
-    modelReady: unary(deps, "ModelReady", async (r: ModelReadyRequest, context) => ({ ready: ready(scoped(context), r.name, r.version) })),
-    serverMetadata: unary(deps, "ServerMetadata", async () => ({
+    }) },
+    modelReady: { role: "predict", handle: async (r, context) => ({ ready: ready(scoped(context), r.name, r.version) }) },
+    serverMetadata: { role: "predict", handle: async () => ({
       name: deps.serverName,
       version: deps.serverVersion,
       extensions: ["model_repository", "model_configuration", "statistics"],
-    })),
-    modelMetadata: unary(deps, "ModelMetadata", async (r: ModelMetadataRequest, context) => {
+    }) },
+    modelMetadata: { role: "predict", handle: async (r, context) => {
       const registry = scoped(context);
       const loaded = registry.resolve(r.name, r.version);
       const status = await registry.status(r.name);
@@ -216,15 +210,15 @@ export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRP
         inputs: loaded.signature.inputs.map(spec),
         outputs: loaded.signature.outputs.map(spec),
       };
-    }),
-    modelInfer: unary(deps, "ModelInfer", (r: ModelInferRequest, context) => modelInfer(deps, r, context)),
-    modelStreamInfer: bidi(deps, "ModelStreamInfer", (requests: AsyncIterable<ModelInferRequest>, context) => streamInfer(deps, requests, context)),
-    modelConfig: unary(deps, "ModelConfig", async (r: ModelConfigRequest, context) => {
+    } },
+    modelInfer: { role: "predict", handle: (r, context) => modelInfer(deps, r, context) },
+    modelStreamInfer: { role: "predict", handle: (requests, context) => streamInfer(deps, requests, context) },
+    modelConfig: { role: "predict", handle: async (r, context) => {
       const registry = scoped(context);
       const status = await registry.status(r.name);
       return { config: modelConfig(status, registry, r.version) };
-    }),
-    modelStatistics: unary(deps, "ModelStatistics", async (r: ModelStatisticsRequest, context) => {
+    } },
+    modelStatistics: { role: "predict", handle: async (r, context) => {
       const registry = scoped(context);
       const models = r.name ? [await registry.status(r.name)] : registry.list();
       const stats = models.flatMap((m) =>
@@ -232,25 +226,26 @@ export function createInferenceProtocolService(deps: InferenceProtocolDeps): GRP
       );
       if (r.name && r.version && stats.length === 0) throw notFound(`version ${r.version} of model "${r.name}" is not loaded`);
       return { modelStats: stats };
-    }),
-    repositoryIndex: unary(deps, "RepositoryIndex", async (r: RepositoryIndexRequest, context) => {
+    } },
+    repositoryIndex: { role: "predict", handle: async (r, context) => {
       const models: RepositoryIndexResponse_ModelIndex[] = scoped(context).list().flatMap((m) =>
         m.versions.length
           ? m.versions.map((v) => ({ name: m.name, version: String(v.version), state: STATE[v.state], reason: v.reason }))
           : [{ name: m.name, version: "", state: STATE[m.state], reason: m.reason }],
       );
       return { models: r.ready ? models.filter((m) => m.state === "READY") : models };
-    }),
-    repositoryModelLoad: unary(deps, "RepositoryModelLoad", async (r: RepositoryModelLoadRequest, context) => {
+    } },
+    repositoryModelLoad: { role: "train", handle: async (r, context) => {
       const result = await scoped(context).load(r.modelName);
-      if (result.state !== "ready") throw new ServerError(Code.INTERNAL, `model "${r.modelName}" failed to load: ${result.reason}`);
+      // The model's own files keep it from loading: the caller can act on the reason, so it is not INTERNAL.
+      if (result.state !== "ready") throw failedPrecondition(`model "${r.modelName}" failed to load: ${result.reason}`);
       return {};
-    }),
-    repositoryModelUnload: unary(deps, "RepositoryModelUnload", async (r: RepositoryModelUnloadRequest, context) => {
+    } },
+    repositoryModelUnload: { role: "train", handle: async (r, context) => {
       await scoped(context).unload(r.modelName);
       return {};
-    }),
-  };
+    } },
+  });
 }
 
 /** Streamed requests run concurrently; a failed one answers with error_message and the stream goes on. */
@@ -260,8 +255,7 @@ function streamInfer(deps: InferenceProtocolDeps, requests: AsyncIterable<ModelI
     deps.maxStreamInflight,
     async (request): Promise<ModelStreamInferResponse> => ({ errorMessage: "", inferResponse: await modelInfer(deps, request, context) }),
     (request, error): ModelStreamInferResponse => {
-      const e = ServerError.from(error);
-      if (e.code === status.INTERNAL) deps.logger.error({ err: error, method: "ModelStreamInfer" }, "internal error in ModelStreamInfer");
+      const e = publicError(error, deps.logger, "ModelStreamInfer");
       return {
         errorMessage: `${status[e.code]}: ${e.message}`,
         inferResponse: { modelName: request.modelName, modelVersion: request.modelVersion, id: request.id, parameters: {}, outputs: [], rawOutputContents: [] },

@@ -1,13 +1,17 @@
+import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { SpanStatusCode } from "@opentelemetry/api";
-import type { InferenceServer, PredictRequest, PredictResponse, PredictStreamResponse } from "@aiaas/sdk/gen";
+import type { PredictRequest, PredictResponse, PredictStreamResponse } from "@aiaas/sdk/gen";
 import { validateRequest } from "../batching/index.js";
 import { ServerError } from "../common/errors.js";
 import type { ModelScopes } from "../serving/index.js";
 import { instruments, tracer } from "../telemetry/instruments.js";
 import { withTimeout, type CallContext } from "./call-context.js";
 import { concurrentResponses } from "./concurrent-responses.js";
-import { bidi, unary, type HandlerEnv } from "./handlers.js";
+import type { HandlerEnv } from "./handlers.js";
+import { publicError } from "./error-mapping.js";
+import { implement } from "./service-builder.js";
+import { inferenceServiceDefinition } from "./zero-copy-service.js";
 import { decodeInputs, encodeOutput, useTypedOutputs, type DecodeLimits } from "./tensor-codec.js";
 
 export interface InferenceDeps extends HandlerEnv {
@@ -90,13 +94,13 @@ export async function predict(deps: InferenceDeps, request: PredictRequest, cont
   }
 }
 
-export function createInferenceService(deps: InferenceDeps): InferenceServer {
-  return {
-    predict: unary(deps, "Predict", (request: PredictRequest, context) => predict(deps, request, context)),
-    predictStream: bidi(deps, "PredictStream", (requests: AsyncIterable<PredictRequest>, context) =>
+export function createInferenceService(deps: InferenceDeps): UntypedServiceImplementation {
+  return implement(inferenceServiceDefinition, deps, {
+    predict: { role: "predict", handle: (request, context) => predict(deps, request, context) },
+    predictStream: { role: "predict", handle: (requests, context) =>
       predictStream(deps, requests, context),
-    ),
-  };
+    },
+  });
 }
 
 /**
@@ -109,8 +113,7 @@ function predictStream(deps: InferenceDeps, requests: AsyncIterable<PredictReque
     deps.maxStreamInflight,
     async (request): Promise<PredictStreamResponse> => ({ result: { $case: "response", value: await predict(deps, request, context) } }),
     (request, error): PredictStreamResponse => {
-      const e = ServerError.from(error);
-      if (e.code === status.INTERNAL) deps.logger.error({ err: error, method: "PredictStream" }, "internal error in PredictStream");
+      const e = publicError(error, deps.logger, "PredictStream");
       return { result: { $case: "error", value: { id: request.id, code: e.code, message: e.message } } };
     },
     { serverStopping: context.serverStopping, call: context.signal },

@@ -1,18 +1,16 @@
+import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import {
   ModelState,
-  type GetModelRequest,
-  type ListModelsRequest,
-  type LoadModelRequest,
+  ModelsService,
   type Model,
-  type ModelsServer,
   type TensorSpec as WireTensorSpec,
-  type UnloadModelRequest,
   type VersionStatistics,
 } from "@aiaas/sdk/gen";
 import type { BatchStats, TensorSpec } from "../batching/index.js";
 import { DEFAULT_AUTO_BATCH_SIZE, checkModelName } from "../repository/index.js";
 import type { ModelScopes, ModelStateName, ModelStatus } from "../serving/index.js";
-import { unary, type HandlerEnv } from "./handlers.js";
+import type { HandlerEnv } from "./handlers.js";
+import { implement } from "./service-builder.js";
 import { toDataType } from "./tensor-codec.js";
 
 const STATE: Record<ModelStateName, ModelState> = {
@@ -62,17 +60,17 @@ export function toWireModel(status: ModelStatus): Model {
   };
 }
 
-export function createModelsService(scopes: ModelScopes, env: HandlerEnv): ModelsServer {
-  return {
-    listModels: unary(env, "ListModels", async (_r: ListModelsRequest, context) => ({ models: scopes.for(context.caller).list().map(toWireModel) })),
-    getModel: unary(env, "GetModel", async (request: GetModelRequest, context) => ({
+export function createModelsService(scopes: ModelScopes, env: HandlerEnv): UntypedServiceImplementation {
+  return implement(ModelsService, env, {
+    listModels: { role: "predict", handle: async (_r, context) => ({ models: scopes.for(context.caller).list().map(toWireModel) }) },
+    getModel: { role: "predict", handle: async (request, context) => ({
       model: toWireModel(await scopes.for(context.caller).status(checkModelName(request.name))),
-    })),
-    loadModel: unary(env, "LoadModel", async (request: LoadModelRequest, context) => ({
+    }) },
+    loadModel: { role: "train", handle: async (request, context) => ({
       model: toWireModel(await scopes.for(context.caller).load(checkModelName(request.name))),
-    })),
-    unloadModel: unary(env, "UnloadModel", async (request: UnloadModelRequest, context) => ({
+    }) },
+    unloadModel: { role: "train", handle: async (request, context) => ({
       model: toWireModel(await scopes.for(context.caller).unload(checkModelName(request.name))),
-    })),
-  };
+    }) },
+  });
 }

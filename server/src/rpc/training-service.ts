@@ -1,22 +1,21 @@
+import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import {
   JobState,
-  type CancelJobRequest,
-  type GetJobRequest,
-  type ListJobsRequest,
+  TrainingService,
   type TrainData,
-  type TrainingServer,
   type TrainEvent,
   type TrainRequest,
-  type WatchJobRequest,
 } from "@aiaas/sdk/gen";
 import { onAbort } from "../common/abort-listeners.js";
 import { ServerError, invalidArgument } from "../common/errors.js";
 import type { DecodedChunk, JobManager, JobViewer, TrainJob } from "../training/jobs/index.js";
 import { decodeInputs, type DecodeLimits } from "./tensor-codec.js";
-import type { Authenticator, Caller } from "../auth/index.js";
+import type { Caller, QuotaCounters } from "../auth/index.js";
 import type { ModelScopes } from "../serving/index.js";
-import { bidi, serverStream, unary, type HandlerEnv } from "./handlers.js";
+import type { HandlerEnv } from "./handlers.js";
+import { publicError } from "./error-mapping.js";
+import { implement } from "./service-builder.js";
 
 /** Admin keys (the platform operator) reach every tenant's jobs; other keys their own tenant's. */
 const viewerOf = (caller: Caller): JobViewer => ({ tenant: caller.tenant, allTenants: caller.roles.has("admin") || caller.tenant === undefined });
@@ -65,29 +64,29 @@ async function upload(manager: JobManager, job: TrainJob, requests: AsyncIterato
 export function createTrainingService(
   manager: JobManager,
   scopes: ModelScopes,
-  env: HandlerEnv & { auth?: Authenticator; limits: DecodeLimits },
-): TrainingServer {
-  return {
-    train: bidi(env, "Train", async function* (requests: AsyncIterable<TrainRequest>, context): AsyncGenerator<TrainEvent> {
+  env: HandlerEnv & { quotas?: QuotaCounters; limits: DecodeLimits },
+): UntypedServiceImplementation {
+  return implement(TrainingService, env, {
+    train: { role: "train", handle: async function* (requests, context): AsyncGenerator<TrainEvent> {
       const iterator = requests[Symbol.asyncIterator]();
       const first = await iterator.next();
       if (first.done) throw invalidArgument("Train: the stream ended before a TrainSpec; send the spec first, then TrainData chunks");
       if (first.value.message?.$case !== "spec") throw invalidArgument("Train: the first message must be a TrainSpec, then TrainData chunks");
       const caller = context.caller;
-      const limits = env.auth?.quotas.limitsOf(caller);
+      const limits = env.quotas?.limitsOf(caller);
       const { job, attached } = await manager.submit(first.value.message.value, {
         tenant: caller.tenant,
         registry: scopes.for(caller),
         maxDataBytes: caller.tenant ? limits?.maxTrainDataBytes : undefined,
-        enterJob: env.auth ? () => env.auth!.quotas.enterJob(caller) : undefined,
+        enterJob: env.quotas ? () => env.quotas!.enterJob(caller) : undefined,
       });
       // Until its data is complete a job depends on this stream: a client that goes away cancels it.
       const unsubscribe = onAbort(context.signal, () => {
         if (!job.dataComplete) job.cancel("the client went away before sending all data");
       });
       const uploading = upload(manager, job, iterator, attached, env.limits).catch((error: unknown) => {
-        const e = ServerError.from(error);
         if (!job.terminal && !job.dataComplete) {
+          const e = publicError(error, env.logger, "Train");
           if (context.signal.aborted) job.cancel("the client went away before sending all data");
           else job.fail(e.code, e.message);
         }
@@ -99,17 +98,17 @@ export function createTrainingService(
         if (job.terminal) await uploading;
       }
       endStatus(job);
-    }),
-    watchJob: serverStream(env, "WatchJob", async function* (request: WatchJobRequest, context) {
+    } },
+    watchJob: { role: "train", handle: async function* (request, context) {
       const job = manager.get(request.jobId, viewerOf(context.caller));
       yield* job.watch(Number(request.afterEventId), context.signal);
-    }),
-    getJob: unary(env, "GetJob", async (request: GetJobRequest, context) => ({ job: manager.get(request.jobId, viewerOf(context.caller)).toWire() })),
-    listJobs: unary(env, "ListJobs", async (request: ListJobsRequest, context) => ({
+    } },
+    getJob: { role: "train", handle: async (request, context) => ({ job: manager.get(request.jobId, viewerOf(context.caller)).toWire() }) },
+    listJobs: { role: "train", handle: async (request, context) => ({
       jobs: manager.list(viewerOf(context.caller), request.tenant || undefined).map((j) => j.toWire()),
-    })),
-    cancelJob: unary(env, "CancelJob", async (request: CancelJobRequest, context) => ({
+    }) },
+    cancelJob: { role: "train", handle: async (request, context) => ({
       job: manager.cancel(request.jobId, viewerOf(context.caller)).toWire(),
-    })),
-  };
+    }) },
+  });
 }

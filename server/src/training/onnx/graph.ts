@@ -4,7 +4,6 @@ import {
   ModelProtoSchema,
   NodeProtoSchema,
   OperatorSetIdProtoSchema,
-  type AttributeProto,
   type ModelProto,
   type ValueInfoProto,
 } from "onnx-buf";
