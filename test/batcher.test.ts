@@ -5,19 +5,19 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createBatcher, type BatchExecutor, type BatchRequest, type Batcher } from "../server/src/batching/index.js";
 import { ServerError, Code } from "../server/src/common/errors.js";
-import { SessionGoneError, type WireTensor } from "../server/src/runtime/index.js";
+import { SessionGoneError, WorkerCallError, type TransferTensor } from "../server/src/runtime/index.js";
 
 /** A model y = 2x over [rows, 2] float32, run by a fake session that records each batch's first values. */
 function fakeExecutor(options: { runMs?: number; fail?: (values: Float32Array) => Error | undefined } = {}): BatchExecutor & { batches: number[][] } {
   const batches: number[][] = [];
   return {
     batches,
-    async run(feeds: readonly WireTensor[]) {
+    async run(feeds: readonly TransferTensor[]) {
       const x = feeds[0]!;
       const values = new Float32Array(x.buffer, x.byteOffset, x.byteLength / 4);
       await new Promise((resolve) => setTimeout(resolve, options.runMs ?? 5));
       const failure = options.fail?.(values);
-      if (failure) throw Object.assign(failure, { inputs: [x.buffer] });
+      if (failure) throw failure instanceof SessionGoneError ? failure : new WorkerCallError(failure.message, [x.buffer]);
       const rows = x.dims[0]!;
       batches.push(Array.from({ length: rows }, (_, r) => values[r * 2]!));
       const y = Float32Array.from(values, (v) => v * 2);

@@ -15,14 +15,14 @@ import {
   decodeModel,
   encodeModel,
   type ArchitectureSpec,
-  type HostTensor,
+  type ConstTensor,
 } from "../server/src/training/index.js";
 import { seededRandom } from "../scripts/seeded-random.js";
 
 const root = join(import.meta.dirname, "..");
 const LOSS = { kind: "cross-entropy", output: "logits" } as const;
 
-function randomFeeds(spec: ArchitectureSpec, batch: number, classes: number, seed: number): Record<string, HostTensor> {
+function randomFeeds(spec: ArchitectureSpec, batch: number, classes: number, seed: number): Record<string, ConstTensor> {
   const random = seededRandom(seed);
   const dims = [batch, ...spec.input.dims];
   const count = dims.reduce((a, b) => a * b, 1);
@@ -36,7 +36,7 @@ function randomFeeds(spec: ArchitectureSpec, batch: number, classes: number, see
   };
 }
 
-const copy = (feeds: Record<string, HostTensor>): Record<string, HostTensor> =>
+const copy = (feeds: Record<string, ConstTensor>): Record<string, ConstTensor> =>
   Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, { ...v, data: v.data.slice() }]));
 
 test("IR: every committed ONNX file reads into the IR and writes back a model ORT loads, with the same outputs", async () => {

@@ -1,5 +1,5 @@
 import { Code, ServerError } from "../common/errors.js";
-import type { HostTensor, TensorType, WireTensor } from "../runtime/index.js";
+import type { HostTensor, TensorType, TransferTensor } from "../runtime/index.js";
 import type { BatchRequest } from "./batch-request.js";
 
 export interface AssemblyOptions {
@@ -29,7 +29,7 @@ export class BatchAssembly {
   }
 
   /** The batch's feeds: each input's rows, request after request, in one transferable buffer. */
-  assemble(requests: readonly BatchRequest[], rows: number): WireTensor[] {
+  assemble(requests: readonly BatchRequest[], rows: number): TransferTensor[] {
     return this.options.inputs.map((input, i) => {
       let bytes = 0;
       for (const request of requests) bytes += request.inputs[i].data.byteLength;
@@ -57,7 +57,7 @@ export class BatchAssembly {
   }
 
   /** One request's outputs: views of its rows (from `rowOffset`) in the batch's outputs, no copy. */
-  split(outputs: readonly WireTensor[], request: BatchRequest, rowOffset: number, batchRows: number, whole: boolean): HostTensor[] {
+  split(outputs: readonly TransferTensor[], request: BatchRequest, rowOffset: number, batchRows: number, whole: boolean): HostTensor[] {
     const { label, maxBatchSize, outputNames } = this.options;
     const names = request.outputs.length ? request.outputs : outputNames;
     return names.map((name) => {

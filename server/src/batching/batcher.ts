@@ -1,6 +1,6 @@
 import { onAbort } from "../common/abort-listeners.js";
 import { ServerError, deadlineExceeded, invalidArgument, resourceExhausted, cancelled, unavailable } from "../common/errors.js";
-import { SessionGoneError, type RunResult, type TensorType, type WireTensor } from "../runtime/index.js";
+import { SessionGoneError, WorkerCallError, type RunResult, type TensorType, type TransferTensor } from "../runtime/index.js";
 import { BatchAssembly } from "./batch-assembly.js";
 import type { BatchRequest, BatchResult } from "./batch-request.js";
 import { emptyStats, type BatchStats } from "./batch-stats.js";
@@ -9,7 +9,7 @@ import { RequestQueue, type QueueEntry } from "./request-queue.js";
 
 /** Something that runs one batch: a session instance in a worker thread. */
 export interface BatchExecutor {
-  run(feeds: readonly WireTensor[], outputs: readonly string[]): Promise<RunResult>;
+  run(feeds: readonly TransferTensor[], outputs: readonly string[]): Promise<RunResult>;
 }
 
 export interface BatcherOptions {
@@ -213,7 +213,7 @@ class MicroBatcher implements Batcher {
       result = await executor.run(feeds, this.assembly.outputsFor(requests));
       this.assembly.giveBack(result.inputs);
     } catch (error) {
-      this.assembly.giveBack((error as { inputs?: ArrayBuffer[] }).inputs);
+      this.assembly.giveBack(error instanceof WorkerCallError ? error.returned : undefined);
       if (batch.length > 1) {
         for (const item of batch) await this.runBatch(executor, [item], started);
       } else {

@@ -1,4 +1,4 @@
-import { createAsyncQueue } from "@aiaas/sdk/internal";
+import { pushable } from "it-pushable";
 import { onAbort } from "../common/abort-listeners.js";
 
 const STOP = Symbol("stop");
@@ -25,7 +25,9 @@ export async function* concurrentResponses<Req, Res>(
   failed: (request: Req, error: unknown) => Res,
   stop: StopSignals,
 ): AsyncGenerator<Res> {
-  const out = createAsyncQueue<Res>();
+  // The answers in the order they finish; a broken request stream is the last item, so the answers before it
+  // are still delivered (ending a pushable with an error would drop what is buffered).
+  const out = pushable<{ readonly response: Res } | { readonly error: unknown }>({ objectMode: true });
   let held = 0;
   let running = 0;
   let reading = true;
@@ -33,7 +35,10 @@ export async function* concurrentResponses<Req, Res>(
   // A broken request stream (a malformed message) ends the responses with its error, after the answers
   // to the requests it delivered before.
   let broken: { error: unknown } | undefined;
-  const end = (): void => (broken ? out.fail(broken.error) : out.close());
+  const end = (): void => {
+    if (broken) out.push(broken);
+    out.end();
+  };
   const release = (): void => {
     held--;
     slot?.();
@@ -62,8 +67,8 @@ export async function* concurrentResponses<Req, Res>(
         running++;
         run(request)
           .then(
-            (response) => out.push(response),
-            (error) => out.push(failed(request, error)),
+            (response) => out.push({ response }),
+            (error) => out.push({ response: failed(request, error) }),
           )
           .finally(() => {
             running--;
@@ -78,8 +83,9 @@ export async function* concurrentResponses<Req, Res>(
     if (running === 0) end();
   })();
   // Each answer taken frees its request's slot.
-  for await (const response of out) {
+  for await (const item of out) {
+    if ("error" in item) throw item.error;
     release();
-    yield response;
+    yield item.response;
   }
 }

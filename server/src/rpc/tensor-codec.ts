@@ -1,4 +1,4 @@
-import { DataType, Tensor as WireTensor, TensorEncoding, type Tensor } from "@aiaas/sdk/gen";
+import { DataType, Tensor as ProtoTensor, TensorEncoding, type Tensor } from "@aiaas/sdk/gen";
 import { invalidArgument } from "../common/errors.js";
 import type { NamedTensor } from "../batching/index.js";
 import { ELEMENT_SIZE, typedView, type HostTensor, type TensorType } from "../runtime/index.js";
@@ -135,7 +135,7 @@ export function useTypedOutputs(encoding: TensorEncoding, inputsTyped: boolean):
 
 /** Host tensors to wire tensors: raw_data is the output view itself (the encoder copies it once into the frame). */
 export function encodeOutput(name: string, tensor: HostTensor, typed: boolean): Tensor {
-  const wire = WireTensor.create();
+  const wire = ProtoTensor.create();
   wire.name = name;
   wire.datatype = toDataType(tensor.type);
   wire.shape = tensor.dims.map((d) => BigInt(d));

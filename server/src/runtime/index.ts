@@ -1,8 +1,11 @@
 export { createSessionInstance } from "./session-instance.js";
 export type { SessionInstance, RunResult } from "./session-instance.js";
+export type { SessionWorkerInit } from "./session-worker.js";
 export { SessionGoneError } from "./session-gone.js";
+export { WorkerClient, WorkerCallError } from "./worker-client.js";
 export { parseProviders, PROVIDER_NAMES } from "./execution-providers.js";
 export type { ProviderName } from "./execution-providers.js";
-export { DATATYPE_NAME, ELEMENT_SIZE, TENSOR_TYPES, isTensorType, typedView } from "./tensor-types.js";
-export type { TensorType, HostTensor } from "./tensor-types.js";
-export type { SessionWorkerInit, ValueSpec, WireTensor } from "./worker-protocol.js";
+export type { RuntimeOptions } from "./session-options.js";
+export { DATATYPE_NAME, ELEMENT_SIZE, TENSOR_TYPES, buffersOf, isTensorType, transferTensor, typedView } from "./tensor-types.js";
+export type { TensorType, HostTensor, TransferTensor, TypedArrayOf } from "./tensor-types.js";
+export type { ValueSpec } from "./worker-protocol.js";

@@ -1,7 +1,5 @@
-import type { TensorType } from "@aiaas/sdk";
-
-/** Element types the runtime moves, by ONNX Runtime's names (the SDK's names too). */
-export type { TensorType };
+/** Element types the runtime moves, by ONNX Runtime's names (the SDK and the training IR use the same). */
+export type TensorType = "bool" | "uint8" | "uint16" | "uint32" | "uint64" | "int8" | "int16" | "int32" | "int64" | "float16" | "float32" | "float64";
 
 export const TENSOR_TYPES: readonly TensorType[] = [
   "bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float16", "float32", "float64",
@@ -31,7 +29,32 @@ export interface HostTensor {
   readonly data: Uint8Array;
 }
 
-type TypedArrayOf =
+/**
+ * A tensor crossing a thread boundary (to a session or training worker and back): its buffer is transferred,
+ * not copied, and is unusable on the sending side afterwards. The one tensor type of the worker protocol.
+ */
+export interface TransferTensor {
+  readonly name: string;
+  readonly type: TensorType;
+  readonly dims: readonly number[];
+  readonly buffer: ArrayBuffer;
+  readonly byteOffset: number;
+  readonly byteLength: number;
+}
+
+/** A transfer tensor over a typed array's memory (no copy). */
+export function transferTensor(name: string, type: TensorType, dims: readonly number[], data: ArrayBufferView): TransferTensor {
+  return { name, type, dims, buffer: data.buffer as ArrayBuffer, byteOffset: data.byteOffset, byteLength: data.byteLength };
+}
+
+/** The distinct buffers of some tensors: what a postMessage transfers. */
+export function buffersOf(tensors: Iterable<TransferTensor>): ArrayBuffer[] {
+  const seen = new Set<ArrayBuffer>();
+  for (const t of tensors) seen.add(t.buffer);
+  return [...seen];
+}
+
+export type TypedArrayOf =
   | Uint8Array | Uint16Array | Uint32Array | BigUint64Array | Int8Array | Int16Array | Int32Array | BigInt64Array
   | Float32Array | Float64Array;
 

@@ -1,17 +1,33 @@
+// The one request/reply protocol between the main thread and a runtime worker (a serving session or a
+// training job): calls by method name with an id, replies by id, and the worker's readiness first.
 import type { ProviderName } from "./execution-providers.js";
 import type { TensorType } from "./tensor-types.js";
 
-/** What a session worker is started with (its workerData). */
-export interface SessionWorkerInit {
-  readonly modelPath: string;
-  readonly providers: readonly ProviderName[];
-  readonly cudaDeviceId: number;
-  readonly intraOpThreads: number;
-  readonly graphOptimizationLevel: "disabled" | "basic" | "extended" | "all";
-  readonly allowSpinning: boolean;
-  readonly warmup: boolean;
+export type { TransferTensor } from "./tensor-types.js";
+
+/** A call to a worker; `close` is reserved: the worker releases its sessions, replies, and ends. */
+export interface WorkerCall {
+  readonly id: number;
+  readonly method: string;
+  readonly payload: unknown;
 }
 
+/** What every worker reports when it has opened its sessions. */
+export interface WorkerReady<Info> {
+  readonly kind: "ready";
+  readonly provider: ProviderName;
+  readonly fallbackReason?: string;
+  readonly info: Info;
+}
+
+export type WorkerMessage<Info = unknown> =
+  | WorkerReady<Info>
+  | { readonly kind: "failed"; readonly message: string }
+  | { readonly kind: "reply"; readonly id: number; readonly value: unknown }
+  /** `returned`: buffers the call had transferred, handed back so the caller may reuse them. */
+  | { readonly kind: "error"; readonly id: number; readonly message: string; readonly returned: readonly ArrayBuffer[] };
+
+/** A session's input or output as ONNX Runtime describes it. */
 export interface ValueSpec {
   readonly name: string;
   readonly type: TensorType | string;
@@ -19,37 +35,3 @@ export interface ValueSpec {
   readonly dims: readonly number[];
   readonly isTensor: boolean;
 }
-
-/** A tensor crossing the thread boundary: its buffer is transferred, not copied. */
-export interface WireTensor {
-  readonly name: string;
-  readonly type: TensorType;
-  readonly dims: readonly number[];
-  readonly buffer: ArrayBuffer;
-  readonly byteOffset: number;
-  readonly byteLength: number;
-}
-
-export type ToWorker =
-  | { readonly kind: "run"; readonly id: number; readonly feeds: readonly WireTensor[]; readonly outputs: readonly string[] }
-  | { readonly kind: "close" };
-
-export type FromWorker =
-  | {
-      readonly kind: "ready";
-      readonly provider: ProviderName;
-      readonly fallbackReason?: string;
-      readonly inputs: readonly ValueSpec[];
-      readonly outputs: readonly ValueSpec[];
-    }
-  | { readonly kind: "failed"; readonly message: string }
-  | {
-      readonly kind: "result";
-      readonly id: number;
-      readonly outputs: readonly WireTensor[];
-      readonly runMs: number;
-      /** The feed buffers, returned for reuse. */
-      readonly inputs: readonly ArrayBuffer[];
-    }
-  | { readonly kind: "run-error"; readonly id: number; readonly message: string; readonly inputs: readonly ArrayBuffer[] }
-  | { readonly kind: "closed" };

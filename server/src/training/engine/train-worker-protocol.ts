@@ -1,21 +1,14 @@
-import type { ElementType } from "../onnx/element-type.js";
-import type { TypedData } from "../onnx/graph-builder.js";
+// What a training worker is started with and what its calls carry, over the runtime's one worker protocol
+// (runtime/worker-protocol.ts): tensors cross as TransferTensors, kept as typed ConstTensors on each side.
+import type { RuntimeOptions, TransferTensor } from "../../runtime/index.js";
+import type { ConstTensor } from "../onnx/graph-builder.js";
 
-/** A tensor crossing the thread boundary; its buffer is transferred, not copied. */
-export interface HostTensor {
-  readonly type: ElementType;
-  readonly dims: readonly number[];
-  readonly data: TypedData;
-}
-
-export interface TrainWorkerInit {
+export interface TrainWorkerInit extends RuntimeOptions {
   readonly trainModel: Uint8Array;
   readonly evalModel: Uint8Array;
-  readonly params: readonly { readonly name: string; readonly tensor: HostTensor }[];
+  readonly params: readonly TransferTensor[];
+  /** Optimizer state slots per parameter (e.g. Adam's "m", "v"). */
   readonly slots: readonly string[];
-  readonly intraOpThreads: number;
-  readonly providers: readonly ("cuda" | "cpu")[];
-  readonly cudaDeviceId: number;
 }
 
 export interface StepResult {
@@ -26,22 +19,22 @@ export interface StepResult {
 
 /** Parameters and optimizer state, as a checkpoint holds them. */
 export interface TrainState {
-  readonly params: Record<string, HostTensor>;
+  readonly params: Record<string, ConstTensor>;
   /** By `<param>.<slot>`. */
-  readonly state: Record<string, HostTensor>;
+  readonly state: Record<string, ConstTensor>;
 }
 
-export type TrainWorkerRequest =
-  | { readonly id: number; readonly kind: "step"; readonly feeds: Record<string, HostTensor>; readonly lr: number; readonly step: number }
-  | { readonly id: number; readonly kind: "evaluate"; readonly feeds: Record<string, HostTensor> }
-  | { readonly id: number; readonly kind: "get-state" }
-  | { readonly id: number; readonly kind: "set-state"; readonly state: TrainState }
-  | { readonly id: number; readonly kind: "close" };
-
-export type TrainWorkerReply =
-  | { readonly kind: "ready"; readonly provider: "cuda" | "cpu"; readonly fallbackReason?: string }
-  | { readonly kind: "failed"; readonly message: string }
-  | { readonly id: number; readonly kind: "result"; readonly result: StepResult }
-  | { readonly id: number; readonly kind: "state"; readonly state: TrainState }
-  | { readonly id: number; readonly kind: "done" }
-  | { readonly id: number; readonly kind: "error"; readonly message: string };
+/** Payloads of the worker's methods: "step", "evaluate", "get-state" (no payload), "set-state". */
+export interface StepPayload {
+  readonly feeds: readonly TransferTensor[];
+  readonly lr: number;
+  readonly step: number;
+}
+export interface EvaluatePayload {
+  readonly feeds: readonly TransferTensor[];
+}
+/** TrainState across the thread boundary. */
+export interface StatePayload {
+  readonly params: readonly TransferTensor[];
+  readonly state: readonly TransferTensor[];
+}

@@ -1,4 +1,4 @@
-import type { HostTensor } from "../engine/train-worker-protocol.js";
+import type { ConstTensor } from "../onnx/graph-builder.js";
 import type { TrainRunner } from "../engine/train-runner.js";
 import { seededRandom, shuffleInPlace } from "../seeded-random.js";
 import type { TrainJob } from "./train-job.js";
@@ -9,9 +9,9 @@ export function permutation(n: number, seed: number, salt: number): Uint32Array 
 }
 
 /** The feeds of one batch: the given rows of each input column and of the labels. */
-export function batchFeeds(job: TrainJob, which: "train" | "validation", rows: ArrayLike<number>): Record<string, HostTensor> {
+export function batchFeeds(job: TrainJob, which: "train" | "validation", rows: ArrayLike<number>): Record<string, ConstTensor> {
   const { inputs, labels } = job.data.columns(which);
-  const feeds: Record<string, HostTensor> = {};
+  const feeds: Record<string, ConstTensor> = {};
   for (const input of job.program.inputs) {
     const column = inputs.get(input.name)!;
     feeds[input.name] = { type: column.type, dims: [rows.length, ...job.data.rowDimsOf(input.name)], data: column.gather(rows) };

@@ -1,4 +1,5 @@
 import type { ConstTensor } from "./graph-builder.js";
+import { numericOp } from "./shapes/dim-arithmetic.js";
 import type { Graph, GraphNode } from "./graph.js";
 import { attrInt, attrTensor } from "./attributes.js";
 import { elementTypeOf, tensorNumbers } from "./tensor-data.js";
@@ -92,18 +93,7 @@ function foldBinary(op: string, x: Small, y: Small): Small | undefined {
   const values = Array.from({ length: n }, (_, i) => {
     const a = x.values[x.values.length === 1 ? 0 : i]!;
     const b = y.values[y.values.length === 1 ? 0 : i]!;
-    switch (op) {
-      case "Add":
-        return a + b;
-      case "Sub":
-        return a - b;
-      case "Mul":
-        return a * b;
-      case "Div":
-        return integer ? Math.trunc(a / b) : a / b;
-      default:
-        return a === b ? 1 : 0;
-    }
+    return numericOp(op, a, b, integer);
   });
   return { type: op === "Equal" ? "bool" : x.type, dims, values };
 }

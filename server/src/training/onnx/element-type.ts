@@ -1,6 +1,6 @@
 import { TensorProto_DataType } from "onnx-buf";
 
-import type { TensorType } from "@aiaas/sdk";
+import type { TensorType } from "../../runtime/index.js";
 
 /** ONNX element types the IR builds tensors of, by their ORT type names (the SDK's TensorType). */
 export type ElementType = TensorType;

@@ -33,20 +33,25 @@ export function divide(a: Dim, b: Dim): Dim {
 
 /** Arithmetic on dims: numbers fold; a symbol times 1 stays the symbol; anything else becomes a new symbol. */
 export function arith(op: string, a: Dim, b: Dim): Dim {
-  if (typeof a === "number" && typeof b === "number") {
-    switch (op) {
-      case "Add":
-        return a + b;
-      case "Sub":
-        return a - b;
-      case "Mul":
-        return a * b;
-      default:
-        return Math.trunc(a / b);
-    }
-  }
+  if (typeof a === "number" && typeof b === "number") return numericOp(op, a, b, true);
   if ((op === "Mul" || op === "Div") && b === 1) return a;
   if (op === "Mul" && a === 1) return b;
   if ((op === "Add" || op === "Sub") && b === 0) return a;
   return `(${a}${op === "Add" ? "+" : op === "Sub" ? "-" : op === "Mul" ? "*" : "/"}${b})`;
+}
+
+/** Add, Sub, Mul, Div (truncating for integers) or Equal (1 or 0) of two numbers, as ONNX computes them. */
+export function numericOp(op: string, a: number, b: number, integer: boolean): number {
+  switch (op) {
+    case "Add":
+      return a + b;
+    case "Sub":
+      return a - b;
+    case "Mul":
+      return a * b;
+    case "Div":
+      return integer ? Math.trunc(a / b) : a / b;
+    default:
+      return a === b ? 1 : 0;
+  }
 }

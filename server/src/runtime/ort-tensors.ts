@@ -1,0 +1,20 @@
+// Worker-side conversions between the protocol's TransferTensor and onnxruntime-node's Tensor.
+import ort from "onnxruntime-node";
+import { isTensorType, typedView, type TransferTensor } from "./tensor-types.js";
+
+/** An ORT tensor over a transfer tensor's memory (no copy; the offset must be aligned for the type). */
+export function toOrtTensor(t: TransferTensor): ort.Tensor {
+  return new ort.Tensor(t.type, typedView(t.type, t.buffer, t.byteOffset, t.byteLength) as never, [...t.dims]);
+}
+
+/**
+ * An ORT output as a transfer tensor. `copy`: ORT may reuse the buffer (a training worker keeps outputs as
+ * the next step's inputs), so the caller gets its own; otherwise ORT handed the output its own buffer, which
+ * is transferred as it is.
+ */
+export function fromOrtTensor(name: string, tensor: ort.Tensor, copy = false): TransferTensor {
+  if (!isTensorType(tensor.type)) throw new Error(`output "${name}" has type ${tensor.type}, which aiaas cannot move`);
+  const data = tensor.data as unknown as Uint8Array;
+  const bytes = copy ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice() : data;
+  return { name, type: tensor.type, dims: tensor.dims, buffer: bytes.buffer as ArrayBuffer, byteOffset: bytes.byteOffset, byteLength: bytes.byteLength };
+}
