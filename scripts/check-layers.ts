@@ -17,8 +17,9 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   http: ["common", "telemetry", "serving", "auth"],
   rpc: ["common", "telemetry", "runtime", "batching", "auth", "repository", "serving", "training"],
   cli: ["common", "auth"],
-  "(root)": ["common", "telemetry", "runtime", "batching", "auth", "repository", "serving", "training", "rpc", "http"],
-  bin: ["(root)", "cli", "common", "runtime", "telemetry"],
+  config: ["common", "runtime", "auth"],
+  "(root)": ["common", "telemetry", "runtime", "batching", "auth", "repository", "serving", "training", "rpc", "http", "config"],
+  bin: ["(root)", "cli", "common", "config", "telemetry"],
 };
 
 /** Packages only some parts may import: the transport stays in rpc/ (and the CLI, a client). */

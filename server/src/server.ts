@@ -36,7 +36,7 @@ import { withProtocMapEntryNames } from "./rpc/reflection-descriptors.js";
 import { withSafeDecoding } from "./rpc/request-decoding.js";
 import { listen, type Listener } from "./rpc/listener.js";
 import { observeServer } from "./telemetry/instruments.js";
-import { DEFAULT_LIMITS, SERVE_DEFAULTS } from "./serve-defaults.js";
+import { DEFAULT_LIMITS, SERVE_DEFAULTS } from "./config/index.js";
 import type { HandlerEnv } from "./rpc/handlers.js";
 import { serverMiddleware } from "./rpc/middleware/index.js";
 import { ServerError, failedPrecondition, invalidArgument } from "./common/errors.js";
@@ -102,7 +102,7 @@ export interface AuthOptions {
   readonly auditLogger?: Logger;
 }
 
-export { DEFAULT_LIMITS } from "./serve-defaults.js";
+export { DEFAULT_LIMITS } from "./config/index.js";
 
 export interface TrainingOptions {
   /** Jobs training at once (default 1); others wait QUEUED. */

@@ -1,4 +1,4 @@
-import type { ResolvedLimits } from "./auth/index.js";
+import type { ResolvedLimits } from "../auth/index.js";
 
 /**
  * Every default of `aiaas serve` and `startServer`, defined once: the library applies them to options left
