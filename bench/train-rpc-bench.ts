@@ -77,7 +77,7 @@ async function predictRate(client: AiaasClient, seconds: number): Promise<number
 
 const repo = await mkdtemp(join(tmpdir(), "aiaas-bench-train-"));
 await cp(new URL("../models/mnist-cnn", import.meta.url).pathname, join(repo, "mnist-cnn"), { recursive: true });
-const server = await startServer({ modelsDir: repo, host: "127.0.0.1", port: 0, providers: "cpu", logger: pino({ level: "warn" }) });
+const server = await startServer({ modelsDir: repo, host: "127.0.0.1", port: 0, providers: ["cpu"], logger: pino({ level: "warn" }) });
 const client = createClient({ address: server.address });
 try {
   const engine: number[] = [];

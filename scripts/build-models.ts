@@ -32,7 +32,7 @@ await put(
 // over a scratch repository and its published model becomes mnist-cnn version 1. Training runs on one thread,
 // so the bytes are the same on every run.
 const scratch = await mkdtemp(join(tmpdir(), "aiaas-models-"));
-const server = await startServer({ modelsDir: scratch, host: "127.0.0.1", port: 0, providers: "cpu", logger: pino({ level: "warn" }), http: undefined });
+const server = await startServer({ modelsDir: scratch, host: "127.0.0.1", port: 0, providers: ["cpu"], logger: pino({ level: "warn" }), http: undefined });
 try {
   const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", resolve("examples", "train-mnist.ts")], {
     env: { ...process.env, AIAAS_ADDRESS: server.address, EXAMPLE_EPOCHS: "5" },

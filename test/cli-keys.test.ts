@@ -27,7 +27,7 @@ describe("aiaas keys", () => {
     const made = await cli("keys", "create", "--store", join(dir, "keys.json"), "--tenant", "ops", "--roles", "admin", "--name", "first admin");
     assert.equal(made.code, 0, made.stderr);
     admin = tokenOf(made.stdout);
-    server = await startServer({ modelsDir: join(dir, "models"), host: "127.0.0.1", port: 0, providers: "cpu", logger: pino({ level: "silent" }), auth: { keysFile: join(dir, "keys.json") } });
+    server = await startServer({ modelsDir: join(dir, "models"), host: "127.0.0.1", port: 0, providers: ["cpu"], logger: pino({ level: "silent" }), auth: { keysFile: join(dir, "keys.json") } });
   });
   after(async () => {
     await server.shutdown();

@@ -21,7 +21,7 @@ describe("aiaas train / aiaas jobs", () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "aiaas-cli-train-"));
     await writeFile(join(dir, "models.keep"), "");
-    server = await startServer({ modelsDir: await mkdtemp(join(tmpdir(), "aiaas-cli-repo-")), host: "127.0.0.1", port: 0, providers: "cpu", logger: pino({ level: "silent" }) });
+    server = await startServer({ modelsDir: await mkdtemp(join(tmpdir(), "aiaas-cli-repo-")), host: "127.0.0.1", port: 0, providers: ["cpu"], logger: pino({ level: "silent" }) });
     await writeFile(
       join(dir, "spec.json"),
       JSON.stringify({

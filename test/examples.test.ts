@@ -21,7 +21,7 @@ describe("examples and CLI client commands against models/", () => {
   let models: EmbeddedModels;
   before(async () => {
     models = await copyEmbeddedModels();
-    server = await startServer({ modelsDir: models.dir, host: "127.0.0.1", port: 0, providers: "cpu", logger: pino({ level: "silent" }) });
+    server = await startServer({ modelsDir: models.dir, host: "127.0.0.1", port: 0, providers: ["cpu"], logger: pino({ level: "silent" }) });
     env = { ...process.env, AIAAS_ADDRESS: server.address };
   });
   after(async () => {

@@ -143,7 +143,7 @@ describe("@aiaas/sdk connection handling", () => {
     const client = createClient({ address: `127.0.0.1:${port}`, retry: { maxAttempts: 40, initialBackoffMs: 100, maxBackoffMs: 400 } });
     const call = client.predict("affine", { x: Tensor.float32([1, 4], [0, 0, 0, 0]) }, { timeoutMs: 10_000 });
     await new Promise((r) => setTimeout(r, 300));
-    const late = await startServer({ modelsDir: h.root, host: "127.0.0.1", port, providers: "cpu", logger: pino({ level: "silent" }) });
+    const late = await startServer({ modelsDir: h.root, host: "127.0.0.1", port, providers: ["cpu"], logger: pino({ level: "silent" }) });
     const result = await call;
     assert.deepEqual([...result.outputs.y.data], [1, 2, 3, 4]);
     client.close();

@@ -107,7 +107,7 @@ describe("tenants, keys, quotas", () => {
       modelsDir: join(dir, "public"),
       host: "127.0.0.1",
       port: 0,
-      providers: "cpu",
+      providers: ["cpu"],
       logger: pino({ level: "info" }, sink),
       auth: { keysFile, tenantModelsDir: join(dir, "tenants") },
     });
@@ -502,7 +502,7 @@ describe("authentication off", () => {
     });
     const dir = await mkdtemp(join(tmpdir(), "aiaas-noauth-"));
     await writeRepository(dir, { shared: { model: affineModel() } });
-    const server = await startServer({ modelsDir: dir, host: "127.0.0.1", port: 0, providers: "cpu", logger: pino({ level: "info" }, sink) });
+    const server = await startServer({ modelsDir: dir, host: "127.0.0.1", port: 0, providers: ["cpu"], logger: pino({ level: "info" }, sink) });
     const c = createClient({ address: server.address });
     try {
       assert.equal((await c.predict("shared", X())).version, "1");

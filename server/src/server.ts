@@ -51,7 +51,7 @@ export interface ServeOptions {
    * Execution providers in order of preference, e.g. ["cuda", "cpu"], or "auto" (the default): CUDA when
    * ONNX Runtime can use it here, else CPU. CPU always remains as the fallback.
    */
-  readonly providers?: readonly ProviderName[] | string;
+  readonly providers?: readonly ProviderName[] | "auto";
   /** Intra-op threads per session (default 1: two single-threaded sessions beat one with two threads). */
   readonly threads?: number;
   /** Sessions (worker threads) per model version; default min(2, cores). */
@@ -147,9 +147,9 @@ function serverCredentials(options: ServeOptions, logger: Logger): ServerCredent
 }
 
 /** Resolves the provider list once at start-up, with one log line saying which provider serves and why. */
-async function selectProviders(requested: readonly ProviderName[] | string, logger: Logger): Promise<ProviderName[]> {
+async function selectProviders(requested: readonly ProviderName[] | "auto", logger: Logger): Promise<ProviderName[]> {
   const auto = requested === "auto";
-  const list = auto ? (["cuda", "cpu"] as ProviderName[]) : parseProviders(requested);
+  const list = requested === "auto" ? (["cuda", "cpu"] as ProviderName[]) : parseProviders(requested);
   if (!list.includes("cuda")) {
     logger.info({ providers: list }, "execution provider: CPU");
     return list;

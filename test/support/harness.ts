@@ -27,7 +27,7 @@ export interface Harness {
 export async function startHarness(models: Record<string, FixtureModel>, options: Partial<ServeOptions> = {}): Promise<Harness> {
   const root = await mkdtemp(join(tmpdir(), "aiaas-test-"));
   await writeRepository(root, models);
-  const server = await startServer({ modelsDir: root, host: "127.0.0.1", port: 0, logger: pino({ level: "silent" }), providers: "cpu", ...options });
+  const server = await startServer({ modelsDir: root, host: "127.0.0.1", port: 0, logger: pino({ level: "silent" }), providers: ["cpu"], ...options });
   const inference = new InferenceClient(server.address, credentials.createInsecure());
   const modelsClient = new ModelsClient(server.address, credentials.createInsecure());
   return {
