@@ -1,21 +1,17 @@
 // `npm run bench`: how close the server comes to ONNX Runtime in-process (the compute limit) and to a plain
 // grpc-js echo server (the transport limit), unary and streaming, batching on and off. Every ratio is
 // taken within one run; each figure is the median of --rounds rounds. Writes bench/results/serve.json.
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { execFileSync } from "node:child_process";
 import { credentials, Client } from "@grpc/grpc-js";
 import ort from "onnxruntime-node";
-import { DataType, InferenceClient, ModelsClient, PredictRequest, type GetModelResponse } from "@aiaas/sdk/gen";
-import { ModelInferRequest } from "@aiaas/sdk/gen/inference";
-import { encodeModel } from "../server/src/training/onnx/index.js";
-import { buildMnistCnn, buildMnistLinear } from "../scripts/model-zoo.js";
-import { seededRandom, uniformInit } from "../scripts/seeded-random.js";
+import { InferenceClient, ModelsClient, type GetModelResponse } from "@aiaas/sdk/gen";
 import { h2load, streamLoad, unaryCaller, unaryLoad, type LoadResult } from "./load.js";
+import { writeServeFixtures } from "./serve-fixtures.js";
+import { startChild } from "./start-child.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -37,68 +33,8 @@ const hasH2load = (() => {
 })();
 
 const work = await mkdtemp(join(tmpdir(), "aiaas-bench-"));
-const repo = join(work, "models");
-const random = seededRandom(3);
-const models: Record<string, { bytes: Uint8Array; config: object }> = {
-  cnn: { bytes: encodeModel(buildMnistCnn()), config: { max_batch_size: 64 } },
-  "cnn-nobatch": { bytes: encodeModel(buildMnistCnn()), config: { max_batch_size: 0, inputs: { image: { shape: [1, 1, 28, 28] } } } },
-  tiny: { bytes: encodeModel(buildMnistLinear(uniformInit(random, 7840, 784), uniformInit(random, 10, 784), "bench")), config: { max_batch_size: 256 } },
-};
-for (const [name, m] of Object.entries(models)) {
-  await mkdir(join(repo, name, "1"), { recursive: true });
-  await writeFile(join(repo, name, "1", "model.onnx"), m.bytes);
-  await writeFile(join(repo, name, "config.json"), JSON.stringify(m.config));
-}
+const { repo, models, cnnRequest, nobatchRequest, payloads, random } = await writeServeFixtures(work);
 
-function request(model: string, dims: number[]): PredictRequest {
-  const n = dims.reduce((a, b) => a * b, 1);
-  const data = Float32Array.from({ length: n }, () => random());
-  return {
-    model, version: "", id: "", outputs: [], outputEncoding: 0, timeoutMs: 0,
-    inputs: [{ name: "image", datatype: DataType.DATA_TYPE_FP32, shape: dims.map(BigInt), rawData: new Uint8Array(data.buffer), fp32Data: [], fp64Data: [], int32Data: [], int64Data: [], uint32Data: [], uint64Data: [], boolData: [] }],
-  };
-}
-const frame = (message: Uint8Array): Buffer => {
-  const out = Buffer.alloc(5 + message.length);
-  out.writeUInt32BE(message.length, 1);
-  out.set(message, 5);
-  return out;
-};
-const cnnRequest = request("cnn", [1, 1, 28, 28]);
-const nobatchRequest = { ...cnnRequest, model: "cnn-nobatch" };
-const tinyRequest = request("tiny", [1, 784]);
-// The same image as an Open Inference Protocol ModelInferRequest.
-const oipRequest = ModelInferRequest.fromPartial({
-  modelName: "cnn",
-  inputs: [{ name: "image", datatype: "FP32", shape: [1n, 1n, 28n, 28n] }],
-  rawInputContents: [cnnRequest.inputs[0].rawData],
-});
-const payloads = {
-  "cnn-oip": Buffer.from(ModelInferRequest.encode(oipRequest).finish()),
-  cnn: Buffer.from(PredictRequest.encode(cnnRequest).finish()),
-  "cnn-nobatch": Buffer.from(PredictRequest.encode(nobatchRequest).finish()),
-  tiny: Buffer.from(PredictRequest.encode(tinyRequest).finish()),
-};
-for (const [name, bytes] of Object.entries(payloads)) {
-  await writeFile(join(work, `${name}.frame`), frame(bytes));
-  // 64 requests in one body: h2load then drives PredictStream natively (one stream = 64 messages).
-  await writeFile(join(work, `${name}.x64.frame`), Buffer.concat(Array.from({ length: 64 }, () => frame(bytes))));
-}
-
-function startChild(argv: string[], pick: (entry: Record<string, unknown>) => string | undefined): Promise<{ child: ChildProcess; value: string }> {
-  const child = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "inherit"] });
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      try {
-        const value = pick(JSON.parse(line));
-        if (value) resolve({ child, value });
-      } catch {
-        // not a JSON line
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`${argv.join(" ")} exited with ${code}`)));
-  });
-}
 
 // --- the compute limit: ONNX Runtime in this process ----------------------------------------------------
 async function inProcess(threads: number, batch: number): Promise<number> {

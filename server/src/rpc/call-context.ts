@@ -20,10 +20,10 @@ export interface CallContext {
   fairnessKey: string;
   /** Whether the call is a stream (its messages are requests of their own). */
   readonly streaming: boolean;
-  /** Takes a request token of the caller's rate limit (for each message of a stream; unary calls took theirs). */
-  takeToken(): void;
-  /** Runs before each further message of a stream (the authentication middleware re-checks the key there). */
-  checkMessage(): void;
+  /** Takes a request token of the caller's rate limit (for each message of a stream; unary calls took theirs). Call it as a method: it reads the call from `this`. */
+  takeToken(this: CallContext): void;
+  /** Runs before each further message of a stream (the authentication middleware re-checks the key there). Call it as a method. */
+  checkMessage(this: CallContext): void;
 }
 
 /** The parts of a grpc-js server call (unary or streaming) a context needs. */

@@ -1,4 +1,5 @@
 import type { Authenticator } from "../../auth/index.js";
+import type { CallContext } from "../call-context.js";
 import type { Middleware } from "./middleware.js";
 
 /**
@@ -10,11 +11,16 @@ export function authenticationMiddleware(auth: Authenticator): Middleware {
   return {
     name: "authentication",
     forMethod({ method, streaming }) {
+      // One function per method, reading the call from `this`: a closure per call that captured its context
+      // tripled the major GCs of a busy PredictStream (measured with --trace-gc under `npm run bench:ab`).
+      const recheck = function (this: CallContext): void {
+        auth.recheck(this.caller, method, this.peer);
+      };
       return (context) => {
         const caller = auth.authenticate(context.metadata.get("authorization"), method, context.peer);
         context.caller = caller;
         if (caller.tenant !== undefined) context.fairnessKey = caller.tenant;
-        if (streaming) context.checkMessage = () => auth.recheck(caller, method, context.peer);
+        if (streaming) context.checkMessage = recheck;
       };
     },
   };

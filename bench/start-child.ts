@@ -1,0 +1,19 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+
+/** Starts a node process and resolves once a JSON line of its stdout yields a value (its address, say). */
+export function startChild(argv: string[], pick: (entry: Record<string, unknown>) => string | undefined): Promise<{ child: ChildProcess; value: string }> {
+  // Servers started here keep no state (AIAAS_STATE_DIR=none unless set): the benches measure serving.
+  const child = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, AIAAS_STATE_DIR: process.env.AIAAS_STATE_DIR ?? "none" } });
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      try {
+        const value = pick(JSON.parse(line));
+        if (value) resolve({ child, value });
+      } catch {
+        // not a JSON line
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`${argv.join(" ")} exited with ${code}`)));
+  });
+}
