@@ -12,6 +12,9 @@ import { parseArgs } from "node:util";
 import { createClient, Tensor } from "@aiaas/sdk";
 import { PredictRequest } from "@aiaas/sdk/gen";
 
+// The servers this bench starts keep no state: it measures serving, not durable jobs.
+process.env.AIAAS_STATE_DIR ??= "none";
+
 const { values } = parseArgs({
   options: {
     streams: { type: "string", default: "1000" },

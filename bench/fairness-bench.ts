@@ -10,6 +10,9 @@ import { createClient, Tensor, type AiaasClient } from "@aiaas/sdk";
 import { KeyStore } from "../server/src/auth/index.js";
 import { loadMnist } from "../scripts/mnist-data.js";
 
+// The servers this bench starts keep no state: it measures serving, not durable jobs.
+process.env.AIAAS_STATE_DIR ??= "none";
+
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const FLOOD = Number(process.env.BENCH_FLOOD ?? 1024); // A's calls in flight

@@ -109,3 +109,12 @@ export async function h2load(url: string, frameFile: string, inflight: number, s
   const failed = Number(/(\d+) failed/.exec(stdout)?.[1] ?? 0) + Number(/(\d+) errored/.exec(stdout)?.[1] ?? 0);
   return { ...summarize(latencies, seconds, failed), perSecond };
 }
+
+/** h2load sending exactly `requests` requests (no time limit, no warm-up); returns how many failed. */
+export async function h2loadCount(url: string, frameFile: string, inflight: number, requests: number, logFile: string): Promise<{ failed: number }> {
+  const connections = Math.min(inflight, 4);
+  const streams = Math.ceil(inflight / connections);
+  const args = ["-n", String(requests), "-c", String(connections), "-m", String(streams), "-t", "1", "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", frameFile, "--log-file", logFile, url];
+  const { stdout } = await run("h2load", args, { maxBuffer: 16 << 20 });
+  return { failed: Number(/(\d+) failed/.exec(stdout)?.[1] ?? 0) + Number(/(\d+) errored/.exec(stdout)?.[1] ?? 0) };
+}

@@ -14,6 +14,9 @@ import { buildMnistCnn, buildMnistLinear } from "../scripts/model-zoo.js";
 import { seededRandom, uniformInit } from "../scripts/seeded-random.js";
 import { unaryLoad, type LoadResult } from "./load.js";
 
+// The servers this bench starts keep no state: it measures serving, not durable jobs.
+process.env.AIAAS_STATE_DIR ??= "none";
+
 const { values: args } = parseArgs({ options: { seconds: { type: "string", default: "3" }, rounds: { type: "string", default: "3" } } });
 const seconds = Number(args.seconds);
 const rounds = Number(args.rounds);

@@ -11,14 +11,15 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   runtime: ["common"],
   batching: ["common", "runtime", "telemetry"],
   auth: ["common"],
+  state: ["common"],
   repository: ["common", "runtime"],
   serving: ["common", "telemetry", "runtime", "batching", "repository"],
-  training: ["common", "runtime", "repository", "serving"],
+  training: ["common", "runtime", "repository", "serving", "state"],
   http: ["common", "telemetry", "serving", "auth"],
   rpc: ["common", "telemetry", "runtime", "batching", "auth", "repository", "serving", "training"],
   cli: ["common", "auth"],
   config: ["common", "runtime", "auth"],
-  "(root)": ["common", "telemetry", "runtime", "batching", "auth", "repository", "serving", "training", "rpc", "http", "config"],
+  "(root)": ["common", "telemetry", "runtime", "batching", "auth", "repository", "serving", "training", "rpc", "http", "config", "state"],
   bin: ["(root)", "cli", "common", "config", "telemetry"],
 };
 

@@ -1,7 +1,7 @@
 import { ModelState, type Model } from "./gen/aiaas/v1/models.js";
 import { fromWireDataType, type TensorType } from "./tensor.js";
 
-export type ModelStateName = "loading" | "ready" | "unloading" | "unloaded" | "failed" | "unknown";
+export type ModelStateName = "loading" | "ready" | "unavailable" | "unloading" | "unloaded" | "failed" | "unknown";
 
 /** An input or output of a model version: -1 marks a variable dimension (the batch dimension, say). */
 export interface TensorInfo {
@@ -47,6 +47,7 @@ const STATES: Record<number, ModelStateName> = {
   [ModelState.MODEL_STATE_UNLOADING]: "unloading",
   [ModelState.MODEL_STATE_UNLOADED]: "unloaded",
   [ModelState.MODEL_STATE_FAILED]: "failed",
+  [ModelState.MODEL_STATE_UNAVAILABLE]: "unavailable",
 };
 
 export function toModelInfo(model: Model): ModelInfo {

@@ -41,6 +41,8 @@ export type TrainEvent = { readonly jobId: string; readonly eventId: bigint; rea
   | { readonly type: "checkpoint"; readonly checkpoint: string; readonly step: number; readonly epoch: number }
   | { readonly type: "completed"; readonly model: string; readonly version: string; readonly stopReason: string; readonly metrics: FinalMetrics }
   | { readonly type: "failed"; readonly code: number; readonly message: string }
+  /** The server restarted and took the job up again by itself, from `checkpoint` ("" when from the start). */
+  | { readonly type: "resumed"; readonly fromStep: number; readonly checkpoint: string; readonly reason: string }
 );
 
 export interface JobInfo {
@@ -80,6 +82,8 @@ export function trainEventFromWire(e: WireTrainEvent): TrainEvent {
       return { ...base, type: "completed", model: ev.value.model, version: ev.value.version, stopReason: ev.value.stopReason, metrics: metricsFrom(ev.value.metrics!) };
     case "failed":
       return { ...base, type: "failed", code: ev.value.code, message: ev.value.message };
+    case "resumed":
+      return { ...base, type: "resumed", fromStep: Number(ev.value.fromStep), checkpoint: ev.value.checkpoint, reason: ev.value.reason };
     default:
       return { ...base, type: "state", state: "queued", message: "" };
   }

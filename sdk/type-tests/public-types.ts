@@ -57,7 +57,7 @@ async function usage(): Promise<void> {
   stream.end();
 
   const models = await client.models.list();
-  const state: "loading" | "ready" | "unloading" | "unloaded" | "failed" | "unknown" = models[0].state;
+  const state: "loading" | "ready" | "unavailable" | "unloading" | "unloaded" | "failed" | "unknown" = models[0].state;
   const shape: readonly number[] = models[0].versions[0].inputs[0].shape;
 
   try {

@@ -50,6 +50,7 @@ export async function serveOptionsFrom(
           },
         }
       : undefined,
+    stateDir: config.stateDir ? resolve(config.stateDir) : undefined,
     training: {
       maxConcurrentJobs: config.maxConcurrentJobs,
       threads: config.trainThreads,

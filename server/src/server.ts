@@ -12,7 +12,7 @@ import { access, stat } from "node:fs/promises";
 import { probeCuda } from "./cuda-probe.js";
 import { startOperationsHttp } from "./http/operations-http.js";
 import type { MetricsHandler } from "./telemetry/setup.js";
-import { createModelScopes, type ModelRegistry, type ModelScopes } from "./serving/index.js";
+import { DEFAULT_SUPERVISION, createModelScopes, type ModelRegistry, type ModelScopes, type SessionSupervision } from "./serving/index.js";
 import {
   KeyStore,
   Quotas,
@@ -24,6 +24,7 @@ import {
   type Limits,
 } from "./auth/index.js";
 import { createAdminService } from "./rpc/admin-service.js";
+import { openServerState, type ServerState } from "./server-state.js";
 import { parseProviders, type ProviderName } from "./runtime/index.js";
 import { createInferenceService } from "./rpc/inference-service.js";
 import { createInferenceProtocolService } from "./rpc/inference-protocol-service.js";
@@ -86,6 +87,17 @@ export interface ServeOptions {
   /** How long a graceful shutdown waits for calls in flight before it cancels them. */
   readonly shutdownGraceMs?: number;
   readonly training?: TrainingOptions;
+  /**
+   * The state folder: training jobs, their events and uploads are stored there (an embedded PostgreSQL in
+   * `<dir>/db`) and survive restarts; checkpoints go to `<dir>/checkpoints` unless training.checkpointsDir says
+   * otherwise. Absent: jobs live in memory and a shutdown cancels them.
+   */
+  readonly stateDir?: string;
+  /**
+   * How a session whose worker thread died is replaced: backoff from `backoffMs` (doubling up to
+   * `maxBackoffMs`), and a version gives up (FAILED) after `crashLimit` deaths within `crashWindowMs`.
+   */
+  readonly supervision?: Partial<SessionSupervision>;
   /** API keys, tenants and quotas; absent: every call is the operator's (said loudly in the log). */
   readonly auth?: AuthOptions;
   readonly logger?: Logger;
@@ -200,6 +212,7 @@ async function checkRepository(dir: string): Promise<void> {
 /** Every gRPC service, health and reflection on the server; returns what shutdown needs. */
 function addServices(server: Server, deps: {
   options: ServeOptions;
+  state: ServerState | undefined;
   env: HandlerEnv & { auth: Authenticator };
   scopes: ModelScopes;
   keys: KeyStore | undefined;
@@ -219,12 +232,13 @@ function addServices(server: Server, deps: {
   server.addService(withSafeDecoding(ModelsService), createModelsService(scopes, env));
   server.addService(withSafeDecoding(AdminService), createAdminService(deps.keys, deps.audit, env));
   const jobs = createJobManager({
-    checkpointsDir: options.training?.checkpointsDir ?? join(tmpdir(), "aiaas-checkpoints"),
+    checkpointsDir: options.training?.checkpointsDir ?? deps.state?.checkpointsDir ?? join(tmpdir(), "aiaas-checkpoints"),
     maxConcurrentJobs: options.training?.maxConcurrentJobs ?? SERVE_DEFAULTS.training.maxConcurrentJobs,
     threads: options.training?.threads ?? SERVE_DEFAULTS.training.threads,
     providers: deps.providers.includes("cuda") ? ["cuda", "cpu"] : ["cpu"],
     maxDataBytes: options.training?.maxDataBytes ?? SERVE_DEFAULTS.training.maxDataBytes,
     logger: env.logger,
+    durable: deps.state?.durableJobs(scopes),
   });
   server.addService(withSafeDecoding(TrainingService), createTrainingService(jobs, scopes, { ...env, quotas: env.auth.quotas, limits: inferenceDeps.limits }));
   server.addService(
@@ -270,7 +284,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   let scopes: ModelScopes | undefined;
   let keys: KeyStore | undefined;
   let http: Awaited<ReturnType<typeof startOperationsHttp>> | undefined;
+  let state: ServerState | undefined;
   try {
+    state = options.stateDir ? await openServerState(options.stateDir, logger) : undefined;
     keys = options.auth ? await KeyStore.open(options.auth.keysFile, { watch: true }) : undefined;
     http = options.http
       ? await startOperationsHttp({
@@ -294,6 +310,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     scopes = await createModelScopes({
       publicRoot: options.modelsDir,
       tenantRoot,
+      supervision: { ...DEFAULT_SUPERVISION, ...options.supervision },
       defaults: {
         providers,
         threads: options.threads ?? SERVE_DEFAULTS.threads,
@@ -307,7 +324,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     // Aborted when a graceful shutdown begins, so open streams wind down instead of holding it up.
     const stopRequested = new AbortController();
     const env = { logger, serverStopping: stopRequested.signal, middleware: serverMiddleware(auth, logger), auth };
-    const { jobs, health } = addServices(server, { options, env, scopes, keys, audit, providers, maxMessageBytes, isServing: () => serving });
+    const { jobs, health } = addServices(server, { options, state, env, scopes, keys, audit, providers, maxMessageBytes, isServing: () => serving });
+    const restored = await jobs.restore();
+    if (restored.resumed + restored.failed > 0) logger.info(restored, `training jobs after the restart: ${restored.resumed} resumed, ${restored.failed} could not continue`);
     listener.accept();
     serving = true;
     const allScopes = scopes;
@@ -317,7 +336,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     });
     const address = `${host.includes(":") ? `[${host}]` : host}:${listener.port}`;
     logger.info({ address }, `aiaas listening on ${address}`);
-    const parts = { server, listener, jobs, scopes, keys, http, health, stopRequested, logger };
+    const parts = { server, listener, jobs, scopes, keys, http, health, stopRequested, logger, state };
     return {
       port: listener.port,
       httpPort: http?.port,
@@ -334,7 +353,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       }),
     };
   } catch (error) {
-    await Promise.allSettled([listener.close(), http?.close(), scopes?.close()]);
+    await Promise.allSettled([listener.close(), http?.close(), scopes?.close(), state?.close()]);
     keys?.close();
     throw error;
   }
@@ -357,6 +376,7 @@ async function shutdown(
     health: HealthImplementation;
     stopRequested: AbortController;
     logger: Logger;
+    state: ServerState | undefined;
   },
   grace: number,
 ): Promise<void> {
@@ -377,6 +397,7 @@ async function shutdown(
   });
   await closing;
   await parts.jobs.close();
+  await parts.state?.close();
   await parts.scopes.close();
   parts.keys?.close();
   await parts.http?.close();

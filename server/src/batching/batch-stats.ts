@@ -13,6 +13,8 @@ export interface BatchStats {
   computeInputMsTotal: number;
   computeMsTotal: number;
   computeOutputMsTotal: number;
+  /** Batches run a second time because their session died under them. */
+  rerunCount: number;
   /** Epoch milliseconds of the last successful request; 0 before the first. */
   lastInferenceMs: number;
 }
@@ -29,6 +31,7 @@ export function emptyStats(): BatchStats {
     computeInputMsTotal: 0,
     computeMsTotal: 0,
     computeOutputMsTotal: 0,
+    rerunCount: 0,
     lastInferenceMs: 0,
   };
 }

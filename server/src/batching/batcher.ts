@@ -200,9 +200,12 @@ class MicroBatcher implements Batcher {
     }
   }
 
-  /** Runs items as one batch; if the batch fails and holds several requests, retries each alone so one
-   * request's bad data (e.g. an index out of range) fails only that request. */
-  private async runBatch(executor: BatchExecutor, batch: Item[], started: number): Promise<void> {
+  /**
+   * Runs items as one batch. If the session died under it, runs it once more (a prediction is safe to
+   * repeat; the executor waits for its replacement). If the batch fails otherwise and holds several
+   * requests, retries each alone so one request's bad data (e.g. an index out of range) fails only it.
+   */
+  private async runBatch(executor: BatchExecutor, batch: Item[], started: number, rerun = true): Promise<void> {
     const requests = batch.map((item) => item.request);
     const rows = requests.reduce((n, request) => n + request.rows, 0);
     let result: RunResult;
@@ -214,10 +217,14 @@ class MicroBatcher implements Batcher {
       this.assembly.giveBack(result.inputs);
     } catch (error) {
       this.assembly.giveBack(error instanceof WorkerCallError ? error.returned : undefined);
-      if (batch.length > 1) {
-        for (const item of batch) await this.runBatch(executor, [item], started);
+      if (error instanceof SessionGoneError && rerun) {
+        this.stats.rerunCount++;
+        await this.runBatch(executor, batch, started, false);
+      } else if (batch.length > 1 && !(error instanceof SessionGoneError) && !(error instanceof ServerError)) {
+        for (const item of batch) await this.runBatch(executor, [item], started, rerun);
       } else {
-        this.settle(batch[0], { error: this.runFailure(error) });
+        const failure = this.runFailure(error);
+        for (const item of batch) this.settle(item, { error: failure });
       }
       return;
     }
@@ -227,6 +234,8 @@ class MicroBatcher implements Batcher {
   private runFailure(error: unknown): ServerError {
     const { label } = this.options;
     if (error instanceof SessionGoneError) return unavailable(`${label}: the model's session stopped; retry`);
+    // The executor's own verdict (e.g. a session that gave up after crashing again and again).
+    if (error instanceof ServerError) return error;
     const message = error instanceof Error ? error.message : String(error);
     // Shapes and types were validated, so what fails when a request runs alone is its data.
     return invalidArgument(`${label}: ONNX Runtime could not run this request's data: ${message.split("\n")[0]}`);

@@ -217,10 +217,12 @@ export function addTrainCommand(
             console.log(JSON.stringify(event, (_k, v) => (typeof v === "bigint" ? v.toString() : v)));
           } else if (event.type === "metrics") {
             progress.update(event);
-          } else if (event.type === "state" || event.type === "validation" || event.type === "data") {
+          } else if (event.type === "state" || event.type === "validation" || event.type === "data" || event.type === "resumed") {
             const line =
               event.type === "state"
                 ? `job ${event.jobId}: ${event.state} — ${event.message}`
+                : event.type === "resumed"
+                  ? `job ${event.jobId}: resumed after a server restart ${event.checkpoint ? `from checkpoint ${event.checkpoint}` : "from the start"}`
                 : event.type === "data"
                   ? `uploaded ${event.trainRows} training rows, ${event.validationRows} validation rows (${(event.bytes / 2 ** 20).toFixed(1)} MiB)`
                   : `epoch ${event.epoch}: validation loss ${event.loss.toFixed(4)}${event.accuracy ? `, accuracy ${(event.accuracy * 100).toFixed(2)}%` : ""}`;

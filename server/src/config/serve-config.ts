@@ -31,6 +31,7 @@ export interface ServeConfig {
   readonly trainThreads: number;
   readonly maxTrainDataBytes: number;
   readonly checkpoints: string | undefined;
+  readonly stateDir: string | undefined;
   readonly keys: string | undefined;
   readonly tenantModels: string | undefined;
   readonly rateLimit: number;
@@ -76,7 +77,16 @@ export const SERVE_SETTINGS: { readonly [K in keyof ServeConfig]: Setting<ServeC
   maxConcurrentJobs: { value: "n", help: "training jobs that train at once; others wait QUEUED", parse: integer(1), default: SERVE_DEFAULTS.training.maxConcurrentJobs },
   trainThreads: { value: "n", help: "intra-op threads per training job", parse: integer(1), default: SERVE_DEFAULTS.training.threads },
   maxTrainDataBytes: { value: "n", help: "largest upload of one training job", parse: integer(1), default: SERVE_DEFAULTS.training.maxDataBytes },
-  checkpoints: { value: "dir", help: "where training checkpoints are written (default: <tmp>/aiaas-checkpoints)", parse: optionalText, default: undefined },
+  checkpoints: { value: "dir", help: "where training checkpoints are written (default: <state-dir>/checkpoints)", parse: optionalText, default: undefined },
+  stateDir: {
+    value: "dir",
+    help: "the state folder: training jobs, their events and uploads survive restarts there (an embedded PostgreSQL); none: jobs in memory",
+    parse: (raw, where) => {
+      const dir = text(raw, where);
+      return dir === "none" ? undefined : dir;
+    },
+    default: "aiaas-state",
+  },
   keys: { value: "file", help: "API key store: every call needs 'authorization: Bearer <key>' (without it authentication is off)", parse: optionalText, default: undefined },
   tenantModels: { value: "dir", help: "root of the tenants' models, <dir>/<tenant>/<model>/<version>/ (default: <models>.tenants)", parse: optionalText, default: undefined },
   rateLimit: { value: "n", help: "default requests per second per tenant", parse: integer(1), default: DEFAULT_LIMITS.requestsPerSecond },

@@ -36,9 +36,10 @@ export async function startOperationsHttp(options: OperationsHttpOptions): Promi
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/v2/health/live") return send(res, 200, { live: true });
     if (path === "/v2/health/ready") {
-      // Ready once nothing is loading and the server is not shutting down.
+      // Ready once nothing is loading or healing and the server is not shutting down: a version whose
+      // sessions are all being replaced takes the pod out of the load balancer until it heals.
       const registry = options.registry();
-      const ready = options.isServing() && registry !== undefined && registry.list().every((m) => m.state !== "loading");
+      const ready = options.isServing() && registry !== undefined && registry.list().every((m) => m.state !== "loading" && m.state !== "unavailable");
       return send(res, ready ? 200 : 503, { ready });
     }
     const model = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/ready$/.exec(path);
@@ -47,7 +48,11 @@ export async function startOperationsHttp(options: OperationsHttpOptions): Promi
       const registry = options.registry();
       if (!registry) return send(res, 503, { name, ready: false, error: "the server is starting: models are loading" });
       try {
-        registry.resolve(name, version);
+        const loaded = registry.resolve(name, version);
+        if (!registry.ready(name, version)) {
+          const health = loaded.health();
+          return send(res, 503, { name, ready: false, error: `${loaded.label} is ${health.state}: ${health.reason}` });
+        }
         return send(res, 200, { name, ready: true });
       } catch (error) {
         const code = (error as { code?: number }).code;

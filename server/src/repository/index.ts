@@ -1,5 +1,5 @@
 export { parseModelConfig, selectVersions, DEFAULT_AUTO_BATCH_SIZE } from "./model-config.js";
 export type { ModelConfig, ServingDefaults, VersionPolicy } from "./model-config.js";
 export { checkModelName, listModelNames, listVersions, modelExists, modelPath, readConfigJson } from "./repository-layout.js";
-export { publishVersion, withdrawVersion } from "./publish-version.js";
+export { findPublishedVersion, publishVersion, removeStaleStaging, withdrawVersion } from "./publish-version.js";
 export type { PublishFiles } from "./publish-version.js";

@@ -23,6 +23,8 @@ export interface ModelConfig {
   readonly graphOptimizationLevel: GraphOptimizationLevel;
   readonly versionPolicy: VersionPolicy;
   readonly warmup: boolean;
+  /** A run longer than this means a stuck session: its worker is replaced (0: never). Default 60 s. */
+  readonly maxRunMs: number;
   /** Narrowed shapes by input name (full dims, -1 for variable). */
   readonly inputShapes: Readonly<Record<string, readonly number[]>>;
 }
@@ -37,10 +39,13 @@ export interface ServingDefaults {
 
 export const DEFAULT_AUTO_BATCH_SIZE = 64;
 
+/** A run is stuck after this long unless the model's config says otherwise: generous, as a huge batch on CPU may take seconds. */
+export const DEFAULT_MAX_RUN_MS = 60_000;
+
 const KEYS = [
   "max_batch_size", "max_queue_delay_us", "preferred_batch_sizes", "max_queue_size", "default_timeout_ms",
   "instance_count", "providers", "cuda_device_id", "threads", "graph_optimization_level", "version_policy", "warmup",
-  "inputs",
+  "max_run_ms", "inputs",
 ] as const;
 
 /** Parses config.json (already JSON-decoded). Throws an Error whose message names the bad key. */
@@ -91,6 +96,7 @@ export function parseModelConfig(raw: unknown, defaults: ServingDefaults): Model
     graphOptimizationLevel: level as GraphOptimizationLevel,
     versionPolicy: parseVersionPolicy(obj.version_policy),
     warmup: (obj.warmup as boolean | undefined) ?? true,
+    maxRunMs: int("max_run_ms", DEFAULT_MAX_RUN_MS, 0, 3_600_000),
     inputShapes: parseInputShapes(obj.inputs),
   };
 }

@@ -1,4 +1,4 @@
-import { mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { CONFIG_FILE, MODEL_FILE, checkModelName, listVersions, modelExists } from "./repository-layout.js";
 
@@ -85,4 +85,35 @@ export function withdrawVersion(root: string, name: string, version: number): Pr
   const run = (locks.get(key) ?? Promise.resolve()).then(() => rm(join(root, name, String(version)), { recursive: true, force: true }));
   locks.set(key, run.catch(() => undefined));
   return run;
+}
+
+/**
+ * Removes the staging folders a crash left (`.publish-*` at the root and in each model's folder): they are no
+ * version and never were visible. Run at start, before anything publishes.
+ */
+export async function removeStaleStaging(root: string): Promise<string[]> {
+  const removed: string[] = [];
+  const sweep = async (dir: string): Promise<void> => {
+    for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      if (!entry.isDirectory()) continue;
+      if (entry.name.startsWith(".publish-")) {
+        await rm(join(dir, entry.name), { recursive: true, force: true });
+        removed.push(join(dir, entry.name));
+      } else if (dir === root && !entry.name.startsWith(".")) {
+        await sweep(join(dir, entry.name));
+      }
+    }
+  };
+  await sweep(root);
+  return removed;
+}
+
+/** The version of a model whose `marker` file (e.g. metrics.json) names `tag` (e.g. a job id), if one was published. */
+export async function findPublishedVersion(root: string, name: string, marker: string, matches: (contents: string) => boolean): Promise<number | undefined> {
+  if (!(await modelExists(root, name))) return undefined;
+  for (const version of await listVersions(root, name)) {
+    const text = await readFile(join(root, name, String(version), marker), "utf8").catch(() => "");
+    if (text && matches(text)) return version;
+  }
+  return undefined;
 }

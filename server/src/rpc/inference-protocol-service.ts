@@ -176,24 +176,16 @@ function statistics(name: string, v: VersionStatus): ModelStatistics {
   };
 }
 
-const STATE: Record<string, string> = { loading: "LOADING", ready: "READY", unloading: "UNLOADING", unloaded: "UNAVAILABLE", failed: "UNAVAILABLE" };
+const STATE: Record<string, string> = { loading: "LOADING", ready: "READY", unavailable: "UNAVAILABLE", unloading: "UNLOADING", unloaded: "UNAVAILABLE", failed: "UNAVAILABLE" };
 
 export function createInferenceProtocolService(deps: InferenceProtocolDeps): UntypedServiceImplementation {
   const scoped = (context: CallContext): ModelRegistry => deps.scopes.for(context.caller);
-  const ready = (registry: ModelRegistry, name: string, version: string): boolean => {
-    try {
-      registry.resolve(name, version);
-      return true;
-    } catch {
-      return false;
-    }
-  };
   return implement(GRPCInferenceServiceService, deps, {
     serverLive: { role: "predict", handle: async () => ({ live: true }) },
     serverReady: { role: "predict", handle: async (_r, context) => ({
-      ready: deps.isServing() && scoped(context).list().every((m) => m.state !== "loading"),
+      ready: deps.isServing() && scoped(context).list().every((m) => m.state !== "loading" && m.state !== "unavailable"),
     }) },
-    modelReady: { role: "predict", handle: async (r, context) => ({ ready: ready(scoped(context), r.name, r.version) }) },
+    modelReady: { role: "predict", handle: async (r, context) => ({ ready: scoped(context).ready(r.name, r.version) }) },
     serverMetadata: { role: "predict", handle: async () => ({
       name: deps.serverName,
       version: deps.serverVersion,

@@ -16,6 +16,7 @@ import { toDataType } from "./tensor-codec.js";
 const STATE: Record<ModelStateName, ModelState> = {
   loading: ModelState.MODEL_STATE_LOADING,
   ready: ModelState.MODEL_STATE_READY,
+  unavailable: ModelState.MODEL_STATE_UNAVAILABLE,
   unloading: ModelState.MODEL_STATE_UNLOADING,
   unloaded: ModelState.MODEL_STATE_UNLOADED,
   failed: ModelState.MODEL_STATE_FAILED,

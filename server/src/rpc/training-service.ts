@@ -9,7 +9,7 @@ import {
 } from "@aiaas/sdk/gen";
 import { onAbort } from "../common/abort-listeners.js";
 import { ServerError, invalidArgument } from "../common/errors.js";
-import type { DecodedChunk, JobManager, JobViewer, TrainJob } from "../training/jobs/index.js";
+import type { DecodedChunk, JobManager, JobRecord, JobViewer } from "../training/jobs/index.js";
 import { decodeInputs, type DecodeLimits } from "./tensor-codec.js";
 import type { Caller, QuotaCounters } from "../auth/index.js";
 import type { ModelScopes } from "../serving/index.js";
@@ -21,7 +21,7 @@ import { implement } from "./service-builder.js";
 const viewerOf = (caller: Caller): JobViewer => ({ tenant: caller.tenant, allTenants: caller.roles.has("admin") || caller.tenant === undefined });
 
 /** Ends a Train call as its job ended: OK for SUCCEEDED, the job's status for FAILED, CANCELLED for CANCELLED. */
-function endStatus(job: TrainJob): void {
+function endStatus(job: JobRecord): void {
   if (job.state === JobState.JOB_STATE_FAILED && job.error) throw new ServerError(job.error.code as status, job.error.message);
   if (job.state === JobState.JOB_STATE_CANCELLED) throw new ServerError(status.CANCELLED, `job ${job.id} was cancelled`);
 }
@@ -34,7 +34,7 @@ function decodeChunk(label: string, chunk: TrainData, limits: DecodeLimits): Dec
 }
 
 /** Reads the rest of a Train stream into the job: chunks, then the end marker or the half-close. */
-async function upload(manager: JobManager, job: TrainJob, requests: AsyncIterator<TrainRequest>, attached: boolean, limits: DecodeLimits): Promise<void> {
+async function upload(manager: JobManager, job: JobRecord, requests: AsyncIterator<TrainRequest>, attached: boolean, limits: DecodeLimits): Promise<void> {
   let ended = false;
   for (;;) {
     const next = await requests.next();
@@ -49,7 +49,7 @@ async function upload(manager: JobManager, job: TrainJob, requests: AsyncIterato
         break;
       }
       case "end":
-        manager.endData(job);
+        await manager.endData(job);
         ended = true;
         break;
       case "spec":
@@ -58,7 +58,7 @@ async function upload(manager: JobManager, job: TrainJob, requests: AsyncIterato
         throw invalidArgument("Train: a message with neither spec, data nor end arrived");
     }
   }
-  if (!attached) manager.endData(job);
+  if (!attached) await manager.endData(job);
 }
 
 export function createTrainingService(

@@ -18,8 +18,17 @@ export interface SessionInstance {
   readonly inputs: readonly ValueSpec[];
   readonly outputs: readonly ValueSpec[];
   run(feeds: readonly TransferTensor[], outputs: readonly string[]): Promise<RunResult>;
+  /** Resolves with the thread's exit code when it ends for any reason (closed, terminated, crashed). */
+  readonly exited: Promise<number>;
   /** Releases the session, then ends the thread. */
   close(): Promise<void>;
+  /** Ends the thread at once (a stuck or unresponsive session). */
+  terminate(): Promise<void>;
+  /**
+   * Fault injection for tests, honoured only when the server runs with AIAAS_TEST_HOOKS=1: "exit" ends the
+   * worker thread as a crash would; "hang" makes its next run block the thread for `ms`.
+   */
+  injectFault(fault: { readonly kind: "exit" } | { readonly kind: "hang"; readonly ms: number }): Promise<void>;
 }
 
 export async function createSessionInstance(init: SessionWorkerInit): Promise<SessionInstance> {
@@ -30,6 +39,9 @@ export async function createSessionInstance(init: SessionWorkerInit): Promise<Se
     inputs: worker.info.inputs,
     outputs: worker.info.outputs,
     run: (feeds, outputs) => worker.call<RunReply>("run", { feeds, outputs } satisfies RunPayload, buffersOf(feeds)),
+    exited: worker.exited,
     close: () => worker.close(),
+    terminate: () => worker.terminate(),
+    injectFault: (fault) => worker.call("inject-fault", fault),
   };
 }

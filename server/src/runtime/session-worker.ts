@@ -5,7 +5,7 @@ import ort from "onnxruntime-node";
 import { fromOrtTensor, toOrtTensor } from "./ort-tensors.js";
 import { openWithFallback, type RuntimeOptions } from "./session-options.js";
 import { ELEMENT_SIZE, isTensorType, type TransferTensor } from "./tensor-types.js";
-import { hostWorker } from "./worker-host.js";
+import { hangIfInjected, hostWorker } from "./worker-host.js";
 import type { ValueSpec } from "./worker-protocol.js";
 
 /** What a session worker is started with (its workerData). */
@@ -52,6 +52,7 @@ async function run(session: ort.InferenceSession, { feeds, outputs }: RunPayload
   const started = performance.now();
   const inputs: Record<string, ort.Tensor> = {};
   for (const t of feeds) inputs[t.name] = toOrtTensor(t);
+  hangIfInjected();
   const results = outputs.length ? await session.run(inputs, [...outputs]) : await session.run(inputs);
   const runMs = performance.now() - started;
   // ORT hands each output its own ArrayBuffer: transfer it rather than copy.

@@ -22,8 +22,10 @@ export class WorkerCallError extends Error {
 export class WorkerClient<Info> {
   private readonly pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
   private nextId = 1;
-  private exited = false;
+  private hasExited = false;
   private closing: Promise<void> | undefined;
+  /** Resolves with the thread's exit code when it ends, whether closed, terminated or crashed. */
+  readonly exited: Promise<number>;
 
   private constructor(
     private readonly worker: Worker,
@@ -33,10 +35,13 @@ export class WorkerClient<Info> {
   ) {
     worker.on("message", (message: WorkerMessage<Info>) => this.settle(message));
     worker.on("error", (error) => this.failAll(error));
-    worker.on("exit", (code) => {
-      this.exited = true;
-      this.failAll(new SessionGoneError(`the runtime worker exited with code ${code}`));
-    });
+    this.exited = new Promise<number>((resolve) =>
+      worker.on("exit", (code) => {
+        this.hasExited = true;
+        this.failAll(new SessionGoneError(`the runtime worker exited with code ${code}`));
+        resolve(code);
+      }),
+    );
   }
 
   /** Starts the worker module `name` beside `base` and waits until it is ready (or throws why it is not). */
@@ -60,7 +65,7 @@ export class WorkerClient<Info> {
 
   /** Calls a method of the worker; `transfer` moves those buffers to it. */
   call<T>(method: string, payload: unknown, transfer: readonly ArrayBuffer[] = []): Promise<T> {
-    if (this.exited || this.closing) return Promise.reject(new SessionGoneError("the runtime worker is closed"));
+    if (this.hasExited || this.closing) return Promise.reject(new SessionGoneError("the runtime worker is closed"));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
@@ -71,7 +76,7 @@ export class WorkerClient<Info> {
   /** Releases the worker's sessions, then ends the thread (terminated if it does not answer in 10 s). */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      if (this.exited) return;
+      if (this.hasExited) return;
       const id = this.nextId++;
       const closed = new Promise<void>((resolve) => {
         this.pending.set(id, { resolve: () => resolve(), reject: () => resolve() });
@@ -84,6 +89,14 @@ export class WorkerClient<Info> {
       await this.worker.terminate();
     })();
     return this.closing;
+  }
+
+  /**
+   * Ends the thread at once, without releasing its sessions first (for a worker that is stuck in a run or
+   * unresponsive): pending calls fail with SessionGoneError.
+   */
+  async terminate(): Promise<void> {
+    await this.worker.terminate();
   }
 
   private settle(message: WorkerMessage<Info>): void {

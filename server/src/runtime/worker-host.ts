@@ -41,6 +41,7 @@ async function answer<Info>(worker: HostedWorker<Info>, call: WorkerCall, post: 
       end();
       return;
     }
+    if (call.method === "inject-fault") return injectFault(call, post);
     const method = worker.methods[call.method];
     if (!method) throw new Error(`the worker has no method "${call.method}"`);
     const reply = await method(call.payload as never);
@@ -49,4 +50,25 @@ async function answer<Info>(worker: HostedWorker<Info>, call: WorkerCall, post: 
     const returned = worker.returned?.(call.method, call.payload as never) ?? [];
     post({ kind: "error", id: call.id, message: error instanceof Error ? error.message : String(error), returned }, returned);
   }
+}
+
+/** A run blocks this long when a "hang" fault was injected (test hooks only). */
+let injectedHangMs = 0;
+
+/** Consumes an injected hang: blocks the thread as a stuck native run would. */
+export function hangIfInjected(): void {
+  if (injectedHangMs <= 0) return;
+  const until = Date.now() + injectedHangMs;
+  injectedHangMs = 0;
+  while (Date.now() < until) {
+    // a stuck run: nothing else runs on this thread until it returns
+  }
+}
+
+function injectFault<Info>(call: WorkerCall, post: (m: WorkerMessage<Info>) => void): void {
+  if (process.env.AIAAS_TEST_HOOKS !== "1") throw new Error("fault injection needs AIAAS_TEST_HOOKS=1 in the server's environment");
+  const fault = call.payload as { kind: "exit" } | { kind: "hang"; ms: number };
+  if (fault.kind === "exit") process.exit(70);
+  injectedHangMs = fault.ms;
+  post({ kind: "reply", id: call.id, value: undefined });
 }

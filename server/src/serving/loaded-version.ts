@@ -1,8 +1,15 @@
 import type { Logger } from "pino";
 import { createBatcher, type Batcher, type ModelSignature, type TensorSpec } from "../batching/index.js";
-import { createSessionInstance, isTensorType, type ProviderName, type SessionInstance, type ValueSpec } from "../runtime/index.js";
+import { createSessionInstance, isTensorType, type ProviderName, type SessionInstance, type SessionWorkerInit, type ValueSpec } from "../runtime/index.js";
 import { instruments } from "../telemetry/instruments.js";
 import { DEFAULT_AUTO_BATCH_SIZE, type ModelConfig } from "../repository/index.js";
+import { DEFAULT_SUPERVISION, SupervisedSession, type SessionSupervision } from "./session-supervisor.js";
+
+/** Whether a version can run requests now: some session live, all being replaced, or given up. */
+export interface VersionHealth {
+  readonly state: "ready" | "unavailable" | "failed";
+  readonly reason: string;
+}
 
 /** One model version that serves: its sessions (one worker thread each), signature and batcher. */
 export interface LoadedVersion {
@@ -13,6 +20,10 @@ export interface LoadedVersion {
   readonly config: ModelConfig;
   readonly provider: ProviderName;
   readonly batcher: Batcher;
+  /** Its session slots, each replaced when its worker dies. */
+  readonly sessions: readonly SupervisedSession[];
+  /** READY while a session is live; UNAVAILABLE while every one is being replaced; FAILED once one gave up. */
+  health(): VersionHealth;
   /** Telemetry attributes of this version (tenant, model, version), made once. */
   readonly attributes: Readonly<Record<string, string>>;
   /** Waits for every accepted request to finish, then releases the sessions. */
@@ -26,21 +37,19 @@ export async function loadVersion(
   config: ModelConfig,
   logger: Logger,
   tenant?: string,
+  supervision: SessionSupervision = DEFAULT_SUPERVISION,
 ): Promise<LoadedVersion> {
   const label = `${model}:${version}`;
-  const settled = await Promise.allSettled(
-    Array.from({ length: config.instanceCount }, () =>
-      createSessionInstance({
-        modelPath: path,
-        providers: config.providers,
-        cudaDeviceId: config.cudaDeviceId,
-        intraOpThreads: config.threads,
-        graphOptimizationLevel: config.graphOptimizationLevel,
-        allowSpinning: false,
-        warmup: config.warmup,
-      }),
-    ),
-  );
+  const init: SessionWorkerInit = {
+    modelPath: path,
+    providers: config.providers,
+    cudaDeviceId: config.cudaDeviceId,
+    intraOpThreads: config.threads,
+    graphOptimizationLevel: config.graphOptimizationLevel,
+    allowSpinning: false,
+    warmup: config.warmup,
+  };
+  const settled = await Promise.allSettled(Array.from({ length: config.instanceCount }, () => createSessionInstance(init)));
   const instances = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
   const failure = settled.find((s) => s.status === "rejected");
   try {
@@ -54,6 +63,10 @@ export async function loadVersion(
     // The tenant label keeps two tenants' models of one name apart (public models: ""). Who may read the
     // labels at all is the operations port's business (/metrics needs a token when tenants exist).
     const attributes = { tenant: tenant ?? "", model, version: String(version) };
+    const policy = { ...supervision, maxRunMs: config.maxRunMs };
+    // The replacement keeps the provider the version loaded on, so a healed session serves as the first did.
+    const restart = (): Promise<SessionInstance> => createSessionInstance({ ...init, providers: [first.provider] });
+    const sessions = instances.map((instance) => new SupervisedSession(instance, restart, policy, label, logger));
     const batcher = createBatcher(
       {
         label,
@@ -68,7 +81,7 @@ export async function loadVersion(
           instruments.runTime.record(runMs, attributes);
         },
       },
-      instances,
+      sessions,
     );
     let closing: Promise<void> | undefined;
     return {
@@ -79,10 +92,12 @@ export async function loadVersion(
       config,
       provider: first.provider,
       batcher,
+      sessions,
+      health: () => healthOf(sessions),
       attributes,
       close() {
         closing ??= batcher.drain().then(async () => {
-          await Promise.all(instances.map((i) => i.close()));
+          await Promise.all(sessions.map((s) => s.close()));
         });
         return closing;
       },
@@ -91,6 +106,13 @@ export async function loadVersion(
     await Promise.all(instances.map((i) => i.close()));
     throw error;
   }
+}
+
+function healthOf(sessions: readonly SupervisedSession[]): VersionHealth {
+  const failed = sessions.find((s) => s.state === "failed");
+  if (failed) return { state: "failed", reason: failed.reason };
+  if (sessions.some((s) => s.state === "live")) return { state: "ready", reason: "" };
+  return { state: "unavailable", reason: sessions[0]?.reason || "no session is live" };
 }
 
 function toSpec(value: ValueSpec, where: string): TensorSpec {

@@ -1,10 +1,11 @@
 import type { Logger } from "pino";
 import { failedPrecondition, invalidArgument, notFound, unavailable } from "../common/errors.js";
 import { loadVersion, type LoadedVersion } from "./loaded-version.js";
+import { DEFAULT_SUPERVISION, type SessionSupervision } from "./session-supervisor.js";
 import { parseModelConfig, selectVersions, type ModelConfig, type ServingDefaults } from "../repository/index.js";
-import { checkModelName, listModelNames, listVersions, modelExists, modelPath, readConfigJson } from "../repository/index.js";
+import { checkModelName, listModelNames, listVersions, modelExists, modelPath, readConfigJson, removeStaleStaging } from "../repository/index.js";
 
-export type ModelStateName = "loading" | "ready" | "unloading" | "unloaded" | "failed";
+export type ModelStateName = "loading" | "ready" | "unavailable" | "unloading" | "unloaded" | "failed";
 
 export interface VersionStatus {
   readonly version: number;
@@ -40,8 +41,13 @@ export interface ModelRegistry {
   knows(name: string): boolean;
   /** NOT_FOUND for a model that is neither known nor on disk. */
   status(name: string): Promise<ModelStatus>;
-  /** The version a request runs on; synchronous so no reload can slip between resolving and queueing. */
+  /**
+   * The version a request runs on; synchronous so no reload can slip between resolving and queueing. With no
+   * version named: the newest healthy one, else the newest that is healing (requests wait for its sessions).
+   */
   resolve(name: string, version: string): LoadedVersion;
+  /** Whether the version (or, with "", the model) can run a request now: a live session, not healing or failed. */
+  ready(name: string, version: string): boolean;
   close(): Promise<void>;
 }
 
@@ -56,17 +62,33 @@ interface Entry {
 }
 
 /** `tenant`: the tenant whose tree this is (absent: the public repository), a label of its telemetry. */
-export function createModelRegistry(root: string, defaults: ServingDefaults, logger: Logger, tenant?: string): ModelRegistry {
-  return new RepositoryRegistry(root, defaults, logger, tenant);
+export function createModelRegistry(
+  root: string,
+  defaults: ServingDefaults,
+  logger: Logger,
+  tenant?: string,
+  supervision: SessionSupervision = DEFAULT_SUPERVISION,
+): ModelRegistry {
+  return new RepositoryRegistry(root, defaults, logger, tenant, supervision);
 }
 
-const snapshot = (entry: Entry): ModelStatus => ({
-  name: entry.name,
-  state: entry.state,
-  reason: entry.reason,
-  config: entry.config,
-  versions: [...entry.versions.values()].sort((a, b) => b.version - a.version),
-});
+/** A version's state as it is now: a loaded version reports its sessions' health. */
+const current = (v: VersionStatus): VersionStatus => {
+  if (v.state !== "ready" || !v.loaded) return v;
+  const health = v.loaded.health();
+  return health.state === "ready" ? v : { ...v, state: health.state, reason: health.reason };
+};
+
+const snapshot = (entry: Entry): ModelStatus => {
+  const versions = [...entry.versions.values()].map(current).sort((a, b) => b.version - a.version);
+  let { state, reason } = entry;
+  if (state === "ready" && !versions.some((v) => v.state === "ready")) {
+    const healing = versions.find((v) => v.state === "unavailable");
+    state = healing ? "unavailable" : "failed";
+    reason = (healing ?? versions.find((v) => v.state === "failed"))?.reason ?? reason;
+  }
+  return { name: entry.name, state, reason, config: entry.config, versions };
+};
 
 const exclusive = <T>(entry: Entry, work: () => Promise<T>): Promise<T> => {
   const run = entry.lock.then(work, work);
@@ -86,9 +108,12 @@ class RepositoryRegistry implements ModelRegistry {
     private readonly defaults: ServingDefaults,
     private readonly logger: Logger,
     private readonly tenant: string | undefined,
+    private readonly supervision: SessionSupervision,
   ) {}
 
   async loadAll(): Promise<void> {
+    // At start nothing publishes yet: a staging folder is what a crash left mid-publish, never a version.
+    for (const path of await removeStaleStaging(this.root)) this.logger.warn({ path }, `removed ${path}, left by a publish a crash interrupted`);
     const names = await listModelNames(this.root);
     await Promise.all(names.map((name) => this.load(name)));
   }
@@ -142,6 +167,14 @@ class RepositoryRegistry implements ModelRegistry {
     return version === "" ? newestReady(entry) : exactVersion(entry, version);
   }
 
+  ready(name: string, version: string): boolean {
+    try {
+      return this.resolve(name, version).health().state === "ready";
+    } catch {
+      return false;
+    }
+  }
+
   async close(): Promise<void> {
     const loaded = [...this.entries.values()].flatMap((e) => loadedOf(e.versions.values()));
     await Promise.all([...loaded.map((v) => v.close()), ...this.retiring]);
@@ -192,7 +225,7 @@ class RepositoryRegistry implements ModelRegistry {
     for (const version of chosen) {
       if (!previous.has(version)) entry.versions.set(version, { version, state: "loading", reason: "", loaded: undefined });
     }
-    const results = await Promise.allSettled(chosen.map((v) => loadVersion(name, v, modelPath(this.root, name, v), config, this.logger, this.tenant)));
+    const results = await Promise.allSettled(chosen.map((v) => loadVersion(name, v, modelPath(this.root, name, v), config, this.logger, this.tenant, this.supervision)));
     const next = new Map<number, VersionStatus>();
     const replaced: LoadedVersion[] = [];
     results.forEach((result, i) => {
@@ -245,13 +278,20 @@ class RepositoryRegistry implements ModelRegistry {
   }
 }
 
-/** The newest ready version: what a request that names no version runs on. */
+/** What a request that names no version runs on: the newest healthy version, else the newest healing one. */
 function newestReady(entry: Entry): LoadedVersion {
   let target: VersionStatus | undefined;
-  for (const v of entry.versions.values()) if (v.state === "ready" && (!target || v.version > target.version)) target = v;
+  let healing: VersionStatus | undefined;
+  for (const v of entry.versions.values()) {
+    if (v.state !== "ready") continue;
+    const health = v.loaded!.health().state;
+    if (health === "ready" && (!target || v.version > target.version)) target = v;
+    if (health === "unavailable" && (!healing || v.version > healing.version)) healing = v;
+  }
+  target ??= healing;
   if (!target) {
     if (entry.state === "loading") throw unavailable(`model "${entry.name}" is still loading; retry shortly`);
-    throw failedPrecondition(`model "${entry.name}" has no ready version: ${entry.reason}`);
+    throw failedPrecondition(`model "${entry.name}" has no ready version: ${snapshot(entry).reason}`);
   }
   return target.loaded!;
 }
@@ -264,5 +304,7 @@ function exactVersion(entry: Entry, version: string): LoadedVersion {
   if (!target) throw notFound(`version ${version} of model "${name}" not found (serving: ${available.join(", ") || "none"})`);
   if (target.state === "loading") throw unavailable(`version ${version} of model "${name}" is still loading; retry shortly`);
   if (target.state !== "ready") throw failedPrecondition(`version ${version} of model "${name}" is ${target.state}: ${target.reason}`);
+  const health = target.loaded!.health();
+  if (health.state === "failed") throw failedPrecondition(`version ${version} of model "${name}" failed: ${health.reason}`);
   return target.loaded!;
 }

@@ -1,3 +1,4 @@
+import type { SessionSupervision } from "./session-supervisor.js";
 import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -30,17 +31,19 @@ export async function createModelScopes(options: {
   publicRoot: string;
   tenantRoot: string | undefined;
   defaults: ServingDefaults;
+  /** How sessions that die are replaced, and when a version gives up. */
+  supervision?: SessionSupervision;
   logger: Logger;
 }): Promise<ModelScopes> {
   const { defaults, logger } = options;
-  const pub = createModelRegistry(options.publicRoot, defaults, logger);
+  const pub = createModelRegistry(options.publicRoot, defaults, logger, undefined, options.supervision);
   await pub.loadAll();
   const tenants = new Map<string, ModelRegistry>();
   const views = new Map<string, ModelRegistry>();
   const tenantRegistry = (tenant: string): ModelRegistry => {
     let registry = tenants.get(tenant);
     if (!registry) {
-      registry = createModelRegistry(join(options.tenantRoot!, tenant), defaults, logger.child({ tenant }), tenant);
+      registry = createModelRegistry(join(options.tenantRoot!, tenant), defaults, logger.child({ tenant }), tenant, options.supervision);
       tenants.set(tenant, registry);
     }
     return registry;
@@ -92,6 +95,9 @@ export async function createModelScopes(options: {
       },
       resolve(name, version) {
         return own.knows(name) ? own.resolve(name, version) : pub.resolve(name, version);
+      },
+      ready(name, version) {
+        return own.knows(name) ? own.ready(name, version) : pub.ready(name, version);
       },
       close: async () => undefined,
     };

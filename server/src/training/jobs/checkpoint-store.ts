@@ -100,4 +100,11 @@ export class CheckpointStore {
     }
     return { meta, state: { params, state } };
   }
+
+  /** The id of a job's newest checkpoint ("<job>/<step>"), or undefined when it has none. */
+  async newest(tenant: string | undefined, jobId: string): Promise<string | undefined> {
+    const files = await readdir(this.jobDir(tenant, jobId)).catch(() => [] as string[]);
+    const steps = files.filter((f) => /^[0-9]+\.ckpt$/.test(f)).map((f) => Number(f.slice(0, -5)));
+    return steps.length ? `${jobId}/${Math.max(...steps)}` : undefined;
+  }
 }

@@ -1,8 +1,14 @@
 export { createJobManager } from "./job-manager.js";
 export type { JobManager, JobManagerOptions, JobViewer } from "./job-manager.js";
-export { TrainJob } from "./train-job.js";
+export { JobRecord, TrainJob } from "./train-job.js";
+export type { JobIdentity, JobJournalSink } from "./train-job.js";
 export { parseJobSpec } from "./job-spec.js";
 export type { JobSpec } from "./job-spec.js";
 export type { DecodedChunk } from "./job-data.js";
 export { createMemoryJobStore } from "./job-store.js";
 export type { JobStore } from "./job-store.js";
+export { SqlJobJournal } from "./sql-job-journal.js";
+export type { StoredJob } from "./sql-job-journal.js";
+export { DataJournal } from "./data-journal.js";
+export type { RestoreReport } from "./job-manager.js";
+export type { DurableJobs } from "./durable-jobs.js";

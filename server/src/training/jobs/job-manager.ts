@@ -1,20 +1,18 @@
 import type { TrainSpec } from "@aiaas/sdk/gen";
 import type { Logger } from "pino";
-import type { ModelProto } from "onnx-buf";
-import { Code, ServerError, invalidArgument, notFound } from "../../common/errors.js";
-import { modelPath } from "../../repository/index.js";
+import { Code, ServerError, invalidArgument, notFound, unavailable } from "../../common/errors.js";
 import type { ProviderName } from "../../runtime/index.js";
 import type { ModelRegistry } from "../../serving/index.js";
-import { ArchitectureError, buildArchitecture } from "../layers/build-architecture.js";
-import { readModelFile } from "../onnx/model-file.js";
-import { Graph } from "../onnx/graph.js";
-import { buildTrainProgram, type TrainProgram } from "../engine/train-program.js";
 import { CheckpointStore } from "./checkpoint-store.js";
-import { JobData, type DataSpec, type DecodedChunk } from "./job-data.js";
-import { parseJobSpec, type JobSpec } from "./job-spec.js";
+import type { DataWriter } from "./data-journal.js";
+import type { DurableJobs } from "./durable-jobs.js";
+import { planJob } from "./job-builder.js";
+import { JobData, type DecodedChunk } from "./job-data.js";
+import { parseJobSpec } from "./job-spec.js";
+import { restoreJobs } from "./job-restore.js";
 import { runJob } from "./run-job.js";
 import { createMemoryJobStore, idempotencyScope, type JobStore } from "./job-store.js";
-import { TrainJob } from "./train-job.js";
+import { TrainJob, type JobRecord } from "./train-job.js";
 
 export interface JobManagerOptions {
   /** Where checkpoints are written (kept after a job ends, for resume_from). */
@@ -29,7 +27,14 @@ export interface JobManagerOptions {
   readonly logger: Logger;
   /** Where jobs are kept (default: in memory, the newest 1,000). */
   readonly store?: JobStore;
+  /**
+   * Jobs that outlive the process: each job and event stored in the state database before it is
+   * acknowledged, uploaded data kept on disk until the job ends, and on start every job that had not ended
+   * taken up again. Absent: jobs live in memory and a shutdown cancels them.
+   */
+  readonly durable?: DurableJobs;
 }
+
 
 /** Who submits a job: the tenant that will own it, the models it reaches, and its own limits. */
 export interface JobOwner {
@@ -51,158 +56,191 @@ export interface JobViewer {
   readonly allTenants: boolean;
 }
 
-const sees = (viewer: JobViewer, job: TrainJob): boolean => viewer.allTenants || job.owner.tenant === viewer.tenant;
+const sees = (viewer: JobViewer, job: JobRecord): boolean => viewer.allTenants || job.owner.tenant === viewer.tenant;
 
 /** Training jobs: creation from a spec, data intake, a queue with a concurrency cap, lookup and cancel. */
 export interface JobManager {
   /** Creates a job (or finds the one an idempotency key already created). Bad specs throw with their status. */
-  submit(spec: TrainSpec, owner: JobOwner): Promise<{ job: TrainJob; attached: boolean }>;
+  submit(spec: TrainSpec, owner: JobOwner): Promise<{ job: JobRecord; attached: boolean }>;
   /** Checks and stores a chunk (`decode` turns the transport's message into tensors); a bad chunk fails the job and throws its status. */
-  addData(job: TrainJob, decode: (label: string) => DecodedChunk): void;
-  /** The data is complete: the job waits for a training slot. */
-  endData(job: TrainJob): void;
+  addData(job: JobRecord, decode: (label: string) => DecodedChunk): void;
+  /** The data is complete (stored, when jobs are durable): the job waits for a training slot. */
+  endData(job: JobRecord): Promise<void>;
   /** A job the caller may see; another tenant's job is NOT_FOUND, as a job that does not exist. */
-  get(id: string, viewer: JobViewer): TrainJob;
+  get(id: string, viewer: JobViewer): JobRecord;
   /** Newest first; `tenant` narrows an all-tenant viewer to one tenant. */
-  list(viewer: JobViewer, tenant?: string): TrainJob[];
-  cancel(id: string, viewer: JobViewer): TrainJob;
+  list(viewer: JobViewer, tenant?: string): JobRecord[];
+  cancel(id: string, viewer: JobViewer): JobRecord;
+  /** Takes up what an earlier run of the server left: ended jobs as history, open ones to run again. */
+  restore(): Promise<RestoreReport>;
+  /** Stops taking jobs and ends the runs: durable jobs are suspended (they resume at the next start), others cancelled. */
   close(): Promise<void>;
 }
 
-
-function dataSpec(program: TrainProgram, forward: ModelProto, spec: JobSpec): DataSpec {
-  const inputs = program.inputs.map((i) => ({ name: i.name, type: i.type, dims: i.dims.slice(1) }));
-  const out = Graph.fromModel(forward).outputs.find((o) => o.name === spec.output)!;
-  if (spec.task === "classification") {
-    const classes = out.dims?.[1];
-    if (out.dims?.length !== 2 || typeof classes !== "number") {
-      throw invalidArgument(`output "${spec.output}" has shape [${out.dims?.join(", ") ?? "?"}]: classification needs [batch, classes] logits with a fixed class count`);
-    }
-    return { inputs, labels: { kind: "classes", classes } };
-  }
-  return { inputs, labels: { kind: "target", target: { name: "labels", type: out.type, dims: (out.dims ?? []).slice(1) } } };
-}
-
-/** The graph a job trains: built from its architecture, or read from the base model it names. */
-async function forwardModel(spec: JobSpec, registry: ModelRegistry): Promise<ModelProto> {
-  if (spec.source.kind === "architecture") {
-    try {
-      return buildArchitecture(spec.source.architecture, { seed: spec.seed, name: spec.model });
-    } catch (error) {
-      if (error instanceof ArchitectureError) throw invalidArgument(error.message);
-      throw error;
-    }
-  }
-  const loaded = registry.resolve(spec.source.name, spec.source.version);
-  return readModelFile(modelPath(registry.root, loaded.model, loaded.version));
-}
-
-/** The train-step program of a job's graph: its loss, optimizer and frozen parameters. */
-function trainProgramFor(spec: JobSpec, forward: ModelProto): TrainProgram {
-  try {
-    return buildTrainProgram(forward, {
-      loss: { kind: spec.task === "classification" ? "cross-entropy" : "mse", output: spec.output },
-      optimizer: spec.optimizer,
-      freeze: spec.source.kind === "base" ? spec.source.freeze : [],
-    });
-  } catch (error) {
-    const what = spec.source.kind === "base" ? `base model "${spec.source.name}"` : "the architecture";
-    throw invalidArgument(`${what} cannot be trained: ${(error as Error).message}`);
-  }
+export interface RestoreReport {
+  /** Jobs that had not ended and are queued to run again. */
+  readonly resumed: number;
+  /** Jobs that had not ended but cannot continue (their upload was cut off, their base model is gone). */
+  readonly failed: number;
+  /** Ended jobs, kept as history for GetJob, ListJobs and WatchJob. */
+  readonly ended: number;
 }
 
 export function createJobManager(options: JobManagerOptions): JobManager {
-  const { logger } = options;
-  const jobs = options.store ?? createMemoryJobStore();
-  const waiting: TrainJob[] = [];
-  const running = new Set<Promise<void>>();
-  const checkpoints = new CheckpointStore(options.checkpointsDir);
-  let closed = false;
+  return new Jobs(options);
+}
 
-  const pump = (): void => {
-    while (!closed && running.size < options.maxConcurrentJobs && waiting.length > 0) {
-      const job = waiting.shift()!;
-      if (job.terminal) continue;
-      const run = runJob(job, { checkpoints, threads: options.threads, providers: options.providers, logger }).finally(() => {
-        running.delete(run);
-        pump();
-      });
-      running.add(run);
+/** The job manager: the queue of jobs with data, the runs, and (when durable) the journal behind them. */
+class Jobs implements JobManager {
+  private readonly jobs: JobStore;
+  private readonly waiting: TrainJob[] = [];
+  private readonly running = new Set<Promise<void>>();
+  private readonly checkpoints: CheckpointStore;
+  private readonly writers = new Map<TrainJob, DataWriter>();
+  private closed = false;
+
+  constructor(private readonly options: JobManagerOptions) {
+    this.jobs = options.store ?? createMemoryJobStore();
+    this.checkpoints = new CheckpointStore(options.checkpointsDir);
+  }
+
+  async submit(wire: TrainSpec, owner: JobOwner): Promise<{ job: JobRecord; attached: boolean }> {
+    if (this.closed) throw unavailable("the server is shutting down; submit the job to another replica");
+    const spec = parseJobSpec(wire);
+    const key = spec.idempotencyKey ? idempotencyScope(owner.tenant, spec.model, spec.idempotencyKey) : undefined;
+    const existing = key ? this.jobs.byIdempotencyKey(key) : undefined;
+    if (existing) return { job: existing, attached: true };
+    // Resolved in the caller's tenant before any upload: another tenant's checkpoint is as a missing one.
+    if (spec.resumeFrom) await this.checkpoints.check(owner.tenant, spec.resumeFrom.jobId, spec.resumeFrom.checkpointId);
+    const plan = await planJob(spec, owner.registry);
+    const release = owner.enterJob?.() ?? (() => undefined);
+    const maxBytes = Math.min(this.options.maxDataBytes, owner.maxDataBytes ?? Infinity);
+    const job: TrainJob = new TrainJob(spec, plan.forward, plan.program, new JobData(plan.dataSpec, maxBytes), {
+      tenant: owner.tenant,
+      registry: owner.registry,
+      onEnd: this.onEnd(owner.tenant, release, (): JobRecord => job),
+    });
+    const durable = this.options.durable;
+    if (durable) {
+      job.attachJournal(durable.journal.append);
+      if (!(await durable.journal.create(job, wire, plan.baseVersion))) {
+        release();
+        const winner = key ? this.jobs.byIdempotencyKey(key) : undefined;
+        if (winner) return { job: winner, attached: true };
+        throw new ServerError(Code.ABORTED, `a job with idempotency key "${spec.idempotencyKey}" is being created; retry`);
+      }
+      this.writers.set(job, durable.data.writer(owner.tenant, job.id));
     }
-  };
+    this.jobs.add(job, key);
+    job.setState(job.state, `accepted; waiting for data (${plan.program.params.length} parameter tensors to train${plan.program.frozen.length ? `, ${plan.program.frozen.length} frozen` : ""})`);
+    await job.flushed();
+    this.options.logger.info({ job: job.id, model: spec.model }, `training job ${job.id} for ${spec.model} accepted`);
+    return { job, attached: false };
+  }
 
+  addData(job: JobRecord, decode: (label: string) => DecodedChunk): void {
+    if (job.terminal || !(job instanceof TrainJob)) throw new ServerError(Code.FAILED_PRECONDITION, `job ${job.id} has ended; it takes no more data`);
+    if (job.dataComplete) throw invalidArgument(`job ${job.id}: data arrived after the end marker`);
+    let accepted: DecodedChunk | undefined;
+    try {
+      job.data.add((label) => (accepted = decode(label)));
+    } catch (error) {
+      const e = ServerError.from(error);
+      job.fail(e.code, e.message);
+      throw e;
+    }
+    this.writers.get(job)?.append(accepted!);
+  }
 
+  async endData(job: JobRecord): Promise<void> {
+    if (job.terminal || job.dataComplete || !(job instanceof TrainJob)) return;
+    job.dataComplete = true;
+    // The data is on disk before the job says it has it: after a crash from here on, the job goes on without the client.
+    await this.writers.get(job)?.finish();
+    this.writers.delete(job);
+    if (job.terminal) return;
+    job.emit({
+      $case: "data",
+      value: { trainRows: BigInt(job.data.trainRows), validationRows: BigInt(job.data.validationRows), bytes: BigInt(job.data.bytes) },
+    });
+    this.enqueue(job);
+  }
 
-  return {
-    async submit(wire, owner) {
-      if (closed) throw new ServerError(Code.UNAVAILABLE, "the server is shutting down; submit the job to another replica");
-      const spec = parseJobSpec(wire);
-      const key = spec.idempotencyKey ? idempotencyScope(owner.tenant, spec.model, spec.idempotencyKey) : undefined;
-      const existing = key ? jobs.byIdempotencyKey(key) : undefined;
-      if (existing) return { job: existing, attached: true };
-      // Resolved in the caller's tenant before any upload: another tenant's checkpoint is as a missing one.
-      if (spec.resumeFrom) await checkpoints.check(owner.tenant, spec.resumeFrom.jobId, spec.resumeFrom.checkpointId);
-      const forward = await forwardModel(spec, owner.registry);
-      const outputs = forward.graph?.output.map((o) => o.name) ?? [];
-      if (!outputs.includes(spec.output)) {
-        throw invalidArgument(`the model has no output "${spec.output}" (its outputs: ${outputs.map((o) => `"${o}"`).join(", ")}); set spec.output`);
-      }
-      const program = trainProgramFor(spec, forward);
-      const release = owner.enterJob?.() ?? (() => undefined);
-      const maxBytes = Math.min(options.maxDataBytes, owner.maxDataBytes ?? Infinity);
-      const job = new TrainJob(spec, forward, program, new JobData(dataSpec(program, forward, spec), maxBytes), {
-        tenant: owner.tenant,
-        registry: owner.registry,
-        onEnd: release,
+  get(id: string, viewer: JobViewer): JobRecord {
+    const job = this.jobs.get(id);
+    if (!job || !sees(viewer, job)) throw notFound(`job "${id.slice(0, 80)}" not found`);
+    return job;
+  }
+
+  list(viewer: JobViewer, tenant?: string): JobRecord[] {
+    return [...this.jobs.all()]
+      .filter((j) => sees(viewer, j) && (!tenant || (j.owner.tenant ?? "") === tenant))
+      .sort((a, b) => b.created.getTime() - a.created.getTime());
+  }
+
+  cancel(id: string, viewer: JobViewer): JobRecord {
+    const job = this.get(id, viewer);
+    job.cancel("cancelled by request");
+    const i = job instanceof TrainJob ? this.waiting.indexOf(job) : -1;
+    if (i >= 0) this.waiting.splice(i, 1);
+    return job;
+  }
+
+  async restore(): Promise<RestoreReport> {
+    const durable = this.options.durable;
+    if (!durable) return { resumed: 0, failed: 0, ended: 0 };
+    const restored = await restoreJobs(await durable.journal.load(), {
+      durable,
+      logger: this.options.logger,
+      maxDataBytes: this.options.maxDataBytes,
+      onEnd: (tenant, job) => this.onEnd(tenant, () => undefined, job),
+    });
+    for (const { job, key } of restored.jobs) this.jobs.add(job, key);
+    for (const job of restored.resume) this.enqueue(job);
+    return { resumed: restored.resume.length, failed: restored.failed, ended: restored.ended };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.jobs.all()) {
+      if (this.options.durable && job instanceof TrainJob && job.dataComplete) job.suspend();
+      else job.cancel("the server shut down");
+    }
+    await Promise.allSettled([...this.running]);
+    await Promise.allSettled([...this.jobs.all()].map((job) => job.flushed()));
+  }
+
+  /** What runs when a job ends: its tenant's slot is freed and its uploaded data deleted. */
+  private onEnd(tenant: string | undefined, release: () => void, job: () => JobRecord): () => void {
+    return () => {
+      release();
+      const writer = this.writers.get(job() as TrainJob);
+      this.writers.delete(job() as TrainJob);
+      const durable = this.options.durable;
+      if (!durable) return;
+      // After the writes under way, so no late write re-creates the file.
+      void (writer?.abandon() ?? Promise.resolve())
+        .then(() => durable.data.remove(tenant, job().id))
+        .catch((error: unknown) => this.options.logger.error({ err: error }, "could not delete a job's data"));
+    };
+  }
+
+  private enqueue(job: TrainJob): void {
+    this.waiting.push(job);
+    if (this.running.size >= this.options.maxConcurrentJobs) job.setState(job.state, `data complete; waiting for a training slot (${this.running.size} running)`);
+    this.pump();
+  }
+
+  private pump(): void {
+    const { options } = this;
+    while (!this.closed && this.running.size < options.maxConcurrentJobs && this.waiting.length > 0) {
+      const job = this.waiting.shift()!;
+      if (job.terminal) continue;
+      const run = runJob(job, { checkpoints: this.checkpoints, threads: options.threads, providers: options.providers, logger: options.logger }).finally(() => {
+        this.running.delete(run);
+        this.pump();
       });
-      jobs.add(job, key);
-      job.setState(job.state, `accepted; waiting for data (${program.params.length} parameter tensors to train${program.frozen.length ? `, ${program.frozen.length} frozen` : ""})`);
-      logger.info({ job: job.id, model: spec.model }, `training job ${job.id} for ${spec.model} accepted`);
-      return { job, attached: false };
-    },
-    addData(job, decode) {
-      if (job.terminal) throw new ServerError(Code.FAILED_PRECONDITION, `job ${job.id} has ended; it takes no more data`);
-      if (job.dataComplete) throw invalidArgument(`job ${job.id}: data arrived after the end marker`);
-      try {
-        job.data.add(decode);
-      } catch (error) {
-        const e = ServerError.from(error);
-        job.fail(e.code, e.message);
-        throw e;
-      }
-    },
-    endData(job) {
-      if (job.terminal || job.dataComplete) return;
-      job.dataComplete = true;
-      job.emit({
-        $case: "data",
-        value: { trainRows: BigInt(job.data.trainRows), validationRows: BigInt(job.data.validationRows), bytes: BigInt(job.data.bytes) },
-      });
-      waiting.push(job);
-      if (running.size >= options.maxConcurrentJobs) job.setState(job.state, `data complete; waiting for a training slot (${running.size} running)`);
-      pump();
-    },
-    get(id, viewer) {
-      const job = jobs.get(id);
-      if (!job || !sees(viewer, job)) throw notFound(`job "${id.slice(0, 80)}" not found`);
-      return job;
-    },
-    list(viewer, tenant) {
-      return [...jobs.all()]
-        .filter((j) => sees(viewer, j) && (!tenant || (j.owner.tenant ?? "") === tenant))
-        .sort((a, b) => b.created.getTime() - a.created.getTime());
-    },
-    cancel(id, viewer) {
-      const job = this.get(id, viewer);
-      job.cancel("cancelled by request");
-      const i = waiting.indexOf(job);
-      if (i >= 0) waiting.splice(i, 1);
-      return job;
-    },
-    async close() {
-      closed = true;
-      for (const job of jobs.all()) job.cancel("the server shut down");
-      await Promise.allSettled([...running]);
-    },
-  };
+      this.running.add(run);
+    }
+  }
 }

@@ -1,4 +1,4 @@
-import type { TrainJob } from "./train-job.js";
+import type { JobRecord } from "./train-job.js";
 
 /**
  * Where jobs are kept and found: by id, and by the idempotency key a retried Train carries (scoped by the
@@ -6,11 +6,11 @@ import type { TrainJob } from "./train-job.js";
  * durable or shared store can take the in-memory one's place.
  */
 export interface JobStore {
-  add(job: TrainJob, idempotencyKey: string | undefined): void;
-  get(id: string): TrainJob | undefined;
-  byIdempotencyKey(key: string): TrainJob | undefined;
+  add(job: JobRecord, idempotencyKey: string | undefined): void;
+  get(id: string): JobRecord | undefined;
+  byIdempotencyKey(key: string): JobRecord | undefined;
   /** Every job kept, in no particular order. */
-  all(): Iterable<TrainJob>;
+  all(): Iterable<JobRecord>;
 }
 
 /** The scope of an idempotency key: one tenant's one model. */
@@ -18,9 +18,9 @@ export const idempotencyScope = (tenant: string | undefined, model: string, key:
 
 /** Jobs in memory, forgotten at restart: the newest `maxKept`, ended ones evicted first. */
 export function createMemoryJobStore(maxKept = 1000): JobStore {
-  const jobs = new Map<string, TrainJob>();
-  const byKey = new Map<string, TrainJob>();
-  const keyOf = new Map<TrainJob, string>();
+  const jobs = new Map<string, JobRecord>();
+  const byKey = new Map<string, JobRecord>();
+  const keyOf = new Map<JobRecord, string>();
   return {
     add(job, idempotencyKey) {
       jobs.set(job.id, job);

@@ -3,7 +3,7 @@ import { JobState, type FinalMetrics } from "@aiaas/sdk/gen";
 import type { Logger } from "pino";
 import { Code, ServerError } from "../../common/errors.js";
 import type { ProviderName } from "../../runtime/index.js";
-import { publishVersion, withdrawVersion } from "../../repository/index.js";
+import { findPublishedVersion, publishVersion, withdrawVersion } from "../../repository/index.js";
 import { encodeModel } from "../onnx/model-file.js";
 import { createTrainRunner, type TrainRunner } from "../engine/train-runner.js";
 import { bakeWeights } from "../engine/train-program.js";
@@ -21,6 +21,9 @@ export interface RunJobDeps {
   readonly providers: readonly ProviderName[];
   readonly logger: Logger;
 }
+
+/** What a published version's metrics.json says of the job that trained it. */
+type PublishedSummary = Omit<FinalMetrics, "steps" | "validationRows"> & { job: string; stopReason: string; steps: number; validationRows: number };
 
 /** The job states a run moves through; each names the step that runs in it and returns the next. */
 type Phase = JobState.JOB_STATE_VALIDATING | JobState.JOB_STATE_RUNNING | "publishing" | "done";
@@ -87,6 +90,7 @@ class JobRun {
   /** Internal error text stays in the log; the client gets an incident id that finds it there. */
   fail(error: unknown): void {
     const { job, deps } = this;
+    if (job.suspended) return; // a shutdown stopped it; the next start takes it up again
     const e = ServerError.from(error);
     if (job.cancelSignal.aborted && !job.error) return job.finishCancelled("cancelled; nothing was published");
     if (e.code !== Code.INTERNAL) return job.fail(e.code, e.message);
@@ -112,10 +116,55 @@ class JobRun {
     this.stepsPerEpoch = Math.ceil(job.data.trainRows / spec.batchSize);
     const planned = this.stepsPerEpoch * spec.epochs;
     job.totalSteps = spec.maxSteps > 0 ? Math.min(spec.maxSteps, planned) : planned;
+    if (job.restarted && (await this.adoptPublished())) return "done";
     this.runner = await createTrainRunner(job.program, { threads: deps.threads, providers: deps.providers });
     if (this.runner.fallbackReason) deps.logger.warn({ job: job.id }, `training on CPU: ${this.runner.fallbackReason}`);
-    if (spec.resumeFrom) await this.resume(spec.resumeFrom);
+    if (job.restarted) await this.continueAfterRestart();
+    else if (spec.resumeFrom) await this.resume(spec.resumeFrom);
     return JobState.JOB_STATE_RUNNING;
+  }
+
+  /**
+   * A restart found the job mid-publish: if its version was written (metrics.json names the job), the job
+   * succeeds with that version instead of publishing a second one.
+   */
+  private async adoptPublished(): Promise<boolean> {
+    const { job } = this;
+    const registry = job.owner.registry;
+    let summary: PublishedSummary | undefined;
+    const version = await findPublishedVersion(registry.root, job.spec.model, "metrics.json", (text) => {
+      try {
+        const parsed = JSON.parse(text) as PublishedSummary;
+        if (parsed.job !== job.id) return false;
+        summary = parsed;
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    if (version === undefined || !summary) return false;
+    await registry.load(job.spec.model);
+    const metrics: FinalMetrics = { ...summary, steps: BigInt(summary.steps), validationRows: BigInt(summary.validationRows) };
+    job.metrics = metrics;
+    job.publishedVersion = String(version);
+    job.emit({ $case: "resumed", value: { fromStep: BigInt(summary.steps), checkpoint: "", reason: `the server restarted after version ${version} was written; it is the job's result` } });
+    job.emit({ $case: "completed", value: { model: job.spec.model, version: String(version), metrics, stopReason: summary.stopReason } });
+    job.succeed();
+    return true;
+  }
+
+  /** Continues a job a restart interrupted: from its newest checkpoint, or from the start when it has none. */
+  private async continueAfterRestart(): Promise<void> {
+    const { job, deps } = this;
+    const newest = await deps.checkpoints.newest(job.owner.tenant, job.id);
+    if (newest) {
+      const [, checkpointId] = newest.split("/");
+      await this.resume({ jobId: job.id, checkpointId: checkpointId! });
+    }
+    job.emit({
+      $case: "resumed",
+      value: { fromStep: BigInt(this.runner!.steps), checkpoint: newest ?? "", reason: "the server restarted while the job was queued or training" },
+    });
   }
 
   private async resume(from: { jobId: string; checkpointId: string }): Promise<void> {
@@ -159,7 +208,7 @@ class JobRun {
       if (spec.checkpointIntervalSteps === 0 && at.epoch < spec.epochs - 1) await this.checkpoint(at.epoch + 1, 0);
     }
     if (job.cancelSignal.aborted) {
-      job.finishCancelled("cancelled; nothing was published");
+      if (!job.suspended) job.finishCancelled("cancelled; nothing was published");
       return "done";
     }
     return "publishing";

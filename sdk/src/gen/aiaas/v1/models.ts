@@ -27,6 +27,11 @@ export enum ModelState {
   MODEL_STATE_UNLOADING = 3,
   MODEL_STATE_UNLOADED = 4,
   MODEL_STATE_FAILED = 5,
+  /**
+   * MODEL_STATE_UNAVAILABLE - Loaded, but no session of it is alive while the server replaces the ones that died; requests wait in
+   * its queue and it returns to READY by itself.
+   */
+  MODEL_STATE_UNAVAILABLE = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -50,6 +55,9 @@ export function modelStateFromJSON(object: any): ModelState {
     case 5:
     case "MODEL_STATE_FAILED":
       return ModelState.MODEL_STATE_FAILED;
+    case 6:
+    case "MODEL_STATE_UNAVAILABLE":
+      return ModelState.MODEL_STATE_UNAVAILABLE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -71,6 +79,8 @@ export function modelStateToJSON(object: ModelState): string {
       return "MODEL_STATE_UNLOADED";
     case ModelState.MODEL_STATE_FAILED:
       return "MODEL_STATE_FAILED";
+    case ModelState.MODEL_STATE_UNAVAILABLE:
+      return "MODEL_STATE_UNAVAILABLE";
     case ModelState.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -423,7 +423,20 @@ export interface TrainEvent {
     | { $case: "completed"; value: JobCompleted }
     | { $case: "failed"; value: JobFailed }
     | { $case: "data"; value: DataReceived }
+    | { $case: "resumed"; value: JobResumed }
     | undefined;
+}
+
+/**
+ * The server restarted while the job was queued or training, and took it up again by itself: from its newest
+ * checkpoint (or from the start when it had none), with the data it had already received.
+ */
+export interface JobResumed {
+  /** The step training continues from (0: from the start). */
+  fromStep: bigint;
+  /** The checkpoint it continues from, "<job id>/<step>"; empty when there was none. */
+  checkpoint: string;
+  reason: string;
 }
 
 export interface StateChanged {
@@ -3288,6 +3301,9 @@ export const TrainEvent: MessageFns<TrainEvent> = {
       case "data":
         DataReceived.encode(message.event.value, writer.uint32(82).fork()).join();
         break;
+      case "resumed":
+        JobResumed.encode(message.event.value, writer.uint32(90).fork()).join();
+        break;
     }
     return writer;
   },
@@ -3385,6 +3401,14 @@ export const TrainEvent: MessageFns<TrainEvent> = {
             message.event = { $case: "data", value: DataReceived.decode(reader, reader.uint32()) };
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.event = { $case: "resumed", value: JobResumed.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3424,6 +3448,8 @@ export const TrainEvent: MessageFns<TrainEvent> = {
         ? { $case: "failed", value: JobFailed.fromJSON(object.failed) }
         : isSet(object.data)
         ? { $case: "data", value: DataReceived.fromJSON(object.data) }
+        : isSet(object.resumed)
+        ? { $case: "resumed", value: JobResumed.fromJSON(object.resumed) }
         : undefined,
     };
   },
@@ -3453,6 +3479,8 @@ export const TrainEvent: MessageFns<TrainEvent> = {
       obj.failed = JobFailed.toJSON(message.event.value);
     } else if (message.event?.$case === "data") {
       obj.data = DataReceived.toJSON(message.event.value);
+    } else if (message.event?.$case === "resumed") {
+      obj.resumed = JobResumed.toJSON(message.event.value);
     }
     return obj;
   },
@@ -3510,7 +3538,121 @@ export const TrainEvent: MessageFns<TrainEvent> = {
         }
         break;
       }
+      case "resumed": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "resumed", value: JobResumed.fromPartial(object.event.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseJobResumed(): JobResumed {
+  return { fromStep: 0n, checkpoint: "", reason: "" };
+}
+
+export const JobResumed: MessageFns<JobResumed> = {
+  encode(message: JobResumed, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fromStep !== 0n) {
+      if (BigInt.asUintN(64, message.fromStep) !== message.fromStep) {
+        throw new globalThis.Error("value provided for field message.fromStep of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.fromStep);
+    }
+    if (message.checkpoint !== "") {
+      writer.uint32(18).string(message.checkpoint);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobResumed {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobResumed();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.fromStep = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.checkpoint = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JobResumed {
+    return {
+      fromStep: isSet(object.fromStep)
+        ? BigInt(object.fromStep)
+        : isSet(object.from_step)
+        ? BigInt(object.from_step)
+        : 0n,
+      checkpoint: isSet(object.checkpoint) ? globalThis.String(object.checkpoint) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: JobResumed): unknown {
+    const obj: any = {};
+    if (message.fromStep !== 0n) {
+      obj.fromStep = message.fromStep.toString();
+    }
+    if (message.checkpoint !== "") {
+      obj.checkpoint = message.checkpoint;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<JobResumed>): JobResumed {
+    return JobResumed.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<JobResumed>): JobResumed {
+    const message = createBaseJobResumed();
+    message.fromStep = (object.fromStep !== undefined && object.fromStep !== null) ? BigInt(object.fromStep) : 0n;
+    message.checkpoint = object.checkpoint ?? "";
+    message.reason = object.reason ?? "";
     return message;
   },
 };

@@ -1,0 +1,83 @@
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { failedPrecondition } from "./common/errors.js";
+import type { Logger } from "pino";
+import type { ModelScopes } from "./serving/index.js";
+import { migrate, openEmbeddedDatabase, type Database } from "./state/index.js";
+import { DataJournal, SqlJobJournal, type DurableJobs } from "./training/jobs/index.js";
+
+/** What lives in the state folder: the database of jobs and events, uploaded training data, checkpoints. */
+export interface ServerState {
+  readonly db: Database;
+  readonly checkpointsDir: string;
+  /** Durable jobs over this state, publishing into the scopes' registries. */
+  durableJobs(scopes: ModelScopes): DurableJobs;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the state folder: `<dir>/db` (embedded PostgreSQL, migrated to the current schema at start),
+ * `<dir>/job-data` (uploads of jobs that have not ended, 0600) and `<dir>/checkpoints`.
+ */
+export async function openServerState(dir: string, logger: Logger): Promise<ServerState> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const unlock = await lockStateFolder(dir);
+  const db = await openEmbeddedDatabase(join(dir, "db")).catch(async (error: unknown) => {
+    await unlock();
+    throw error;
+  });
+  try {
+    const ran = await migrate(db);
+    logger.info({ state: dir, migrations: ran }, `state in ${dir} (${db.description})${ran.length ? `; schema migrated to version ${ran[ran.length - 1]}` : ""}`);
+  } catch (error) {
+    await db.close();
+    await unlock();
+    throw error;
+  }
+  const journal = new SqlJobJournal(db);
+  const data = new DataJournal(join(dir, "job-data"));
+  return {
+    db,
+    checkpointsDir: join(dir, "checkpoints"),
+    durableJobs: (scopes) => ({
+      journal,
+      data,
+      registryFor: (tenant) => (tenant === undefined ? scopes.public : scopes.for({ tenant, roles: new Set(["train"]) })),
+    }),
+    close: async () => {
+      await db.close();
+      await unlock();
+    },
+  };
+}
+
+/**
+ * One server per state folder: the embedded database must not be opened by two processes. The lock file holds
+ * the owner's pid; one left by a process that no longer runs (a kill -9) is taken over.
+ */
+async function lockStateFolder(dir: string): Promise<() => Promise<void>> {
+  const path = join(dir, "server.lock");
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(path, `${process.pid}\n`, { flag: "wx", mode: 0o600 });
+      return () => rm(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const owner = Number((await readFile(path, "utf8").catch(() => "")).trim());
+      if (owner && owner !== process.pid && isRunning(owner)) {
+        throw failedPrecondition(`the state folder ${dir} is in use by process ${owner}: give each server its own --state-dir (or stop that one)`);
+      }
+      await rm(path, { force: true });
+    }
+  }
+  throw failedPrecondition(`could not lock the state folder ${dir}`);
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

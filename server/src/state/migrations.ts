@@ -1,0 +1,67 @@
+import type { Database } from "./database.js";
+
+/** One schema change; `version` orders them and is recorded once it has run. */
+export interface Migration {
+  readonly version: number;
+  readonly description: string;
+  readonly sql: readonly string[];
+}
+
+/**
+ * The schema, as versioned changes. Never edit one that has shipped: add the next. Plain PostgreSQL, so the
+ * embedded database and a PostgreSQL server run the same statements.
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: "training jobs and their events",
+    sql: [
+      `CREATE TABLE jobs (
+        id text PRIMARY KEY,
+        tenant text NOT NULL,
+        model text NOT NULL,
+        idempotency_key text,
+        state integer NOT NULL,
+        spec bytea NOT NULL,
+        base_version text NOT NULL DEFAULT '',
+        data_complete boolean NOT NULL DEFAULT false,
+        created_ms bigint NOT NULL,
+        updated_ms bigint NOT NULL,
+        summary bytea NOT NULL
+      )`,
+      `CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant, model, idempotency_key) WHERE idempotency_key IS NOT NULL`,
+      `CREATE INDEX jobs_open ON jobs (state)`,
+      `CREATE TABLE job_events (
+        job_id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        event_id bigint NOT NULL,
+        time_ms bigint NOT NULL,
+        event bytea NOT NULL,
+        PRIMARY KEY (job_id, event_id)
+      )`,
+    ],
+  },
+];
+
+/** The advisory lock migrations hold (an arbitrary constant of this project). */
+const MIGRATION_LOCK = 0x61696161;
+
+/** Brings the schema up to date at start: each missing migration in its own transaction, in order. Returns those run. */
+export async function migrate(db: Database, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
+  await db.transaction(async (tx) => {
+    await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`);
+    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, description text NOT NULL, applied_ms bigint NOT NULL)`);
+  });
+  const ran: number[] = [];
+  for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+    const applied = await db.transaction(async (tx) => {
+      // Replicas starting together on one PostgreSQL: one runs each migration, the others see it done.
+      await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`);
+      if ((await tx.query(`SELECT 1 FROM schema_migrations WHERE version = $1`, [m.version])).length > 0) return false;
+      for (const statement of m.sql) await tx.query(statement);
+      await tx.query(`INSERT INTO schema_migrations (version, description, applied_ms) VALUES ($1, $2, $3)`, [m.version, m.description, Date.now()]);
+      return true;
+    });
+    if (applied) ran.push(m.version);
+  }
+  return ran;
+}

@@ -1,0 +1,165 @@
+// Training jobs survive the server: real `aiaas serve` processes with a state folder, killed with SIGKILL at
+// random moments of a Train job (uploading, training, checkpointing, publishing). After each restart the job
+// goes on by itself from its newest checkpoint (or, when its upload was cut off, the client's retry with the
+// same idempotency key submits it again); it ends SUCCEEDED with the same weights as an uninterrupted run of
+// the same seed, nothing is published twice or half, and its uploaded data is gone once it ends.
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { after, before, describe, it } from "node:test";
+import { createClient, Tensor, type AiaasClient, type TrainChunk, type TrainEvent, type TrainSpecInput } from "@aiaas/sdk";
+import { training } from "@aiaas/server";
+import { migrate, openEmbeddedDatabase } from "../server/src/state/index.js";
+
+const root = new URL("..", import.meta.url).pathname;
+const MOMENTS = Number(process.env.AIAAS_FAULT_MOMENTS ?? 10);
+
+interface Server {
+  readonly child: ChildProcess;
+  readonly client: AiaasClient;
+  readonly startedMs: number;
+}
+
+async function startServer(models: string, state: string): Promise<Server> {
+  const started = performance.now();
+  const child = spawn(
+    process.execPath,
+    ["server/dist/bin/aiaas.js", "serve", "--models", models, "--state-dir", state, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu"],
+    { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let errors = "";
+  child.stderr!.on("data", (chunk: Buffer) => (errors += chunk.toString()));
+  const address = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      if (line.includes("aiaas listening")) resolve((JSON.parse(line) as { address: string }).address);
+    });
+    child.once("exit", (code) => reject(new Error(`aiaas serve exited with ${code}: ${errors}`)));
+  });
+  return { child, client: createClient({ address, defaultTimeoutMs: 60_000 }), startedMs: performance.now() - started };
+}
+
+async function kill9(server: Server): Promise<void> {
+  server.client.close();
+  const exited = new Promise((resolve) => server.child.once("exit", resolve));
+  server.child.kill("SIGKILL");
+  await exited;
+}
+
+/** 4,096 rows of 64 features in 4 classes, a fixed function of the row index (the same bytes every upload). */
+function* examples(): Iterable<TrainChunk> {
+  for (let chunk = 0; chunk < 16; chunk++) {
+    const x = new Float32Array(256 * 64);
+    const y = new BigInt64Array(256);
+    for (let r = 0; r < 256; r++) {
+      const row = chunk * 256 + r;
+      for (let f = 0; f < 64; f++) x[r * 64 + f] = Math.sin(row * 0.37 + f * 1.3);
+      y[r] = BigInt((row * 7) % 4);
+    }
+    yield { inputs: { x: Tensor.float32([256, 64], x) }, labels: Tensor.int64([256], y) };
+  }
+}
+
+const spec = (model: string, key: string): TrainSpecInput => ({
+  model,
+  architecture: { input: { name: "x", dims: [64] }, layers: [{ type: "dense", units: 128 }, { type: "relu" }, { type: "dense", units: 4 }] },
+  task: "classification",
+  optimizer: { type: "adam", learningRate: 0.001 },
+  batchSize: 64,
+  epochs: 12,
+  seed: 7,
+  checkpointIntervalSteps: 40,
+  validationFraction: 0,
+  idempotencyKey: key,
+});
+
+/** Trains to the end (or until the stream breaks); returns the events seen. */
+async function train(client: AiaasClient, input: TrainSpecInput): Promise<{ events: TrainEvent[]; error?: unknown }> {
+  const events: TrainEvent[] = [];
+  try {
+    for await (const event of client.train(input, examples())) events.push(event);
+    return { events };
+  } catch (error) {
+    return { events, error };
+  }
+}
+
+/** The trained weights of a published version, by initializer name. */
+async function weights(models: string, model: string, version: string): Promise<Map<string, Buffer>> {
+  const proto = training.decodeModel(await readFile(join(models, model, version, "model.onnx")));
+  return new Map(proto.graph!.initializer.map((t) => [t.name, Buffer.from(t.rawData)]));
+}
+
+describe("durable training jobs", () => {
+  let dir: string;
+  let models: string;
+  let state: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "aiaas-durable-"));
+    models = join(dir, "models");
+    state = join(dir, "state");
+    await mkdir(models);
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it("migrates the schema once, versioned", async () => {
+    const db = await openEmbeddedDatabase(join(dir, "db-probe"));
+    try {
+      assert.deepEqual(await migrate(db), [1]);
+      assert.deepEqual(await migrate(db), [], "a second start runs nothing");
+      const rows = await db.query<{ version: number }>("SELECT version FROM schema_migrations");
+      assert.deepEqual(rows.map((r) => Number(r.version)), [1]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it(`survives kill -9 at ${MOMENTS} random moments of a Train job: resumed, identical weights, published once`, async () => {
+    let server = await startServer(models, state);
+    const restarts: number[] = [];
+    try {
+      const reference = await train(server.client, spec("reference", "ref"));
+      const done = reference.events.find((e) => e.type === "completed");
+      assert.ok(done && done.type === "completed", `the uninterrupted run completes: ${String(reference.error)}`);
+      const jobMs = reference.events.at(-1)!.time.getTime() - reference.events[0]!.time.getTime() + 300;
+      const expected = await weights(models, "reference", done.version);
+      const outcomes = { resumed: 0, resubmitted: 0, adopted: 0, finishedBeforeKill: 0 };
+      for (let i = 0; i < MOMENTS; i++) {
+        const model = `moment${i}`;
+        const delay = 30 + Math.round(Math.random() * jobMs * 0.9);
+        const first = train(server.client, spec(model, `key-${i}`));
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        await kill9(server);
+        const firstJob = (await first).events[0]?.jobId;
+        server = await startServer(models, state);
+        restarts.push(server.startedMs);
+        const retry = await train(server.client, spec(model, `key-${i}`));
+        const completed = retry.events.find((e) => e.type === "completed");
+        assert.ok(completed && completed.type === "completed", `moment ${i} (${delay} ms): the job completes after the restart: ${String(retry.error)} ${JSON.stringify(retry.events.map((e) => e.type))}`);
+        if (completed.jobId !== firstJob) outcomes.resubmitted++;
+        else if (retry.events.some((e) => e.type === "resumed" && /was written/.test(e.reason))) outcomes.adopted++;
+        else if (retry.events.some((e) => e.type === "resumed")) outcomes.resumed++;
+        else outcomes.finishedBeforeKill++;
+        const versions = (await readdir(join(models, model))).filter((f) => !f.endsWith(".json"));
+        assert.deepEqual(versions, ["1"], `moment ${i}: published exactly once, nothing half-written`);
+        const metrics = JSON.parse(await readFile(join(models, model, "1", "metrics.json"), "utf8")) as { job: string };
+        assert.equal(metrics.job, completed.jobId, "the version is the job's");
+        const got = await weights(models, model, "1");
+        for (const [name, bytes] of expected) assert.ok(got.get(name)?.equals(bytes), `moment ${i} (${delay} ms): weights ${name} equal the uninterrupted run's`);
+        const job = await server.client.jobs.get(completed.jobId);
+        assert.equal(job.state, "succeeded");
+      }
+      const leftovers = await readdir(join(state, "job-data", "_")).catch(() => []);
+      assert.deepEqual(leftovers, [], "no job's uploaded data is left once it ended");
+      console.log(
+        `# ${MOMENTS} kill -9 moments over a ${jobMs} ms job: ${outcomes.resumed} resumed by the server, ${outcomes.adopted} found already published, ` +
+          `${outcomes.resubmitted} re-submitted by the client (upload cut off), ${outcomes.finishedBeforeKill} finished before the kill; ` +
+          `restart to listening ${restarts.map((ms) => ms.toFixed(0)).join(", ")} ms`,
+      );
+    } finally {
+      await kill9(server).catch(() => undefined);
+    }
+  });
+});
