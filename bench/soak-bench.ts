@@ -17,7 +17,7 @@ const seconds = Number(args.seconds);
 const work = await mkdtemp(join(tmpdir(), "aiaas-soak-"));
 const { repo } = await writeServeFixtures(work);
 const server = await startChild(
-  ["--max-semi-space-size=32", "server/dist/bin/aiaas.js", "serve", "--models", repo, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu"],
+  [...(process.env.SOAK_NODE_ARGS ?? "--max-semi-space-size=32").split(" ").filter(Boolean), "server/dist/bin/aiaas.js", "serve", "--models", repo, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu"],
   (e) => e.address as string | undefined,
 );
 const rssMiB = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${server.child.pid}/status`, "utf8"))![1]) / 1024;

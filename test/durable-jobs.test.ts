@@ -23,12 +23,13 @@ interface Server {
   readonly startedMs: number;
 }
 
-async function startServer(models: string, state: string): Promise<Server> {
+/** `crashAt`: the server SIGKILLs itself at that named point (AIAAS_TEST_HOOKS fault injection). */
+async function startServer(models: string, state: string, crashAt?: string): Promise<Server> {
   const started = performance.now();
   const child = spawn(
     process.execPath,
     ["server/dist/bin/aiaas.js", "serve", "--models", models, "--state-dir", state, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu"],
-    { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+    { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...(crashAt ? { AIAAS_TEST_HOOKS: "1", AIAAS_CRASH_AT: crashAt } : {}) } },
   );
   let errors = "";
   child.stderr!.on("data", (chunk: Buffer) => (errors += chunk.toString()));
@@ -43,6 +44,7 @@ async function startServer(models: string, state: string): Promise<Server> {
 
 async function kill9(server: Server): Promise<void> {
   server.client.close();
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return;
   const exited = new Promise((resolve) => server.child.once("exit", resolve));
   server.child.kill("SIGKILL");
   await exited;
@@ -126,24 +128,33 @@ describe("durable training jobs", () => {
       const jobMs = reference.events.at(-1)!.time.getTime() - reference.events[0]!.time.getTime() + 300;
       const expected = await weights(models, "reference", done.version);
       const outcomes = { resumed: 0, resubmitted: 0, adopted: 0, finishedBeforeKill: 0 };
-      for (let i = 0; i < MOMENTS; i++) {
+      // Random moments over the job's length, then the points no timing hits reliably, where the server
+      // SIGKILLs itself: data synced, a checkpoint written, a version staged, a version renamed into place.
+      const targeted = ["data-synced", "checkpoint-written", "publish-staged", "publish-renamed"];
+      for (let i = 0; i < MOMENTS + targeted.length; i++) {
         const model = `moment${i}`;
-        const delay = 30 + Math.round(Math.random() * jobMs * 0.9);
+        const point = targeted[i - MOMENTS];
+        const delay = point ? 0 : 5 + Math.round(Math.random() * (jobMs - 300));
+        if (point) {
+          await kill9(server);
+          server = await startServer(models, state, point);
+        }
         const first = train(server.client, spec(model, `key-${i}`));
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        if (point) await new Promise((resolve) => (server.child.signalCode ? resolve(undefined) : server.child.once("exit", resolve)));
+        else await new Promise((resolve) => setTimeout(resolve, delay));
         await kill9(server);
         const firstJob = (await first).events[0]?.jobId;
         server = await startServer(models, state);
         restarts.push(server.startedMs);
         const retry = await train(server.client, spec(model, `key-${i}`));
         const completed = retry.events.find((e) => e.type === "completed");
-        assert.ok(completed && completed.type === "completed", `moment ${i} (${delay} ms): the job completes after the restart: ${String(retry.error)} ${JSON.stringify(retry.events.map((e) => e.type))}`);
+        assert.ok(completed && completed.type === "completed", `moment ${i} (${point ?? `${delay} ms`}): the job completes after the restart: ${String(retry.error)} ${JSON.stringify(retry.events.map((e) => e.type))}`);
         if (completed.jobId !== firstJob) outcomes.resubmitted++;
         else if (retry.events.some((e) => e.type === "resumed" && /was written/.test(e.reason))) outcomes.adopted++;
         else if (retry.events.some((e) => e.type === "resumed")) outcomes.resumed++;
         else outcomes.finishedBeforeKill++;
         const versions = (await readdir(join(models, model))).filter((f) => !f.endsWith(".json"));
-        assert.deepEqual(versions, ["1"], `moment ${i}: published exactly once, nothing half-written`);
+        assert.deepEqual(versions, ["1"], `moment ${i} (${point ?? `${delay} ms`}): published exactly once, nothing half-written`);
         const metrics = JSON.parse(await readFile(join(models, model, "1", "metrics.json"), "utf8")) as { job: string };
         assert.equal(metrics.job, completed.jobId, "the version is the job's");
         const got = await weights(models, model, "1");
@@ -152,9 +163,10 @@ describe("durable training jobs", () => {
         assert.equal(job.state, "succeeded");
       }
       const leftovers = await readdir(join(state, "job-data", "_")).catch(() => []);
-      assert.deepEqual(leftovers, [], "no job's uploaded data is left once it ended");
+      const states = await Promise.all(leftovers.map((f) => server.client.jobs.get(f.replace(".chunks", "")).then((j) => `${j.id} ${j.state} ${j.error?.message ?? ""}`, (e: Error) => `${f}: ${e.message}`)));
+      assert.deepEqual(states, [], "no job's uploaded data is left once it ended");
       console.log(
-        `# ${MOMENTS} kill -9 moments over a ${jobMs} ms job: ${outcomes.resumed} resumed by the server, ${outcomes.adopted} found already published, ` +
+        `# ${MOMENTS} random kill -9 moments over a ${jobMs - 300} ms job and ${targeted.length} at named points (${targeted.join(", ")}): ${outcomes.resumed} resumed by the server, ${outcomes.adopted} found already published, ` +
           `${outcomes.resubmitted} re-submitted by the client (upload cut off), ${outcomes.finishedBeforeKill} finished before the kill; ` +
           `restart to listening ${restarts.map((ms) => ms.toFixed(0)).join(", ")} ms`,
       );

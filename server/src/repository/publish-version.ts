@@ -1,5 +1,6 @@
 import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { crashPoint } from "../common/crash-points.js";
 import { CONFIG_FILE, MODEL_FILE, checkModelName, listVersions, modelExists } from "./repository-layout.js";
 
 export interface PublishFiles {
@@ -54,10 +55,12 @@ export function publishVersion(root: string, name: string, files: PublishFiles, 
       if (!exists) {
         if (files.config) await writeDurably(join(staging, CONFIG_FILE), JSON.stringify(files.config, null, 2) + "\n");
         await syncDir(staging);
+        crashPoint("publish-staged");
         await rename(staging, join(root, name));
         await syncDir(root);
         return 1;
       }
+      crashPoint("publish-staged");
       const versions = await listVersions(root, name);
       const next = (versions[versions.length - 1] ?? 0) + 1;
       const target = join(root, name, String(next));

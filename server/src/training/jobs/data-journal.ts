@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, rm, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rm, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { isTensorType, type HostTensor } from "../../runtime/index.js";
 import type { DecodedChunk } from "./job-data.js";
@@ -79,6 +79,22 @@ export class DataJournal {
 
   async remove(tenant: string | undefined, jobId: string): Promise<void> {
     await rm(this.path(tenant, jobId), { force: true });
+  }
+
+  /**
+   * Deletes every job's data but that of the jobs in `keep` (the open ones): at start, what a job that ended
+   * just before a crash (its delete not yet done) or one that could not continue left behind. Returns how many.
+   */
+  async sweep(keep: ReadonlySet<string>): Promise<number> {
+    let removed = 0;
+    for (const owner of await readdir(this.dir).catch(() => [] as string[])) {
+      for (const file of await readdir(join(this.dir, owner)).catch(() => [] as string[])) {
+        if (!file.endsWith(".chunks") || keep.has(file.slice(0, -".chunks".length))) continue;
+        await rm(join(this.dir, owner, file), { force: true });
+        removed++;
+      }
+    }
+    return removed;
   }
 }
 

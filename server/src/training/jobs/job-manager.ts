@@ -1,5 +1,6 @@
 import type { TrainSpec } from "@aiaas/sdk/gen";
 import type { Logger } from "pino";
+import { crashPoint } from "../../common/crash-points.js";
 import { Code, ServerError, invalidArgument, notFound, unavailable } from "../../common/errors.js";
 import type { ProviderName } from "../../runtime/index.js";
 import type { ModelRegistry } from "../../serving/index.js";
@@ -158,6 +159,7 @@ class Jobs implements JobManager {
     // The data is on disk before the job says it has it: after a crash from here on, the job goes on without the client.
     await this.writers.get(job)?.finish();
     this.writers.delete(job);
+    crashPoint("data-synced");
     if (job.terminal) return;
     job.emit({
       $case: "data",
@@ -196,6 +198,8 @@ class Jobs implements JobManager {
       onEnd: (tenant, job) => this.onEnd(tenant, () => undefined, job),
     });
     for (const { job, key } of restored.jobs) this.jobs.add(job, key);
+    const swept = await durable.data.sweep(new Set(restored.resume.map((job) => job.id)));
+    if (swept) this.options.logger.info({ files: swept }, `removed the uploaded data of ${swept} jobs that had ended`);
     for (const job of restored.resume) this.enqueue(job);
     return { resumed: restored.resume.length, failed: restored.failed, ended: restored.ended };
   }

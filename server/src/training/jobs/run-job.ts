@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { JobState, type FinalMetrics } from "@aiaas/sdk/gen";
 import type { Logger } from "pino";
+import { crashPoint } from "../../common/crash-points.js";
 import { Code, ServerError } from "../../common/errors.js";
 import type { ProviderName } from "../../runtime/index.js";
 import { findPublishedVersion, publishVersion, withdrawVersion } from "../../repository/index.js";
@@ -325,6 +326,7 @@ class JobRun {
       seconds: this.seconds,
     };
     const id = await this.deps.checkpoints.write({ meta, state: await runner.state() });
+    crashPoint("checkpoint-written");
     job.emit({ $case: "checkpoint", value: { checkpoint: id, step: BigInt(meta.step), epoch: epoch + 1 } });
   }
 
@@ -341,6 +343,7 @@ class JobRun {
     const summary = { job: job.id, stopReason: this.stopReason, ...(restored ? { weightsOfEpoch: restored.epoch } : {}), ...metrics, steps: Number(metrics.steps), validationRows: Number(metrics.validationRows) };
     const registry = job.owner.registry;
     const version = await publishVersion(registry.root, spec.model, { model: encodeModel(model), extra: { "metrics.json": JSON.stringify(summary, null, 2) + "\n" } }, job.id);
+    crashPoint("publish-renamed");
     const loaded = await registry.load(spec.model);
     const published = loaded.versions.find((v) => v.version === version);
     if (!published || published.state !== "ready") {
