@@ -162,6 +162,14 @@ describe("durable training jobs", () => {
         const job = await server.client.jobs.get(completed.jobId);
         assert.equal(job.state, "succeeded");
       }
+      // An ended job's history after a restart: read from the database when watched, whole and in order.
+      await kill9(server);
+      server = await startServer(models, state);
+      const history: TrainEvent[] = [];
+      for await (const event of server.client.jobs.watch(done.jobId)) history.push(event);
+      assert.deepEqual(history.map((e) => e.eventId), reference.events.map((e) => e.eventId), "the reference job's whole history");
+      assert.equal(history.at(-1)!.type, reference.events.at(-1)!.type);
+      assert.equal((await server.client.jobs.get(done.jobId)).lastEventId, BigInt(history.length));
       const leftovers = await readdir(join(state, "job-data", "_")).catch(() => []);
       const states = await Promise.all(leftovers.map((f) => server.client.jobs.get(f.replace(".chunks", "")).then((j) => `${j.id} ${j.state} ${j.error?.message ?? ""}`, (e: Error) => `${f}: ${e.message}`)));
       assert.deepEqual(states, [], "no job's uploaded data is left once it ended");

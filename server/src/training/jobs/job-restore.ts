@@ -25,8 +25,8 @@ export interface Restored {
   readonly ended: number;
 }
 
-/** The fields GetJob shows, as they were stored. */
-function applySummary(job: JobRecord, stored: StoredJob): void {
+/** The fields GetJob shows, as they were stored; the events too, read now or when watched (`lazy`). */
+function applySummary(job: JobRecord, stored: StoredJob, lazy?: SqlJobJournal): void {
   const s: Job = stored.summary;
   job.state = stored.state;
   job.step = Number(s.step);
@@ -37,7 +37,8 @@ function applySummary(job: JobRecord, stored: StoredJob): void {
   job.error = s.error;
   job.dataComplete = stored.dataComplete;
   job.updated = new Date(Number(s.updatedUnixMs) || stored.created.getTime());
-  job.restoreEvents(stored.events);
+  if (lazy) job.restoreEventsLazily(Number(s.lastEventId), () => lazy.events(stored.id));
+  else job.restoreEvents(stored.events);
 }
 
 /**
@@ -52,7 +53,7 @@ export async function restoreJobs(stored: readonly StoredJob[], deps: RestoreDep
     const key = s.idempotencyKey ? idempotencyScope(s.tenant, s.model, s.idempotencyKey) : undefined;
     if (SqlJobJournal.ended(s.state)) {
       const record = new JobRecord({ id: s.id, created: s.created, tenant: s.tenant, model: s.model, idempotencyKey: s.idempotencyKey }, { tenant: s.tenant, onEnd: () => undefined });
-      applySummary(record, s);
+      applySummary(record, s, deps.durable.journal);
       out.jobs.push({ job: record, key });
       out.ended++;
       continue;

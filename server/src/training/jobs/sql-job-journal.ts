@@ -16,6 +16,7 @@ export interface StoredJob {
   readonly created: Date;
   /** The job as GetJob showed it when its last event was stored. */
   readonly summary: Job;
+  /** Its events, for a job that had not ended; an ended job's are read when a watcher asks (`events()`). */
   readonly events: readonly TrainEvent[];
 }
 
@@ -86,10 +87,21 @@ export class SqlJobJournal {
     await this.db.query(`UPDATE jobs SET idempotency_key = NULL WHERE id = $1`, [id]);
   }
 
-  /** Every stored job, oldest first, with its events. */
+  /** One job's stored events, in order. */
+  async events(jobId: string): Promise<TrainEvent[]> {
+    const rows = await this.db.query<{ event: Uint8Array }>(`SELECT event FROM job_events WHERE job_id = $1 ORDER BY event_id`, [jobId]);
+    return rows.map((r) => TrainEvent.decode(r.event));
+  }
+
+  /**
+   * Every stored job, oldest first; the events of those that had not ended (an ended job's history is read
+   * when someone watches it, so a start does not read every event ever stored).
+   */
   async load(): Promise<StoredJob[]> {
     const rows = await this.db.query<JobRow>(`SELECT * FROM jobs ORDER BY created_ms, id`);
-    const events = await this.db.query<{ job_id: string; event: Uint8Array }>(`SELECT job_id, event FROM job_events ORDER BY job_id, event_id`);
+    const events = await this.db.query<{ job_id: string; event: Uint8Array }>(
+      `SELECT e.job_id, e.event FROM job_events e JOIN jobs j ON j.id = e.job_id WHERE j.state NOT IN (${TERMINAL.join(", ")}) ORDER BY e.job_id, e.event_id`,
+    );
     const byJob = new Map<string, TrainEvent[]>();
     for (const e of events) {
       let list = byJob.get(e.job_id);

@@ -74,6 +74,26 @@ export class JobRecord {
     this.stored = this.events.length;
   }
 
+  /** A stored history of `count` events read only when a watcher first asks for it (an ended job's). */
+  restoreEventsLazily(count: number, read: () => Promise<readonly TrainEvent[]>): void {
+    this.stored = count;
+    this.pendingHistory = read;
+  }
+
+  private pendingHistory: (() => Promise<readonly TrainEvent[]>) | undefined;
+  private history: Promise<void> | undefined;
+
+  private loadHistory(): Promise<void> {
+    const read = this.pendingHistory;
+    if (!read) return Promise.resolve();
+    this.history ??= read().then((events) => {
+      this.events.push(...events);
+      this.stored = this.events.length;
+      this.pendingHistory = undefined;
+    });
+    return this.history;
+  }
+
   get terminal(): boolean {
     return TERMINAL.has(this.state);
   }
@@ -138,6 +158,7 @@ export class JobRecord {
 
   /** Every stored event after `after`, then the live ones until the job ends or `signal` aborts. */
   async *watch(after: number, signal: AbortSignal): AsyncGenerator<TrainEvent> {
+    await this.loadHistory();
     let next = Math.max(0, after);
     while (true) {
       while (next < this.stored) yield this.events[next++]!;
