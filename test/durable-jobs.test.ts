@@ -182,4 +182,43 @@ describe("durable training jobs", () => {
       await kill9(server).catch(() => undefined);
     }
   });
+
+  it("a SIGTERM during an upload fails that job and frees its key; the retry submits it anew", async () => {
+    let server = await startServer(models, state);
+    try {
+      let release!: () => void;
+      const stalled = new Promise<void>((resolve) => (release = resolve));
+      async function* halfUpload(): AsyncGenerator<TrainChunk> {
+        let n = 0;
+        for (const chunk of examples()) {
+          if (n++ === 4) await stalled; // the rest never comes before the shutdown
+          yield chunk;
+        }
+      }
+      const events: TrainEvent[] = [];
+      const first = (async () => {
+        try {
+          for await (const e of server.client.train(spec("sigterm", "key-sigterm"), halfUpload())) events.push(e);
+        } catch {
+          // the shutdown ends the stream
+        }
+      })();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const exited = new Promise((resolve) => server.child.once("exit", resolve));
+      server.child.kill("SIGTERM");
+      await exited;
+      release();
+      await first;
+      const firstJob = events[0]!.jobId;
+      server = await startServer(models, state);
+      const old = await server.client.jobs.get(firstJob);
+      assert.equal(old.state, "failed");
+      assert.equal(old.error?.code, 10, "ABORTED");
+      const retry = await train(server.client, spec("sigterm", "key-sigterm"));
+      const completed = retry.events.find((e) => e.type === "completed");
+      assert.ok(completed && completed.type === "completed" && completed.jobId !== firstJob, "the retry is a new job that completes");
+    } finally {
+      await kill9(server);
+    }
+  });
 });

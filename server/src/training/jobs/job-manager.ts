@@ -206,9 +206,16 @@ class Jobs implements JobManager {
 
   async close(): Promise<void> {
     this.closed = true;
+    const durable = this.options.durable;
     for (const job of this.jobs.all()) {
-      if (this.options.durable && job instanceof TrainJob && job.dataComplete) job.suspend();
-      else job.cancel("the server shut down");
+      if (job.terminal) continue;
+      if (!durable) job.cancel("the server shut down");
+      else if (job instanceof TrainJob && job.dataComplete) job.suspend();
+      else {
+        // Its upload is cut off: the client's retry with the same idempotency key must submit it anew.
+        job.fail(Code.ABORTED, "the server shut down before the job's data was complete: send the job again (its idempotency key is free)");
+        await durable.journal.releaseKey(job.id).catch(() => undefined);
+      }
     }
     await Promise.allSettled([...this.running]);
     await Promise.allSettled([...this.jobs.all()].map((job) => job.flushed()));
