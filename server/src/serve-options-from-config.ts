@@ -51,6 +51,7 @@ export async function serveOptionsFrom(
         }
       : undefined,
     stateDir: config.stateDir ? resolve(config.stateDir) : undefined,
+    databaseUrl: config.databaseUrl,
     training: {
       maxConcurrentJobs: config.maxConcurrentJobs,
       threads: config.trainThreads,

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { failedPrecondition } from "./common/errors.js";
 import type { Logger } from "pino";
 import type { ModelScopes } from "./serving/index.js";
-import { migrate, openEmbeddedDatabase, type Database } from "./state/index.js";
+import { migrate, openEmbeddedDatabase, openPostgresDatabase, type Database } from "./state/index.js";
 import { DataJournal, SqlJobJournal, type DurableJobs } from "./training/jobs/index.js";
 
 /** What lives in the state folder: the database of jobs and events, uploaded training data, checkpoints. */
@@ -16,13 +16,15 @@ export interface ServerState {
 }
 
 /**
- * Opens the state folder: `<dir>/db` (embedded PostgreSQL, migrated to the current schema at start),
+ * Opens the state folder: `<dir>/db` (embedded PostgreSQL, or the PostgreSQL server at `databaseUrl`; migrated
+ * to the current schema at start),
  * `<dir>/job-data` (uploads of jobs that have not ended, 0600) and `<dir>/checkpoints`.
  */
-export async function openServerState(dir: string, logger: Logger): Promise<ServerState> {
+export async function openServerState(dir: string, logger: Logger, databaseUrl?: string): Promise<ServerState> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const unlock = await lockStateFolder(dir);
-  const db = await openEmbeddedDatabase(join(dir, "db")).catch(async (error: unknown) => {
+  const open = databaseUrl ? openPostgresDatabase(databaseUrl) : openEmbeddedDatabase(join(dir, "db"));
+  const db = await open.catch(async (error: unknown) => {
     await unlock();
     throw error;
   });

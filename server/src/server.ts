@@ -94,6 +94,11 @@ export interface ServeOptions {
    */
   readonly stateDir?: string;
   /**
+   * A PostgreSQL server for jobs and their events (`postgres://…`) instead of the embedded database in the
+   * state folder; needs `stateDir` too (uploads and checkpoints live there).
+   */
+  readonly databaseUrl?: string;
+  /**
    * How a session whose worker thread died is replaced: backoff from `backoffMs` (doubling up to
    * `maxBackoffMs`), and a version gives up (FAILED) after `crashLimit` deaths within `crashWindowMs`.
    */
@@ -286,7 +291,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   let http: Awaited<ReturnType<typeof startOperationsHttp>> | undefined;
   let state: ServerState | undefined;
   try {
-    state = options.stateDir ? await openServerState(options.stateDir, logger) : undefined;
+    if (options.databaseUrl && !options.stateDir) throw invalidArgument("--database-url needs a --state-dir for the jobs' uploads and checkpoints");
+    state = options.stateDir ? await openServerState(options.stateDir, logger, options.databaseUrl) : undefined;
     keys = options.auth ? await KeyStore.open(options.auth.keysFile, { watch: true }) : undefined;
     http = options.http
       ? await startOperationsHttp({

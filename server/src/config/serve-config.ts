@@ -32,6 +32,7 @@ export interface ServeConfig {
   readonly maxTrainDataBytes: number;
   readonly checkpoints: string | undefined;
   readonly stateDir: string | undefined;
+  readonly databaseUrl: string | undefined;
   readonly keys: string | undefined;
   readonly tenantModels: string | undefined;
   readonly rateLimit: number;
@@ -86,6 +87,12 @@ export const SERVE_SETTINGS: { readonly [K in keyof ServeConfig]: Setting<ServeC
       return dir === "none" ? undefined : dir;
     },
     default: "aiaas-state",
+  },
+  databaseUrl: {
+    value: "url",
+    help: "postgres://user:password@host:5432/db: keep jobs and their events in this PostgreSQL server instead of the embedded one in the state folder (uploads and checkpoints stay in the state folder)",
+    parse: optionalText,
+    default: undefined,
   },
   keys: { value: "file", help: "API key store: every call needs 'authorization: Bearer <key>' (without it authentication is off)", parse: optionalText, default: undefined },
   tenantModels: { value: "dir", help: "root of the tenants' models, <dir>/<tenant>/<model>/<version>/ (default: <models>.tenants)", parse: optionalText, default: undefined },

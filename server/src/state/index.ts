@@ -2,3 +2,4 @@ export type { Database, Queryable } from "./database.js";
 export { openEmbeddedDatabase } from "./embedded-database.js";
 export { MIGRATIONS, migrate } from "./migrations.js";
 export type { Migration } from "./migrations.js";
+export { describePostgres, openPostgresDatabase } from "./postgres-database.js";

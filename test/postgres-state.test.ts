@@ -1,0 +1,124 @@
+// The state database on a real PostgreSQL server (127.0.0.1:5432, or AIAAS_TEST_PG_URL): the same migrations
+// and job journal as the embedded database, and a server with --database-url that takes a job up again after
+// kill -9. Each run makes its own database and drops it; without a reachable server the tests skip, saying so.
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { after, before, describe, it } from "node:test";
+import pg from "pg";
+import { JobState, TrainSpec } from "@aiaas/sdk/gen";
+import { createClient, Tensor, type TrainEvent } from "@aiaas/sdk";
+import { migrate, openPostgresDatabase } from "../server/src/state/index.js";
+import { JobRecord, SqlJobJournal } from "../server/src/training/jobs/index.js";
+
+const root = new URL("..", import.meta.url).pathname;
+const admin = process.env.AIAAS_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const dbName = `aiaas_test_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
+const dbUrl = (() => {
+  const u = new URL(admin);
+  u.pathname = `/${dbName}`;
+  return u.toString();
+})();
+
+const reachable = await (async () => {
+  const client = new pg.Client({ connectionString: admin, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    await client.end();
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const skip = reachable ? false : `no PostgreSQL at ${new URL(admin).host} (set AIAAS_TEST_PG_URL): skipped`;
+
+describe("state on a PostgreSQL server", { skip }, () => {
+  before(async () => {
+    const client = new pg.Client({ connectionString: admin });
+    await client.connect();
+    await client.query(`CREATE DATABASE ${dbName}`);
+    await client.end();
+  });
+  after(async () => {
+    const client = new pg.Client({ connectionString: admin });
+    await client.connect();
+    await client.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await client.end();
+  });
+
+  it("runs the migrations once and stores a job's events and idempotency key as the embedded database does", async () => {
+    const db = await openPostgresDatabase(dbUrl);
+    try {
+      assert.deepEqual(await migrate(db), [1]);
+      assert.deepEqual(await migrate(db), []);
+      const journal = new SqlJobJournal(db);
+      const spec = TrainSpec.fromPartial({ model: "m", idempotencyKey: "k" });
+      const job = new JobRecord({ id: randomUUID(), created: new Date(), tenant: "acme", model: "m", idempotencyKey: "k" }, { tenant: "acme", onEnd: () => undefined });
+      job.attachJournal(journal.append);
+      assert.equal(await journal.create(job, spec, ""), true);
+      const twin = new JobRecord({ id: randomUUID(), created: new Date(), tenant: "acme", model: "m", idempotencyKey: "k" }, { tenant: "acme", onEnd: () => undefined });
+      assert.equal(await journal.create(twin, spec, ""), false, "the key is taken within (tenant, model)");
+      job.setState(JobState.JOB_STATE_RUNNING, "training");
+      job.fail(3, "bad data");
+      await job.flushed();
+      const [stored] = await journal.load();
+      assert.equal(stored!.id, job.id);
+      assert.equal(stored!.tenant, "acme");
+      assert.equal(stored!.state, JobState.JOB_STATE_FAILED);
+      assert.deepEqual(stored!.events, [], "an ended job's events are read when watched");
+      const events = await journal.events(job.id);
+      assert.deepEqual(events.map((e) => e.event?.$case), ["state", "failed", "state"]);
+      await journal.releaseKey(job.id);
+      assert.equal(await journal.create(twin, spec, ""), true, "a released key can be used again");
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("a server with --database-url takes a job up again after kill -9", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "aiaas-pg-"));
+    await mkdir(join(dir, "models"));
+    const start = async (): Promise<{ child: ChildProcess; address: string }> => {
+      const child = spawn(
+        process.execPath,
+        ["server/dist/bin/aiaas.js", "serve", "--models", join(dir, "models"), "--state-dir", join(dir, "state"), "--database-url", dbUrl, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu"],
+        { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+      );
+      const address = await new Promise<string>((resolve, reject) => {
+        createInterface({ input: child.stdout! }).on("line", (line) => line.includes("aiaas listening") && resolve((JSON.parse(line) as { address: string }).address));
+        child.once("exit", (code) => reject(new Error(`aiaas serve exited with ${code}`)));
+      });
+      return { child, address };
+    };
+    let server = await start();
+    try {
+      const x = Tensor.float32([512, 8], Float32Array.from({ length: 4096 }, (_, i) => Math.sin(i)));
+      const y = Tensor.int64([512], BigInt64Array.from({ length: 512 }, (_, i) => BigInt(i % 3)));
+      const spec = { model: "pg-job", architecture: { input: { name: "x", dims: [8] }, layers: [{ type: "dense" as const, units: 3 }] }, task: "classification" as const, epochs: 400, batchSize: 64, checkpointIntervalSteps: 100, seed: 1, validationFraction: 0, idempotencyKey: "pg" };
+      let client = createClient({ address: server.address });
+      let jobId = "";
+      for await (const event of client.train(spec, [{ inputs: { x }, labels: y }])) {
+        jobId = event.jobId;
+        if (event.type === "checkpoint") break; // a checkpoint is on disk: kill the server now
+      }
+      client.close();
+      server.child.kill("SIGKILL");
+      await new Promise((resolve) => server.child.once("exit", resolve));
+      server = await start();
+      client = createClient({ address: server.address });
+      const events: TrainEvent[] = [];
+      for await (const event of client.jobs.watch(jobId)) events.push(event);
+      assert.ok(events.some((e) => e.type === "resumed"), "resumed after the restart");
+      assert.equal(events.at(-1)?.type, "state");
+      assert.equal((await client.jobs.get(jobId)).state, "succeeded");
+      client.close();
+    } finally {
+      server.child.kill("SIGKILL");
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
