@@ -12,6 +12,7 @@ import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { createClient, Tensor, type AiaasClient, type TrainChunk, type TrainEvent, type TrainSpecInput } from "@aiaas/sdk";
 import { training } from "@aiaas/server";
+import { KeyStore } from "../server/src/auth/index.js";
 import { migrate, openEmbeddedDatabase } from "../server/src/state/index.js";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -219,6 +220,54 @@ describe("durable training jobs", () => {
       assert.ok(completed && completed.type === "completed" && completed.jobId !== firstJob, "the retry is a new job that completes");
     } finally {
       await kill9(server);
+    }
+  });
+
+  it("a tenant's job resumes after kill -9 and publishes into that tenant's models, its upload in its own folder", async () => {
+    const keysFile = join(dir, "keys.json");
+    const store = await KeyStore.open(keysFile);
+    const { token } = await store.create({ tenant: "acme", roles: ["predict", "train"], name: "t" });
+    store.close();
+    const tenantState = join(dir, "state-tenants");
+    const start = async (): Promise<{ child: ChildProcess; address: string }> => {
+      const child = spawn(
+        process.execPath,
+        ["server/dist/bin/aiaas.js", "serve", "--models", models, "--keys", keysFile, "--state-dir", tenantState, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu"],
+        { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+      );
+      const address = await new Promise<string>((resolve, reject) => {
+        createInterface({ input: child.stdout! }).on("line", (line) => line.includes("aiaas listening") && resolve((JSON.parse(line) as { address: string }).address));
+        child.once("exit", (code) => reject(new Error(`aiaas serve exited with ${code}`)));
+      });
+      return { child, address };
+    };
+    let server = await start();
+    try {
+      let client = createClient({ address: server.address, apiKey: token });
+      let jobId = "";
+      for await (const event of client.train(spec("tenant-model", "tenant-key"), examples())) {
+        jobId = event.jobId;
+        if (event.type === "checkpoint") break;
+      }
+      assert.ok((await readdir(join(tenantState, "job-data", "acme"))).includes(`${jobId}.chunks`), "the upload is kept in the tenant's folder");
+      client.close();
+      server.child.kill("SIGKILL");
+      await new Promise((resolve) => server.child.once("exit", resolve));
+      server = await start();
+      client = createClient({ address: server.address, apiKey: token });
+      const events: TrainEvent[] = [];
+      for await (const event of client.jobs.watch(jobId)) events.push(event);
+      const completed = events.find((e) => e.type === "completed");
+      assert.ok(events.some((e) => e.type === "resumed") && completed && completed.type === "completed");
+      assert.deepEqual((await readdir(join(`${models}.tenants`, "acme", "tenant-model"))).filter((f) => !f.endsWith(".json")), ["1"], "published into the tenant's tree");
+      await assert.rejects(readdir(join(models, "tenant-model")), /ENOENT/, "not into the public one");
+      assert.deepEqual(await readdir(join(tenantState, "job-data", "acme")), [], "its upload is gone once it ended");
+      const res = await client.predict("tenant-model", { x: Tensor.float32([1, 64], new Float32Array(64)) });
+      assert.equal(res.version, "1", "the tenant's restarted job serves");
+      client.close();
+    } finally {
+      server.child.kill("SIGKILL");
+      await rm(`${models}.tenants`, { recursive: true, force: true });
     }
   });
 });
