@@ -154,17 +154,26 @@ class JobRun {
     return true;
   }
 
-  /** Continues a job a restart interrupted: from its newest checkpoint, or from the start when it has none. */
+  /**
+   * Continues a job a restart interrupted: from its newest checkpoint, else from the checkpoint its spec
+   * resumed from, else from the start.
+   */
   private async continueAfterRestart(): Promise<void> {
     const { job, deps } = this;
     const newest = await deps.checkpoints.newest(job.owner.tenant, job.id);
     if (newest) {
       const [, checkpointId] = newest.split("/");
       await this.resume({ jobId: job.id, checkpointId: checkpointId! });
+    } else if (job.spec.resumeFrom) {
+      await this.resume(job.spec.resumeFrom);
     }
     job.emit({
       $case: "resumed",
-      value: { fromStep: BigInt(this.runner!.steps), checkpoint: newest ?? "", reason: "the server restarted while the job was queued or training" },
+      value: {
+        fromStep: BigInt(this.runner!.steps),
+        checkpoint: newest ?? (job.spec.resumeFrom ? `${job.spec.resumeFrom.jobId}/${job.spec.resumeFrom.checkpointId}` : ""),
+        reason: "the server restarted while the job was queued or training",
+      },
     });
   }
 
