@@ -84,6 +84,11 @@ export function createTrainingService(
       const unsubscribe = onAbort(context.signal, () => {
         if (!job.dataComplete) job.cancel("the client went away before sending all data");
       });
+      // A shutdown cuts the upload off: the job ends now (ABORTED, its idempotency key freed) rather than
+      // when the grace period cancels the stream, which could look like the end of the data.
+      const unsubscribeStopping = onAbort(context.serverStopping, () => {
+        if (!job.dataComplete) void manager.abortUpload(job, "the server is shutting down before the job's data was complete: send the job again (its idempotency key is free)");
+      });
       const uploading = upload(manager, job, iterator, attached, env.limits).catch((error: unknown) => {
         if (!job.terminal && !job.dataComplete) {
           const e = publicError(error, env.logger, "Train");
@@ -95,6 +100,7 @@ export function createTrainingService(
         yield* job.watch(0, context.signal);
       } finally {
         unsubscribe();
+        unsubscribeStopping();
         if (job.terminal) await uploading;
       }
       endStatus(job);

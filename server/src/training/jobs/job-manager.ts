@@ -72,6 +72,8 @@ export interface JobManager {
   /** Newest first; `tenant` narrows an all-tenant viewer to one tenant. */
   list(viewer: JobViewer, tenant?: string): JobRecord[];
   cancel(id: string, viewer: JobViewer): JobRecord;
+  /** Ends a job whose upload was cut off (ABORTED) and frees its idempotency key, so a retry submits it anew. */
+  abortUpload(job: JobRecord, reason: string): Promise<void>;
   /** Takes up what an earlier run of the server left: ended jobs as history, open ones to run again. */
   restore(): Promise<RestoreReport>;
   /** Stops taking jobs and ends the runs: durable jobs are suspended (they resume at the next start), others cancelled. */
@@ -188,6 +190,13 @@ class Jobs implements JobManager {
     return job;
   }
 
+  async abortUpload(job: JobRecord, reason: string): Promise<void> {
+    if (job.terminal || job.dataComplete) return;
+    job.fail(Code.ABORTED, reason);
+    this.jobs.forgetKey(job);
+    await this.options.durable?.journal.releaseKey(job.id).catch((error: unknown) => this.options.logger.error({ err: error, job: job.id }, "could not free a job's idempotency key"));
+  }
+
   async restore(): Promise<RestoreReport> {
     const durable = this.options.durable;
     if (!durable) return { resumed: 0, failed: 0, ended: 0 };
@@ -211,11 +220,7 @@ class Jobs implements JobManager {
       if (job.terminal) continue;
       if (!durable) job.cancel("the server shut down");
       else if (job instanceof TrainJob && job.dataComplete) job.suspend();
-      else {
-        // Its upload is cut off: the client's retry with the same idempotency key must submit it anew.
-        job.fail(Code.ABORTED, "the server shut down before the job's data was complete: send the job again (its idempotency key is free)");
-        await durable.journal.releaseKey(job.id).catch(() => undefined);
-      }
+      else await this.abortUpload(job, "the server shut down before the job's data was complete: send the job again (its idempotency key is free)");
     }
     await Promise.allSettled([...this.running]);
     await Promise.allSettled([...this.jobs.all()].map((job) => job.flushed()));

@@ -9,6 +9,8 @@ export interface JobStore {
   add(job: JobRecord, idempotencyKey: string | undefined): void;
   get(id: string): JobRecord | undefined;
   byIdempotencyKey(key: string): JobRecord | undefined;
+  /** Frees the idempotency key a job holds (its upload was cut off: a retry submits it anew). */
+  forgetKey(job: JobRecord): void;
   /** Every job kept, in no particular order. */
   all(): Iterable<JobRecord>;
 }
@@ -38,6 +40,11 @@ export function createMemoryJobStore(maxKept = 1000): JobStore {
       }
     },
     get: (id) => jobs.get(id),
+    forgetKey(job) {
+      const key = keyOf.get(job);
+      keyOf.delete(job);
+      if (key !== undefined && byKey.get(key) === job) byKey.delete(key);
+    },
     byIdempotencyKey: (key) => byKey.get(key),
     all: () => jobs.values(),
   };
