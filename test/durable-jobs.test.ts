@@ -4,18 +4,17 @@
 // same idempotency key submits it again); it ends SUCCEEDED with the same weights as an uninterrupted run of
 // the same seed, nothing is published twice or half, and its uploaded data is gone once it ends.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { createClient, Tensor, type AiaasClient, type TrainChunk, type TrainEvent, type TrainSpecInput } from "@aiaas/sdk";
 import { training } from "@aiaas/server";
 import { KeyStore } from "../server/src/auth/index.js";
 import { migrate, openEmbeddedDatabase } from "../server/src/state/index.js";
+import { serveProcess } from "./support/serve-process.js";
 
-const root = new URL("..", import.meta.url).pathname;
 const MOMENTS = Number(process.env.AIAAS_FAULT_MOMENTS ?? 10);
 
 interface Server {
@@ -27,19 +26,7 @@ interface Server {
 /** `crashAt`: the server SIGKILLs itself at that named point (AIAAS_TEST_HOOKS fault injection). */
 async function startServer(models: string, state: string, crashAt?: string): Promise<Server> {
   const started = performance.now();
-  const child = spawn(
-    process.execPath,
-    ["server/dist/bin/aiaas.js", "serve", "--models", models, "--state-dir", state, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu"],
-    { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...(crashAt ? { AIAAS_TEST_HOOKS: "1", AIAAS_CRASH_AT: crashAt } : {}) } },
-  );
-  let errors = "";
-  child.stderr!.on("data", (chunk: Buffer) => (errors += chunk.toString()));
-  const address = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      if (line.includes("aiaas listening")) resolve((JSON.parse(line) as { address: string }).address);
-    });
-    child.once("exit", (code) => reject(new Error(`aiaas serve exited with ${code}: ${errors}`)));
-  });
+  const { child, address } = await serveProcess(["--models", models, "--state-dir", state], crashAt ? { AIAAS_TEST_HOOKS: "1", AIAAS_CRASH_AT: crashAt } : {});
   return { child, client: createClient({ address, defaultTimeoutMs: 60_000 }), startedMs: performance.now() - started };
 }
 
@@ -229,18 +216,7 @@ describe("durable training jobs", () => {
     const { token } = await store.create({ tenant: "acme", roles: ["predict", "train"], name: "t" });
     store.close();
     const tenantState = join(dir, "state-tenants");
-    const start = async (): Promise<{ child: ChildProcess; address: string }> => {
-      const child = spawn(
-        process.execPath,
-        ["server/dist/bin/aiaas.js", "serve", "--models", models, "--keys", keysFile, "--state-dir", tenantState, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu"],
-        { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
-      );
-      const address = await new Promise<string>((resolve, reject) => {
-        createInterface({ input: child.stdout! }).on("line", (line) => line.includes("aiaas listening") && resolve((JSON.parse(line) as { address: string }).address));
-        child.once("exit", (code) => reject(new Error(`aiaas serve exited with ${code}`)));
-      });
-      return { child, address };
-    };
+    const start = () => serveProcess(["--models", models, "--keys", keysFile, "--state-dir", tenantState]);
     let server = await start();
     try {
       let client = createClient({ address: server.address, apiKey: token });

@@ -2,20 +2,18 @@
 // and job journal as the embedded database, and a server with --database-url that takes a job up again after
 // kill -9. Each run makes its own database and drops it; without a reachable server the tests skip, saying so.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { JobState, TrainSpec } from "@aiaas/sdk/gen";
 import { createClient, Tensor, type TrainEvent } from "@aiaas/sdk";
 import { migrate, openPostgresDatabase } from "../server/src/state/index.js";
 import { JobRecord, SqlJobJournal } from "../server/src/training/jobs/index.js";
+import { serveProcess } from "./support/serve-process.js";
 
-const root = new URL("..", import.meta.url).pathname;
 const admin = process.env.AIAAS_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const dbName = `aiaas_test_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
 const dbUrl = (() => {
@@ -82,18 +80,7 @@ describe("state on a PostgreSQL server", { skip }, () => {
   it("a server with --database-url takes a job up again after kill -9", async () => {
     const dir = await mkdtemp(join(tmpdir(), "aiaas-pg-"));
     await mkdir(join(dir, "models"));
-    const start = async (): Promise<{ child: ChildProcess; address: string }> => {
-      const child = spawn(
-        process.execPath,
-        ["server/dist/bin/aiaas.js", "serve", "--models", join(dir, "models"), "--state-dir", join(dir, "state"), "--database-url", dbUrl, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu"],
-        { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
-      );
-      const address = await new Promise<string>((resolve, reject) => {
-        createInterface({ input: child.stdout! }).on("line", (line) => line.includes("aiaas listening") && resolve((JSON.parse(line) as { address: string }).address));
-        child.once("exit", (code) => reject(new Error(`aiaas serve exited with ${code}`)));
-      });
-      return { child, address };
-    };
+    const start = () => serveProcess(["--models", join(dir, "models"), "--state-dir", join(dir, "state"), "--database-url", dbUrl]);
     let server = await start();
     try {
       const x = Tensor.float32([512, 8], Float32Array.from({ length: 4096 }, (_, i) => Math.sin(i)));
