@@ -7,51 +7,26 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import pg from "pg";
 import { JobState, TrainSpec } from "@aiaas/sdk/gen";
 import { createClient, Tensor, type TrainEvent } from "@aiaas/sdk";
 import { migrate, openPostgresDatabase } from "../server/src/state/index.js";
 import { JobRecord, SqlJobJournal } from "../server/src/training/jobs/index.js";
 import { serveProcess } from "./support/serve-process.js";
+import { pgSkip, testDatabase } from "./support/postgres.js";
 
-const admin = process.env.AIAAS_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-const dbName = `aiaas_test_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
-const dbUrl = (() => {
-  const u = new URL(admin);
-  u.pathname = `/${dbName}`;
-  return u.toString();
-})();
+let dbUrl = "";
+let drop = async (): Promise<void> => undefined;
 
-const reachable = await (async () => {
-  const client = new pg.Client({ connectionString: admin, connectionTimeoutMillis: 2000 });
-  try {
-    await client.connect();
-    await client.end();
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const skip = reachable ? false : `no PostgreSQL at ${new URL(admin).host} (set AIAAS_TEST_PG_URL): skipped`;
-
-describe("state on a PostgreSQL server", { skip }, () => {
+describe("state on a PostgreSQL server", { skip: pgSkip }, () => {
   before(async () => {
-    const client = new pg.Client({ connectionString: admin });
-    await client.connect();
-    await client.query(`CREATE DATABASE ${dbName}`);
-    await client.end();
+    ({ url: dbUrl, drop } = await testDatabase());
   });
-  after(async () => {
-    const client = new pg.Client({ connectionString: admin });
-    await client.connect();
-    await client.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await client.end();
-  });
+  after(() => drop());
 
   it("runs the migrations once and stores a job's events and idempotency key as the embedded database does", async () => {
     const db = await openPostgresDatabase(dbUrl);
     try {
-      assert.deepEqual(await migrate(db), [1]);
+      assert.deepEqual(await migrate(db), [1, 2]);
       assert.deepEqual(await migrate(db), []);
       const journal = new SqlJobJournal(db);
       const spec = TrainSpec.fromPartial({ model: "m", idempotencyKey: "k" });
@@ -80,7 +55,7 @@ describe("state on a PostgreSQL server", { skip }, () => {
   it("a server with --database-url takes a job up again after kill -9", async () => {
     const dir = await mkdtemp(join(tmpdir(), "aiaas-pg-"));
     await mkdir(join(dir, "models"));
-    const start = () => serveProcess(["--models", join(dir, "models"), "--state-dir", join(dir, "state"), "--database-url", dbUrl]);
+    const start = () => serveProcess(["--models", join(dir, "models"), "--state-dir", join(dir, "state"), "--database-url", dbUrl, "--job-lease-ms", "1000"]);
     let server = await start();
     try {
       const x = Tensor.float32([512, 8], Float32Array.from({ length: 4096 }, (_, i) => Math.sin(i)));

@@ -1,83 +1,109 @@
-// Three server processes on loopback behind one SDK client with three addresses: calls spread over all of
-// them, and the client rides through one replica stopping (SIGTERM) without a failed call.
+// Three replicas of `aiaas serve` (real processes) on one PostgreSQL database and one shared state folder and
+// model repository, as the Kubernetes manifests run them: jobs, keys, quotas and model control are one service.
+// Each run makes its own database and drops it; without a reachable PostgreSQL the tests skip, saying so.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { createInterface } from "node:readline";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Tensor, createClient } from "@aiaas/sdk";
-import { copyEmbeddedModels, type EmbeddedModels } from "./support/embedded-models.js";
+import { createClient, Tensor, type AiaasClient, type TrainEvent, type TrainSpecInput } from "@aiaas/sdk";
+import { serveProcess, type ServeProcess } from "./support/serve-process.js";
+import { pgSkip, testDatabase } from "./support/postgres.js";
 
-const root = new URL("..", import.meta.url).pathname;
+const LEASE_MS = 1000;
 
-function startReplica(models: string): Promise<{ child: ChildProcess; address: string }> {
-  const child = spawn(process.execPath, ["server/dist/bin/aiaas.js", "serve", "--models", models, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu", "--log-level", "info"], {
-    cwd: root,
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      const address = (JSON.parse(line) as { address?: string }).address;
-      if (address) resolve({ child, address });
-    });
-    child.once("exit", (code) => reject(new Error(`replica exited with ${code}`)));
-  });
-}
+const x = Tensor.float32([512, 8], Float32Array.from({ length: 4096 }, (_, i) => Math.sin(i * 0.37)));
+const y = Tensor.int64([512], BigInt64Array.from({ length: 512 }, (_, i) => BigInt(i % 3)));
+const spec = (model: string, epochs: number): TrainSpecInput => ({
+  model,
+  architecture: { input: { name: "x", dims: [8] }, layers: [{ type: "dense", units: 3 }] },
+  task: "classification",
+  epochs,
+  batchSize: 64,
+  checkpointIntervalSteps: 50,
+  seed: 3,
+  validationFraction: 0,
+});
 
-describe("three replicas behind one client", () => {
-  let replicas: Array<{ child: ChildProcess; address: string }>;
-  let models: EmbeddedModels;
+describe("three replicas on one PostgreSQL", { skip: pgSkip }, () => {
+  let dir = "";
+  let drop = async (): Promise<void> => undefined;
+  let args: string[] = [];
+  const replicas: ServeProcess[] = [];
+  const clients: AiaasClient[] = [];
+
+  const startReplica = async (): Promise<number> => {
+    const replica = await serveProcess(args);
+    replicas.push(replica);
+    clients.push(createClient({ address: replica.address }));
+    return replicas.length - 1;
+  };
+
   before(async () => {
-    models = await copyEmbeddedModels();
-    replicas = await Promise.all([startReplica(models.dir), startReplica(models.dir), startReplica(models.dir)]);
+    const db = await testDatabase();
+    drop = db.drop;
+    dir = await mkdtemp(join(tmpdir(), "aiaas-replicas-"));
+    await mkdir(join(dir, "models"));
+    args = ["--models", join(dir, "models"), "--state-dir", join(dir, "state"), "--database-url", db.url, "--job-lease-ms", String(LEASE_MS)];
+    // One at a time first (the schema is migrated once), then the rest together.
+    await startReplica();
+    await Promise.all([startReplica(), startReplica()]);
   });
+
   after(async () => {
-    for (const r of replicas) if (r.child.exitCode === null) r.child.kill("SIGKILL");
-    await models.remove();
+    for (const c of clients) c.close();
+    for (const r of replicas) r.child.kill("SIGKILL");
+    await drop();
+    await rm(dir, { recursive: true, force: true });
   });
 
-  it("spreads calls across all replicas and rides through one stopping", { timeout: 60_000 }, async () => {
-    const client = createClient({ addresses: replicas.map((r) => r.address), retry: { maxAttempts: 6, initialBackoffMs: 50, maxBackoffMs: 500 } });
-    const image = Tensor.float32([1, 784], new Float32Array(784).fill(0.5));
-    const served = async (): Promise<number[]> =>
-      Promise.all(
-        replicas.map(async (r) => {
-          if (r.child.exitCode !== null) return -1;
-          const one = createClient({ address: r.address });
-          const info = await one.models.get("mnist-linear");
-          one.close();
-          return info.versions[0].statistics!.successCount;
-        }),
-      );
-    for (let i = 0; i < 30; i++) await client.predict("mnist-linear", { image });
-    const counts = await served();
-    assert.ok(counts.every((n) => n >= 5), `30 sequential calls spread as ${counts.join(" + ")}`);
-
-    // Keep calling (sequential and overlapping) while one replica stops.
-    let failures = 0;
-    let ok = 0;
-    let stop = false;
-    const caller = async () => {
-      while (!stop) {
-        try {
-          await client.predict("mnist-linear", { image }, { timeoutMs: 10_000 });
-          ok++;
-        } catch (error) {
-          failures++;
-          console.error("failed call:", error);
-        }
+  it("a job started through A is watched through B and cancelled through C", async () => {
+    const [a, b, c] = clients as [AiaasClient, AiaasClient, AiaasClient];
+    const stream = a.train(spec("cancel-me", 10_000), [{ inputs: { x }, labels: y }]);
+    const iterator = stream[Symbol.asyncIterator]();
+    let jobId = "";
+    while (!jobId) jobId = (await iterator.next()).value!.jobId;
+    const watched: TrainEvent[] = [];
+    let sawMetrics!: () => void;
+    const metricsSeen = new Promise<void>((resolve) => (sawMetrics = resolve));
+    const watching = (async () => {
+      for await (const e of b.jobs.watch(jobId)) {
+        watched.push(e);
+        if (e.type === "metrics") sawMetrics();
       }
-    };
-    const callers = Array.from({ length: 8 }, caller);
-    await new Promise((r) => setTimeout(r, 300));
-    const stopped = new Promise((resolve) => replicas[1].child.once("exit", resolve));
-    replicas[1].child.kill("SIGTERM");
-    await stopped;
-    await new Promise((r) => setTimeout(r, 500));
-    stop = true;
-    await Promise.all(callers);
-    client.close();
-    assert.equal(failures, 0, `${failures} calls failed while a replica stopped (${ok} succeeded)`);
-    assert.ok(ok > 50);
-    assert.equal(replicas[1].child.exitCode, 0, "the stopped replica exited cleanly");
+    })();
+    await metricsSeen; // B follows A's job as it trains
+    assert.equal((await c.jobs.get(jobId)).state, "running");
+    assert.ok((await c.jobs.list()).some((j) => j.id === jobId), "ListJobs through C lists it");
+    await c.jobs.cancel(jobId);
+    await watching;
+    assert.deepEqual(watched.at(-1), { ...watched.at(-1), type: "state", state: "cancelled" });
+    await assert.rejects(async () => {
+      for (;;) if ((await iterator.next()).done) break;
+    }, (e: Error & { code?: string }) => e.code === "CANCELLED" || /cancel/i.test(e.message));
+    assert.equal((await b.jobs.get(jobId)).state, "cancelled");
+  });
+
+  it("a replica killed mid-job: another takes the job over from its checkpoint and finishes it", async () => {
+    const victim = await startReplica();
+    const client = clients[victim]!;
+    let jobId = "";
+    for await (const e of client.train(spec("takeover", 1500), [{ inputs: { x }, labels: y }])) {
+      jobId = e.jobId;
+      if (e.type === "checkpoint") break;
+    }
+    const killedAt = Date.now();
+    replicas[victim]!.child.kill("SIGKILL");
+    const events: TrainEvent[] = [];
+    let resumedAt = 0;
+    for await (const e of clients[1]!.jobs.watch(jobId)) {
+      events.push(e);
+      if (e.type === "resumed") resumedAt = Date.now();
+    }
+    const resumed = events.find((e) => e.type === "resumed");
+    assert.ok(resumed && resumed.type === "resumed" && resumed.fromStep > 0, "resumed from a checkpoint, not from scratch");
+    const job = await clients[2]!.jobs.get(jobId);
+    assert.equal(job.state, "succeeded");
+    console.log(`# takeover: job resumed on another replica ${resumedAt - killedAt} ms after kill -9 (lease ${LEASE_MS} ms)`);
   });
 });

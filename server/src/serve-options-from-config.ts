@@ -52,6 +52,7 @@ export async function serveOptionsFrom(
       : undefined,
     stateDir: config.stateDir ? resolve(config.stateDir) : undefined,
     databaseUrl: config.databaseUrl,
+    jobLeaseMs: config.jobLeaseMs,
     training: {
       maxConcurrentJobs: config.maxConcurrentJobs,
       threads: config.trainThreads,

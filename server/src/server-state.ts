@@ -1,28 +1,42 @@
+import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { failedPrecondition } from "./common/errors.js";
 import type { Logger } from "pino";
 import type { ModelScopes } from "./serving/index.js";
 import { migrate, openEmbeddedDatabase, openPostgresDatabase, type Database } from "./state/index.js";
-import { DataJournal, SqlJobJournal, type DurableJobs } from "./training/jobs/index.js";
+import { DataJournal, JobFeed, SqlJobJournal, type DurableJobs } from "./training/jobs/index.js";
 
 /** What lives in the state folder: the database of jobs and events, uploaded training data, checkpoints. */
 export interface ServerState {
   readonly db: Database;
+  /** This process's name among the replicas sharing the database (host, pid and a random part). */
+  readonly replica: string;
   readonly checkpointsDir: string;
   /** Durable jobs over this state, publishing into the scopes' registries. */
   durableJobs(scopes: ModelScopes): DurableJobs;
   close(): Promise<void>;
 }
 
+export interface StateOptions {
+  /** A PostgreSQL server instead of the embedded database; replicas sharing it share the state folder too. */
+  readonly databaseUrl?: string;
+  /** How long a replica's lease on a job lasts without renewal (how soon a dead replica's jobs move). */
+  readonly jobLeaseMs?: number;
+}
+
 /**
  * Opens the state folder: `<dir>/db` (embedded PostgreSQL, or the PostgreSQL server at `databaseUrl`; migrated
  * to the current schema at start),
- * `<dir>/job-data` (uploads of jobs that have not ended, 0600) and `<dir>/checkpoints`.
+ * `<dir>/job-data` (uploads of jobs that have not ended, 0600) and `<dir>/checkpoints`. With the embedded
+ * database the folder is this process's alone (a lock file); with a PostgreSQL server, replicas share it (a
+ * volume every replica mounts), since any of them may take a job up from its upload and checkpoints.
  */
-export async function openServerState(dir: string, logger: Logger, databaseUrl?: string): Promise<ServerState> {
+export async function openServerState(dir: string, logger: Logger, options: StateOptions = {}): Promise<ServerState> {
+  const { databaseUrl } = options;
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const unlock = await lockStateFolder(dir);
+  const unlock = databaseUrl ? async () => undefined : await lockStateFolder(dir);
   const open = databaseUrl ? openPostgresDatabase(databaseUrl) : openEmbeddedDatabase(join(dir, "db"));
   const db = await open.catch(async (error: unknown) => {
     await unlock();
@@ -36,17 +50,24 @@ export async function openServerState(dir: string, logger: Logger, databaseUrl?:
     await unlock();
     throw error;
   }
-  const journal = new SqlJobJournal(db);
+  const replica = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+  const journal = new SqlJobJournal(db, replica, options.jobLeaseMs);
   const data = new DataJournal(join(dir, "job-data"));
+  const feed = new JobFeed(db);
   return {
     db,
+    replica,
     checkpointsDir: join(dir, "checkpoints"),
     durableJobs: (scopes) => ({
       journal,
       data,
+      db,
+      shared: db.shared,
+      feed,
       registryFor: (tenant) => (tenant === undefined ? scopes.public : scopes.for({ tenant, roles: new Set(["train"]) })),
     }),
     close: async () => {
+      await feed.close();
       await db.close();
       await unlock();
     },

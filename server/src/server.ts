@@ -98,6 +98,8 @@ export interface ServeOptions {
    * state folder; needs `stateDir` too (uploads and checkpoints live there).
    */
   readonly databaseUrl?: string;
+  /** Replicas sharing a database: how long a replica holds a job it runs without renewing (default 10 s). */
+  readonly jobLeaseMs?: number;
   /**
    * How a session whose worker thread died is replaced: backoff from `backoffMs` (doubling up to
    * `maxBackoffMs`), and a version gives up (FAILED) after `crashLimit` deaths within `crashWindowMs`.
@@ -292,7 +294,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   let state: ServerState | undefined;
   try {
     if (options.databaseUrl && !options.stateDir) throw invalidArgument("--database-url needs a --state-dir for the jobs' uploads and checkpoints");
-    state = options.stateDir ? await openServerState(options.stateDir, logger, options.databaseUrl) : undefined;
+    state = options.stateDir ? await openServerState(options.stateDir, logger, { databaseUrl: options.databaseUrl, jobLeaseMs: options.jobLeaseMs }) : undefined;
     keys = options.auth ? await KeyStore.open(options.auth.keysFile, { watch: true }) : undefined;
     http = options.http
       ? await startOperationsHttp({

@@ -33,6 +33,7 @@ export interface ServeConfig {
   readonly checkpoints: string | undefined;
   readonly stateDir: string | undefined;
   readonly databaseUrl: string | undefined;
+  readonly jobLeaseMs: number;
   readonly keys: string | undefined;
   readonly tenantModels: string | undefined;
   readonly rateLimit: number;
@@ -90,9 +91,15 @@ export const SERVE_SETTINGS: { readonly [K in keyof ServeConfig]: Setting<ServeC
   },
   databaseUrl: {
     value: "url",
-    help: "postgres://user:password@host:5432/db: keep jobs and their events in this PostgreSQL server instead of the embedded one in the state folder (uploads and checkpoints stay in the state folder)",
+    help: "postgres://user:password@host:5432/db: keep jobs and their events in this PostgreSQL server instead of the embedded one, shared by every replica given the same URL (their --state-dir must then be one shared volume: uploads and checkpoints)",
     parse: optionalText,
     default: undefined,
+  },
+  jobLeaseMs: {
+    value: "ms",
+    help: "replicas sharing a database: a replica's hold on the jobs it runs lasts this long unless renewed; the jobs of a replica that died move to another after about this long",
+    parse: integer(200),
+    default: 10_000,
   },
   keys: { value: "file", help: "API key store: every call needs 'authorization: Bearer <key>' (without it authentication is off)", parse: optionalText, default: undefined },
   tenantModels: { value: "dir", help: "root of the tenants' models, <dir>/<tenant>/<model>/<version>/ (default: <models>.tenants)", parse: optionalText, default: undefined },

@@ -9,7 +9,7 @@ import {
 } from "@aiaas/sdk/gen";
 import { onAbort } from "../common/abort-listeners.js";
 import { ServerError, invalidArgument } from "../common/errors.js";
-import type { DecodedChunk, JobManager, JobRecord, JobViewer } from "../training/jobs/index.js";
+import type { DecodedChunk, JobManager, JobRecord, JobView, JobViewer } from "../training/jobs/index.js";
 import { decodeInputs, type DecodeLimits } from "./tensor-codec.js";
 import type { Caller, QuotaCounters } from "../auth/index.js";
 import type { ModelScopes } from "../serving/index.js";
@@ -21,7 +21,7 @@ import { implement } from "./service-builder.js";
 const viewerOf = (caller: Caller): JobViewer => ({ tenant: caller.tenant, allTenants: caller.roles.has("admin") || caller.tenant === undefined });
 
 /** Ends a Train call as its job ended: OK for SUCCEEDED, the job's status for FAILED, CANCELLED for CANCELLED. */
-function endStatus(job: JobRecord): void {
+function endStatus(job: JobView): void {
   if (job.state === JobState.JOB_STATE_FAILED && job.error) throw new ServerError(job.error.code as status, job.error.message);
   if (job.state === JobState.JOB_STATE_CANCELLED) throw new ServerError(status.CANCELLED, `job ${job.id} was cancelled`);
 }
@@ -34,14 +34,13 @@ function decodeChunk(label: string, chunk: TrainData, limits: DecodeLimits): Dec
 }
 
 /** Reads the rest of a Train stream into the job: chunks, then the end marker or the half-close. */
-async function upload(manager: JobManager, job: JobRecord, requests: AsyncIterator<TrainRequest>, attached: boolean, limits: DecodeLimits): Promise<void> {
+async function upload(manager: JobManager, job: JobRecord, requests: AsyncIterator<TrainRequest>, limits: DecodeLimits): Promise<void> {
   let ended = false;
   for (;;) {
     const next = await requests.next();
     if (next.done) break;
     const message = next.value.message;
-    // A retry that attached to an existing job (idempotency key) re-sends data the job already has: ignored.
-    if (attached || ended) continue;
+    if (ended) continue;
     switch (message?.$case) {
       case "data": {
         const chunk = message.value;
@@ -58,7 +57,12 @@ async function upload(manager: JobManager, job: JobRecord, requests: AsyncIterat
         throw invalidArgument("Train: a message with neither spec, data nor end arrived");
     }
   }
-  if (!attached) await manager.endData(job);
+  await manager.endData(job);
+}
+
+/** A retry that attached to an existing job (idempotency key) re-sends data the job already has: read and ignored. */
+async function drain(requests: AsyncIterator<TrainRequest>): Promise<void> {
+  while (!(await requests.next()).done);
 }
 
 export function createTrainingService(
@@ -74,12 +78,20 @@ export function createTrainingService(
       if (first.value.message?.$case !== "spec") throw invalidArgument("Train: the first message must be a TrainSpec, then TrainData chunks");
       const caller = context.caller;
       const limits = env.quotas?.limitsOf(caller);
-      const { job, attached } = await manager.submit(first.value.message.value, {
+      const submitted = await manager.submit(first.value.message.value, {
         tenant: caller.tenant,
         registry: scopes.for(caller),
         maxDataBytes: caller.tenant ? limits?.maxTrainDataBytes : undefined,
         enterJob: env.quotas ? () => env.quotas!.enterJob(caller) : undefined,
       });
+      if (submitted.attached) {
+        const view = manager.view(submitted.job);
+        void drain(iterator).catch(() => undefined);
+        yield* view.watch(0, context.signal);
+        return endStatus(view);
+      }
+      const job = submitted.job;
+      const view = manager.view(job);
       // Until its data is complete a job depends on this stream: a client that goes away cancels it.
       const unsubscribe = onAbort(context.signal, () => {
         if (!job.dataComplete) job.cancel("the client went away before sending all data");
@@ -89,7 +101,7 @@ export function createTrainingService(
       const unsubscribeStopping = onAbort(context.serverStopping, () => {
         if (!job.dataComplete) void manager.abortUpload(job, "the server is shutting down before the job's data was complete: send the job again (its idempotency key is free)");
       });
-      const uploading = upload(manager, job, iterator, attached, env.limits).catch((error: unknown) => {
+      const uploading = upload(manager, job, iterator, env.limits).catch((error: unknown) => {
         if (!job.terminal && !job.dataComplete) {
           const e = publicError(error, env.logger, "Train");
           if (context.signal.aborted) job.cancel("the client went away before sending all data");
@@ -97,24 +109,24 @@ export function createTrainingService(
         }
       });
       try {
-        yield* job.watch(0, context.signal);
+        yield* view.watch(0, context.signal);
       } finally {
         unsubscribe();
         unsubscribeStopping();
         if (job.terminal) await uploading;
       }
-      endStatus(job);
+      endStatus(view);
     } },
     watchJob: { role: "train", handle: async function* (request, context) {
-      const job = manager.get(request.jobId, viewerOf(context.caller));
+      const job = await manager.get(request.jobId, viewerOf(context.caller));
       yield* job.watch(Number(request.afterEventId), context.signal);
     } },
-    getJob: { role: "train", handle: async (request, context) => ({ job: manager.get(request.jobId, viewerOf(context.caller)).toWire() }) },
+    getJob: { role: "train", handle: async (request, context) => ({ job: (await manager.get(request.jobId, viewerOf(context.caller))).toWire() }) },
     listJobs: { role: "train", handle: async (request, context) => ({
-      jobs: manager.list(viewerOf(context.caller), request.tenant || undefined).map((j) => j.toWire()),
+      jobs: (await manager.list(viewerOf(context.caller), request.tenant || undefined)).map((j) => j.toWire()),
     }) },
     cancelJob: { role: "train", handle: async (request, context) => ({
-      job: manager.cancel(request.jobId, viewerOf(context.caller)).toWire(),
+      job: (await manager.cancel(request.jobId, viewerOf(context.caller))).toWire(),
     }) },
   });
 }

@@ -3,6 +3,9 @@ export interface Queryable {
   query<Row = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<Row[]>;
 }
 
+/** Called with each NOTIFY payload on a channel; `undefined` after the connection was lost and came back (payloads may have been missed: read the state again). */
+export type NotificationHandler = (payload: string | undefined) => void;
+
 /**
  * The server's state database: PostgreSQL's SQL whether it is the embedded one (PGlite, PostgreSQL compiled
  * to WebAssembly, in the state folder) or a PostgreSQL server, so the same statements and migrations run on both.
@@ -10,6 +13,13 @@ export interface Queryable {
 export interface Database extends Queryable {
   /** Runs `work` in one transaction: all of its writes or none. */
   transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * LISTEN on a channel: `pg_notify(channel, payload)` committed by any process on this database reaches
+   * `handler` (this process's own too). Returns the unsubscribe.
+   */
+  listen(channel: string, handler: NotificationHandler): Promise<() => Promise<void>>;
+  /** Whether other processes may share this database (a PostgreSQL server), so work must be coordinated through it. */
+  readonly shared: boolean;
   /** Where it is, for the log (never credentials). */
   readonly description: string;
   close(): Promise<void>;

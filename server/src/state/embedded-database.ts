@@ -17,6 +17,11 @@ export async function openEmbeddedDatabase(dir: string): Promise<Database> {
     ...queryable(db),
     description: `embedded PostgreSQL (PGlite) in ${dir}`,
     transaction: (work) => db.transaction((tx) => work(queryable(tx))),
+    listen: async (channel, handler) => {
+      const unlisten = await db.listen(channel, handler);
+      return () => unlisten();
+    },
+    shared: false,
     close: () => db.close(),
   };
 }

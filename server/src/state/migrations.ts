@@ -40,6 +40,13 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 2,
+    description: "job leases: which replica runs a job, until when, and cancel requests from other replicas",
+    sql: [
+      `ALTER TABLE jobs ADD COLUMN owner text, ADD COLUMN lease_until_ms bigint NOT NULL DEFAULT 0, ADD COLUMN cancel_requested boolean NOT NULL DEFAULT false`,
+    ],
+  },
 ];
 
 /** The advisory lock migrations hold (an arbitrary constant of this project). */

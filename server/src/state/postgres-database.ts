@@ -1,6 +1,7 @@
 import pg from "pg";
 import { unavailable } from "../common/errors.js";
 import type { Database, Queryable } from "./database.js";
+import { PostgresListener } from "./postgres-listener.js";
 
 /** Where a connection string points, without its credentials (for the log). */
 export function describePostgres(url: string): string {
@@ -17,7 +18,7 @@ export function describePostgres(url: string): string {
  * migrations as the embedded one, over a small connection pool. A transaction holds one connection.
  */
 export async function openPostgresDatabase(url: string): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  const pool = new pg.Pool({ connectionString: url, max: 8 });
   // An idle connection that breaks (a restarted server) must not crash the process: the pool replaces it.
   pool.on("error", () => undefined);
   const on = (client: pg.Pool | pg.PoolClient): Queryable => ({
@@ -29,9 +30,12 @@ export async function openPostgresDatabase(url: string): Promise<Database> {
     await pool.end().catch(() => undefined);
     throw unavailable(`cannot reach ${describePostgres(url)} (--database-url): ${(error as Error).message}`);
   }
+  const listener = new PostgresListener(url);
   return {
     ...on(pool),
     description: describePostgres(url),
+    shared: true,
+    listen: (channel, handler) => listener.listen(channel, handler),
     async transaction(work) {
       const client = await pool.connect();
       try {
@@ -46,6 +50,9 @@ export async function openPostgresDatabase(url: string): Promise<Database> {
         client.release();
       }
     },
-    close: () => pool.end(),
+    close: async () => {
+      await listener.close();
+      await pool.end();
+    },
   };
 }

@@ -1,5 +1,7 @@
 export { createJobManager } from "./job-manager.js";
-export type { JobManager, JobManagerOptions, JobViewer } from "./job-manager.js";
+export type { JobManager, JobManagerOptions, JobViewer, Submitted } from "./job-manager.js";
+export { JobFeed, StoredJobView } from "./job-view.js";
+export type { JobView } from "./job-view.js";
 export { JobRecord, TrainJob } from "./train-job.js";
 export type { JobIdentity, JobJournalSink } from "./train-job.js";
 export { parseJobSpec } from "./job-spec.js";

@@ -13,6 +13,9 @@ import { parseJobSpec } from "./job-spec.js";
 import { restoreJobs } from "./job-restore.js";
 import { runJob } from "./run-job.js";
 import { createMemoryJobStore, idempotencyScope, type JobStore } from "./job-store.js";
+import { JobLeases } from "./job-leases.js";
+import { StoredJobView, type JobView } from "./job-view.js";
+import { LeaseLostError, type StoredJob } from "./sql-job-journal.js";
 import { TrainJob, type JobRecord } from "./train-job.js";
 
 export interface JobManagerOptions {
@@ -57,21 +60,27 @@ export interface JobViewer {
   readonly allTenants: boolean;
 }
 
-const sees = (viewer: JobViewer, job: JobRecord): boolean => viewer.allTenants || job.owner.tenant === viewer.tenant;
+const sees = (viewer: JobViewer, job: Pick<JobView, "tenant">): boolean => viewer.allTenants || job.tenant === viewer.tenant;
+
+/** A new job, or the one an idempotency key already named (which may run on another replica). */
+export type Submitted = { readonly job: JobRecord; readonly attached: false } | { readonly job: JobView; readonly attached: true };
 
 /** Training jobs: creation from a spec, data intake, a queue with a concurrency cap, lookup and cancel. */
 export interface JobManager {
   /** Creates a job (or finds the one an idempotency key already created). Bad specs throw with their status. */
-  submit(spec: TrainSpec, owner: JobOwner): Promise<{ job: JobRecord; attached: boolean }>;
+  submit(spec: TrainSpec, owner: JobOwner): Promise<Submitted>;
   /** Checks and stores a chunk (`decode` turns the transport's message into tensors); a bad chunk fails the job and throws its status. */
   addData(job: JobRecord, decode: (label: string) => DecodedChunk): void;
   /** The data is complete (stored, when jobs are durable): the job waits for a training slot. */
   endData(job: JobRecord): Promise<void>;
   /** A job the caller may see; another tenant's job is NOT_FOUND, as a job that does not exist. */
-  get(id: string, viewer: JobViewer): JobRecord;
+  get(id: string, viewer: JobViewer): Promise<JobView>;
   /** Newest first; `tenant` narrows an all-tenant viewer to one tenant. */
-  list(viewer: JobViewer, tenant?: string): JobRecord[];
-  cancel(id: string, viewer: JobViewer): JobRecord;
+  list(viewer: JobViewer, tenant?: string): Promise<JobView[]>;
+  /** Cancels a job wherever it runs (another replica is told through the database). */
+  cancel(id: string, viewer: JobViewer): Promise<JobView>;
+  /** How to follow a job this replica accepted: itself, or (replicas sharing a database) its stored record, which stays right when another replica takes it over. */
+  view(job: JobView): JobView;
   /** Ends a job whose upload was cut off (ABORTED) and frees its idempotency key, so a retry submits it anew. */
   abortUpload(job: JobRecord, reason: string): Promise<void>;
   /** Takes up what an earlier run of the server left: ended jobs as history, open ones to run again. */
@@ -93,21 +102,37 @@ export function createJobManager(options: JobManagerOptions): JobManager {
   return new Jobs(options);
 }
 
-/** The job manager: the queue of jobs with data, the runs, and (when durable) the journal behind them. */
+/**
+ * The job manager: the queue of jobs with data, the runs, and (when durable) the journal behind them. With a
+ * database other replicas share, each job is leased by the replica that runs it, reads go to the database and
+ * jobs a dead or departed replica held are taken up here (JobLeases).
+ */
 class Jobs implements JobManager {
   private readonly jobs: JobStore;
   private readonly waiting: TrainJob[] = [];
   private readonly running = new Set<Promise<void>>();
   private readonly checkpoints: CheckpointStore;
   private readonly writers = new Map<TrainJob, DataWriter>();
+  /** When each job this replica runs became its own (to tell a lease lost from one taken after a renewal began). */
+  private readonly heldSince = new Map<string, number>();
+  private readonly leases: JobLeases | undefined;
   private closed = false;
 
   constructor(private readonly options: JobManagerOptions) {
     this.jobs = options.store ?? createMemoryJobStore();
     this.checkpoints = new CheckpointStore(options.checkpointsDir);
+    const durable = options.durable;
+    if (durable?.shared) {
+      this.leases = new JobLeases(durable.journal, durable.db, {
+        freeSlots: () => Math.max(0, options.maxConcurrentJobs - this.running.size - this.waiting.length),
+        takeUp: (stored) => this.takeUp(stored),
+        cancelRequested: (id) => this.cancelHere(id),
+        held: (ids, asOf) => this.keepHeld(ids, asOf),
+      }, options.logger);
+    }
   }
 
-  async submit(wire: TrainSpec, owner: JobOwner): Promise<{ job: JobRecord; attached: boolean }> {
+  async submit(wire: TrainSpec, owner: JobOwner): Promise<Submitted> {
     if (this.closed) throw unavailable("the server is shutting down; submit the job to another replica");
     const spec = parseJobSpec(wire);
     const key = spec.idempotencyKey ? idempotencyScope(owner.tenant, spec.model, spec.idempotencyKey) : undefined;
@@ -125,18 +150,21 @@ class Jobs implements JobManager {
     });
     const durable = this.options.durable;
     if (durable) {
-      job.attachJournal(durable.journal.append);
+      job.attachJournal(durable.journal.append, (error) => this.lostJournal(job, error));
       if (!(await durable.journal.create(job, wire, plan.baseVersion))) {
         release();
         const winner = key ? this.jobs.byIdempotencyKey(key) : undefined;
         if (winner) return { job: winner, attached: true };
+        const stored = await durable.journal.findByKey(owner.tenant, spec.model, spec.idempotencyKey);
+        if (stored) return { job: this.storedView(stored), attached: true };
         throw new ServerError(Code.ABORTED, `a job with idempotency key "${spec.idempotencyKey}" is being created; retry`);
       }
       this.writers.set(job, durable.data.writer(owner.tenant, job.id));
     }
-    this.jobs.add(job, key);
+    this.hold(job, key);
     job.setState(job.state, `accepted; waiting for data (${plan.program.params.length} parameter tensors to train${plan.program.frozen.length ? `, ${plan.program.frozen.length} frozen` : ""})`);
     await job.flushed();
+    if (job.journalError !== undefined) throw unavailable(`job ${job.id} could not be recorded; submit it again`);
     this.options.logger.info({ job: job.id, model: spec.model }, `training job ${job.id} for ${spec.model} accepted`);
     return { job, attached: false };
   }
@@ -170,24 +198,40 @@ class Jobs implements JobManager {
     this.enqueue(job);
   }
 
-  get(id: string, viewer: JobViewer): JobRecord {
-    const job = this.jobs.get(id);
+  async get(id: string, viewer: JobViewer): Promise<JobView> {
+    const local = this.leases ? undefined : this.jobs.get(id);
+    const job = local ?? (await this.find(id));
     if (!job || !sees(viewer, job)) throw notFound(`job "${id.slice(0, 80)}" not found`);
     return job;
   }
 
-  list(viewer: JobViewer, tenant?: string): JobRecord[] {
+  async list(viewer: JobViewer, tenant?: string): Promise<JobView[]> {
+    const durable = this.options.durable;
+    if (durable?.shared) {
+      const scope = viewer.allTenants ? (tenant === undefined ? null : tenant || undefined) : viewer.tenant;
+      if (!viewer.allTenants && tenant !== undefined && tenant !== (viewer.tenant ?? "")) return [];
+      return (await durable.journal.list(scope)).map((s) => this.storedView(s));
+    }
     return [...this.jobs.all()]
       .filter((j) => sees(viewer, j) && (!tenant || (j.owner.tenant ?? "") === tenant))
       .sort((a, b) => b.created.getTime() - a.created.getTime());
   }
 
-  cancel(id: string, viewer: JobViewer): JobRecord {
-    const job = this.get(id, viewer);
-    job.cancel("cancelled by request");
-    const i = job instanceof TrainJob ? this.waiting.indexOf(job) : -1;
-    if (i >= 0) this.waiting.splice(i, 1);
-    return job;
+  async cancel(id: string, viewer: JobViewer): Promise<JobView> {
+    const job = await this.get(id, viewer);
+    if (job.terminal) return job;
+    if (!this.leases) {
+      this.cancelHere(id);
+      return job;
+    }
+    // Wherever it runs: the replica that holds it hears of it; a job nobody holds is taken here and ended.
+    await this.options.durable!.journal.requestCancel(id);
+    if (!this.cancelHere(id)) await this.leases.claim(id);
+    return (await this.find(id)) ?? job;
+  }
+
+  view(job: JobView): JobView {
+    return this.leases ? this.storedView({ id: job.id, tenant: job.tenant, state: job.state, summary: job.toWire() }) : job;
   }
 
   async abortUpload(job: JobRecord, reason: string): Promise<void> {
@@ -200,36 +244,124 @@ class Jobs implements JobManager {
   async restore(): Promise<RestoreReport> {
     const durable = this.options.durable;
     if (!durable) return { resumed: 0, failed: 0, ended: 0 };
-    const restored = await restoreJobs(await durable.journal.load(), {
-      durable,
-      logger: this.options.logger,
-      maxDataBytes: this.options.maxDataBytes,
-      onEnd: (tenant, job) => this.onEnd(tenant, () => undefined, job),
-    });
-    for (const { job, key } of restored.jobs) this.jobs.add(job, key);
-    const swept = await durable.data.sweep(new Set(restored.resume.map((job) => job.id)));
+    const swept = await durable.data.sweep(await durable.journal.openIds());
     if (swept) this.options.logger.info({ files: swept }, `removed the uploaded data of ${swept} jobs that had ended`);
-    for (const job of restored.resume) this.enqueue(job);
+    if (this.leases) {
+      // The first claim takes what replicas that died left; the report counts it.
+      const before = this.tookUp;
+      await this.leases.start();
+      return { resumed: this.tookUp.resumed - before.resumed, failed: this.tookUp.failed - before.failed, ended: 0 };
+    }
+    // Alone on the state folder (its lock says so): every open job is this server's to take up, lease or not.
+    await durable.journal.claimAll();
+    const restored = await this.restoreStored(await durable.journal.load());
     return { resumed: restored.resume.length, failed: restored.failed, ended: restored.ended };
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    await this.leases?.stop();
     const durable = this.options.durable;
+    const suspended: string[] = [];
     for (const job of this.jobs.all()) {
       if (job.terminal) continue;
       if (!durable) job.cancel("the server shut down");
-      else if (job instanceof TrainJob && job.dataComplete) job.suspend();
-      else await this.abortUpload(job, "the server shut down before the job's data was complete: send the job again (its idempotency key is free)");
+      else if (job instanceof TrainJob && job.dataComplete) {
+        job.suspend();
+        suspended.push(job.id);
+      } else await this.abortUpload(job, "the server shut down before the job's data was complete: send the job again (its idempotency key is free)");
     }
     await Promise.allSettled([...this.running]);
     await Promise.allSettled([...this.jobs.all()].map((job) => job.flushed()));
+    // Another replica takes these up at once rather than when the leases run out.
+    if (this.leases) await durable!.journal.release(suspended).catch((error: unknown) => this.options.logger.warn({ err: error }, "could not release the leases of suspended jobs"));
+  }
+
+  /** Jobs taken up from the database so far (resumed, or ended because they could not go on). */
+  private tookUp = { resumed: 0, failed: 0 };
+
+  /** Jobs whose leases this replica took: ended ones as history, open ones live again (run, or cancelled if asked). */
+  private async takeUp(stored: readonly StoredJob[]): Promise<void> {
+    const restored = await this.restoreStored(stored);
+    for (const s of stored) if (s.cancelRequested) this.cancelHere(s.id);
+    this.tookUp = { resumed: this.tookUp.resumed + restored.resume.length, failed: this.tookUp.failed + restored.failed };
+  }
+
+  private async restoreStored(stored: readonly StoredJob[]): Promise<Awaited<ReturnType<typeof restoreJobs>>> {
+    const durable = this.options.durable!;
+    const restored = await restoreJobs(stored, {
+      durable,
+      logger: this.options.logger,
+      maxDataBytes: this.options.maxDataBytes,
+      onEnd: (tenant, job) => this.onEnd(tenant, () => undefined, job),
+      onJournalLost: (job) => (error) => this.lostJournal(job, error),
+    });
+    for (const { job, key } of restored.jobs) this.hold(job, key);
+    for (const job of restored.resume) this.enqueue(job);
+    return restored;
+  }
+
+  /** Cancels a job if it is live here; false when it is not. */
+  private cancelHere(id: string): boolean {
+    const job = this.jobs.get(id);
+    if (!job || job.terminal) return false;
+    job.cancel("cancelled by request");
+    const i = job instanceof TrainJob ? this.waiting.indexOf(job) : -1;
+    if (i >= 0) this.waiting.splice(i, 1);
+    return true;
+  }
+
+  private hold(job: JobRecord, key: string | undefined): void {
+    this.jobs.add(job, key);
+    if (!job.terminal) this.heldSince.set(job.id, Date.now());
+  }
+
+  /** Jobs this replica ran whose leases another replica took (it thought this one dead): stop them here. */
+  private keepHeld(ids: ReadonlySet<string>, asOf: number): void {
+    for (const job of [...this.jobs.all()]) {
+      const since = this.heldSince.get(job.id);
+      if (job.terminal || ids.has(job.id) || since === undefined || since >= asOf) continue;
+      this.drop(job, "its lease was taken over by another replica");
+    }
+  }
+
+  private lostJournal(job: JobRecord, error: unknown): void {
+    if (error instanceof LeaseLostError) this.drop(job, "another replica took it over");
+    else {
+      this.options.logger.error({ err: error, job: job.id }, `training job ${job.id}: its progress could not be stored; it stops here and is taken up again from its newest checkpoint`);
+      this.drop(job, "its progress could not be stored");
+    }
+  }
+
+  /** Stops a job here without ending it: it lives on where its lease is (or is taken up again once the lease runs out). */
+  private drop(job: JobRecord, why: string): void {
+    this.heldSince.delete(job.id);
+    this.jobs.remove(job);
+    if (job instanceof TrainJob) {
+      job.suspend();
+      const i = this.waiting.indexOf(job);
+      if (i >= 0) this.waiting.splice(i, 1);
+      void this.writers.get(job)?.abandon();
+      this.writers.delete(job);
+    }
+    this.options.logger.warn({ job: job.id }, `training job ${job.id} stops on this replica: ${why}`);
+  }
+
+  private async find(id: string): Promise<JobView | undefined> {
+    const stored = await this.options.durable?.journal.find(id);
+    return stored && this.storedView(stored);
+  }
+
+  private storedView(stored: Pick<StoredJob, "id" | "tenant" | "state" | "summary">): JobView {
+    const durable = this.options.durable!;
+    return new StoredJobView(stored, durable.journal, durable.feed);
   }
 
   /** What runs when a job ends: its tenant's slot is freed and its uploaded data deleted. */
   private onEnd(tenant: string | undefined, release: () => void, job: () => JobRecord): () => void {
     return () => {
       release();
+      this.heldSince.delete(job().id);
       const writer = this.writers.get(job() as TrainJob);
       this.writers.delete(job() as TrainJob);
       const durable = this.options.durable;
@@ -251,10 +383,12 @@ class Jobs implements JobManager {
     const { options } = this;
     while (!this.closed && this.running.size < options.maxConcurrentJobs && this.waiting.length > 0) {
       const job = this.waiting.shift()!;
-      if (job.terminal) continue;
+      if (job.terminal || job.suspended) continue;
       const run = runJob(job, { checkpoints: this.checkpoints, threads: options.threads, providers: options.providers, logger: options.logger }).finally(() => {
         this.running.delete(run);
         this.pump();
+        // A slot is free: a job nobody holds may be waiting for one.
+        if (!this.closed && this.waiting.length === 0) void this.leases?.claim();
       });
       this.running.add(run);
     }

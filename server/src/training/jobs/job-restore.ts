@@ -15,6 +15,8 @@ export interface RestoreDeps {
   readonly maxDataBytes: number;
   /** What runs when a restored job ends (its data deleted). */
   readonly onEnd: (tenant: string | undefined, job: () => JobRecord) => () => void;
+  /** What happens to a restored job whose journal refuses a write (its lease went to another replica). */
+  readonly onJournalLost?: (job: JobRecord) => (error: unknown) => void;
 }
 
 export interface Restored {
@@ -83,7 +85,7 @@ async function reopen(s: StoredJob, deps: RestoreDeps): Promise<TrainJob> {
     onEnd: deps.onEnd(s.tenant, () => job),
   }, { id: s.id, created: s.created });
   applySummary(job, s);
-  job.attachJournal(durable.journal.append);
+  job.attachJournal(durable.journal.append, deps.onJournalLost?.(job));
   if (!s.dataComplete) {
     job.fail(Code.ABORTED, "the server restarted before the job's data was complete: send the job again (its idempotency key is free)");
     return job;
@@ -98,7 +100,7 @@ async function reopen(s: StoredJob, deps: RestoreDeps): Promise<TrainJob> {
 function failedRecord(s: StoredJob, deps: RestoreDeps, error: unknown): JobRecord {
   const record: JobRecord = new JobRecord({ id: s.id, created: s.created, tenant: s.tenant, model: s.model, idempotencyKey: s.idempotencyKey }, { tenant: s.tenant, onEnd: deps.onEnd(s.tenant, (): JobRecord => record) });
   applySummary(record, s);
-  record.attachJournal(deps.durable.journal.append);
+  record.attachJournal(deps.durable.journal.append, deps.onJournalLost?.(record));
   const why = error instanceof ServerError ? error.message : "its data or model could not be read back";
   if (!(error instanceof ServerError)) deps.logger.error({ err: error, job: s.id }, `training job ${s.id} could not be taken up again`);
   record.fail(Code.FAILED_PRECONDITION, `the server restarted and could not take the job up again: ${why}`);

@@ -11,6 +11,8 @@ export interface JobStore {
   byIdempotencyKey(key: string): JobRecord | undefined;
   /** Frees the idempotency key a job holds (its upload was cut off: a retry submits it anew). */
   forgetKey(job: JobRecord): void;
+  /** Forgets a job (another replica runs it now). */
+  remove(job: JobRecord): void;
   /** Every job kept, in no particular order. */
   all(): Iterable<JobRecord>;
 }
@@ -46,6 +48,10 @@ export function createMemoryJobStore(maxKept = 1000): JobStore {
       if (key !== undefined && byKey.get(key) === job) byKey.delete(key);
     },
     byIdempotencyKey: (key) => byKey.get(key),
+    remove(job) {
+      if (jobs.get(job.id) === job) jobs.delete(job.id);
+      this.forgetKey(job);
+    },
     all: () => jobs.values(),
   };
 }

@@ -1,4 +1,5 @@
 import { Job, JobState, TrainEvent, TrainSpec } from "@aiaas/sdk/gen";
+import { Code, ServerError } from "../../common/errors.js";
 import type { Database } from "../../state/index.js";
 import type { JobRecord } from "./train-job.js";
 
@@ -18,6 +19,21 @@ export interface StoredJob {
   readonly summary: Job;
   /** Its events, for a job that had not ended; an ended job's are read when a watcher asks (`events()`). */
   readonly events: readonly TrainEvent[];
+  /** CancelJob reached another replica while this one did not run the job: cancel it on taking it up. */
+  readonly cancelRequested: boolean;
+}
+
+/** The notification channels of jobs: a job's new events (payload: its id), a cancel request (its id), a job free to take. */
+export const JOB_CHANNELS = { events: "aiaas_job_events", cancel: "aiaas_job_cancel", free: "aiaas_jobs_free" } as const;
+
+/**
+ * This replica no longer holds the job's lease (another took the job over): what it would store is refused,
+ * so two replicas never write one job's history.
+ */
+export class LeaseLostError extends ServerError {
+  constructor(jobId: string) {
+    super(Code.ABORTED, `job ${jobId} is run by another replica now`);
+  }
 }
 
 interface JobRow {
@@ -31,6 +47,7 @@ interface JobRow {
   data_complete: boolean;
   created_ms: string | number;
   summary: Uint8Array;
+  cancel_requested: boolean;
 }
 
 const TERMINAL = [JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED];
@@ -44,17 +61,25 @@ const tenantColumn = (tenant: string | undefined): string => tenant ?? "";
  * two submissions racing with one key get one job.
  */
 export class SqlJobJournal {
-  constructor(private readonly db: Database) {}
+  /**
+   * @param replica this process's name in the `owner` column: it holds the lease of each job it runs.
+   * @param leaseMs how long a lease lasts unless renewed; a replica that stops renewing (it died) loses its jobs.
+   */
+  constructor(
+    private readonly db: Database,
+    readonly replica: string = "local",
+    readonly leaseMs = 10_000,
+  ) {}
 
   /** Inserts a new job; false when its idempotency key is already taken (the caller attaches to that job). */
   async create(job: JobRecord, spec: TrainSpec, baseVersion: string): Promise<boolean> {
     const key = job.identity.idempotencyKey || null;
     const rows = await this.db.query(
-      `INSERT INTO jobs (id, tenant, model, idempotency_key, state, spec, base_version, created_ms, updated_ms, summary)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)
+      `INSERT INTO jobs (id, tenant, model, idempotency_key, state, spec, base_version, created_ms, updated_ms, summary, owner, lease_until_ms)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11)
        ON CONFLICT (tenant, model, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
        RETURNING id`,
-      [job.id, tenantColumn(job.identity.tenant), job.identity.model, key, job.state, TrainSpec.encode(spec).finish(), baseVersion, job.created.getTime(), Job.encode(job.toWire()).finish()],
+      [job.id, tenantColumn(job.identity.tenant), job.identity.model, key, job.state, TrainSpec.encode(spec).finish(), baseVersion, job.created.getTime(), Job.encode(job.toWire()).finish(), this.replica, Date.now() + this.leaseMs],
     );
     return rows.length === 1;
   }
@@ -67,6 +92,12 @@ export class SqlJobJournal {
     const summary = { ...job.toWire(), lastEventId: last.eventId, ...(state === undefined ? {} : { state }) };
     const dataComplete = events.some((e) => e.event?.$case === "data");
     await this.db.transaction(async (tx) => {
+      // The lease first: a replica that lost the job stores nothing (and its events would collide by id).
+      const held = await tx.query(
+        `UPDATE jobs SET state = COALESCE($2, state), updated_ms = $3, summary = $4, data_complete = data_complete OR $5 WHERE id = $1 AND owner = $6 RETURNING id`,
+        [job.id, state ?? null, Number(last.timeUnixMs), Job.encode(summary).finish(), dataComplete, this.replica],
+      );
+      if (held.length === 0) throw new LeaseLostError(job.id);
       for (const e of events) {
         await tx.query(`INSERT INTO job_events (job_id, event_id, time_ms, event) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, [
           job.id,
@@ -75,10 +106,7 @@ export class SqlJobJournal {
           TrainEvent.encode(e).finish(),
         ]);
       }
-      await tx.query(
-        `UPDATE jobs SET state = COALESCE($2, state), updated_ms = $3, summary = $4, data_complete = data_complete OR $5 WHERE id = $1`,
-        [job.id, state ?? null, Number(last.timeUnixMs), Job.encode(summary).finish(), dataComplete],
-      );
+      await tx.query(`SELECT pg_notify($1, $2)`, [JOB_CHANNELS.events, job.id]);
     });
   };
 
@@ -108,23 +136,122 @@ export class SqlJobJournal {
       if (!list) byJob.set(e.job_id, (list = []));
       list.push(TrainEvent.decode(e.event));
     }
-    return rows.map((r) => ({
-      id: r.id,
-      tenant: r.tenant === "" ? undefined : r.tenant,
-      model: r.model,
-      idempotencyKey: r.idempotency_key ?? "",
-      state: r.state as JobState,
-      spec: TrainSpec.decode(r.spec),
-      baseVersion: r.base_version,
-      dataComplete: r.data_complete,
-      created: new Date(Number(r.created_ms)),
-      summary: Job.decode(r.summary),
-      events: byJob.get(r.id) ?? [],
-    }));
+    return rows.map((r) => toStored(r, byJob.get(r.id) ?? []));
+  }
+
+  /** One job as stored (without its events), or undefined. */
+  async find(id: string): Promise<StoredJob | undefined> {
+    const [row] = await this.db.query<JobRow>(`SELECT * FROM jobs WHERE id = $1`, [id]);
+    return row && toStored(row, []);
+  }
+
+  /** The job an idempotency key names in a tenant's model, or undefined. */
+  async findByKey(tenant: string | undefined, model: string, key: string): Promise<StoredJob | undefined> {
+    const [row] = await this.db.query<JobRow>(`SELECT * FROM jobs WHERE tenant = $1 AND model = $2 AND idempotency_key = $3`, [tenantColumn(tenant), model, key]);
+    return row && toStored(row, []);
+  }
+
+  /** The newest `limit` jobs, of one tenant (`""`: the operator's) or of all when `tenant` is null. */
+  async list(tenant: string | undefined | null, limit = 1000): Promise<StoredJob[]> {
+    const rows = await this.db.query<JobRow>(
+      `SELECT * FROM jobs WHERE ($1::text IS NULL OR tenant = $1) ORDER BY created_ms DESC, id DESC LIMIT $2`,
+      [tenant === null ? null : tenantColumn(tenant), limit],
+    );
+    return rows.map((r) => toStored(r, []));
+  }
+
+  /** A job's events after `afterEventId`, in order. */
+  async eventsAfter(jobId: string, afterEventId: number): Promise<TrainEvent[]> {
+    const rows = await this.db.query<{ event: Uint8Array }>(`SELECT event FROM job_events WHERE job_id = $1 AND event_id > $2 ORDER BY event_id`, [jobId, afterEventId]);
+    return rows.map((r) => TrainEvent.decode(r.event));
+  }
+
+  /** Extends this replica's leases; returns the ids of the open jobs it still holds. */
+  async renewLeases(): Promise<Set<string>> {
+    const rows = await this.db.query<{ id: string }>(
+      `UPDATE jobs SET lease_until_ms = $2 WHERE owner = $1 AND state NOT IN (${TERMINAL.join(", ")}) RETURNING id`,
+      [this.replica, Date.now() + this.leaseMs],
+    );
+    return new Set(rows.map((r) => r.id));
+  }
+
+  /**
+   * Takes the leases of open jobs nobody holds (never held, released, or expired: their replica died), or of
+   * every open job when `all` (a server that knows it is alone, as the embedded database's lock proves): each
+   * whose upload never completed (to end it), and at most `runnable` that have their data, oldest first. `only`
+   * narrows it to one job. Two replicas claiming at once take different jobs (SKIP LOCKED).
+   */
+  async claim(options: { all?: boolean; runnable: number; only?: string }): Promise<StoredJob[]> {
+    const claimed = await this.db.transaction(async (tx) => {
+      const now = Date.now();
+      const open = await tx.query<{ id: string; data_complete: boolean }>(
+        `SELECT id, data_complete FROM jobs WHERE state NOT IN (${TERMINAL.join(", ")})
+           AND ($1 OR owner IS NULL OR lease_until_ms < $2) AND ($3::text IS NULL OR id = $3)
+         ORDER BY created_ms, id FOR UPDATE SKIP LOCKED`,
+        [options.all ?? false, now, options.only ?? null],
+      );
+      let runnable = options.runnable;
+      const ids = open.filter((r) => !r.data_complete || runnable-- > 0).map((r) => r.id);
+      if (ids.length > 0) await tx.query(`UPDATE jobs SET owner = $1, lease_until_ms = $2 WHERE id = ANY($3::text[])`, [this.replica, now + this.leaseMs, ids]);
+      return ids;
+    });
+    if (claimed.length === 0) return [];
+    return this.withOpenEvents(await this.db.query<JobRow>(`SELECT * FROM jobs WHERE id = ANY($1::text[]) ORDER BY created_ms, id`, [claimed]));
+  }
+
+  /** Takes every open job's lease: a server alone on its database (the embedded one) after a restart. */
+  async claimAll(): Promise<void> {
+    await this.db.query(`UPDATE jobs SET owner = $1, lease_until_ms = $2 WHERE state NOT IN (${TERMINAL.join(", ")})`, [this.replica, Date.now() + this.leaseMs]);
+  }
+
+  /** The ids of the jobs that have not ended (their uploads are kept). */
+  async openIds(): Promise<Set<string>> {
+    const rows = await this.db.query<{ id: string }>(`SELECT id FROM jobs WHERE state NOT IN (${TERMINAL.join(", ")})`);
+    return new Set(rows.map((r) => r.id));
+  }
+
+  /** Gives a job's lease up (a shutdown that suspended it): another replica may take it at once. */
+  async release(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db.transaction(async (tx) => {
+      await tx.query(`UPDATE jobs SET owner = NULL, lease_until_ms = 0 WHERE id = ANY($1::text[]) AND owner = $2`, [[...ids], this.replica]);
+      await tx.query(`SELECT pg_notify($1, '')`, [JOB_CHANNELS.free]);
+    });
+  }
+
+  /** Records that a job is to be cancelled and tells the replica that runs it. */
+  async requestCancel(id: string): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.query(`UPDATE jobs SET cancel_requested = true WHERE id = $1`, [id]);
+      await tx.query(`SELECT pg_notify($1, $2)`, [JOB_CHANNELS.cancel, id]);
+    });
+  }
+
+  private async withOpenEvents(rows: JobRow[]): Promise<StoredJob[]> {
+    const out: StoredJob[] = [];
+    for (const r of rows) out.push(toStored(r, await this.eventsAfter(r.id, 0)));
+    return out;
   }
 
   /** Whether a stored state is an end. */
   static ended(state: JobState): boolean {
     return TERMINAL.includes(state);
   }
+}
+
+function toStored(r: JobRow, events: readonly TrainEvent[]): StoredJob {
+  return {
+    id: r.id,
+    tenant: r.tenant === "" ? undefined : r.tenant,
+    model: r.model,
+    idempotencyKey: r.idempotency_key ?? "",
+    state: r.state as JobState,
+    spec: TrainSpec.decode(r.spec),
+    baseVersion: r.base_version,
+    dataComplete: r.data_complete,
+    created: new Date(Number(r.created_ms)),
+    summary: Job.decode(r.summary),
+    events,
+    cancelRequested: r.cancel_requested ?? false,
+  };
 }

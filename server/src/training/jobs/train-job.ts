@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { ModelProto } from "onnx-buf";
 import { JobState, type FinalMetrics, type Job, type JobFailed, type TrainEvent } from "@aiaas/sdk/gen";
 import { onAbort } from "../../common/abort-listeners.js";
+import { unavailable } from "../../common/errors.js";
 import type { TrainProgram } from "../engine/train-program.js";
 import type { ModelRegistry } from "../../serving/index.js";
 import type { JobData } from "./job-data.js";
@@ -48,6 +49,9 @@ export class JobRecord {
   private writing: Promise<void> = Promise.resolve();
   private wake: (() => void)[] = [];
   private journal: JobJournalSink | undefined;
+  private onJournalLost: ((error: unknown) => void) | undefined;
+  /** Why the journal refused a write (the lease went to another replica, the database failed): nothing more is stored here. */
+  private lostJournal: unknown;
 
   constructor(
     readonly identity: JobIdentity,
@@ -58,9 +62,22 @@ export class JobRecord {
     this.updated = identity.created;
   }
 
-  /** Events from now on are stored by `sink` before watchers see them. */
-  attachJournal(sink: JobJournalSink): void {
+  /**
+   * Events from now on are stored by `sink` before watchers see them. When a write fails, nothing later is
+   * stored, watchers end with UNAVAILABLE and `onLost` decides what becomes of the run.
+   */
+  attachJournal(sink: JobJournalSink, onLost?: (error: unknown) => void): void {
     this.journal = sink;
+    this.onJournalLost = onLost;
+  }
+
+  /** The failed write that stopped this job's journal, if one did. */
+  get journalError(): unknown {
+    return this.lostJournal;
+  }
+
+  get tenant(): string | undefined {
+    return this.identity.tenant;
   }
 
   /** Resolves once every event emitted so far is stored. */
@@ -110,8 +127,15 @@ export class JobRecord {
     const journal = this.journal;
     const upTo = this.events.length;
     this.writing = this.writing.then(async () => {
-      if (this.stored >= upTo) return;
-      await journal(this, this.events.slice(this.stored, upTo));
+      if (this.stored >= upTo || this.lostJournal !== undefined) return;
+      try {
+        await journal(this, this.events.slice(this.stored, upTo));
+      } catch (error) {
+        this.lostJournal = error ?? new Error("journal write failed");
+        this.published(this.stored);
+        this.onJournalLost?.(error);
+        return;
+      }
       this.published(upTo);
     });
   }
@@ -162,6 +186,7 @@ export class JobRecord {
     let next = Math.max(0, after);
     while (true) {
       while (next < this.stored) yield this.events[next++]!;
+      if (this.lostJournal !== undefined) throw unavailable(`job ${this.id}: this server can no longer record the job's progress; watch it again with WatchJob`);
       if ((this.terminal && next >= this.events.length) || signal.aborted) return;
       await new Promise<void>((resolve) => {
         const unsubscribe = onAbort(signal, () => resolve());
