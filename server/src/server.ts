@@ -16,6 +16,8 @@ import { DEFAULT_SUPERVISION, createModelScopes, type ModelRegistry, type ModelS
 import {
   KeyStore,
   Quotas,
+  SqlKeyDirectory,
+  type KeyDirectory,
   createAuditLog,
   createAuthenticator,
   metricsAccess,
@@ -142,7 +144,7 @@ export interface RunningServer {
   /** The public model repository. */
   readonly registry: ModelRegistry;
   readonly scopes: ModelScopes;
-  readonly keys: KeyStore | undefined;
+  readonly keys: KeyDirectory | undefined;
   readonly jobs: JobManager;
   readonly logger: Logger;
   /** Stops accepting calls, lets calls in flight finish (up to the grace period), releases every session. */
@@ -222,7 +224,7 @@ function addServices(server: Server, deps: {
   state: ServerState | undefined;
   env: HandlerEnv & { auth: Authenticator };
   scopes: ModelScopes;
-  keys: KeyStore | undefined;
+  keys: KeyDirectory | undefined;
   audit: AuditLog;
   providers: readonly ProviderName[];
   maxMessageBytes: number;
@@ -289,13 +291,13 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   });
   let serving = false;
   let scopes: ModelScopes | undefined;
-  let keys: KeyStore | undefined;
+  let keys: KeyDirectory | undefined;
   let http: Awaited<ReturnType<typeof startOperationsHttp>> | undefined;
   let state: ServerState | undefined;
   try {
     if (options.databaseUrl && !options.stateDir) throw invalidArgument("--database-url needs a --state-dir for the jobs' uploads and checkpoints");
     state = options.stateDir ? await openServerState(options.stateDir, logger, { databaseUrl: options.databaseUrl, jobLeaseMs: options.jobLeaseMs }) : undefined;
-    keys = options.auth ? await KeyStore.open(options.auth.keysFile, { watch: true }) : undefined;
+    keys = options.auth ? await openKeys(options.auth.keysFile, state, logger) : undefined;
     http = options.http
       ? await startOperationsHttp({
           host: options.http.host ?? host,
@@ -367,6 +369,27 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   }
 }
 
+/**
+ * The API keys: the `--keys` file, or, when replicas share a PostgreSQL database, the database (so a key made or
+ * revoked through one replica holds on all), to which the file's keys are added at start and whenever the file
+ * changes (the first admin key; `aiaas keys` on the file; a revocation there stands too).
+ */
+async function openKeys(file: string, state: ServerState | undefined, logger: Logger): Promise<KeyDirectory> {
+  if (!state?.db.shared) return KeyStore.open(file, { watch: true });
+  const directory = await SqlKeyDirectory.open(state.db);
+  const seed = async (store: KeyStore): Promise<void> => {
+    const { keys, tenants } = store.snapshot();
+    await directory.write(keys);
+    for (const [tenant, { limits }] of Object.entries(tenants)) if (limits && !directory.tenantLimits(tenant)) await directory.setTenantLimits(tenant, limits);
+  };
+  const fileKeys = await KeyStore.open(file, { watch: true });
+  await seed(fileKeys);
+  fileKeys.onChange(() => void seed(fileKeys).catch((error: unknown) => logger.error({ err: error }, `could not add the keys of ${file} to the database`)));
+  directory.onClose(() => fileKeys.close());
+  logger.info(`API keys in the shared database (${directory.list().length} keys), with those of ${file}`);
+  return directory;
+}
+
 const once = (fn: () => Promise<void>): (() => Promise<void>) => {
   let running: Promise<void> | undefined;
   return () => (running ??= fn());
@@ -379,7 +402,7 @@ async function shutdown(
     listener: Listener;
     jobs: JobManager;
     scopes: ModelScopes;
-    keys: KeyStore | undefined;
+    keys: KeyDirectory | undefined;
     http: { close(): Promise<void> } | undefined;
     health: HealthImplementation;
     stopRequested: AbortController;

@@ -15,6 +15,8 @@ export interface Authenticator {
   checkRole(caller: Caller, method: string, role: Role, peer: string): void;
   /** Before each further message of a stream: a key revoked or expired meanwhile is refused at once. */
   recheck(caller: Caller, method: string, peer: string): void;
+  /** Calls `listener` whenever the keys may have changed (a key revoked here or, with a shared database, on another replica). */
+  onKeysChanged(listener: () => void): () => void;
   readonly quotas: QuotaCounters;
   readonly audit: AuditLog;
 }
@@ -58,6 +60,7 @@ export function createAuthenticator(options: { keys: KeyDirectory | undefined; q
       if (!keys || hasRole(caller, role)) return;
       deny(permissionDenied(`this key lacks the "${role}" role that ${method} needs`), method, peer, `missing role ${role}`, caller);
     },
+    onKeysChanged: (listener) => keys?.onChange?.(listener) ?? (() => undefined),
     recheck(caller, method, peer) {
       if (!keys || caller === LOCAL_CALLER) return;
       const key = keys.current(caller.keyId);

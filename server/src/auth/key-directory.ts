@@ -1,4 +1,4 @@
-import type { Role } from "./caller.js";
+import type { NewKey } from "./key-tokens.js";
 
 /** Per-tenant (or per-key) limits; absent fields mean the server's defaults. */
 export interface Limits {
@@ -44,8 +44,11 @@ export interface KeyDirectory {
   current(id: string): KeyRecord | undefined;
   tenantLimits(tenant: string): Limits | undefined;
   list(tenant?: string): KeyInfo[];
-  create(options: { tenant: string; roles: readonly Role[]; name?: string; expiresMs?: number; limits?: Limits }): Promise<{ token: string; key: KeyInfo }>;
+  create(options: NewKey): Promise<{ token: string; key: KeyInfo }>;
   /** False when there is no such key (of that tenant, when given). */
   revoke(id: string, tenant?: string): Promise<boolean>;
+  setTenantLimits(tenant: string, limits: Limits): Promise<void>;
+  /** Calls `listener` whenever keys may have changed (revoked elsewhere); returns the unsubscribe. */
+  onChange?(listener: () => void): () => void;
   close(): void;
 }

@@ -1,10 +1,8 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync, statSync, watch, type FSWatcher } from "node:fs";
 import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { isSafeName } from "../common/names.js";
-import { ROLES, type Role } from "./caller.js";
 import type { KeyDirectory, KeyInfo, KeyRecord, Limits, Verdict } from "./key-directory.js";
+import { checkTenantName, keyInfo, mintKey, verifyToken, type NewKey } from "./key-tokens.js";
 
 export type { KeyInfo, KeyRecord, Limits, Verdict } from "./key-directory.js";
 
@@ -13,12 +11,6 @@ interface StoreFile {
   readonly keys: KeyRecord[];
   readonly tenants: Record<string, { limits?: Limits }>;
 }
-
-const PREFIX = "aiaas";
-const TOKEN = /^aiaas_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
-
-const sha256 = (s: string): Buffer => createHash("sha256").update(s).digest();
-
 
 /**
  * API keys in a JSON file: long random tokens, stored as sha256 hashes only, compared in constant time. Each
@@ -32,6 +24,7 @@ export class KeyStore implements KeyDirectory {
   private watcher: FSWatcher | undefined;
   private writing = Promise.resolve();
   private loadedMtimeMs = 0;
+  private readonly listeners = new Set<() => void>();
 
   private constructor(readonly path: string) {}
 
@@ -70,6 +63,7 @@ export class KeyStore implements KeyDirectory {
     if (parsed.version !== 1 || !Array.isArray(parsed.keys)) throw new Error(`${this.path} is not an aiaas key store`);
     this.data = { version: 1, keys: parsed.keys, tenants: parsed.tenants ?? {} };
     this.byId = new Map(parsed.keys.map((k) => [k.id, k]));
+    this.changed();
     try {
       this.loadedMtimeMs = statSync(this.path).mtimeMs;
     } catch {
@@ -90,20 +84,27 @@ export class KeyStore implements KeyDirectory {
     this.watcher?.close();
   }
 
+  /** Calls `listener` after every load of the file (a key revoked by `aiaas keys` ends the open streams of that key). */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Every key record and the tenants' limits, as the file holds them now. */
+  snapshot(): { readonly keys: readonly KeyRecord[]; readonly tenants: Readonly<Record<string, { limits?: Limits }>> } {
+    return { keys: this.data.keys, tenants: this.data.tenants };
+  }
+
+  private changed(): void {
+    for (const l of this.listeners) l();
+  }
+
   /** Checks a bearer token: known, not revoked, not expired. Runs in constant time over the secret. */
   verify(token: string, now = Date.now()): Verdict {
-    const m = TOKEN.exec(token);
-    if (!m) return { ok: false, reason: "malformed key" };
-    if (!this.byId.has(m[1]!)) this.refreshIfChanged();
-    const key = this.byId.get(m[1]!);
-    // Hash even for unknown ids, so timing does not tell which ids exist.
-    const presented = sha256(m[2]!);
-    const stored = key ? Buffer.from(key.hash, "hex") : sha256("");
-    const equal = stored.length === presented.length && timingSafeEqual(stored, presented);
-    if (!key || !equal) return { ok: false, reason: "unknown key" };
-    if (key.revokedMs !== undefined) return { ok: false, reason: "revoked key" };
-    if (key.expiresMs !== undefined && now >= key.expiresMs) return { ok: false, reason: "expired key" };
-    return { ok: true, key };
+    return verifyToken(token, (id) => {
+      if (!this.byId.has(id)) this.refreshIfChanged();
+      return this.byId.get(id);
+    }, now);
   }
 
   /** The key record as it is now (revocations made since a call began show here). */
@@ -116,30 +117,14 @@ export class KeyStore implements KeyDirectory {
   }
 
   list(tenant?: string): KeyInfo[] {
-    return this.data.keys.filter((k) => tenant === undefined || k.tenant === tenant).map(({ hash: _hash, ...info }) => info);
+    return this.data.keys.filter((k) => tenant === undefined || k.tenant === tenant).map(keyInfo);
   }
 
   /** Creates a key; the token is returned once and never stored. */
-  async create(options: { tenant: string; roles: readonly Role[]; name?: string; expiresMs?: number; limits?: Limits }): Promise<{ token: string; key: KeyInfo }> {
-    checkTenantName(options.tenant);
-    if (options.roles.length === 0 || options.roles.some((r) => !ROLES.includes(r))) {
-      throw new Error(`roles must be some of ${ROLES.join(", ")}`);
-    }
-    const id = randomBytes(8).toString("hex");
-    const secret = randomBytes(32).toString("base64url");
-    const record: KeyRecord = {
-      id,
-      tenant: options.tenant,
-      roles: [...new Set(options.roles)],
-      name: options.name ?? "",
-      createdMs: Date.now(),
-      ...(options.expiresMs !== undefined ? { expiresMs: options.expiresMs } : {}),
-      ...(options.limits ? { limits: options.limits } : {}),
-      hash: sha256(secret).toString("hex"),
-    };
+  async create(options: NewKey): Promise<{ token: string; key: KeyInfo }> {
+    const { record, token } = mintKey(options);
     await this.update((keys) => [...keys, record]);
-    const { hash: _hash, ...key } = record;
-    return { token: `${PREFIX}_${id}_${secret}`, key };
+    return { token, key: keyInfo(record) };
   }
 
   /** Revokes a key at once; false when there is no such key (of that tenant, when given). */
@@ -173,17 +158,9 @@ export class KeyStore implements KeyDirectory {
       this.data = next;
       this.byId = new Map(next.keys.map((k) => [k.id, k]));
       this.loadedMtimeMs = statSync(this.path).mtimeMs;
+      this.changed();
     });
     this.writing = run.catch(() => undefined);
     return run;
   }
-}
-
-/** Tenant names become folder names, so they follow the model-name rules. */
-export function checkTenantName(tenant: string): string {
-  // Tenant names become folder names too (the tenant's model tree).
-  if (!isSafeName(tenant)) {
-    throw new Error(`invalid tenant name ${JSON.stringify(tenant.slice(0, 140))}: use 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit`);
-  }
-  return tenant;
 }

@@ -1,7 +1,7 @@
 import type { Deadline, Metadata } from "@grpc/grpc-js";
 import { setMaxListeners } from "node:events";
 import { onAbort } from "../common/abort-listeners.js";
-import { cancelled, deadlineExceeded } from "../common/errors.js";
+import { cancelled, deadlineExceeded, type ServerError } from "../common/errors.js";
 import { LOCAL_CALLER, type Caller } from "../auth/index.js";
 
 /** What every handler gets besides its request: cancellation and the deadline, as one AbortSignal. */
@@ -24,6 +24,10 @@ export interface CallContext {
   takeToken(this: CallContext): void;
   /** Runs before each further message of a stream (the authentication middleware re-checks the key there). Call it as a method. */
   checkMessage(this: CallContext): void;
+  /** Ends the call from the server's side with `error`'s status (an open stream whose key was revoked meanwhile). */
+  terminate(error: ServerError): void;
+  /** The error `terminate` ended the call with. */
+  readonly terminated: ServerError | undefined;
 }
 
 /** The parts of a grpc-js server call (unary or streaming) a context needs. */
@@ -52,8 +56,17 @@ export function createCallContext(call: SurfaceCall, serverStopping: AbortSignal
     deadline = performance.now() + remaining;
     timer = setTimeout(() => controller.abort(deadlineExceeded("the call's deadline passed")), Math.max(0, remaining));
   }
+  let terminated: ServerError | undefined;
   return {
     context: {
+      terminate(error) {
+        if (controller.signal.aborted) return;
+        terminated = error;
+        controller.abort(error);
+      },
+      get terminated() {
+        return terminated;
+      },
       signal: controller.signal,
       deadline,
       metadata: call.metadata,

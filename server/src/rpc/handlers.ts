@@ -105,6 +105,19 @@ async function respond<Res>(
   let end = noEnd;
   let code: number = Code.OK;
   let failure: unknown;
+  let statusSent = false;
+  const sendStatus = (error: unknown): void => {
+    const status = toStatus(error, env.logger, info.method);
+    code = status.code;
+    failure = error;
+    if (statusSent) return;
+    statusSent = true;
+    call.emit("error", status);
+  };
+  // Ended by the server (the key was revoked): the status goes out now, even while the handler waits for a message.
+  const unsubscribe = onAbort(context.signal, () => {
+    if (context.terminated) sendStatus(context.terminated);
+  });
   try {
     end = enter(context);
     for await (const response of responses(context)) {
@@ -116,11 +129,13 @@ async function respond<Res>(
     }
     if (!context.signal.aborted) call.end();
   } catch (error) {
-    const status = toStatus(error, env.logger, info.method);
-    code = status.code;
-    failure = error;
-    if (!context.signal.aborted) call.emit("error", status);
+    if (!context.signal.aborted) sendStatus(error);
+    else if (!context.terminated) {
+      code = toStatus(error, env.logger, info.method).code;
+      failure = error;
+    }
   } finally {
+    unsubscribe();
     if (context.signal.aborted && code === Code.OK) code = (context.signal.reason as { code?: number } | undefined)?.code ?? Code.CANCELLED;
     end(code, failure);
     dispose();

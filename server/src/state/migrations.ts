@@ -47,6 +47,25 @@ export const MIGRATIONS: readonly Migration[] = [
       `ALTER TABLE jobs ADD COLUMN owner text, ADD COLUMN lease_until_ms bigint NOT NULL DEFAULT 0, ADD COLUMN cancel_requested boolean NOT NULL DEFAULT false`,
     ],
   },
+  {
+    version: 3,
+    description: "API keys and tenant limits, for replicas that share the database",
+    sql: [
+      `CREATE TABLE api_keys (
+        id text PRIMARY KEY,
+        tenant text NOT NULL,
+        roles text[] NOT NULL,
+        name text NOT NULL DEFAULT '',
+        created_ms bigint NOT NULL,
+        expires_ms bigint,
+        revoked_ms bigint,
+        limits jsonb,
+        hash text NOT NULL
+      )`,
+      `CREATE INDEX api_keys_tenant ON api_keys (tenant)`,
+      `CREATE TABLE tenant_limits (tenant text PRIMARY KEY, limits jsonb NOT NULL)`,
+    ],
+  },
 ];
 
 /** The advisory lock migrations hold (an arbitrary constant of this project). */

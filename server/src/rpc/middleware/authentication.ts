@@ -1,13 +1,27 @@
 import type { Authenticator } from "../../auth/index.js";
+import { ServerError } from "../../common/errors.js";
 import type { CallContext } from "../call-context.js";
 import type { Middleware } from "./middleware.js";
 
 /**
  * Resolves the caller from the call's one `authorization` header and puts it in the context, with its tenant
  * as the call's fairness key. On a stream every further message re-checks the key, so a key revoked or expired
- * meanwhile is refused at once.
+ * meanwhile is refused at once; and when the keys change, every open stream is checked, so one that waits
+ * (WatchJob, an idle PredictStream) ends with UNAUTHENTICATED too.
  */
 export function authenticationMiddleware(auth: Authenticator): Middleware {
+  const open = new Set<CallContext>();
+  auth.onKeysChanged(() => {
+    for (const context of open) {
+      try {
+        context.checkMessage();
+      } catch (error) {
+        open.delete(context);
+        context.terminate(ServerError.from(error));
+      }
+    }
+  });
+  const forget = (context: CallContext) => () => void open.delete(context);
   return {
     name: "authentication",
     forMethod({ method, streaming }) {
@@ -20,7 +34,10 @@ export function authenticationMiddleware(auth: Authenticator): Middleware {
         const caller = auth.authenticate(context.metadata.get("authorization"), method, context.peer);
         context.caller = caller;
         if (caller.tenant !== undefined) context.fairnessKey = caller.tenant;
-        if (streaming) context.checkMessage = recheck;
+        if (!streaming || !auth.enabled) return;
+        context.checkMessage = recheck;
+        open.add(context);
+        return forget(context);
       };
     },
   };
