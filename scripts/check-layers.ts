@@ -10,7 +10,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   telemetry: ["common"],
   runtime: ["common"],
   batching: ["common", "runtime", "telemetry"],
-  auth: ["common"],
+  auth: ["common", "state"],
   state: ["common"],
   repository: ["common", "runtime"],
   serving: ["common", "telemetry", "runtime", "batching", "repository"],

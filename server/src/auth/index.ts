@@ -3,7 +3,7 @@ export type { Authenticator } from "./authenticator.js";
 export { KeyStore } from "./key-store.js";
 export { SqlKeyDirectory } from "./sql-key-directory.js";
 export { checkTenantName } from "./key-tokens.js";
-export type { NewKey } from "./key-tokens.js";
+export type { NewKey } from "./key-directory.js";
 export type { KeyInfo, KeyRecord, Limits } from "./key-store.js";
 export type { KeyDirectory } from "./key-directory.js";
 export { Quotas } from "./quotas.js";

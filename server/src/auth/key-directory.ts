@@ -1,4 +1,4 @@
-import type { NewKey } from "./key-tokens.js";
+import type { Role } from "./caller.js";
 
 /** Per-tenant (or per-key) limits; absent fields mean the server's defaults. */
 export interface Limits {
@@ -29,6 +29,15 @@ export interface KeyRecord {
 }
 
 export type KeyInfo = Omit<KeyRecord, "hash">;
+
+/** What a new key is made of. */
+export interface NewKey {
+  readonly tenant: string;
+  readonly roles: readonly Role[];
+  readonly name?: string;
+  readonly expiresMs?: number;
+  readonly limits?: Limits;
+}
 
 export type Verdict = { readonly ok: true; readonly key: KeyRecord } | { readonly ok: false; readonly reason: string };
 

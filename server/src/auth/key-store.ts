@@ -1,8 +1,8 @@
 import { readFileSync, statSync, watch, type FSWatcher } from "node:fs";
 import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import type { KeyDirectory, KeyInfo, KeyRecord, Limits, Verdict } from "./key-directory.js";
-import { checkTenantName, keyInfo, mintKey, verifyToken, type NewKey } from "./key-tokens.js";
+import type { KeyDirectory, KeyInfo, KeyRecord, Limits, NewKey, Verdict } from "./key-directory.js";
+import { checkTenantName, keyInfo, mintKey, verifyToken } from "./key-tokens.js";
 
 export type { KeyInfo, KeyRecord, Limits, Verdict } from "./key-directory.js";
 

@@ -1,16 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { isSafeName } from "../common/names.js";
-import { ROLES, type Role } from "./caller.js";
-import type { KeyInfo, KeyRecord, Limits, Verdict } from "./key-directory.js";
-
-/** What a new key is made of. */
-export interface NewKey {
-  readonly tenant: string;
-  readonly roles: readonly Role[];
-  readonly name?: string;
-  readonly expiresMs?: number;
-  readonly limits?: Limits;
-}
+import { ROLES } from "./caller.js";
+import type { KeyInfo, KeyRecord, NewKey, Verdict } from "./key-directory.js";
 
 const PREFIX = "aiaas";
 const TOKEN = /^aiaas_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;

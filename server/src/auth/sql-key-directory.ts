@@ -1,7 +1,7 @@
 import type { Database } from "../state/index.js";
 import type { Role } from "./caller.js";
-import type { KeyDirectory, KeyInfo, KeyRecord, Limits, Verdict } from "./key-directory.js";
-import { checkTenantName, keyInfo, mintKey, verifyToken, type NewKey } from "./key-tokens.js";
+import type { KeyDirectory, KeyInfo, KeyRecord, Limits, NewKey, Verdict } from "./key-directory.js";
+import { checkTenantName, keyInfo, mintKey, verifyToken } from "./key-tokens.js";
 
 /** Notified after every change of keys or tenant limits; each replica then reads them again. */
 const CHANNEL = "aiaas_keys";
