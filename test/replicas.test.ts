@@ -149,6 +149,23 @@ describe("three replicas on one PostgreSQL", { skip: pgSkip }, () => {
     }
   });
 
+  it("a version published through A is served by C; an unload through B and a load through C reach every replica", async () => {
+    const [a, b, c] = clients as [AiaasClient, AiaasClient, AiaasClient];
+    for await (const e of a.train(spec("published", 3), [{ inputs: { x }, labels: y }])) void e;
+    const doneAt = Date.now();
+    const one = Tensor.float32([1, 8], Float32Array.from({ length: 8 }, (_, i) => i / 8));
+    const servedAfter = await until(async () => (await c.predict("published", { x: one })).version === "1", "C serves the version A published");
+    const stateOn = async (client: AiaasClient): Promise<string> => (await client.models.get("published")).state;
+    await b.models.unload("published");
+    const unloadedAfter = await until(async () => (await stateOn(a)) === "unloaded" && (await stateOn(c)) === "unloaded", "A and C unload it too");
+    await assert.rejects(c.predict("published", { x: one }));
+    await c.models.load("published");
+    const loadedAfter = await until(async () => (await stateOn(a)) === "ready" && (await stateOn(b)) === "ready", "A and B load it again");
+    const names = await Promise.all(clients.slice(0, 3).map(async (k) => (await k.models.list()).map((m) => `${m.name}:${m.state}`).sort().join(",")));
+    assert.equal(new Set(names).size, 1, `ListModels agrees: ${names.join(" | ")}`);
+    console.log(`# model control: published version served by another replica ${servedAfter} ms after the job ended (${Date.now() - doneAt} ms in all); unload reached the others after ${unloadedAfter} ms, load after ${loadedAfter} ms`);
+  });
+
   /** An Admin RPC with the bootstrap admin key (the SDK has no Admin API). */
   function adminCall<T = unknown>(address: string, method: "createKey" | "revokeKey", request: object): Promise<T> {
     const client = new AdminClient(address, credentials.createInsecure());

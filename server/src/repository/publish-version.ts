@@ -34,15 +34,23 @@ async function syncDir(path: string): Promise<void> {
 const locks = new Map<string, Promise<unknown>>();
 
 /**
+ * Mutual exclusion across processes that share the repository (replicas on one volume): runs `work` while
+ * holding the lock named `key`. Within one process the per-model queue below is enough.
+ */
+export type RepositoryLock = <T>(key: string, work: () => Promise<T>) => Promise<T>;
+
+const inProcess: RepositoryLock = (_key, work) => work();
+
+/**
  * Publishes a new version of a model: the files are written and synced in a hidden folder, which is then
  * renamed into place, so the repository never holds a half-written version, even after kill -9 (a leftover
  * hidden folder is no version and is removed by the next publish). Publishes of one model run one at a
  * time so each gets the next number. Returns the version.
  */
-export function publishVersion(root: string, name: string, files: PublishFiles, tag: string): Promise<number> {
+export function publishVersion(root: string, name: string, files: PublishFiles, tag: string, lock: RepositoryLock = inProcess): Promise<number> {
   checkModelName(name);
   const key = join(root, name);
-  const run = (locks.get(key) ?? Promise.resolve()).then(async () => {
+  const run = (locks.get(key) ?? Promise.resolve()).then(() => lock(`publish ${key}`, async () => {
     const exists = await modelExists(root, name);
     const staging = exists ? join(root, name, `.publish-${tag}`) : join(root, `.publish-${tag}`);
     await rm(staging, { recursive: true, force: true });
@@ -73,7 +81,7 @@ export function publishVersion(root: string, name: string, files: PublishFiles, 
       await rm(staging, { recursive: true, force: true }).catch(() => undefined);
       throw error;
     }
-  });
+  }));
   locks.set(key, run.catch(() => undefined));
   return run;
 }
@@ -82,24 +90,28 @@ export function publishVersion(root: string, name: string, files: PublishFiles, 
  * Takes a published version out again (one that was written but must not serve, e.g. it did not load),
  * under the same per-model lock as publishing so a concurrent publish never sees it half-removed.
  */
-export function withdrawVersion(root: string, name: string, version: number): Promise<void> {
+export function withdrawVersion(root: string, name: string, version: number, lock: RepositoryLock = inProcess): Promise<void> {
   checkModelName(name);
   const key = join(root, name);
-  const run = (locks.get(key) ?? Promise.resolve()).then(() => rm(join(root, name, String(version)), { recursive: true, force: true }));
+  const run = (locks.get(key) ?? Promise.resolve()).then(() => lock(`publish ${key}`, () => rm(join(root, name, String(version)), { recursive: true, force: true })));
   locks.set(key, run.catch(() => undefined));
   return run;
 }
 
 /**
  * Removes the staging folders a crash left (`.publish-*` at the root and in each model's folder): they are no
- * version and never were visible. Run at start, before anything publishes.
+ * version and never were visible. Run at start, before anything publishes here; `minAgeMs` spares those that
+ * may be another process's publish under way (a repository shared by replicas).
  */
-export async function removeStaleStaging(root: string): Promise<string[]> {
+export async function removeStaleStaging(root: string, minAgeMs = 0): Promise<string[]> {
   const removed: string[] = [];
+  const young = async (path: string): Promise<boolean> =>
+    minAgeMs > 0 && (await stat(path).then((s) => Date.now() - s.mtimeMs < minAgeMs, () => true));
   const sweep = async (dir: string): Promise<void> => {
     for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
       if (!entry.isDirectory()) continue;
       if (entry.name.startsWith(".publish-")) {
+        if (await young(join(dir, entry.name))) continue;
         await rm(join(dir, entry.name), { recursive: true, force: true });
         removed.push(join(dir, entry.name));
       } else if (dir === root && !entry.name.startsWith(".")) {

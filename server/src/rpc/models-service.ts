@@ -61,17 +61,21 @@ export function toWireModel(status: ModelStatus): Model {
   };
 }
 
-export function createModelsService(scopes: ModelScopes, env: HandlerEnv): UntypedServiceImplementation {
+/** Tells other replicas sharing the repository what a LoadModel or UnloadModel did here (they do it too). */
+export type ModelControlAnnouncer = (tenant: string | undefined, model: string, action: "load" | "unload") => void;
+
+export function createModelsService(scopes: ModelScopes, env: HandlerEnv, announce?: ModelControlAnnouncer): UntypedServiceImplementation {
+  const control = async (action: "load" | "unload", name: string, caller: { tenant: string | undefined; roles: ReadonlySet<string> }): Promise<Model> => {
+    const model = toWireModel(await scopes.for(caller)[action](checkModelName(name)));
+    announce?.(caller.tenant, name, action);
+    return model;
+  };
   return implement(ModelsService, env, {
     listModels: { role: "predict", handle: async (_r, context) => ({ models: scopes.for(context.caller).list().map(toWireModel) }) },
     getModel: { role: "predict", handle: async (request, context) => ({
       model: toWireModel(await scopes.for(context.caller).status(checkModelName(request.name))),
     }) },
-    loadModel: { role: "train", handle: async (request, context) => ({
-      model: toWireModel(await scopes.for(context.caller).load(checkModelName(request.name))),
-    }) },
-    unloadModel: { role: "train", handle: async (request, context) => ({
-      model: toWireModel(await scopes.for(context.caller).unload(checkModelName(request.name))),
-    }) },
+    loadModel: { role: "train", handle: async (request, context) => ({ model: await control("load", request.name, context.caller) }) },
+    unloadModel: { role: "train", handle: async (request, context) => ({ model: await control("unload", request.name, context.caller) }) },
   });
 }

@@ -68,8 +68,9 @@ export function createModelRegistry(
   logger: Logger,
   tenant?: string,
   supervision: SessionSupervision = DEFAULT_SUPERVISION,
+  shared = false,
 ): ModelRegistry {
-  return new RepositoryRegistry(root, defaults, logger, tenant, supervision);
+  return new RepositoryRegistry(root, defaults, logger, tenant, supervision, shared);
 }
 
 /** A version's state as it is now: a loaded version reports its sessions' health. */
@@ -98,6 +99,9 @@ const exclusive = <T>(entry: Entry, work: () => Promise<T>): Promise<T> => {
 
 const loadedOf = (versions: Iterable<VersionStatus>): LoadedVersion[] => [...versions].flatMap((v) => (v.loaded ? [v.loaded] : []));
 
+/** A staging folder younger than this in a shared tree may be a publish under way on another replica. */
+const STAGING_GRACE_MS = 10 * 60_000;
+
 /** The models of one repository tree, loaded into sessions and batchers. */
 class RepositoryRegistry implements ModelRegistry {
   private readonly entries = new Map<string, Entry>();
@@ -109,11 +113,14 @@ class RepositoryRegistry implements ModelRegistry {
     private readonly logger: Logger,
     private readonly tenant: string | undefined,
     private readonly supervision: SessionSupervision,
+    /** Whether other replicas publish into this tree too (their staging folders are spared at start). */
+    private readonly shared: boolean,
   ) {}
 
   async loadAll(): Promise<void> {
-    // At start nothing publishes yet: a staging folder is what a crash left mid-publish, never a version.
-    for (const path of await removeStaleStaging(this.root)) this.logger.warn({ path }, `removed ${path}, left by a publish a crash interrupted`);
+    // At start nothing publishes yet here: a staging folder is what a crash left mid-publish, never a version
+    // (or, in a tree replicas share, maybe another replica's publish under way: only old ones are removed).
+    for (const path of await removeStaleStaging(this.root, this.shared ? STAGING_GRACE_MS : 0)) this.logger.warn({ path }, `removed ${path}, left by a publish a crash interrupted`);
     const names = await listModelNames(this.root);
     await Promise.all(names.map((name) => this.load(name)));
   }

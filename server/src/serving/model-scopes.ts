@@ -33,17 +33,19 @@ export async function createModelScopes(options: {
   defaults: ServingDefaults;
   /** How sessions that die are replaced, and when a version gives up. */
   supervision?: SessionSupervision;
+  /** Whether other replicas share the repository (and publish into it). */
+  shared?: boolean;
   logger: Logger;
 }): Promise<ModelScopes> {
   const { defaults, logger } = options;
-  const pub = createModelRegistry(options.publicRoot, defaults, logger, undefined, options.supervision);
+  const pub = createModelRegistry(options.publicRoot, defaults, logger, undefined, options.supervision, options.shared);
   await pub.loadAll();
   const tenants = new Map<string, ModelRegistry>();
   const views = new Map<string, ModelRegistry>();
   const tenantRegistry = (tenant: string): ModelRegistry => {
     let registry = tenants.get(tenant);
     if (!registry) {
-      registry = createModelRegistry(join(options.tenantRoot!, tenant), defaults, logger.child({ tenant }), tenant, options.supervision);
+      registry = createModelRegistry(join(options.tenantRoot!, tenant), defaults, logger.child({ tenant }), tenant, options.supervision, options.shared);
       tenants.set(tenant, registry);
     }
     return registry;

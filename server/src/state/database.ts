@@ -18,6 +18,11 @@ export interface Database extends Queryable {
    * `handler` (this process's own too). Returns the unsubscribe.
    */
   listen(channel: string, handler: NotificationHandler): Promise<() => Promise<void>>;
+  /**
+   * Runs `work` holding the lock named `key` against every process on this database (a PostgreSQL advisory
+   * lock; the embedded database has one process, so there it just runs).
+   */
+  exclusive<T>(key: string, work: () => Promise<T>): Promise<T>;
   /** Whether other processes may share this database (a PostgreSQL server), so work must be coordinated through it. */
   readonly shared: boolean;
   /** Where it is, for the log (never credentials). */

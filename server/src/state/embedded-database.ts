@@ -22,6 +22,7 @@ export async function openEmbeddedDatabase(dir: string): Promise<Database> {
       return () => unlisten();
     },
     shared: false,
+    exclusive: (_key, work) => work(),
     close: () => db.close(),
   };
 }

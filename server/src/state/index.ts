@@ -3,3 +3,5 @@ export { openEmbeddedDatabase } from "./embedded-database.js";
 export { MIGRATIONS, migrate } from "./migrations.js";
 export type { Migration } from "./migrations.js";
 export { describePostgres, openPostgresDatabase } from "./postgres-database.js";
+export { ModelChangeLog } from "./model-change-log.js";
+export type { ModelAction, ModelChange } from "./model-change-log.js";

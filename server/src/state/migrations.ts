@@ -66,6 +66,21 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE TABLE tenant_limits (tenant text PRIMARY KEY, limits jsonb NOT NULL)`,
     ],
   },
+  {
+    version: 4,
+    description: "model control announced to every replica: loads, unloads and published versions",
+    sql: [
+      `CREATE TABLE model_changes (
+        seq bigserial PRIMARY KEY,
+        tenant text NOT NULL,
+        model text NOT NULL,
+        action text NOT NULL,
+        replica text NOT NULL,
+        at_ms bigint NOT NULL
+      )`,
+      `CREATE INDEX model_changes_model ON model_changes (tenant, model, seq)`,
+    ],
+  },
 ];
 
 /** The advisory lock migrations hold (an arbitrary constant of this project). */

@@ -50,6 +50,19 @@ export async function openPostgresDatabase(url: string): Promise<Database> {
         client.release();
       }
     },
+    async exclusive(key, work) {
+      const client = await pool.connect();
+      try {
+        await client.query(`SELECT pg_advisory_lock(hashtext($1))`, [key]);
+        try {
+          return await work();
+        } finally {
+          await client.query(`SELECT pg_advisory_unlock(hashtext($1))`, [key]).catch(() => undefined);
+        }
+      } finally {
+        client.release();
+      }
+    },
     close: async () => {
       await listener.close();
       await pool.end();

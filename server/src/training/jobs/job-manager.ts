@@ -1,8 +1,9 @@
-import type { TrainSpec } from "@aiaas/sdk/gen";
+import { JobState, type TrainSpec } from "@aiaas/sdk/gen";
 import type { Logger } from "pino";
 import { crashPoint } from "../../common/crash-points.js";
 import { Code, ServerError, invalidArgument, notFound, unavailable } from "../../common/errors.js";
 import type { ProviderName } from "../../runtime/index.js";
+import type { RepositoryLock } from "../../repository/index.js";
 import type { ModelRegistry } from "../../serving/index.js";
 import { CheckpointStore } from "./checkpoint-store.js";
 import type { DataWriter } from "./data-journal.js";
@@ -37,6 +38,8 @@ export interface JobManagerOptions {
    * taken up again. Absent: jobs live in memory and a shutdown cancels them.
    */
   readonly durable?: DurableJobs;
+  /** Called when a job published a version (replicas sharing the repository load it too). */
+  readonly onPublished?: (tenant: string | undefined, model: string) => void;
 }
 
 
@@ -116,6 +119,7 @@ class Jobs implements JobManager {
   /** When each job this replica runs became its own (to tell a lease lost from one taken after a renewal began). */
   private readonly heldSince = new Map<string, number>();
   private readonly leases: JobLeases | undefined;
+  private readonly publishLock: RepositoryLock | undefined;
   private closed = false;
 
   constructor(private readonly options: JobManagerOptions) {
@@ -123,6 +127,7 @@ class Jobs implements JobManager {
     this.checkpoints = new CheckpointStore(options.checkpointsDir);
     const durable = options.durable;
     if (durable?.shared) {
+      this.publishLock = (key, work) => durable.db.exclusive(key, work);
       this.leases = new JobLeases(durable.journal, durable.db, {
         freeSlots: () => Math.max(0, options.maxConcurrentJobs - this.running.size - this.waiting.length),
         takeUp: (stored) => this.takeUp(stored),
@@ -362,6 +367,7 @@ class Jobs implements JobManager {
     return () => {
       release();
       this.heldSince.delete(job().id);
+      if (job().state === JobState.JOB_STATE_SUCCEEDED) this.options.onPublished?.(tenant, job().identity.model);
       const writer = this.writers.get(job() as TrainJob);
       this.writers.delete(job() as TrainJob);
       const durable = this.options.durable;
@@ -384,7 +390,7 @@ class Jobs implements JobManager {
     while (!this.closed && this.running.size < options.maxConcurrentJobs && this.waiting.length > 0) {
       const job = this.waiting.shift()!;
       if (job.terminal || job.suspended) continue;
-      const run = runJob(job, { checkpoints: this.checkpoints, threads: options.threads, providers: options.providers, logger: options.logger }).finally(() => {
+      const run = runJob(job, { checkpoints: this.checkpoints, threads: options.threads, providers: options.providers, logger: options.logger, publishLock: this.publishLock }).finally(() => {
         this.running.delete(run);
         this.pump();
         // A slot is free: a job nobody holds may be waiting for one.

@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { crashPoint } from "../../common/crash-points.js";
 import { Code, ServerError } from "../../common/errors.js";
 import type { ProviderName } from "../../runtime/index.js";
-import { findPublishedVersion, publishVersion, withdrawVersion } from "../../repository/index.js";
+import { findPublishedVersion, publishVersion, withdrawVersion, type RepositoryLock } from "../../repository/index.js";
 import { encodeModel } from "../onnx/model-file.js";
 import { createTrainRunner, type TrainRunner } from "../engine/train-runner.js";
 import { bakeWeights } from "../engine/train-program.js";
@@ -21,6 +21,8 @@ export interface RunJobDeps {
   readonly threads: number;
   readonly providers: readonly ProviderName[];
   readonly logger: Logger;
+  /** Held while publishing, across replicas that share the repository (each publish then gets its own version number). */
+  readonly publishLock?: RepositoryLock;
 }
 
 /** What a published version's metrics.json says of the job that trained it. */
@@ -351,13 +353,13 @@ class JobRun {
     await this.close();
     const summary = { job: job.id, stopReason: this.stopReason, ...(restored ? { weightsOfEpoch: restored.epoch } : {}), ...metrics, steps: Number(metrics.steps), validationRows: Number(metrics.validationRows) };
     const registry = job.owner.registry;
-    const version = await publishVersion(registry.root, spec.model, { model: encodeModel(model), extra: { "metrics.json": JSON.stringify(summary, null, 2) + "\n" } }, job.id);
+    const version = await publishVersion(registry.root, spec.model, { model: encodeModel(model), extra: { "metrics.json": JSON.stringify(summary, null, 2) + "\n" } }, job.id, deps.publishLock);
     crashPoint("publish-renamed");
     const loaded = await registry.load(spec.model);
     const published = loaded.versions.find((v) => v.version === version);
     if (!published || published.state !== "ready") {
       // Never leave a version that does not serve: take it out again.
-      await withdrawVersion(registry.root, spec.model, version);
+      await withdrawVersion(registry.root, spec.model, version, deps.publishLock);
       await registry.load(spec.model).catch(() => undefined);
       throw new ServerError(Code.INTERNAL, `the trained model was written as version ${version} but did not load: ${published?.reason ?? loaded.reason}`);
     }
