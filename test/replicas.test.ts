@@ -14,6 +14,8 @@ import { serveProcess, type ServeProcess } from "./support/serve-process.js";
 import { pgSkip, testDatabase } from "./support/postgres.js";
 
 const LEASE_MS = 1000;
+const RATE = 100;
+const BURST = 10;
 
 const x = Tensor.float32([512, 8], Float32Array.from({ length: 4096 }, (_, i) => Math.sin(i * 0.37)));
 const y = Tensor.int64([512], BigInt64Array.from({ length: 512 }, (_, i) => BigInt(i % 3)));
@@ -33,6 +35,7 @@ describe("three replicas on one PostgreSQL", { skip: pgSkip }, () => {
   let drop = async (): Promise<void> => undefined;
   let args: string[] = [];
   let adminKey = "";
+  let meteredKey = "";
   const replicas: ServeProcess[] = [];
   const clients: AiaasClient[] = [];
 
@@ -50,7 +53,9 @@ describe("three replicas on one PostgreSQL", { skip: pgSkip }, () => {
     await mkdir(join(dir, "models"));
     // The file gives every replica the first admin key; the keys made later live in the database.
     const keysFile = join(dir, "keys.json");
-    adminKey = (await (await KeyStore.open(keysFile)).create({ tenant: "ops", roles: ["admin"], name: "bootstrap" })).token;
+    const store = await KeyStore.open(keysFile);
+    adminKey = (await store.create({ tenant: "ops", roles: ["admin"], name: "bootstrap" })).token;
+    meteredKey = (await store.create({ tenant: "metered", roles: ["predict"], name: "rate", limits: { requestsPerSecond: RATE, burst: BURST } })).token;
     args = ["--models", join(dir, "models"), "--state-dir", join(dir, "state"), "--database-url", db.url, "--job-lease-ms", String(LEASE_MS), "--keys", keysFile];
     // One at a time first (the schema is migrated once), then the rest together.
     await startReplica();
@@ -164,6 +169,37 @@ describe("three replicas on one PostgreSQL", { skip: pgSkip }, () => {
     const names = await Promise.all(clients.slice(0, 3).map(async (k) => (await k.models.list()).map((m) => `${m.name}:${m.state}`).sort().join(",")));
     assert.equal(new Set(names).size, 1, `ListModels agrees: ${names.join(" | ")}`);
     console.log(`# model control: published version served by another replica ${servedAfter} ms after the job ended (${Date.now() - doneAt} ms in all); unload reached the others after ${unloadedAfter} ms, load after ${loadedAfter} ms`);
+  });
+
+  it("a tenant's rate limit holds in total across the three replicas", async () => {
+    const client = createClient({ addresses: replicas.slice(0, 3).map((r) => r.address), apiKey: meteredKey, retry: { maxAttempts: 1 } });
+    try {
+      const seconds = 4;
+      const start = Date.now();
+      const end = start + seconds * 1000;
+      let granted = 0;
+      let refused = 0;
+      await Promise.all(Array.from({ length: 12 }, async () => {
+        while (Date.now() < end) {
+          try {
+            await client.models.list();
+            granted++;
+          } catch (e) {
+            if ((e as { code?: number }).code !== status.RESOURCE_EXHAUSTED) throw e;
+            refused++;
+            await new Promise((resolve) => setTimeout(resolve, 2));
+          }
+        }
+      }));
+      const elapsed = (Date.now() - start) / 1000;
+      const allowed = BURST + RATE * elapsed;
+      const ratio = granted / allowed;
+      console.log(`# cluster-wide rate: ${granted} granted of ${granted + refused} over ${elapsed.toFixed(2)} s at ${RATE}/s (burst ${BURST}) through 3 replicas: granted ÷ limit = ${ratio.toFixed(3)}`);
+      assert.ok(refused > granted, "the load was well over the limit");
+      assert.ok(ratio > 0.9 && ratio < 1.1, `granted ÷ limit ${ratio.toFixed(3)} is within 10%`);
+    } finally {
+      client.close();
+    }
   });
 
   /** An Admin RPC with the bootstrap admin key (the SDK has no Admin API). */

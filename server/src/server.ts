@@ -27,8 +27,7 @@ import {
 } from "./auth/index.js";
 import { createAdminService } from "./rpc/admin-service.js";
 import { openServerState, type ServerState } from "./server-state.js";
-import { startModelSync, type ModelSync } from "./model-sync.js";
-import { ModelChangeLog } from "./state/index.js";
+import { joinCluster, type Cluster } from "./cluster.js";
 import { parseProviders, type ProviderName } from "./runtime/index.js";
 import { createInferenceService } from "./rpc/inference-service.js";
 import { createInferenceProtocolService } from "./rpc/inference-protocol-service.js";
@@ -231,7 +230,7 @@ function addServices(server: Server, deps: {
   providers: readonly ProviderName[];
   maxMessageBytes: number;
   isServing: () => boolean;
-  modelSync: ModelSync | undefined;
+  cluster: Cluster | undefined;
 }): { jobs: JobManager; health: HealthImplementation } {
   const { options, env, scopes } = deps;
   const inferenceDeps = {
@@ -241,7 +240,7 @@ function addServices(server: Server, deps: {
     maxStreamInflight: options.maxStreamInflight ?? SERVE_DEFAULTS.maxStreamInflight,
   };
   server.addService(withSafeDecoding(inferenceServiceDefinition), createInferenceService(inferenceDeps));
-  server.addService(withSafeDecoding(ModelsService), createModelsService(scopes, env, deps.modelSync?.announce));
+  server.addService(withSafeDecoding(ModelsService), createModelsService(scopes, env, deps.cluster?.models.announce));
   server.addService(withSafeDecoding(AdminService), createAdminService(deps.keys, deps.audit, env));
   const jobs = createJobManager({
     checkpointsDir: options.training?.checkpointsDir ?? deps.state?.checkpointsDir ?? join(tmpdir(), "aiaas-checkpoints"),
@@ -251,7 +250,7 @@ function addServices(server: Server, deps: {
     maxDataBytes: options.training?.maxDataBytes ?? SERVE_DEFAULTS.training.maxDataBytes,
     logger: env.logger,
     durable: deps.state?.durableJobs(scopes),
-    onPublished: deps.modelSync && ((tenant, model) => deps.modelSync!.announce(tenant, model, "load")),
+    onPublished: deps.cluster && ((tenant, model) => deps.cluster!.models.announce(tenant, model, "load")),
   });
   server.addService(withSafeDecoding(TrainingService), createTrainingService(jobs, scopes, { ...env, quotas: env.auth.quotas, limits: inferenceDeps.limits }));
   server.addService(
@@ -298,7 +297,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   let keys: KeyDirectory | undefined;
   let http: Awaited<ReturnType<typeof startOperationsHttp>> | undefined;
   let state: ServerState | undefined;
-  let modelSync: ModelSync | undefined;
+  let cluster: Cluster | undefined;
   try {
     if (options.databaseUrl && !options.stateDir) throw invalidArgument("--database-url needs a --state-dir for the jobs' uploads and checkpoints");
     state = options.stateDir ? await openServerState(options.stateDir, logger, { databaseUrl: options.databaseUrl, jobLeaseMs: options.jobLeaseMs }) : undefined;
@@ -336,13 +335,13 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       logger,
     });
     const audit = createAuditLog(options.auth?.auditLogger ?? logger);
-    const auth = createAuthenticator({ keys, quotas: new Quotas({ ...DEFAULT_LIMITS, ...options.auth?.defaultLimits }, keys), audit });
+    // Replicas sharing a database and repository: shared rates, and each other's model control applied.
+    cluster = await joinCluster(state, scopes, logger);
+    const auth = createAuthenticator({ keys, quotas: new Quotas({ ...DEFAULT_LIMITS, ...options.auth?.defaultLimits }, keys, cluster?.quotas), audit });
     // Aborted when a graceful shutdown begins, so open streams wind down instead of holding it up.
     const stopRequested = new AbortController();
     const env = { logger, serverStopping: stopRequested.signal, middleware: serverMiddleware(auth, logger), auth };
-    // Replicas sharing a database and repository apply each other's model control.
-    modelSync = state?.db.shared ? await startModelSync(new ModelChangeLog(state.db, state.replica), scopes, logger) : undefined;
-    const { jobs, health } = addServices(server, { options, state, env, scopes, keys, audit, providers, maxMessageBytes, isServing: () => serving, modelSync });
+    const { jobs, health } = addServices(server, { options, state, env, scopes, keys, audit, providers, maxMessageBytes, isServing: () => serving, cluster });
     const restored = await jobs.restore();
     if (restored.resumed + restored.failed > 0) logger.info(restored, `training jobs after the restart: ${restored.resumed} resumed, ${restored.failed} could not continue`);
     listener.accept();
@@ -354,7 +353,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     });
     const address = `${host.includes(":") ? `[${host}]` : host}:${listener.port}`;
     logger.info({ address }, `aiaas listening on ${address}`);
-    const parts = { server, listener, jobs, scopes, keys, http, health, stopRequested, logger, state, modelSync };
+    const parts = { server, listener, jobs, scopes, keys, http, health, stopRequested, logger, state, cluster };
     return {
       port: listener.port,
       httpPort: http?.port,
@@ -371,7 +370,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       }),
     };
   } catch (error) {
-    await modelSync?.close();
+    await cluster?.close();
     await Promise.allSettled([listener.close(), http?.close(), scopes?.close(), state?.close()]);
     keys?.close();
     throw error;
@@ -417,7 +416,7 @@ async function shutdown(
     stopRequested: AbortController;
     logger: Logger;
     state: ServerState | undefined;
-    modelSync: ModelSync | undefined;
+    cluster: Cluster | undefined;
   },
   grace: number,
 ): Promise<void> {
@@ -438,7 +437,7 @@ async function shutdown(
   });
   await closing;
   await parts.jobs.close();
-  await parts.modelSync?.close();
+  await parts.cluster?.close();
   parts.keys?.close();
   await parts.state?.close();
   await parts.scopes.close();

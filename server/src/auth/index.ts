@@ -7,6 +7,8 @@ export type { NewKey } from "./key-directory.js";
 export type { KeyInfo, KeyRecord, Limits } from "./key-store.js";
 export type { KeyDirectory } from "./key-directory.js";
 export { Quotas } from "./quotas.js";
+export type { ClusterQuotas } from "./quotas.js";
+export { SharedRate } from "./shared-rate.js";
 export type { QuotaCounters, ResolvedLimits } from "./quota-counters.js";
 export { createAuditLog } from "./audit-log.js";
 export type { AuditLog } from "./audit-log.js";

@@ -2,6 +2,13 @@ import { resourceExhausted } from "../common/errors.js";
 import type { Caller } from "./caller.js";
 import type { KeyDirectory } from "./key-directory.js";
 import type { QuotaCounters, ResolvedLimits } from "./quota-counters.js";
+import type { SharedRate } from "./shared-rate.js";
+
+/** Replicas sharing a database: the rate comes from the shared buckets; in-flight limits are split between the replicas alive. */
+export interface ClusterQuotas {
+  readonly rate: SharedRate;
+  readonly replicas: () => number;
+}
 
 
 interface Bucket {
@@ -12,9 +19,11 @@ interface Bucket {
 }
 
 /**
- * The in-memory quota counters of one process. Per-tenant limits, checked at once and never queued: a token bucket for requests per second, a count of
- * calls in flight and of training jobs. Limits come from the key, else the tenant, else the server's
- * defaults. Over a limit is RESOURCE_EXHAUSTED with a hint of when to retry.
+ * The quota counters of one process. Per-tenant limits, checked at once and never queued: a token bucket for
+ * requests per second, a count of calls in flight and of training jobs. Limits come from the key, else the
+ * tenant, else the server's defaults. Over a limit is RESOURCE_EXHAUSTED with a hint of when to retry. With
+ * `cluster` (replicas sharing a database) the rate is the tenant's across all replicas (SharedRate) and each
+ * replica admits its equal share of the calls in flight.
  */
 export class Quotas implements QuotaCounters {
   private readonly buckets = new Map<string, Bucket>();
@@ -22,6 +31,7 @@ export class Quotas implements QuotaCounters {
   constructor(
     private readonly defaults: ResolvedLimits,
     private readonly keys: KeyDirectory | undefined,
+    private readonly cluster?: ClusterQuotas,
   ) {}
 
   limitsOf(caller: Caller): ResolvedLimits {
@@ -46,6 +56,7 @@ export class Quotas implements QuotaCounters {
     const b = this.bucket(caller);
     if (!b) return;
     const limits = this.limitsOf(caller);
+    if (this.cluster) return this.cluster.rate.take(caller.tenant!, limits);
     const now = performance.now();
     b.tokens = Math.min(limits.burst, b.tokens + ((now - b.updated) / 1000) * limits.requestsPerSecond);
     b.updated = now;
@@ -61,8 +72,11 @@ export class Quotas implements QuotaCounters {
     const b = this.bucket(caller);
     if (!b) return noop;
     const limits = this.limitsOf(caller);
-    if (b.inFlight >= limits.maxInFlight) {
-      throw resourceExhausted(`tenant "${caller.tenant}" already has ${b.inFlight} calls in flight (its limit); retry when one finishes`, 50);
+    const replicas = this.cluster?.replicas() ?? 1;
+    const limit = Math.max(1, Math.ceil(limits.maxInFlight / replicas));
+    if (b.inFlight >= limit) {
+      const which = replicas > 1 ? `this replica's share (${limit}) of its limit of ${limits.maxInFlight} over ${replicas} replicas` : "its limit";
+      throw resourceExhausted(`tenant "${caller.tenant}" already has ${b.inFlight} calls in flight (${which}); retry when one finishes`, 50);
     }
     b.inFlight++;
     let released = false;

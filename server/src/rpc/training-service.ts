@@ -83,6 +83,7 @@ export function createTrainingService(
         registry: scopes.for(caller),
         maxDataBytes: caller.tenant ? limits?.maxTrainDataBytes : undefined,
         enterJob: env.quotas ? () => env.quotas!.enterJob(caller) : undefined,
+        maxJobs: caller.tenant ? limits?.maxConcurrentJobs : undefined,
       });
       if (submitted.attached) {
         const view = manager.view(submitted.job);

@@ -5,3 +5,4 @@ export type { Migration } from "./migrations.js";
 export { describePostgres, openPostgresDatabase } from "./postgres-database.js";
 export { ModelChangeLog } from "./model-change-log.js";
 export type { ModelAction, ModelChange } from "./model-change-log.js";
+export { ReplicaHeartbeat } from "./replica-heartbeat.js";

@@ -81,6 +81,14 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX model_changes_model ON model_changes (tenant, model, seq)`,
     ],
   },
+  {
+    version: 5,
+    description: "cluster-wide quotas: each tenant's request bucket, and the replicas alive (their share of in-flight limits)",
+    sql: [
+      `CREATE TABLE rate_buckets (tenant text PRIMARY KEY, tokens float8 NOT NULL, updated_ms bigint NOT NULL)`,
+      `CREATE TABLE replicas (id text PRIMARY KEY, started_ms bigint NOT NULL, heartbeat_ms bigint NOT NULL)`,
+    ],
+  },
 ];
 
 /** The advisory lock migrations hold (an arbitrary constant of this project). */

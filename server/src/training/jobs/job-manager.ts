@@ -1,7 +1,7 @@
 import { JobState, type TrainSpec } from "@aiaas/sdk/gen";
 import type { Logger } from "pino";
 import { crashPoint } from "../../common/crash-points.js";
-import { Code, ServerError, invalidArgument, notFound, unavailable } from "../../common/errors.js";
+import { Code, ServerError, invalidArgument, notFound, resourceExhausted, unavailable } from "../../common/errors.js";
 import type { ProviderName } from "../../runtime/index.js";
 import type { RepositoryLock } from "../../repository/index.js";
 import type { ModelRegistry } from "../../serving/index.js";
@@ -52,6 +52,8 @@ export interface JobOwner {
   readonly maxDataBytes?: number;
   /** Takes one of the tenant's concurrent-job slots (RESOURCE_EXHAUSTED when none is free); returns its release. */
   readonly enterJob?: () => () => void;
+  /** The tenant's limit of jobs queued or running at once, counted across replicas that share a database. */
+  readonly maxJobs?: number;
 }
 
 /**
@@ -156,7 +158,14 @@ class Jobs implements JobManager {
     const durable = this.options.durable;
     if (durable) {
       job.attachJournal(durable.journal.append, (error) => this.lostJournal(job, error));
-      if (!(await durable.journal.create(job, wire, plan.baseVersion))) {
+      let created: boolean;
+      try {
+        created = await this.record(job, wire, plan.baseVersion, owner);
+      } catch (error) {
+        release();
+        throw error;
+      }
+      if (!created) {
         release();
         const winner = key ? this.jobs.byIdempotencyKey(key) : undefined;
         if (winner) return { job: winner, attached: true };
@@ -172,6 +181,21 @@ class Jobs implements JobManager {
     if (job.journalError !== undefined) throw unavailable(`job ${job.id} could not be recorded; submit it again`);
     this.options.logger.info({ job: job.id, model: spec.model }, `training job ${job.id} for ${spec.model} accepted`);
     return { job, attached: false };
+  }
+
+  /**
+   * Stores a new job; false when its idempotency key is taken. With a shared database the tenant's jobs are
+   * counted across replicas first, under a lock, so two replicas cannot both take the tenant's last slot.
+   */
+  private async record(job: TrainJob, wire: TrainSpec, baseVersion: string, owner: JobOwner): Promise<boolean> {
+    const durable = this.options.durable!;
+    const { tenant, maxJobs } = owner;
+    if (!durable.shared || tenant === undefined || maxJobs === undefined) return durable.journal.create(job, wire, baseVersion);
+    return durable.db.exclusive(`jobs of ${tenant}`, async () => {
+      const open = await durable.journal.openCount(tenant);
+      if (open >= maxJobs) throw resourceExhausted(`tenant "${tenant}" already has ${open} training jobs queued or running across the replicas (its limit); retry when one ends`, 1000);
+      return durable.journal.create(job, wire, baseVersion);
+    });
   }
 
   addData(job: JobRecord, decode: (label: string) => DecodedChunk): void {

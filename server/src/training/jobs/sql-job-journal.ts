@@ -204,6 +204,12 @@ export class SqlJobJournal {
     await this.db.query(`UPDATE jobs SET owner = $1, lease_until_ms = $2 WHERE state NOT IN (${TERMINAL.join(", ")})`, [this.replica, Date.now() + this.leaseMs]);
   }
 
+  /** How many of a tenant's jobs have not ended. */
+  async openCount(tenant: string | undefined): Promise<number> {
+    const [row] = await this.db.query<{ n: string | number }>(`SELECT count(*) AS n FROM jobs WHERE tenant = $1 AND state NOT IN (${TERMINAL.join(", ")})`, [tenantColumn(tenant)]);
+    return Number(row?.n ?? 0);
+  }
+
   /** The ids of the jobs that have not ended (their uploads are kept). */
   async openIds(): Promise<Set<string>> {
     const rows = await this.db.query<{ id: string }>(`SELECT id FROM jobs WHERE state NOT IN (${TERMINAL.join(", ")})`);
