@@ -11,6 +11,7 @@ import { constants, readFileSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { probeCuda } from "./cuda-probe.js";
 import { startOperationsHttp } from "./http/operations-http.js";
+import { operationsRoutes, type OperationsAnswer, type OperationsRequest } from "./http/operations-routes.js";
 import type { MetricsHandler } from "./telemetry/setup.js";
 import { DEFAULT_SUPERVISION, createModelScopes, type ModelRegistry, type ModelScopes, type SessionSupervision } from "./serving/index.js";
 import {
@@ -141,6 +142,8 @@ export interface RunningServer {
   readonly port: number;
   /** The operations HTTP port, when enabled. */
   readonly httpPort: number | undefined;
+  /** What the operations port answers (health, metrics), for a primary that serves it for several processes. */
+  readonly operations: (request: OperationsRequest) => Promise<OperationsAnswer>;
   readonly address: string;
   /** The public model repository. */
   readonly registry: ModelRegistry;
@@ -298,21 +301,19 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   let http: Awaited<ReturnType<typeof startOperationsHttp>> | undefined;
   let state: ServerState | undefined;
   let cluster: Cluster | undefined;
+  let operations: ((request: OperationsRequest) => Promise<OperationsAnswer>) | undefined;
   try {
     if (options.databaseUrl && !options.stateDir) throw invalidArgument("--database-url needs a --state-dir for the jobs' uploads and checkpoints");
     state = options.stateDir ? await openServerState(options.stateDir, logger, { databaseUrl: options.databaseUrl, jobLeaseMs: options.jobLeaseMs }) : undefined;
     keys = options.auth ? await openKeys(options.auth.keysFile, state, logger) : undefined;
-    http = options.http
-      ? await startOperationsHttp({
-          host: options.http.host ?? host,
-          port: options.http.port,
-          registry: () => scopes?.public,
-          isServing: () => serving,
-          metrics: options.http.metrics,
-          authorizeMetrics: metricsAccess(keys, { token: options.http.metricsToken, public: options.http.metricsPublic }),
-          logger,
-        })
-      : undefined;
+    operations = operationsRoutes({
+      registry: () => scopes?.public,
+      isServing: () => serving,
+      metrics: options.http?.metrics,
+      authorizeMetrics: metricsAccess(keys, { token: options.http?.metricsToken, public: options.http?.metricsPublic }),
+    });
+    // A port below 0: the routes answer only through `operations` (a worker of --processes; its primary listens).
+    http = options.http && options.http.port >= 0 ? await startOperationsHttp({ host: options.http.host ?? host, port: options.http.port, answer: operations, logger }) : undefined;
     const providers = await selectProviders(options.providers ?? "auto", logger);
     const tenantRoot = options.auth ? (options.auth.tenantModelsDir ?? `${options.modelsDir.replace(/\/+$/, "")}.tenants`) : undefined;
     if (keys) {
@@ -357,6 +358,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     return {
       port: listener.port,
       httpPort: http?.port,
+      operations: operations!,
       address,
       registry: scopes.public,
       scopes,

@@ -8,7 +8,8 @@ import { installTelemetry } from "../telemetry/setup.js";
 import { startServer } from "../server.js";
 import { SERVE_SETTINGS, flagOf, loadServeConfig, readConfigFile, type Setting } from "../config/index.js";
 import { serveOptionsFrom } from "../serve-options-from-config.js";
-import { Code, ServerError } from "../common/errors.js";
+import { Code, ServerError, invalidArgument } from "../common/errors.js";
+import { isPoolProcess, resolveProcesses, runProcessPool, serveAsPoolProcess } from "../process-pool.js";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -73,11 +74,23 @@ async function serve(opts: OptionValues): Promise<void> {
   const flags = Object.fromEntries(Object.keys(SERVE_SETTINGS).map((key) => [key, opts[key]]));
   const config = loadServeConfig({ flags, env: process.env, file });
   const logger = pino({ name: "aiaas", level: config.logLevel });
+  const processes = resolveProcesses(config.processes);
+  const inPool = isPoolProcess();
+  if (processes > 1 && !inPool) {
+    if (!config.databaseUrl) {
+      throw invalidArgument("--processes above 1 shares jobs, keys, quotas and model control through a PostgreSQL server: give --database-url too (the embedded database serves one process)");
+    }
+    await runProcessPool({ processes, http: config.httpPort >= 0 ? { host: config.host, port: config.httpPort } : undefined, logger });
+    process.exit(0);
+  }
   const telemetry = installTelemetry({ prometheus: config.httpPort >= 0 });
   if (telemetry.otlp.traces || telemetry.otlp.metrics) {
     logger.info({ otlp: telemetry.otlp }, "exporting OpenTelemetry over OTLP/HTTP (OTEL_* environment)");
   }
-  const server = await startServer(await serveOptionsFrom(config, { logger, metrics: telemetry.metricsHandler, env: process.env }));
+  const options = await serveOptionsFrom(config, { logger, metrics: telemetry.metricsHandler, env: process.env });
+  // In a pool the primary serves the operations port; this process answers it through the primary.
+  const server = await startServer(inPool && options.http ? { ...options, http: { ...options.http, port: -1 } } : options);
+  if (inPool) serveAsPoolProcess(server);
   let signals = 0;
   const stop = (signal: string): void => {
     if (++signals > 1) {
@@ -95,7 +108,9 @@ async function serve(opts: OptionValues): Promise<void> {
     );
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  // In a pool a Ctrl-C reaches every process of the group: the primary drains them (a second signal here would cut the drain short).
+  if (!inPool) process.on("SIGINT", () => stop("SIGINT"));
+  else process.on("SIGINT", () => undefined);
 }
 
 addClientCommands(program);

@@ -1,7 +1,7 @@
 import { invalidArgument } from "../common/errors.js";
 import type { ProviderName } from "../runtime/index.js";
 import { DEFAULT_LIMITS, SERVE_DEFAULTS } from "./defaults.js";
-import { flag, integer, oneOf, optionalInteger, optionalText, providers, text, type Parser } from "./setting-parsers.js";
+import { flag, integer, oneOf, optionalInteger, optionalText, processCount, providers, text, type Parser } from "./setting-parsers.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -13,6 +13,7 @@ export interface ServeConfig {
   readonly providers: "auto" | ProviderName[];
   readonly threads: number;
   readonly instances: number | undefined;
+  readonly processes: number | "auto";
   readonly maxMessageBytes: number;
   readonly maxQueueSize: number;
   readonly maxStreamInflight: number;
@@ -62,6 +63,12 @@ export const SERVE_SETTINGS: { readonly [K in keyof ServeConfig]: Setting<ServeC
   providers: { value: "list", help: "execution providers in order of preference (cuda,cpu), or auto: CUDA when available, else CPU", parse: providers, default: "auto" },
   threads: { value: "n", help: "intra-op threads per session", parse: integer(1), default: SERVE_DEFAULTS.threads },
   instances: { value: "n", help: "sessions (worker threads) per model version (default: min(2, cores))", parse: optionalInteger(1), default: undefined },
+  processes: {
+    value: "n|auto",
+    help: "serving processes on the one port, supervised by a primary that restarts a dead one and serves the operations port for all (auto: one per core); more than 1 needs --database-url, through which they share jobs, keys, quotas and model control",
+    parse: processCount,
+    default: 1,
+  },
   maxMessageBytes: { value: "n", help: "largest request or response message", parse: integer(1024), default: SERVE_DEFAULTS.maxMessageBytes },
   maxQueueSize: { value: "n", help: "default per-model queue bound", parse: integer(1), default: SERVE_DEFAULTS.maxQueueSize },
   maxStreamInflight: { value: "n", help: "requests one stream may have running before the server stops reading it", parse: integer(1), default: SERVE_DEFAULTS.maxStreamInflight },

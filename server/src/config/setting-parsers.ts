@@ -21,6 +21,9 @@ export const optionalInteger = (min: number): Parser<number | undefined> => {
   return (raw, where) => (raw === undefined || raw === "" ? undefined : parse(raw, where));
 };
 
+/** "auto" (one per core) or a count from 1. */
+export const processCount: Parser<number | "auto"> = (raw, where) => (raw === "auto" ? "auto" : integer(1, 256)(raw, where));
+
 export const text: Parser<string> = (raw, where) => (typeof raw === "string" && raw !== "" ? raw : bad(where, raw, "a non-empty string"));
 
 export const optionalText: Parser<string | undefined> = (raw, where) => (raw === undefined || raw === "" ? undefined : text(raw, where));

@@ -1,7 +1,6 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { metrics } from "@opentelemetry/api";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
-import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
+import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
 import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from "@opentelemetry/sdk-metrics";
@@ -12,7 +11,8 @@ import { refreshInstruments } from "./instruments.js";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
-export type MetricsHandler = (request: IncomingMessage, response: ServerResponse) => void;
+/** This process's metrics in the Prometheus text format (what /metrics serves). */
+export type MetricsHandler = () => Promise<string>;
 
 export interface Telemetry {
   /** Serves /metrics in the Prometheus text format, when asked for. */
@@ -46,7 +46,8 @@ export function installTelemetry(options: { readonly prometheus: boolean; readon
   if (options.prometheus) {
     const exporter = new PrometheusExporter({ preventServerStart: true });
     readers.push(exporter);
-    metricsHandler = (request, response) => exporter.getMetricsRequestHandler(request, response);
+    const serializer = new PrometheusSerializer();
+    metricsHandler = async () => serializer.serialize((await exporter.collect()).resourceMetrics);
   }
   const otlp = { traces: enabled(env, "TRACES"), metrics: enabled(env, "METRICS") };
   if (otlp.metrics) {

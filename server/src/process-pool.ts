@@ -1,0 +1,163 @@
+import cluster, { type Worker } from "node:cluster";
+import { availableParallelism } from "node:os";
+import type { Logger } from "pino";
+import { unavailable } from "./common/errors.js";
+import { startOperationsHttp, type OperationsHttp } from "./http/operations-http.js";
+import type { OperationsAnswer, OperationsRequest } from "./http/operations-routes.js";
+import { mergePrometheusText } from "./telemetry/merge-prometheus.js";
+import type { RunningServer } from "./server.js";
+
+/** Messages between the primary and its serving processes (Node's cluster IPC). */
+type ToPrimary = { readonly t: "listening"; readonly address: string } | { readonly t: "answer"; readonly id: number; readonly answer: OperationsAnswer };
+type ToWorker = { readonly t: "ask"; readonly id: number; readonly request: OperationsRequest };
+
+export interface ProcessPoolOptions {
+  readonly processes: number;
+  /** The operations port the primary serves for all of them (absent: none). */
+  readonly http: { readonly host: string; readonly port: number } | undefined;
+  readonly logger: Logger;
+}
+
+/** "auto" is one serving process per core. */
+export const resolveProcesses = (n: number | "auto"): number => (n === "auto" ? availableParallelism() : n);
+
+const ASK_TIMEOUT_MS = 5000;
+const MAX_BACKOFF_MS = 30_000;
+
+/**
+ * The primary of `aiaas serve --processes N`: forks N serving processes of the same command, which all listen on
+ * the one gRPC port (Node's cluster module hands each new connection to one of them), restarts one that dies
+ * (backoff from 1 s to 30 s while it keeps dying), serves the operations port for all of them (ready when every
+ * process is; /metrics merged, each series labelled with its process) and, on SIGTERM or SIGINT, drains them
+ * (each finishes its calls) before it exits. Resolves when the pool has stopped.
+ */
+export async function runProcessPool(options: ProcessPoolOptions): Promise<void> {
+  const { logger, processes } = options;
+  const slots: (Worker | undefined)[] = new Array(processes).fill(undefined);
+  const listening = new Set<number>();
+  const pending = new Map<number, (answer: OperationsAnswer) => void>();
+  let nextId = 1;
+  let stopping = false;
+  let announced = false;
+  const failures = new Array<number>(processes).fill(0);
+  let stopPool!: (signal: string) => void;
+  let failStart!: (error: Error) => void;
+
+  const start = (index: number): void => {
+    const worker = cluster.fork({ AIAAS_PROCESS_INDEX: String(index) });
+    slots[index] = worker;
+    const startedAt = Date.now();
+    worker.on("message", (message: ToPrimary) => {
+      if (message.t === "answer") pending.get(message.id)?.(message.answer);
+      else if (message.t === "listening") {
+        listening.add(index);
+        if (!announced && listening.size === processes) {
+          announced = true;
+          logger.info({ address: message.address, processes }, `aiaas listening on ${message.address} with ${processes} processes`);
+        }
+      }
+    });
+    worker.on("exit", (code, signal) => {
+      const wasListening = listening.delete(index);
+      slots[index] = undefined;
+      if (stopping) return;
+      // One that never came up while the pool was starting: the command is wrong (it said why on stderr).
+      if (!announced && !wasListening) return failStart(unavailable(`serving process ${index} could not start (${signal ?? `exit code ${code}`}); its error is above`));
+      // One that ran a minute starts its backoff anew.
+      failures[index] = Date.now() - startedAt > 60_000 ? 1 : failures[index]! + 1;
+      const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (failures[index]! - 1));
+      logger.error({ process: index, code, signal }, `serving process ${index} exited (${signal ?? `code ${code}`}); starting it again in ${delay} ms`);
+      setTimeout(() => !stopping && start(index), delay).unref();
+    });
+  };
+
+  const ask = (worker: Worker, request: OperationsRequest): Promise<OperationsAnswer> =>
+    new Promise((resolve) => {
+      const id = nextId++;
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        resolve({ status: 503, headers: { "content-type": "application/json" }, body: JSON.stringify({ error: "a serving process did not answer" }) });
+      }, ASK_TIMEOUT_MS);
+      pending.set(id, (answer) => {
+        clearTimeout(timer);
+        pending.delete(id);
+        resolve(answer);
+      });
+      worker.send({ t: "ask", id, request } satisfies ToWorker);
+    });
+
+  let http: OperationsHttp | undefined;
+  if (options.http) http = await startOperationsHttp({ ...options.http, logger, answer: (request) => poolAnswer(request, slots, processes, ask) });
+  for (let i = 0; i < processes; i++) start(i);
+
+  const stopped = new Promise<void>((resolve, reject) => {
+    const drain = (): Promise<void> =>
+      new Promise((drained) => {
+        for (const w of slots) w?.process.kill("SIGTERM");
+        const check = (): void => {
+          if (slots.every((w) => w === undefined)) drained();
+        };
+        cluster.on("exit", check);
+        check();
+      });
+    stopPool = (signal) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info(`${signal}: draining ${processes} serving processes, then exiting`);
+      void drain().then(resolve);
+    };
+    failStart = (error) => {
+      if (stopping) return;
+      stopping = true;
+      void drain().then(() => reject(error));
+    };
+  });
+  process.on("SIGTERM", () => stopPool("SIGTERM"));
+  process.on("SIGINT", () => stopPool("SIGINT"));
+  try {
+    await stopped;
+  } finally {
+    await http?.close();
+  }
+  logger.info("aiaas stopped");
+}
+
+/** The operations port of the pool: ready when every process is, metrics from all, anything else from one. */
+async function poolAnswer(
+  request: OperationsRequest,
+  slots: readonly (Worker | undefined)[],
+  processes: number,
+  ask: (worker: Worker, request: OperationsRequest) => Promise<OperationsAnswer>,
+): Promise<OperationsAnswer> {
+  const live = slots.flatMap((w, i) => (w ? [{ w, i }] : []));
+  const json = (status: number, body: object): OperationsAnswer => ({ status, headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  if (request.path === "/v2/health/live") return json(200, { live: true, processes: live.length });
+  if (live.length === 0) return json(503, { error: "no serving process is running" });
+  if (request.path === "/v2/health/ready") {
+    const answers = await Promise.all(live.map(({ w }) => ask(w, request)));
+    const ready = live.length === processes && answers.every((a) => a.status === 200);
+    return json(ready ? 200 : 503, { ready, processes: live.length, ready_processes: answers.filter((a) => a.status === 200).length });
+  }
+  if (request.path === "/metrics") {
+    const answers = await Promise.all(live.map(async ({ w, i }) => ({ process: String(i), answer: await ask(w, request) })));
+    const refused = answers.find((a) => a.answer.status !== 200);
+    if (refused) return refused.answer;
+    return { status: 200, headers: answers[0]!.answer.headers, body: mergePrometheusText(answers.map((a) => ({ process: a.process, text: a.answer.body }))) };
+  }
+  const one = live[Math.floor(Math.random() * live.length)]!;
+  return ask(one.w, request);
+}
+
+/** In a serving process of a pool: tells the primary where it listens and answers its operations requests. */
+export function serveAsPoolProcess(server: RunningServer): void {
+  process.on("message", (message: ToWorker) => {
+    if (message?.t !== "ask") return;
+    void server.operations(message.request).then(
+      (answer) => process.send?.({ t: "answer", id: message.id, answer } satisfies ToPrimary),
+      () => process.send?.({ t: "answer", id: message.id, answer: { status: 500, headers: {}, body: "" } } satisfies ToPrimary),
+    );
+  });
+  process.send?.({ t: "listening", address: server.address } satisfies ToPrimary);
+}
+
+export const isPoolProcess = (): boolean => cluster.isWorker;

@@ -1,0 +1,109 @@
+// `aiaas serve --processes 2` as a real process tree on one PostgreSQL database: two serving processes on one
+// port under a primary that serves the operations port for both (metrics merged), restarts one killed with
+// kill -9 and drains both on SIGTERM. Skips, saying so, without a reachable PostgreSQL.
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { after, before, describe, it } from "node:test";
+import { createClient, Tensor } from "@aiaas/sdk";
+import { affineModel, writeRepository } from "./support/fixtures.js";
+import { pgSkip, testDatabase } from "./support/postgres.js";
+
+const root = new URL("..", import.meta.url).pathname;
+
+describe("a pool of serving processes (--processes 2)", { skip: pgSkip }, () => {
+  let dir = "";
+  let drop = async (): Promise<void> => undefined;
+  let primary: ChildProcess;
+  let address = "";
+  let httpPort = 0;
+  const lines: string[] = [];
+
+  before(async () => {
+    const db = await testDatabase();
+    drop = db.drop;
+    dir = await mkdtemp(join(tmpdir(), "aiaas-pool-"));
+    await writeRepository(join(dir, "models"), { affine: { model: affineModel() } });
+    primary = spawn(
+      process.execPath,
+      ["server/dist/bin/aiaas.js", "serve", "--models", join(dir, "models"), "--state-dir", join(dir, "state"), "--database-url", db.url, "--processes", "2", "--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--providers", "cpu"],
+      { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    await new Promise<void>((resolve, reject) => {
+      createInterface({ input: primary.stdout! }).on("line", (line) => {
+        lines.push(line);
+        const entry = JSON.parse(line) as { msg: string; address?: string; httpPort?: number };
+        if (entry.httpPort) httpPort = entry.httpPort;
+        if (entry.msg.includes("with 2 processes")) {
+          address = entry.address!;
+          resolve();
+        }
+      });
+      primary.once("exit", (code) => reject(new Error(`the pool exited with ${code}`)));
+    });
+  });
+
+  after(async () => {
+    primary.kill("SIGKILL");
+    await drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const get = async (path: string): Promise<{ status: number; text: string }> => {
+    const res = await fetch(`http://127.0.0.1:${httpPort}${path}`);
+    return { status: res.status, text: await res.text() };
+  };
+
+  it("serves one port from both processes; the primary's operations port speaks for both, metrics merged", async () => {
+    assert.equal(JSON.parse((await get("/v2/health/ready")).text).ready_processes, 2);
+    // Each client is its own connection; the primary hands connections to the processes in turn.
+    const clients = Array.from({ length: 16 }, () => createClient({ address, channelOptions: { "grpc.use_local_subchannel_pool": 1 } }));
+    try {
+      for (const client of clients) {
+        const res = await client.predict("affine", { x: Tensor.float32([1, 4], [1, 1, 1, 1]) });
+        assert.deepEqual([...(res.outputs.y!.data as Float32Array)], [3, 4, 5, 6]);
+      }
+    } finally {
+      for (const c of clients) c.close();
+    }
+    const metrics = (await get("/metrics")).text;
+    const served = metrics.split("\n").filter((l) => l.startsWith("aiaas_request_count") && l.includes('model="affine"'));
+    assert.ok(served.some((l) => l.includes(`process="0"`)) && served.some((l) => l.includes(`process="1"`)), `both processes served:\n${metrics.split("\n").filter((l) => l.includes("rpc_count") || l.includes("connections")).join("\n")}`);
+    assert.equal(metrics.split("\n").filter((l) => l.startsWith("# TYPE aiaas_request_count_total ")).length, 1, "one TYPE line per family");
+  });
+
+  it("a serving process killed with kill -9 is started again and the pool is ready again", async () => {
+    const children = execFileSync("pgrep", ["-P", String(primary.pid)]).toString().trim().split("\n").map(Number);
+    assert.equal(children.length, 2);
+    const killedAt = Date.now();
+    process.kill(children[0]!, "SIGKILL");
+    let sawNotReady = false;
+    for (;;) {
+      const ready = (await get("/v2/health/ready")).status === 200;
+      if (!ready) sawNotReady = true;
+      if (ready && sawNotReady) break;
+      if (Date.now() - killedAt > 20_000) assert.fail("the pool was not ready again within 20 s");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.ok(lines.some((l) => l.includes("starting it again")), "the primary said it restarts the process");
+    const client = createClient({ address });
+    try {
+      assert.equal((await client.predict("affine", { x: Tensor.float32([1, 4], [0, 0, 0, 0]) })).version, "1");
+    } finally {
+      client.close();
+    }
+    console.log(`# a killed serving process: the pool was ready again ${Date.now() - killedAt} ms after kill -9`);
+  });
+
+  it("SIGTERM drains both processes and the primary exits 0", async () => {
+    const children = execFileSync("pgrep", ["-P", String(primary.pid)]).toString().trim().split("\n").map(Number);
+    const exited = new Promise<number | null>((resolve) => primary.once("exit", (code) => resolve(code)));
+    primary.kill("SIGTERM");
+    assert.equal(await exited, 0);
+    for (const pid of children) assert.throws(() => process.kill(pid, 0), "the serving processes are gone");
+  });
+});
