@@ -10,7 +10,9 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { Deployment } from "kubernetes-models/apps/v1";
-import { PersistentVolumeClaim, Pod, Service } from "kubernetes-models/v1";
+import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
+import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
+import { PersistentVolumeClaim, Pod, Secret, Service } from "kubernetes-models/v1";
 import { parseAllDocuments } from "yaml";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -26,6 +28,7 @@ async function cliAccepts(args: string[]): Promise<void> {
     "--host": "127.0.0.1",
     "--keys": join(scratch, "keys", "keys.json"),
     "--tenant-models": join(scratch, "tenant-models"),
+    "--state-dir": join(scratch, "state"),
   };
   const local = args.map((a, i) => swap[args[i - 1]!] ?? a);
   const child = spawn(process.execPath, ["server/bin/aiaas.js", "serve", ...local, "--providers", "cpu"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
@@ -42,14 +45,24 @@ async function cliAccepts(args: string[]): Promise<void> {
 }
 
 describe("deployment material", () => {
-  it("Kubernetes: a valid Deployment with HTTP probes and a headless Service", async () => {
-    const [deployment, service, claim] = await load("deploy/kubernetes/aiaas.yaml");
+  it("Kubernetes: a valid Deployment with HTTP probes, a headless Service, a shared database and volume, a PDB and an HPA", async () => {
+    const [deployment, service, claim, secret, pdb, hpa] = await load("deploy/kubernetes/aiaas.yaml");
     new Deployment(deployment).validate();
     new Service(service).validate();
     new PersistentVolumeClaim(claim).validate();
+    new Secret(secret).validate();
+    new PodDisruptionBudget(pdb).validate();
+    new HorizontalPodAutoscaler(hpa).validate();
     const args: string[] = deployment.spec.template.spec.containers[0].args;
     const mounted = (flag: string) => deployment.spec.template.spec.containers[0].volumeMounts.some((m: { mountPath: string }) => args[args.indexOf(flag) + 1]!.startsWith(m.mountPath));
-    assert.ok(mounted("--keys") && mounted("--tenant-models"), "the key store and the tenant models are on mounted volumes");
+    assert.ok(mounted("--keys") && mounted("--tenant-models") && mounted("--models") && mounted("--state-dir"), "keys, models, tenant models and job state are on mounted volumes");
+    assert.deepEqual(claim.spec.accessModes, ["ReadWriteMany"], "one volume every replica reads and writes");
+    const env = deployment.spec.template.spec.containers[0].env as { name: string; valueFrom?: { secretKeyRef?: { name: string } } }[];
+    assert.equal(env.find((e) => e.name === "AIAAS_DATABASE_URL")?.valueFrom?.secretKeyRef?.name, secret.metadata.name, "the database URL comes from the Secret");
+    assert.ok(!args.includes("--database-url"), "no credentials in the args");
+    assert.deepEqual(pdb.spec.selector.matchLabels, deployment.spec.selector.matchLabels);
+    assert.equal(hpa.spec.scaleTargetRef.name, deployment.metadata.name);
+    assert.equal(hpa.spec.metrics[0].resource.name, "cpu");
     assert.equal(service.spec.clusterIP, "None", "headless, so clients see every replica");
     const container = deployment.spec.template.spec.containers[0];
     assert.equal(container.readinessProbe.httpGet.path, "/v2/health/ready");
