@@ -12,6 +12,7 @@ import { InferenceClient, ModelsClient, type GetModelResponse } from "@aiaas/sdk
 import { h2load, streamLoad, unaryCaller, unaryLoad, type LoadResult } from "./load.js";
 import { writeServeFixtures } from "./serve-fixtures.js";
 import { startChild } from "./start-child.js";
+import { benchDatabase } from "./pool-database.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -88,6 +89,15 @@ const server = await startChild(
   (e) => e.address as string | undefined,
 );
 const echo = await startChild(["--import", "tsx", "bench/echo-server.ts"], (e) => (e.port ? `127.0.0.1:${e.port}` : undefined));
+// The same server as two processes on one port (`--processes 2`, sharing state through PostgreSQL), when h2load
+// and a PostgreSQL are here: h2load's connections are spread over the processes by the primary.
+const poolDb = hasH2load ? await benchDatabase() : undefined;
+const pool = poolDb
+  ? await startChild(
+      ["--max-semi-space-size=32", "server/dist/bin/aiaas.js", "serve", "--models", repo, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--processes", "2", "--database-url", poolDb.url, "--state-dir", join(work, "pool-state")],
+      (e) => (typeof e.msg === "string" && e.msg.includes("with 2 processes") ? (e.address as string) : undefined),
+    )
+  : undefined;
 const channelOptions = { "grpc.max_receive_message_length": 64 << 20 };
 const inference = new InferenceClient(server.value, credentials.createInsecure(), channelOptions);
 const modelsClient = new ModelsClient(server.value, credentials.createInsecure());
@@ -138,6 +148,12 @@ try {
       await measure("cnn-nobatch h2load stream 4x64 in flight", "cnn-nobatch", () => streamed("cnn-nobatch"));
       await measure("tiny h2load unary c=256", "tiny", () => h2load(url(predictPath), join(work, "tiny.frame"), 256, seconds, log));
       await measure("tiny h2load stream 4x64 in flight", "tiny", () => streamed("tiny"));
+      if (pool) {
+        // Model counters are per process: the pool's batch sizes are not shown.
+        const poolUrl = `http://${pool.value}${predictPath}`;
+        await measure("2 processes: cnn h2load unary c=256", undefined, () => h2load(poolUrl, join(work, "cnn.frame"), 256, seconds, log));
+        await measure("2 processes: tiny h2load unary c=256", undefined, () => h2load(poolUrl, join(work, "tiny.frame"), 256, seconds, log));
+      }
     }
   }
 
@@ -164,6 +180,8 @@ try {
     "OIP ModelInfer / aiaas.v1 Predict, h2load c=256 (target >= 0.95)": rate("cnn h2load OIP ModelInfer c=256") / rate("cnn h2load unary c=256"),
     "c=1 p50 minus echo p50, h2load, ms (target <= 0.2)": med("cnn h2load unary c=1", (r) => r.p50Ms) - med("echo h2load c=1", (r) => r.p50Ms),
     "c=1 p50 minus echo p50, grpc-js client, ms": med("cnn grpc-js unary c=1", (r) => r.p50Ms) - med("echo grpc-js unary c=1", (r) => r.p50Ms),
+    "2 processes / 1 process, cnn h2load unary c=256": rate("2 processes: cnn h2load unary c=256") / rate("cnn h2load unary c=256"),
+    "2 processes / 1 process, tiny h2load unary c=256": rate("2 processes: tiny h2load unary c=256") / rate("tiny h2load unary c=256"),
   };
 
   const lines: string[] = [];
@@ -176,6 +194,7 @@ try {
   lines.push("", "| ratio | value |", "|---|---:|");
   for (const [key, value] of Object.entries(ratios)) lines.push(`| ${key} | ${value.toFixed(2)} |`);
   if (!hasH2load) lines.push("", "h2load not found (apt-get install nghttp2-client): native-load rows skipped.");
+  else if (!pool) lines.push("", "no PostgreSQL for `--processes 2` (set AIAAS_BENCH_PG_URL): the 2-process rows are skipped.");
   console.log(lines.join("\n"));
   await mkdir("bench/results", { recursive: true });
   await writeFile(
@@ -189,6 +208,9 @@ try {
   predictClient.close();
   echo.child.kill("SIGTERM");
   server.child.kill("SIGTERM");
+  pool?.child.kill("SIGTERM");
   await new Promise((r) => server.child.once("exit", r));
+  if (pool) await new Promise((r) => pool.child.once("exit", r));
+  await poolDb?.drop();
   await rm(work, { recursive: true, force: true });
 }
