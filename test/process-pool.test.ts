@@ -1,6 +1,7 @@
-// `aiaas serve --processes 2` as a real process tree on one PostgreSQL database: two serving processes on one
-// port under a primary that serves the operations port for both (metrics merged), restarts one killed with
-// kill -9 and drains both on SIGTERM. Skips, saying so, without a reachable PostgreSQL.
+// `aiaas serve --processes 2` as a real process tree, on the embedded database its primary serves and on a
+// PostgreSQL database: two serving processes on one port under a primary that serves the operations port for
+// both (metrics merged), restarts one killed with kill -9 and drains both on SIGTERM. The PostgreSQL run
+// skips, saying so, without a reachable server.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { execFileSync } from "node:child_process";
@@ -15,7 +16,8 @@ import { pgSkip, testDatabase } from "./support/postgres.js";
 
 const root = new URL("..", import.meta.url).pathname;
 
-describe("a pool of serving processes (--processes 2)", { skip: pgSkip }, () => {
+for (const database of ["embedded", "postgres"] as const) {
+describe(`a pool of serving processes (--processes 2, ${database} database)`, { skip: database === "postgres" ? pgSkip : false }, () => {
   let dir = "";
   let drop = async (): Promise<void> => undefined;
   let primary: ChildProcess;
@@ -24,13 +26,13 @@ describe("a pool of serving processes (--processes 2)", { skip: pgSkip }, () => 
   const lines: string[] = [];
 
   before(async () => {
-    const db = await testDatabase();
-    drop = db.drop;
+    const db = database === "postgres" ? await testDatabase() : undefined;
+    if (db) drop = db.drop;
     dir = await mkdtemp(join(tmpdir(), "aiaas-pool-"));
     await writeRepository(join(dir, "models"), { affine: { model: affineModel() } });
     primary = spawn(
       process.execPath,
-      ["server/dist/bin/aiaas.js", "serve", "--models", join(dir, "models"), "--state-dir", join(dir, "state"), "--database-url", db.url, "--processes", "2", "--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--providers", "cpu"],
+      ["server/dist/bin/aiaas.js", "serve", "--models", join(dir, "models"), "--state-dir", join(dir, "state"), ...(db ? ["--database-url", db.url] : []), "--processes", "2", "--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--providers", "cpu"],
       { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
     );
     await new Promise<void>((resolve, reject) => {
@@ -107,3 +109,4 @@ describe("a pool of serving processes (--processes 2)", { skip: pgSkip }, () => 
     for (const pid of children) assert.throws(() => process.kill(pid, 0), "the serving processes are gone");
   });
 });
+}

@@ -1,6 +1,8 @@
-// Three replicas of `aiaas serve` (real processes) on one PostgreSQL database and one shared state folder and
-// model repository, as the Kubernetes manifests run them: jobs, keys, quotas and model control are one service.
-// Each run makes its own database and drops it; without a reachable PostgreSQL the tests skip, saying so.
+// One service from several processes, two ways, with the same tests: three replicas of `aiaas serve` (real
+// processes) on one PostgreSQL database and one shared state folder and model repository, as the Kubernetes
+// manifests run them; and one `aiaas serve --processes 2` on the embedded database its primary serves. Jobs,
+// keys, quotas and model control are one service either way. The PostgreSQL run makes its own database and
+// drops it; without a reachable PostgreSQL it skips, saying so.
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -10,6 +12,8 @@ import { credentials, Metadata, status } from "@grpc/grpc-js";
 import { AdminClient } from "@aiaas/sdk/gen";
 import { createClient, Tensor, type AiaasClient, type TrainEvent, type TrainSpecInput } from "@aiaas/sdk";
 import { KeyStore } from "../server/src/auth/index.js";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
 import { serveProcess, type ServeProcess } from "./support/serve-process.js";
 import { pgSkip, testDatabase } from "./support/postgres.js";
 
@@ -30,14 +34,41 @@ const spec = (model: string, epochs: number): TrainSpecInput => ({
   validationFraction: 0,
 });
 
-describe("three replicas on one PostgreSQL", { skip: pgSkip }, () => {
+type Mode = "replicas" | "pool";
+
+/** `aiaas serve --processes 2` on the embedded database; resolves once both processes listen. Its log lines go to `lines`. */
+function startPool(args: readonly string[], lines: string[]): Promise<{ child: ChildProcess; address: string }> {
+  const child = spawn(process.execPath, ["server/dist/bin/aiaas.js", "serve", "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu", "--processes", "2", ...args], {
+    cwd: new URL("..", import.meta.url).pathname,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      lines.push(line);
+      const entry = JSON.parse(line) as { msg: string; address?: string };
+      if (entry.msg.includes("with 2 processes")) resolve({ child, address: entry.address! });
+    });
+    child.once("exit", (code) => reject(new Error(`the pool exited with ${code}`)));
+  });
+}
+
+for (const mode of ["replicas", "pool"] as Mode[]) suite(mode);
+
+function suite(mode: Mode): void {
+describe(mode === "replicas" ? "three replicas on one PostgreSQL" : "a pool of two processes on the embedded database", { skip: mode === "replicas" ? pgSkip : false }, () => {
   let dir = "";
   let drop = async (): Promise<void> => undefined;
   let args: string[] = [];
   let adminKey = "";
   let meteredKey = "";
   const replicas: ServeProcess[] = [];
+  let pool: { child: ChildProcess; address: string } | undefined;
+  const poolLog: string[] = [];
   const clients: AiaasClient[] = [];
+  /** The address client i talks to (all one in a pool: each client is its own connection, handed to one process). */
+  const addressOf = (i: number): string => pool?.address ?? replicas[i]!.address;
+  // Its own connection per client (grpc-js would share one between clients of one address).
+  const own = { "grpc.use_local_subchannel_pool": 1 };
 
   const startReplica = async (): Promise<number> => {
     const replica = await serveProcess(args);
@@ -47,8 +78,6 @@ describe("three replicas on one PostgreSQL", { skip: pgSkip }, () => {
   };
 
   before(async () => {
-    const db = await testDatabase();
-    drop = db.drop;
     dir = await mkdtemp(join(tmpdir(), "aiaas-replicas-"));
     await mkdir(join(dir, "models"));
     // The file gives every replica the first admin key; the keys made later live in the database.
@@ -56,7 +85,15 @@ describe("three replicas on one PostgreSQL", { skip: pgSkip }, () => {
     const store = await KeyStore.open(keysFile);
     adminKey = (await store.create({ tenant: "ops", roles: ["admin"], name: "bootstrap" })).token;
     meteredKey = (await store.create({ tenant: "metered", roles: ["predict"], name: "rate", limits: { requestsPerSecond: RATE, burst: BURST } })).token;
-    args = ["--models", join(dir, "models"), "--state-dir", join(dir, "state"), "--database-url", db.url, "--job-lease-ms", String(LEASE_MS), "--keys", keysFile];
+    args = ["--models", join(dir, "models"), "--state-dir", join(dir, "state"), "--job-lease-ms", String(LEASE_MS), "--keys", keysFile];
+    if (mode === "pool") {
+      pool = await startPool(args, poolLog);
+      for (let i = 0; i < 3; i++) clients.push(createClient({ address: pool.address, apiKey: adminKey, channelOptions: own }));
+      return;
+    }
+    const db = await testDatabase();
+    drop = db.drop;
+    args.push("--database-url", db.url);
     // One at a time first (the schema is migrated once), then the rest together.
     await startReplica();
     await Promise.all([startReplica(), startReplica()]);
@@ -65,6 +102,7 @@ describe("three replicas on one PostgreSQL", { skip: pgSkip }, () => {
   after(async () => {
     for (const c of clients) c.close();
     for (const r of replicas) r.child.kill("SIGKILL");
+    pool?.child.kill("SIGKILL");
     await drop();
     await rm(dir, { recursive: true, force: true });
   });
@@ -97,31 +135,36 @@ describe("three replicas on one PostgreSQL", { skip: pgSkip }, () => {
   });
 
   it("a replica killed mid-job: another takes the job over from its checkpoint and finishes it", async () => {
-    const victim = await startReplica();
-    const client = clients[victim]!;
+    // Replicas: a fourth one runs the job and is killed. Pool: the process that took the job (its log says) is killed.
+    const victim = mode === "replicas" ? clients[await startReplica()]! : clients[0]!;
     let jobId = "";
-    for await (const e of client.train(spec("takeover", 1500), [{ inputs: { x }, labels: y }])) {
+    for await (const e of victim.train(spec("takeover", 1500), [{ inputs: { x }, labels: y }])) {
       jobId = e.jobId;
       if (e.type === "checkpoint") break;
     }
     const killedAt = Date.now();
-    replicas[victim]!.child.kill("SIGKILL");
-    const events: TrainEvent[] = [];
-    let resumedAt = 0;
-    for await (const e of clients[1]!.jobs.watch(jobId)) {
-      events.push(e);
-      if (e.type === "resumed") resumedAt = Date.now();
+    if (mode === "replicas") replicas.at(-1)!.child.kill("SIGKILL");
+    else {
+      const accepted = poolLog.map((l) => JSON.parse(l) as { pid: number; job?: string; msg: string }).find((e) => e.job === jobId && e.msg.includes("accepted"));
+      const children = execFileSync("pgrep", ["-P", String(pool!.child.pid)]).toString().trim().split("\n").map(Number);
+      assert.ok(accepted && children.includes(accepted.pid), "a serving process of the pool accepted the job");
+      process.kill(accepted.pid, "SIGKILL");
     }
+    const watcher = clients[1]!;
+    await until(async () => (await watcher.jobs.get(jobId)).state === "succeeded", "the job finishes elsewhere");
+    const doneAfter = Date.now() - killedAt;
+    const events: TrainEvent[] = [];
+    for await (const e of watcher.jobs.watch(jobId)) events.push(e);
     const resumed = events.find((e) => e.type === "resumed");
     assert.ok(resumed && resumed.type === "resumed" && resumed.fromStep > 0, "resumed from a checkpoint, not from scratch");
-    const job = await clients[2]!.jobs.get(jobId);
-    assert.equal(job.state, "succeeded");
-    console.log(`# takeover: job resumed on another replica ${resumedAt - killedAt} ms after kill -9 (lease ${LEASE_MS} ms)`);
+    assert.equal((await clients[2]!.jobs.get(jobId)).state, "succeeded");
+    const resumedAfter = resumed.time.getTime() - killedAt;
+    console.log(`# takeover (${mode}): the job resumed ${resumedAfter} ms after kill -9 (lease ${LEASE_MS} ms) and finished ${doneAfter} ms after it`);
   });
 
   it("a key created through A works on C; revoked through A, C refuses it within a second and ends its open stream", async () => {
-    const created = await adminCall<{ token: string; key: { id: string } }>(replicas[0]!.address, "createKey", { tenant: "acme", roles: ["predict", "train"], name: "replicas", expiresInSeconds: 0n });
-    const acme = createClient({ address: replicas[2]!.address, apiKey: created.token, retry: { maxAttempts: 1 } });
+    const created = await adminCall<{ token: string; key: { id: string } }>(addressOf(0), "createKey", { tenant: "acme", roles: ["predict", "train"], name: "replicas", expiresInSeconds: 0n });
+    const acme = createClient({ address: addressOf(2), apiKey: created.token, retry: { maxAttempts: 1 }, channelOptions: own });
     try {
       const acceptedAfter = await until(async () => (await acme.jobs.list(), true), "C accepts the new key");
       // An open stream of that key on C: a Train call whose data never comes.
@@ -134,7 +177,7 @@ describe("three replicas on one PostgreSQL", { skip: pgSkip }, () => {
       })().then(() => "ended OK", (e: { code?: number }) => e.code);
       await until(async () => (await clients[2]!.jobs.list()).some((j) => j.model === "acme-wait"), "the Train stream's job is listed");
       const revokedAt = Date.now();
-      await adminCall(replicas[0]!.address, "revokeKey", { id: created.key.id });
+      await adminCall(addressOf(0), "revokeKey", { id: created.key.id });
       const refusedAfter = await until(async () => {
         try {
           await acme.jobs.list();
@@ -148,7 +191,7 @@ describe("three replicas on one PostgreSQL", { skip: pgSkip }, () => {
       assert.equal(streamEnd, status.UNAUTHENTICATED, "the open Train stream of the revoked key on C ended");
       assert.ok(acceptedAfter < 1000, `C accepted the new key after ${acceptedAfter} ms`);
       assert.ok(refusedAfter < 1000, `C refused the revoked key after ${refusedAfter} ms`);
-      console.log(`# key propagation: a new key accepted by another replica after ${acceptedAfter} ms; a revocation refused there after ${Date.now() - revokedAt} ms`);
+      console.log(`# key propagation (${mode}): a new key accepted by another replica after ${acceptedAfter} ms; a revocation refused there after ${Date.now() - revokedAt} ms`);
     } finally {
       acme.close();
     }
@@ -168,18 +211,19 @@ describe("three replicas on one PostgreSQL", { skip: pgSkip }, () => {
     const loadedAfter = await until(async () => (await stateOn(a)) === "ready" && (await stateOn(b)) === "ready", "A and B load it again");
     const names = await Promise.all(clients.slice(0, 3).map(async (k) => (await k.models.list()).map((m) => `${m.name}:${m.state}`).sort().join(",")));
     assert.equal(new Set(names).size, 1, `ListModels agrees: ${names.join(" | ")}`);
-    console.log(`# model control: published version served by another replica ${servedAfter} ms after the job ended (${Date.now() - doneAt} ms in all); unload reached the others after ${unloadedAfter} ms, load after ${loadedAfter} ms`);
+    console.log(`# model control (${mode}): published version served by another replica ${servedAfter} ms after the job ended (${Date.now() - doneAt} ms in all); unload reached the others after ${unloadedAfter} ms, load after ${loadedAfter} ms`);
   });
 
-  it("a tenant's rate limit holds in total across the three replicas", async () => {
-    const client = createClient({ addresses: replicas.slice(0, 3).map((r) => r.address), apiKey: meteredKey, retry: { maxAttempts: 1 } });
+  it("a tenant's rate limit holds in total across the processes", async () => {
+    const metered = [0, 1, 2].map((i) => createClient({ address: addressOf(i), apiKey: meteredKey, retry: { maxAttempts: 1 }, channelOptions: own }));
     try {
       const seconds = 4;
       const start = Date.now();
       const end = start + seconds * 1000;
       let granted = 0;
       let refused = 0;
-      await Promise.all(Array.from({ length: 12 }, async () => {
+      await Promise.all(Array.from({ length: 12 }, async (_, i) => {
+        const client = metered[i % 3]!;
         while (Date.now() < end) {
           try {
             await client.models.list();
@@ -194,11 +238,11 @@ describe("three replicas on one PostgreSQL", { skip: pgSkip }, () => {
       const elapsed = (Date.now() - start) / 1000;
       const allowed = BURST + RATE * elapsed;
       const ratio = granted / allowed;
-      console.log(`# cluster-wide rate: ${granted} granted of ${granted + refused} over ${elapsed.toFixed(2)} s at ${RATE}/s (burst ${BURST}) through 3 replicas: granted ÷ limit = ${ratio.toFixed(3)}`);
+      console.log(`# cluster-wide rate (${mode}): ${granted} granted of ${granted + refused} over ${elapsed.toFixed(2)} s at ${RATE}/s (burst ${BURST}) through 3 connections: granted ÷ limit = ${ratio.toFixed(3)}`);
       assert.ok(refused > granted, "the load was well over the limit");
       assert.ok(ratio > 0.9 && ratio < 1.1, `granted ÷ limit ${ratio.toFixed(3)} is within 10%`);
     } finally {
-      client.close();
+      for (const c of metered) c.close();
     }
   });
 
@@ -216,6 +260,7 @@ describe("three replicas on one PostgreSQL", { skip: pgSkip }, () => {
     });
   }
 });
+}
 
 /** Milliseconds until `check` holds (polled every 10 ms; fails after 10 s). */
 async function until(check: () => Promise<boolean>, what = "the condition"): Promise<number> {

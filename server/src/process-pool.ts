@@ -5,6 +5,8 @@ import { unavailable } from "./common/errors.js";
 import { startOperationsHttp, type OperationsHttp } from "./http/operations-http.js";
 import type { OperationsAnswer, OperationsRequest } from "./http/operations-routes.js";
 import { mergePrometheusText } from "./telemetry/merge-prometheus.js";
+import { openStateDatabase } from "./server-state.js";
+import { DatabaseHost, openIpcDatabase, type Database, type DatabaseReply, type DatabaseRequest } from "./state/index.js";
 import type { RunningServer } from "./server.js";
 
 /** Messages between the primary and its serving processes (Node's cluster IPC). */
@@ -13,6 +15,8 @@ type ToWorker = { readonly t: "ask"; readonly id: number; readonly request: Oper
 
 export interface ProcessPoolOptions {
   readonly processes: number;
+  /** The state folder whose embedded database the primary serves to the processes (absent: they use --database-url). */
+  readonly stateDir: string | undefined;
   /** The operations port the primary serves for all of them (absent: none). */
   readonly http: { readonly host: string; readonly port: number } | undefined;
   readonly logger: Logger;
@@ -27,12 +31,16 @@ const MAX_BACKOFF_MS = 30_000;
 /**
  * The primary of `aiaas serve --processes N`: forks N serving processes of the same command, which all listen on
  * the one gRPC port (Node's cluster module hands each new connection to one of them), restarts one that dies
- * (backoff from 1 s to 30 s while it keeps dying), serves the operations port for all of them (ready when every
+ * (backoff from 250 ms to 30 s while it keeps dying), serves the operations port for all of them (ready when every
  * process is; /metrics merged, each series labelled with its process) and, on SIGTERM or SIGINT, drains them
  * (each finishes its calls) before it exits. Resolves when the pool has stopped.
  */
 export async function runProcessPool(options: ProcessPoolOptions): Promise<void> {
   const { logger, processes } = options;
+  // Bytes and bigints cross the IPC as they are (the embedded database's rows and parameters).
+  cluster.setupPrimary({ serialization: "advanced" });
+  const state = options.stateDir ? await openStateDatabase(options.stateDir, logger) : undefined;
+  const host = state && new DatabaseHost(state.db);
   const slots: (Worker | undefined)[] = new Array(processes).fill(undefined);
   const listening = new Set<number>();
   const pending = new Map<number, (answer: OperationsAnswer) => void>();
@@ -44,8 +52,9 @@ export async function runProcessPool(options: ProcessPoolOptions): Promise<void>
   let failStart!: (error: Error) => void;
 
   const start = (index: number): void => {
-    const worker = cluster.fork({ AIAAS_PROCESS_INDEX: String(index) });
+    const worker = cluster.fork({ AIAAS_PROCESS_INDEX: String(index), AIAAS_POOL_DATABASE: host ? "primary" : "" });
     slots[index] = worker;
+    const detach = host?.attach({ send: (m) => worker.isConnected() && worker.send(m), onMessage: (h) => worker.on("message", h) });
     const startedAt = Date.now();
     worker.on("message", (message: ToPrimary) => {
       if (message.t === "answer") pending.get(message.id)?.(message.answer);
@@ -58,6 +67,7 @@ export async function runProcessPool(options: ProcessPoolOptions): Promise<void>
       }
     });
     worker.on("exit", (code, signal) => {
+      detach?.();
       const wasListening = listening.delete(index);
       slots[index] = undefined;
       if (stopping) return;
@@ -65,7 +75,7 @@ export async function runProcessPool(options: ProcessPoolOptions): Promise<void>
       if (!announced && !wasListening) return failStart(unavailable(`serving process ${index} could not start (${signal ?? `exit code ${code}`}); its error is above`));
       // One that ran a minute starts its backoff anew.
       failures[index] = Date.now() - startedAt > 60_000 ? 1 : failures[index]! + 1;
-      const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (failures[index]! - 1));
+      const delay = Math.min(MAX_BACKOFF_MS, 250 * 2 ** (failures[index]! - 1));
       logger.error({ process: index, code, signal }, `serving process ${index} exited (${signal ?? `code ${code}`}); starting it again in ${delay} ms`);
       setTimeout(() => !stopping && start(index), delay).unref();
     });
@@ -118,6 +128,7 @@ export async function runProcessPool(options: ProcessPoolOptions): Promise<void>
     await stopped;
   } finally {
     await http?.close();
+    await state?.close();
   }
   logger.info("aiaas stopped");
 }
@@ -161,3 +172,12 @@ export function serveAsPoolProcess(server: RunningServer): void {
 }
 
 export const isPoolProcess = (): boolean => cluster.isWorker;
+
+/** In a serving process of a pool without --database-url: the primary's embedded database, over the IPC. */
+export function poolDatabase(): Database | undefined {
+  if (!cluster.isWorker || process.env.AIAAS_POOL_DATABASE !== "primary") return undefined;
+  return openIpcDatabase({
+    send: (m: DatabaseRequest) => process.send!(m),
+    onMessage: (h: (m: DatabaseReply) => void) => process.on("message", h),
+  });
+}

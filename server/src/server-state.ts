@@ -24,17 +24,21 @@ export interface StateOptions {
   readonly databaseUrl?: string;
   /** How long a replica's lease on a job lasts without renewal (how soon a dead replica's jobs move). */
   readonly jobLeaseMs?: number;
+  /** A database opened elsewhere (a process of `--processes N`: its primary's, over IPC), already migrated. */
+  readonly database?: Database;
+}
+
+/** The state folder's database, opened and migrated; with its close (which unlocks the folder). */
+export interface StateDatabase {
+  readonly db: Database;
+  close(): Promise<void>;
 }
 
 /**
- * Opens the state folder: `<dir>/db` (embedded PostgreSQL, or the PostgreSQL server at `databaseUrl`; migrated
- * to the current schema at start),
- * `<dir>/job-data` (uploads of jobs that have not ended, 0600) and `<dir>/checkpoints`. With the embedded
- * database the folder is this process's alone (a lock file); with a PostgreSQL server, replicas share it (a
- * volume every replica mounts), since any of them may take a job up from its upload and checkpoints.
+ * Opens the state folder's database: the embedded one in `<dir>/db` (the folder locked to this process), or
+ * the PostgreSQL server at `databaseUrl` (replicas share the folder then); migrated to the current schema.
  */
-export async function openServerState(dir: string, logger: Logger, options: StateOptions = {}): Promise<ServerState> {
-  const { databaseUrl } = options;
+export async function openStateDatabase(dir: string, logger: Logger, databaseUrl?: string): Promise<StateDatabase> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const unlock = databaseUrl ? async () => undefined : await lockStateFolder(dir);
   const open = databaseUrl ? openPostgresDatabase(databaseUrl) : openEmbeddedDatabase(join(dir, "db"));
@@ -50,6 +54,26 @@ export async function openServerState(dir: string, logger: Logger, options: Stat
     await unlock();
     throw error;
   }
+  return {
+    db,
+    close: async () => {
+      await db.close();
+      await unlock();
+    },
+  };
+}
+
+/**
+ * Opens the state folder: its database (see openStateDatabase, or the one given), `<dir>/job-data` (uploads
+ * of jobs that have not ended, 0600) and `<dir>/checkpoints`. With the embedded database the folder is this
+ * process's alone (a lock file); with a PostgreSQL server, or in a pool of processes, it is shared (a volume
+ * every replica mounts), since any of them may take a job up from its upload and checkpoints.
+ */
+export async function openServerState(dir: string, logger: Logger, options: StateOptions = {}): Promise<ServerState> {
+  const { db, close } = options.database
+    ? { db: options.database, close: () => options.database!.close() }
+    : await openStateDatabase(dir, logger, options.databaseUrl);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   const replica = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const journal = new SqlJobJournal(db, replica, options.jobLeaseMs);
   const data = new DataJournal(join(dir, "job-data"));
@@ -68,8 +92,7 @@ export async function openServerState(dir: string, logger: Logger, options: Stat
     }),
     close: async () => {
       await feed.close();
-      await db.close();
-      await unlock();
+      await close();
     },
   };
 }

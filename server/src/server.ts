@@ -29,6 +29,7 @@ import {
 import { createAdminService } from "./rpc/admin-service.js";
 import { openServerState, type ServerState } from "./server-state.js";
 import { joinCluster, type Cluster } from "./cluster.js";
+import type { Database } from "./state/index.js";
 import { parseProviders, type ProviderName } from "./runtime/index.js";
 import { createInferenceService } from "./rpc/inference-service.js";
 import { createInferenceProtocolService } from "./rpc/inference-protocol-service.js";
@@ -104,6 +105,8 @@ export interface ServeOptions {
   readonly databaseUrl?: string;
   /** Replicas sharing a database: how long a replica holds a job it runs without renewing (default 10 s). */
   readonly jobLeaseMs?: number;
+  /** The state database opened elsewhere (a process of `--processes N`: its primary's embedded one), migrated. */
+  readonly stateDatabase?: Database;
   /**
    * How a session whose worker thread died is replaced: backoff from `backoffMs` (doubling up to
    * `maxBackoffMs`), and a version gives up (FAILED) after `crashLimit` deaths within `crashWindowMs`.
@@ -304,7 +307,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   let operations: ((request: OperationsRequest) => Promise<OperationsAnswer>) | undefined;
   try {
     if (options.databaseUrl && !options.stateDir) throw invalidArgument("--database-url needs a --state-dir for the jobs' uploads and checkpoints");
-    state = options.stateDir ? await openServerState(options.stateDir, logger, { databaseUrl: options.databaseUrl, jobLeaseMs: options.jobLeaseMs }) : undefined;
+    state = options.stateDir ? await openServerState(options.stateDir, logger, { databaseUrl: options.databaseUrl, jobLeaseMs: options.jobLeaseMs, database: options.stateDatabase }) : undefined;
     keys = options.auth ? await openKeys(options.auth.keysFile, state, logger) : undefined;
     operations = operationsRoutes({
       registry: () => scopes?.public,

@@ -9,7 +9,8 @@ import { startServer } from "../server.js";
 import { SERVE_SETTINGS, flagOf, loadServeConfig, readConfigFile, type Setting } from "../config/index.js";
 import { serveOptionsFrom } from "../serve-options-from-config.js";
 import { Code, ServerError, invalidArgument } from "../common/errors.js";
-import { isPoolProcess, resolveProcesses, runProcessPool, serveAsPoolProcess } from "../process-pool.js";
+import { isPoolProcess, poolDatabase, resolveProcesses, runProcessPool, serveAsPoolProcess } from "../process-pool.js";
+import { resolve } from "node:path";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -77,10 +78,11 @@ async function serve(opts: OptionValues): Promise<void> {
   const processes = resolveProcesses(config.processes);
   const inPool = isPoolProcess();
   if (processes > 1 && !inPool) {
-    if (!config.databaseUrl) {
-      throw invalidArgument("--processes above 1 shares jobs, keys, quotas and model control through a PostgreSQL server: give --database-url too (the embedded database serves one process)");
+    if (!config.databaseUrl && !config.stateDir) {
+      throw invalidArgument("--processes above 1 shares jobs, keys, quotas and model control through the state database: give a --state-dir (its embedded database, served by the primary) or --database-url, not --state-dir none");
     }
-    await runProcessPool({ processes, http: config.httpPort >= 0 ? { host: config.host, port: config.httpPort } : undefined, logger });
+    const stateDir = config.databaseUrl ? undefined : resolve(config.stateDir!);
+    await runProcessPool({ processes, stateDir, http: config.httpPort >= 0 ? { host: config.host, port: config.httpPort } : undefined, logger });
     process.exit(0);
   }
   const telemetry = installTelemetry({ prometheus: config.httpPort >= 0 });
@@ -89,7 +91,8 @@ async function serve(opts: OptionValues): Promise<void> {
   }
   const options = await serveOptionsFrom(config, { logger, metrics: telemetry.metricsHandler, env: process.env });
   // In a pool the primary serves the operations port; this process answers it through the primary.
-  const server = await startServer(inPool && options.http ? { ...options, http: { ...options.http, port: -1 } } : options);
+  const pooled = inPool ? { ...options, stateDatabase: poolDatabase(), ...(options.http ? { http: { ...options.http, port: -1 } } : {}) } : options;
+  const server = await startServer(pooled);
   if (inPool) serveAsPoolProcess(server);
   let signals = 0;
   const stop = (signal: string): void => {

@@ -65,7 +65,7 @@ export const SERVE_SETTINGS: { readonly [K in keyof ServeConfig]: Setting<ServeC
   instances: { value: "n", help: "sessions (worker threads) per model version (default: min(2, cores))", parse: optionalInteger(1), default: undefined },
   processes: {
     value: "n|auto",
-    help: "serving processes on the one port, supervised by a primary that restarts a dead one and serves the operations port for all (auto: one per core); more than 1 needs --database-url, through which they share jobs, keys, quotas and model control",
+    help: "serving processes on the one port, supervised by a primary that restarts a dead one and serves the operations port for all (auto: one per core); they share jobs, keys, quotas and model control through --database-url or the state folder's embedded database, which the primary serves to them",
     parse: processCount,
     default: 1,
   },

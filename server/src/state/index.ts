@@ -6,3 +6,6 @@ export { describePostgres, openPostgresDatabase } from "./postgres-database.js";
 export { ModelChangeLog } from "./model-change-log.js";
 export type { ModelAction, ModelChange } from "./model-change-log.js";
 export { ReplicaHeartbeat } from "./replica-heartbeat.js";
+export { DatabaseHost } from "./database-host.js";
+export { openIpcDatabase } from "./ipc-database.js";
+export type { DatabaseReply, DatabaseRequest, IpcPeer } from "./database-ipc-protocol.js";
