@@ -26,7 +26,7 @@ describe("state on a PostgreSQL server", { skip: pgSkip }, () => {
   it("runs the migrations once and stores a job's events and idempotency key as the embedded database does", async () => {
     const db = await openPostgresDatabase(dbUrl);
     try {
-      assert.deepEqual(await migrate(db), [1, 2, 3]);
+      assert.deepEqual(await migrate(db), [1, 2, 3, 4, 5, 6]);
       assert.deepEqual(await migrate(db), []);
       const journal = new SqlJobJournal(db);
       const spec = TrainSpec.fromPartial({ model: "m", idempotencyKey: "k" });

@@ -15,6 +15,8 @@ import { affineModel, writeRepository } from "./support/fixtures.js";
 import { pgSkip, testDatabase } from "./support/postgres.js";
 
 const root = new URL("..", import.meta.url).pathname;
+/** A test that hangs fails instead of holding up the run. */
+const LIMIT = { timeout: 120_000 };
 
 for (const database of ["embedded", "postgres"] as const) {
 describe(`a pool of serving processes (--processes 2, ${database} database)`, { skip: database === "postgres" ? pgSkip : false }, () => {
@@ -60,7 +62,7 @@ describe(`a pool of serving processes (--processes 2, ${database} database)`, { 
     return { status: res.status, text: await res.text() };
   };
 
-  it("serves one port from both processes; the primary's operations port speaks for both, metrics merged", async () => {
+  it("serves one port from both processes; the primary's operations port speaks for both, metrics merged", LIMIT, async () => {
     assert.equal(JSON.parse((await get("/v2/health/ready")).text).ready_processes, 2);
     // Each client is its own connection; the primary hands connections to the processes in turn.
     const clients = Array.from({ length: 16 }, () => createClient({ address, channelOptions: { "grpc.use_local_subchannel_pool": 1 } }));
@@ -78,7 +80,7 @@ describe(`a pool of serving processes (--processes 2, ${database} database)`, { 
     assert.equal(metrics.split("\n").filter((l) => l.startsWith("# TYPE aiaas_request_count_total ")).length, 1, "one TYPE line per family");
   });
 
-  it("a serving process killed with kill -9 is started again and the pool is ready again", async () => {
+  it("a serving process killed with kill -9 is started again and the pool is ready again", LIMIT, async () => {
     const children = execFileSync("pgrep", ["-P", String(primary.pid)]).toString().trim().split("\n").map(Number);
     assert.equal(children.length, 2);
     const killedAt = Date.now();
@@ -101,7 +103,7 @@ describe(`a pool of serving processes (--processes 2, ${database} database)`, { 
     console.log(`# a killed serving process: the pool was ready again ${Date.now() - killedAt} ms after kill -9`);
   });
 
-  it("SIGTERM drains both processes and the primary exits 0", async () => {
+  it("SIGTERM drains both processes and the primary exits 0", LIMIT, async () => {
     const children = execFileSync("pgrep", ["-P", String(primary.pid)]).toString().trim().split("\n").map(Number);
     const exited = new Promise<number | null>((resolve) => primary.once("exit", (code) => resolve(code)));
     primary.kill("SIGTERM");

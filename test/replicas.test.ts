@@ -11,12 +11,15 @@ import { after, before, describe, it } from "node:test";
 import { credentials, Metadata, status } from "@grpc/grpc-js";
 import { AdminClient } from "@aiaas/sdk/gen";
 import { createClient, Tensor, type AiaasClient, type TrainEvent, type TrainSpecInput } from "@aiaas/sdk";
+import pg from "pg";
 import { KeyStore } from "../server/src/auth/index.js";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { serveProcess, type ServeProcess } from "./support/serve-process.js";
 import { pgSkip, testDatabase } from "./support/postgres.js";
 
+/** A test that hangs fails instead of holding up the run. */
+const LIMIT = { timeout: 120_000 };
 const LEASE_MS = 1000;
 const RATE = 100;
 const BURST = 10;
@@ -58,6 +61,7 @@ function suite(mode: Mode): void {
 describe(mode === "replicas" ? "three replicas on one PostgreSQL" : "a pool of two processes on the embedded database", { skip: mode === "replicas" ? pgSkip : false }, () => {
   let dir = "";
   let drop = async (): Promise<void> => undefined;
+  let dbUrl = "";
   let args: string[] = [];
   let adminKey = "";
   let meteredKey = "";
@@ -93,6 +97,7 @@ describe(mode === "replicas" ? "three replicas on one PostgreSQL" : "a pool of t
     }
     const db = await testDatabase();
     drop = db.drop;
+    dbUrl = db.url;
     args.push("--database-url", db.url);
     // One at a time first (the schema is migrated once), then the rest together.
     await startReplica();
@@ -107,7 +112,7 @@ describe(mode === "replicas" ? "three replicas on one PostgreSQL" : "a pool of t
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("a job started through A is watched through B and cancelled through C", async () => {
+  it("a job started through A is watched through B and cancelled through C", LIMIT, async () => {
     const [a, b, c] = clients as [AiaasClient, AiaasClient, AiaasClient];
     const stream = a.train(spec("cancel-me", 10_000), [{ inputs: { x }, labels: y }]);
     const iterator = stream[Symbol.asyncIterator]();
@@ -134,7 +139,7 @@ describe(mode === "replicas" ? "three replicas on one PostgreSQL" : "a pool of t
     assert.equal((await b.jobs.get(jobId)).state, "cancelled");
   });
 
-  it("a replica killed mid-job: another takes the job over from its checkpoint and finishes it", async () => {
+  it("a replica killed mid-job: another takes the job over from its checkpoint and finishes it", LIMIT, async () => {
     // Replicas: a fourth one runs the job and is killed. Pool: the process that took the job (its log says) is killed.
     const victim = mode === "replicas" ? clients[await startReplica()]! : clients[0]!;
     let jobId = "";
@@ -162,7 +167,7 @@ describe(mode === "replicas" ? "three replicas on one PostgreSQL" : "a pool of t
     console.log(`# takeover (${mode}): the job resumed ${resumedAfter} ms after kill -9 (lease ${LEASE_MS} ms) and finished ${doneAfter} ms after it`);
   });
 
-  it("a key created through A works on C; revoked through A, C refuses it within a second and ends its open stream", async () => {
+  it("a key created through A works on C; revoked through A, C refuses it within a second and ends its open stream", LIMIT, async () => {
     const created = await adminCall<{ token: string; key: { id: string } }>(addressOf(0), "createKey", { tenant: "acme", roles: ["predict", "train"], name: "replicas", expiresInSeconds: 0n });
     const acme = createClient({ address: addressOf(2), apiKey: created.token, retry: { maxAttempts: 1 }, channelOptions: own });
     try {
@@ -176,7 +181,6 @@ describe(mode === "replicas" ? "three replicas on one PostgreSQL" : "a pool of t
         for await (const e of acme.train(spec("acme-wait", 1), never)) void e;
       })().then(() => "ended OK", (e: { code?: number }) => e.code);
       await until(async () => (await clients[2]!.jobs.list()).some((j) => j.model === "acme-wait"), "the Train stream's job is listed");
-      const revokedAt = Date.now();
       await adminCall(addressOf(0), "revokeKey", { id: created.key.id });
       const refusedAfter = await until(async () => {
         try {
@@ -191,13 +195,28 @@ describe(mode === "replicas" ? "three replicas on one PostgreSQL" : "a pool of t
       assert.equal(streamEnd, status.UNAUTHENTICATED, "the open Train stream of the revoked key on C ended");
       assert.ok(acceptedAfter < 1000, `C accepted the new key after ${acceptedAfter} ms`);
       assert.ok(refusedAfter < 1000, `C refused the revoked key after ${refusedAfter} ms`);
-      console.log(`# key propagation (${mode}): a new key accepted by another replica after ${acceptedAfter} ms; a revocation refused there after ${Date.now() - revokedAt} ms`);
+      if (mode === "replicas") {
+        // The audit trail of every replica is in the one database (written once a second).
+        await until(async () => {
+          const pgc = new pg.Client({ connectionString: dbUrl });
+          await pgc.connect();
+          try {
+            const rows = (await pgc.query<{ replica: string; action: string; outcome: string }>(`SELECT replica, action, outcome FROM audit_events`)).rows;
+            const madeOnA = rows.find((r) => r.outcome === "allowed" && /CreateKey/i.test(r.action));
+            const deniedElsewhere = rows.find((r) => r.outcome === "denied" && r.replica !== madeOnA?.replica);
+            return Boolean(madeOnA && deniedElsewhere);
+          } finally {
+            await pgc.end();
+          }
+        }, "the audit entries of two replicas are in the database");
+      }
+      console.log(`# key propagation (${mode}): a new key accepted by another replica after ${acceptedAfter} ms; a revocation refused there after ${refusedAfter} ms`);
     } finally {
       acme.close();
     }
   });
 
-  it("a version published through A is served by C; an unload through B and a load through C reach every replica", async () => {
+  it("a version published through A is served by C; an unload through B and a load through C reach every replica", LIMIT, async () => {
     const [a, b, c] = clients as [AiaasClient, AiaasClient, AiaasClient];
     for await (const e of a.train(spec("published", 3), [{ inputs: { x }, labels: y }])) void e;
     const doneAt = Date.now();
@@ -214,8 +233,12 @@ describe(mode === "replicas" ? "three replicas on one PostgreSQL" : "a pool of t
     console.log(`# model control (${mode}): published version served by another replica ${servedAfter} ms after the job ended (${Date.now() - doneAt} ms in all); unload reached the others after ${unloadedAfter} ms, load after ${loadedAfter} ms`);
   });
 
-  it("a tenant's rate limit holds in total across the processes", async () => {
-    const metered = [0, 1, 2].map((i) => createClient({ address: addressOf(i), apiKey: meteredKey, retry: { maxAttempts: 1 }, channelOptions: own }));
+  it("a tenant's rate limit holds in total across the processes", LIMIT, async () => {
+    // Replicas: one SDK client with the three addresses (round_robin). Pool: three connections to its one port.
+    const metered =
+      mode === "replicas"
+        ? [createClient({ addresses: [0, 1, 2].map(addressOf), apiKey: meteredKey, retry: { maxAttempts: 1 } })]
+        : [0, 1, 2].map((i) => createClient({ address: addressOf(i), apiKey: meteredKey, retry: { maxAttempts: 1 }, channelOptions: own }));
     try {
       const seconds = 4;
       const start = Date.now();
@@ -223,7 +246,7 @@ describe(mode === "replicas" ? "three replicas on one PostgreSQL" : "a pool of t
       let granted = 0;
       let refused = 0;
       await Promise.all(Array.from({ length: 12 }, async (_, i) => {
-        const client = metered[i % 3]!;
+        const client = metered[i % metered.length]!;
         while (Date.now() < end) {
           try {
             await client.models.list();

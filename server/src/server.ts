@@ -20,6 +20,7 @@ import {
   SqlKeyDirectory,
   type KeyDirectory,
   createAuditLog,
+  SqlAuditStore,
   createAuthenticator,
   metricsAccess,
   type AuditLog,
@@ -304,6 +305,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   let http: Awaited<ReturnType<typeof startOperationsHttp>> | undefined;
   let state: ServerState | undefined;
   let cluster: Cluster | undefined;
+  let auditStore: SqlAuditStore | undefined;
   let operations: ((request: OperationsRequest) => Promise<OperationsAnswer>) | undefined;
   try {
     if (options.databaseUrl && !options.stateDir) throw invalidArgument("--database-url needs a --state-dir for the jobs' uploads and checkpoints");
@@ -338,7 +340,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       },
       logger,
     });
-    const audit = createAuditLog(options.auth?.auditLogger ?? logger);
+    auditStore = state ? new SqlAuditStore(state.db, state.replica, logger) : undefined;
+    const audit = createAuditLog(options.auth?.auditLogger ?? logger, auditStore);
     // Replicas sharing a database and repository: shared rates, and each other's model control applied.
     cluster = await joinCluster(state, scopes, logger);
     const auth = createAuthenticator({ keys, quotas: new Quotas({ ...DEFAULT_LIMITS, ...options.auth?.defaultLimits }, keys, cluster?.quotas), audit });
@@ -357,7 +360,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     });
     const address = `${host.includes(":") ? `[${host}]` : host}:${listener.port}`;
     logger.info({ address }, `aiaas listening on ${address}`);
-    const parts = { server, listener, jobs, scopes, keys, http, health, stopRequested, logger, state, cluster };
+    const parts = { server, listener, jobs, scopes, keys, http, health, stopRequested, logger, state, cluster, auditStore };
     return {
       port: listener.port,
       httpPort: http?.port,
@@ -376,6 +379,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     };
   } catch (error) {
     await cluster?.close();
+    await auditStore?.close();
     await Promise.allSettled([listener.close(), http?.close(), scopes?.close(), state?.close()]);
     keys?.close();
     throw error;
@@ -422,6 +426,7 @@ async function shutdown(
     logger: Logger;
     state: ServerState | undefined;
     cluster: Cluster | undefined;
+    auditStore: SqlAuditStore | undefined;
   },
   grace: number,
 ): Promise<void> {
@@ -443,6 +448,7 @@ async function shutdown(
   await closing;
   await parts.jobs.close();
   await parts.cluster?.close();
+  await parts.auditStore?.close();
   parts.keys?.close();
   await parts.state?.close();
   await parts.scopes.close();

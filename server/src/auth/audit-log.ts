@@ -15,10 +15,12 @@ export interface AuditLog {
   record(entry: AuditEntry): void;
 }
 
-export function createAuditLog(logger: Logger): AuditLog {
+/** One JSON line per entry on `logger`; with `store`, each entry is kept in the state database too. */
+export function createAuditLog(logger: Logger, store?: { add(entry: AuditEntry): void }): AuditLog {
   const audit = logger.child({ audit: true });
   return {
     record(entry) {
+      store?.add(entry);
       const line = {
         action: entry.action,
         outcome: entry.outcome,

@@ -11,6 +11,7 @@ export type { ClusterQuotas } from "./quotas.js";
 export { SharedRate } from "./shared-rate.js";
 export type { QuotaCounters, ResolvedLimits } from "./quota-counters.js";
 export { createAuditLog } from "./audit-log.js";
+export { SqlAuditStore } from "./audit-store.js";
 export type { AuditLog } from "./audit-log.js";
 export { LOCAL_CALLER, ROLES } from "./caller.js";
 export type { Caller, Role } from "./caller.js";

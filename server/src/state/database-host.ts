@@ -26,13 +26,17 @@ export class DatabaseHost {
     const txs = new Map<number, OpenTransaction>();
     const held = new Map<string, (() => void)[]>();
     const listens = new Map<string, Promise<() => Promise<void>>>();
+    // Set when the process exited: a transaction or lock it was still waiting for is given up as soon as it comes.
+    let gone = false;
     const serve = async (m: DatabaseRequest): Promise<Omit<Extract<DatabaseReply, { t: "db-reply" }>, "t" | "id">> => {
       switch (m.op) {
         case "query":
           return { rows: await (m.tx ? this.open(txs, m.tx).tx : this.db).query(m.sql, m.params) };
         case "begin": {
           const id = this.nextTx++;
-          txs.set(id, await this.begin());
+          const t = await this.begin();
+          if (gone) t.finish(false);
+          else txs.set(id, t);
           return { tx: id };
         }
         case "end": {
@@ -43,7 +47,8 @@ export class DatabaseHost {
           return {};
         }
         case "listen":
-          if (!listens.has(m.channel)) listens.set(m.channel, this.db.listen(m.channel, (payload) => peer.send({ t: "db-notify", channel: m.channel, payload })));
+          if (gone) return {};
+          if (!listens.has(m.channel)) listens.set(m.channel, this.db.listen(m.channel, (payload) => !gone && peer.send({ t: "db-notify", channel: m.channel, payload })));
           await listens.get(m.channel);
           return {};
         case "unlisten":
@@ -52,7 +57,8 @@ export class DatabaseHost {
           return {};
         case "lock": {
           const release = await this.lock(m.key);
-          held.set(m.key, [...(held.get(m.key) ?? []), release]);
+          if (gone) release();
+          else held.set(m.key, [...(held.get(m.key) ?? []), release]);
           return {};
         }
         case "unlock":
@@ -63,12 +69,14 @@ export class DatabaseHost {
     peer.onMessage((message) => {
       if (message?.t !== "db") return;
       serve(message).then(
-        (reply) => peer.send({ t: "db-reply", id: message.id, ...reply }),
-        (error: Error & { code?: string }) => peer.send({ t: "db-reply", id: message.id, error: { message: error.message, ...(error.code ? { code: String(error.code) } : {}) } }),
+        (reply) => !gone && peer.send({ t: "db-reply", id: message.id, ...reply }),
+        (error: Error & { code?: string }) => !gone && peer.send({ t: "db-reply", id: message.id, error: { message: error.message, ...(error.code ? { code: String(error.code) } : {}) } }),
       );
     });
     return () => {
+      gone = true;
       for (const t of txs.values()) t.finish(false);
+      txs.clear();
       for (const list of held.values()) for (const release of list) release();
       for (const unlisten of listens.values()) void unlisten.then((u) => u()).catch(() => undefined);
     };

@@ -89,6 +89,25 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE TABLE replicas (id text PRIMARY KEY, started_ms bigint NOT NULL, heartbeat_ms bigint NOT NULL)`,
     ],
   },
+  {
+    version: 6,
+    description: "the audit trail (admin actions and denied calls) of every replica",
+    sql: [
+      `CREATE TABLE audit_events (
+        seq bigserial PRIMARY KEY,
+        at_ms bigint NOT NULL,
+        replica text NOT NULL,
+        action text NOT NULL,
+        outcome text NOT NULL,
+        key_id text,
+        tenant text,
+        peer text,
+        target text,
+        reason text
+      )`,
+      `CREATE INDEX audit_events_tenant ON audit_events (tenant, at_ms)`,
+    ],
+  },
 ];
 
 /** The advisory lock migrations hold (an arbitrary constant of this project). */
