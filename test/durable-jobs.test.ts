@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { createClient, Tensor, type AiaasClient, type TrainChunk, type TrainEvent, type TrainSpecInput } from "@aiaas/sdk";
 import { training } from "@aiaas/server";
 import { KeyStore } from "../server/src/auth/index.js";
-import { migrate, openEmbeddedDatabase } from "../server/src/state/index.js";
+import { MIGRATIONS, migrate, openEmbeddedDatabase } from "../server/src/state/index.js";
 import { serveProcess } from "./support/serve-process.js";
 
 const MOMENTS = Number(process.env.AIAAS_FAULT_MOMENTS ?? 10);
@@ -97,10 +97,12 @@ describe("durable training jobs", () => {
   it("migrates the schema once, versioned", async () => {
     const db = await openEmbeddedDatabase(join(dir, "db-probe"));
     try {
-      assert.deepEqual(await migrate(db), [1, 2, 3, 4, 5, 6]);
+      const all = MIGRATIONS.map((m) => m.version);
+      assert.deepEqual(all, [...all].sort((a, b) => a - b), "versions in order");
+      assert.deepEqual(await migrate(db), all);
       assert.deepEqual(await migrate(db), [], "a second start runs nothing");
-      const rows = await db.query<{ version: number }>("SELECT version FROM schema_migrations");
-      assert.deepEqual(rows.map((r) => Number(r.version)), [1]);
+      const rows = await db.query<{ version: number }>("SELECT version FROM schema_migrations ORDER BY version");
+      assert.deepEqual(rows.map((r) => Number(r.version)), all);
     } finally {
       await db.close();
     }

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { JobState, TrainSpec } from "@aiaas/sdk/gen";
 import { createClient, Tensor, type TrainEvent } from "@aiaas/sdk";
-import { migrate, openPostgresDatabase } from "../server/src/state/index.js";
+import { MIGRATIONS, migrate, openPostgresDatabase } from "../server/src/state/index.js";
 import { JobRecord, SqlJobJournal } from "../server/src/training/jobs/index.js";
 import { serveProcess } from "./support/serve-process.js";
 import { pgSkip, testDatabase } from "./support/postgres.js";
@@ -26,7 +26,7 @@ describe("state on a PostgreSQL server", { skip: pgSkip }, () => {
   it("runs the migrations once and stores a job's events and idempotency key as the embedded database does", async () => {
     const db = await openPostgresDatabase(dbUrl);
     try {
-      assert.deepEqual(await migrate(db), [1, 2, 3, 4, 5, 6]);
+      assert.deepEqual(await migrate(db), MIGRATIONS.map((m) => m.version));
       assert.deepEqual(await migrate(db), []);
       const journal = new SqlJobJournal(db);
       const spec = TrainSpec.fromPartial({ model: "m", idempotencyKey: "k" });

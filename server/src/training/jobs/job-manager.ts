@@ -145,6 +145,9 @@ class Jobs implements JobManager {
     const key = spec.idempotencyKey ? idempotencyScope(owner.tenant, spec.model, spec.idempotencyKey) : undefined;
     const existing = key ? this.jobs.byIdempotencyKey(key) : undefined;
     if (existing) return { job: existing, attached: true };
+    // Another replica may have the job: attach before planning (or counting it against the tenant's limit).
+    const elsewhere = key && this.leases ? await this.options.durable!.journal.findByKey(owner.tenant, spec.model, spec.idempotencyKey) : undefined;
+    if (elsewhere) return { job: this.storedView(elsewhere), attached: true };
     // Resolved in the caller's tenant before any upload: another tenant's checkpoint is as a missing one.
     if (spec.resumeFrom) await this.checkpoints.check(owner.tenant, spec.resumeFrom.jobId, spec.resumeFrom.checkpointId);
     const plan = await planJob(spec, owner.registry);
