@@ -4,6 +4,7 @@
 // keys, quotas and model control are one service either way. The PostgreSQL run makes its own database and
 // drops it; without a reachable PostgreSQL it skips, saying so.
 import assert from "node:assert/strict";
+import { appendFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -48,6 +49,7 @@ function startPool(args: readonly string[], lines: string[]): Promise<{ child: C
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout! }).on("line", (line) => {
       lines.push(line);
+      if (process.env.AIAAS_TEST_POOL_LOG) appendFileSync(process.env.AIAAS_TEST_POOL_LOG, line + "\n");
       const entry = JSON.parse(line) as { msg: string; address?: string };
       if (entry.msg.includes("with 2 processes")) resolve({ child, address: entry.address! });
     });
@@ -154,6 +156,9 @@ describe(mode === "replicas" ? "three replicas on one PostgreSQL" : "a pool of t
       const children = execFileSync("pgrep", ["-P", String(pool!.child.pid)]).toString().trim().split("\n").map(Number);
       assert.ok(accepted && children.includes(accepted.pid), "a serving process of the pool accepted the job");
       process.kill(accepted.pid, "SIGKILL");
+      // Node's cluster module loses a connection it hands to a process at the moment that process dies (the
+      // client then waits out its connect timeout): let the primary see the death before the next call.
+      await new Promise((resolve) => setTimeout(resolve, 500));
     }
     const watcher = clients[1]!;
     await until(async () => (await watcher.jobs.get(jobId)).state === "succeeded", "the job finishes elsewhere");
