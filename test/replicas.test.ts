@@ -141,6 +141,26 @@ describe(mode === "replicas" ? "three replicas on one PostgreSQL" : "a pool of t
     assert.equal((await b.jobs.get(jobId)).state, "cancelled");
   });
 
+  it("a job the replica that took it has no slot for runs on another one at once (one queue)", LIMIT, async () => {
+    const [a, b] = clients as [AiaasClient, AiaasClient];
+    // The first job takes the only training slot of the process it reached...
+    let longJob = "";
+    const long = (async () => {
+      for await (const e of a.train(spec("queue-long", 1500), [{ inputs: { x }, labels: y }])) longJob = e.jobId;
+    })();
+    await until(async () => longJob !== "" && (await b.jobs.get(longJob)).state === "running", "the long job runs");
+    // ...a second through the same connection (so the same process) does not wait for it.
+    const events: TrainEvent[] = [];
+    for await (const e of a.train(spec("queue-short", 3), [{ inputs: { x }, labels: y }])) events.push(e);
+    assert.equal(events.at(-1)?.type, "state");
+    assert.equal((events.at(-1) as { state: string }).state, "succeeded");
+    assert.ok(events.some((e) => e.type === "state" && /on any replica/.test(e.message)), "it went to the shared queue");
+    assert.ok(!events.some((e) => e.type === "resumed"), "a job taken from the queue starts; it does not resume");
+    assert.equal((await b.jobs.get(longJob)).state, "running", "it finished while the first job still trained");
+    await b.jobs.cancel(longJob);
+    await long.catch(() => undefined);
+  });
+
   it("a replica killed mid-job: another takes the job over from its checkpoint and finishes it", LIMIT, async () => {
     // Replicas: a fourth one runs the job and is killed. Pool: the process that took the job (its log says) is killed.
     const victim = mode === "replicas" ? clients[await startReplica()]! : clients[0]!;

@@ -37,6 +37,11 @@ const MAX_BACKOFF_MS = 30_000;
  */
 export async function runProcessPool(options: ProcessPoolOptions): Promise<void> {
   const { logger, processes } = options;
+  // Each process accepts from the shared socket itself (the kernel's queue), not through the primary: the
+  // primary's round robin loses a connection it hands to a process at the moment that process dies, and the
+  // client's calls then go into a socket nobody reads. A busy process returns to accept() later, so new
+  // connections lean toward the less loaded one.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   // Bytes and bigints cross the IPC as they are (the embedded database's rows and parameters).
   cluster.setupPrimary({ serialization: "advanced" });
   const state = options.stateDir ? await openStateDatabase(options.stateDir, logger) : undefined;

@@ -120,6 +120,8 @@ class Jobs implements JobManager {
   private readonly writers = new Map<TrainJob, DataWriter>();
   /** When each job this replica runs became its own (to tell a lease lost from one taken after a renewal began). */
   private readonly heldSince = new Map<string, number>();
+  /** The tenant job slots this replica's jobs hold, freed when a job ends or leaves this replica. */
+  private readonly slots = new Map<string, () => void>();
   private readonly leases: JobLeases | undefined;
   private readonly publishLock: RepositoryLock | undefined;
   private closed = false;
@@ -179,6 +181,7 @@ class Jobs implements JobManager {
       this.writers.set(job, durable.data.writer(owner.tenant, job.id));
     }
     this.hold(job, key);
+    this.slots.set(job.id, release);
     job.setState(job.state, `accepted; waiting for data (${plan.program.params.length} parameter tensors to train${plan.program.frozen.length ? `, ${plan.program.frozen.length} frozen` : ""})`);
     await job.flushed();
     if (job.journalError !== undefined) throw unavailable(`job ${job.id} could not be recorded; submit it again`);
@@ -227,7 +230,7 @@ class Jobs implements JobManager {
       $case: "data",
       value: { trainRows: BigInt(job.data.trainRows), validationRows: BigInt(job.data.validationRows), bytes: BigInt(job.data.bytes) },
     });
-    this.enqueue(job);
+    this.enqueue(job, true);
   }
 
   async get(id: string, viewer: JobViewer): Promise<JobView> {
@@ -367,8 +370,7 @@ class Jobs implements JobManager {
 
   /** Stops a job here without ending it: it lives on where its lease is (or is taken up again once the lease runs out). */
   private drop(job: JobRecord, why: string): void {
-    this.heldSince.delete(job.id);
-    this.jobs.remove(job);
+    this.forget(job);
     if (job instanceof TrainJob) {
       job.suspend();
       const i = this.waiting.indexOf(job);
@@ -377,6 +379,27 @@ class Jobs implements JobManager {
       this.writers.delete(job);
     }
     this.options.logger.warn({ job: job.id }, `training job ${job.id} stops on this replica: ${why}`);
+  }
+
+  /** This replica no longer has the job: out of its store, its tenant slot here freed. */
+  private forget(job: JobRecord): void {
+    this.heldSince.delete(job.id);
+    this.jobs.remove(job);
+    this.slots.get(job.id)?.();
+    this.slots.delete(job.id);
+  }
+
+  /**
+   * A job with its data and no free slot here goes to the shared queue (its lease released): the first replica
+   * with a free slot takes it (this one too, when a run here ends). Its uploaded data is on the shared volume.
+   */
+  private async handOver(job: TrainJob): Promise<void> {
+    job.setState(job.state, `data complete; waiting for a training slot on any replica (${this.running.size} running here)`);
+    await job.flushed();
+    if (job.terminal || job.journalError !== undefined) return;
+    this.forget(job);
+    job.suspend();
+    await this.options.durable!.journal.release([job.id]).catch((error: unknown) => this.options.logger.error({ err: error, job: job.id }, "could not hand a job to the shared queue; it moves when its lease runs out"));
   }
 
   private async find(id: string): Promise<JobView | undefined> {
@@ -393,6 +416,8 @@ class Jobs implements JobManager {
   private onEnd(tenant: string | undefined, release: () => void, job: () => JobRecord): () => void {
     return () => {
       release();
+      this.slots.get(job().id)?.();
+      this.slots.delete(job().id);
       this.heldSince.delete(job().id);
       if (job().state === JobState.JOB_STATE_SUCCEEDED) this.options.onPublished?.(tenant, job().identity.model);
       const writer = this.writers.get(job() as TrainJob);
@@ -406,7 +431,12 @@ class Jobs implements JobManager {
     };
   }
 
-  private enqueue(job: TrainJob): void {
+  /** Queues a job here; a `fresh` one (its data just completed) that cannot start now goes to the shared queue instead. */
+  private enqueue(job: TrainJob, fresh = false): void {
+    if (fresh && this.leases && this.running.size + this.waiting.length >= this.options.maxConcurrentJobs) {
+      void this.handOver(job);
+      return;
+    }
     this.waiting.push(job);
     if (this.running.size >= this.options.maxConcurrentJobs) job.setState(job.state, `data complete; waiting for a training slot (${this.running.size} running)`);
     this.pump();

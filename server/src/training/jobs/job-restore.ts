@@ -1,4 +1,4 @@
-import type { Job } from "@aiaas/sdk/gen";
+import { JobState, type Job } from "@aiaas/sdk/gen";
 import type { Logger } from "pino";
 import { Code, ServerError } from "../../common/errors.js";
 import { planJob } from "./job-builder.js";
@@ -91,10 +91,15 @@ async function reopen(s: StoredJob, deps: RestoreDeps): Promise<TrainJob> {
     return job;
   }
   for (const chunk of await durable.data.read(s.tenant, s.id)) job.data.add(() => chunk);
-  job.restarted = true;
-  deps.logger.info({ job: s.id, model: s.model }, `training job ${s.id} for ${s.model} will resume after the restart`);
+  // A job its replica handed to the shared queue before it ever ran simply starts; any other goes on from where it was.
+  job.restarted = !(s.released && !hasRun(s));
+  deps.logger.info({ job: s.id, model: s.model }, job.restarted ? `training job ${s.id} for ${s.model} will resume after the restart` : `training job ${s.id} for ${s.model} taken from the shared queue`);
   return job;
 }
+
+/** Whether a job's stored history shows it training (or validating) at some point. */
+const hasRun = (s: StoredJob): boolean =>
+  s.events.some((e) => e.event?.$case === "state" && (e.event.value.state === JobState.JOB_STATE_RUNNING || e.event.value.state === JobState.JOB_STATE_VALIDATING));
 
 /** A job that cannot be taken up again, as a record that failed with the reason. */
 function failedRecord(s: StoredJob, deps: RestoreDeps, error: unknown): JobRecord {

@@ -21,6 +21,8 @@ export interface StoredJob {
   readonly events: readonly TrainEvent[];
   /** CancelJob reached another replica while this one did not run the job: cancel it on taking it up. */
   readonly cancelRequested: boolean;
+  /** Its replica gave it up on purpose (handed over to the shared queue, or drained), rather than dying. */
+  readonly released: boolean;
 }
 
 /** The notification channels of jobs: a job's new events (payload: its id), a cancel request (its id), a job free to take. */
@@ -48,6 +50,7 @@ interface JobRow {
   created_ms: string | number;
   summary: Uint8Array;
   cancel_requested: boolean;
+  owner: string | null;
 }
 
 const TERMINAL = [JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED];
@@ -184,19 +187,22 @@ export class SqlJobJournal {
   async claim(options: { all?: boolean; runnable: number; only?: string }): Promise<StoredJob[]> {
     const claimed = await this.db.transaction(async (tx) => {
       const now = Date.now();
-      const open = await tx.query<{ id: string; data_complete: boolean }>(
-        `SELECT id, data_complete FROM jobs WHERE state NOT IN (${TERMINAL.join(", ")})
+      const open = await tx.query<{ id: string; data_complete: boolean; owner: string | null }>(
+        `SELECT id, data_complete, owner FROM jobs WHERE state NOT IN (${TERMINAL.join(", ")})
            AND ($1 OR owner IS NULL OR lease_until_ms < $2) AND ($3::text IS NULL OR id = $3)
          ORDER BY created_ms, id FOR UPDATE SKIP LOCKED`,
         [options.all ?? false, now, options.only ?? null],
       );
       let runnable = options.runnable;
-      const ids = open.filter((r) => !r.data_complete || runnable-- > 0).map((r) => r.id);
+      const taken = open.filter((r) => !r.data_complete || runnable-- > 0);
+      const ids = taken.map((r) => r.id);
       if (ids.length > 0) await tx.query(`UPDATE jobs SET owner = $1, lease_until_ms = $2 WHERE id = ANY($3::text[])`, [this.replica, now + this.leaseMs, ids]);
-      return ids;
+      return { ids, released: new Set(taken.filter((r) => r.owner === null).map((r) => r.id)) };
     });
-    if (claimed.length === 0) return [];
-    return this.withOpenEvents(await this.db.query<JobRow>(`SELECT * FROM jobs WHERE id = ANY($1::text[]) ORDER BY created_ms, id`, [claimed]));
+    if (claimed.ids.length === 0) return [];
+    const rows = await this.db.query<JobRow>(`SELECT * FROM jobs WHERE id = ANY($1::text[]) ORDER BY created_ms, id`, [claimed.ids]);
+    // As they were before this claim: given up on purpose (no owner) or lost.
+    return (await this.withOpenEvents(rows)).map((job) => ({ ...job, released: claimed.released.has(job.id) }));
   }
 
   /** Takes every open job's lease: a server alone on its database (the embedded one) after a restart. */
@@ -259,5 +265,6 @@ function toStored(r: JobRow, events: readonly TrainEvent[]): StoredJob {
     summary: Job.decode(r.summary),
     events,
     cancelRequested: r.cancel_requested ?? false,
+    released: r.owner === null,
   };
 }
