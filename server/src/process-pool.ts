@@ -30,7 +30,7 @@ const MAX_BACKOFF_MS = 30_000;
 
 /**
  * The primary of `aiaas serve --processes N`: forks N serving processes of the same command, which all listen on
- * the one gRPC port (Node's cluster module hands each new connection to one of them), restarts one that dies
+ * the one gRPC port (Node's cluster module; each accepts its connections from the shared socket), restarts one that dies
  * (backoff from 250 ms to 30 s while it keeps dying), serves the operations port for all of them (ready when every
  * process is; /metrics merged, each series labelled with its process) and, on SIGTERM or SIGINT, drains them
  * (each finishes its calls) before it exits. Resolves when the pool has stopped.
