@@ -48,8 +48,7 @@ export async function runProcessPool(options: ProcessPoolOptions): Promise<void>
   const host = state && new DatabaseHost(state.db);
   const slots: (Worker | undefined)[] = new Array(processes).fill(undefined);
   const listening = new Set<number>();
-  const pending = new Map<number, (answer: OperationsAnswer) => void>();
-  let nextId = 1;
+  const { ask, answered } = operationsAsker();
   let stopping = false;
   let announced = false;
   const failures = new Array<number>(processes).fill(0);
@@ -62,7 +61,7 @@ export async function runProcessPool(options: ProcessPoolOptions): Promise<void>
     const detach = host?.attach({ send: (m) => worker.isConnected() && worker.send(m), onMessage: (h) => worker.on("message", h) });
     const startedAt = Date.now();
     worker.on("message", (message: ToPrimary) => {
-      if (message.t === "answer") pending.get(message.id)?.(message.answer);
+      if (message.t === "answer") answered(message.id, message.answer);
       else if (message.t === "listening") {
         listening.add(index);
         if (!announced && listening.size === processes) {
@@ -85,21 +84,6 @@ export async function runProcessPool(options: ProcessPoolOptions): Promise<void>
       setTimeout(() => !stopping && start(index), delay).unref();
     });
   };
-
-  const ask = (worker: Worker, request: OperationsRequest): Promise<OperationsAnswer> =>
-    new Promise((resolve) => {
-      const id = nextId++;
-      const timer = setTimeout(() => {
-        pending.delete(id);
-        resolve({ status: 503, headers: { "content-type": "application/json" }, body: JSON.stringify({ error: "a serving process did not answer" }) });
-      }, ASK_TIMEOUT_MS);
-      pending.set(id, (answer) => {
-        clearTimeout(timer);
-        pending.delete(id);
-        resolve(answer);
-      });
-      worker.send({ t: "ask", id, request } satisfies ToWorker);
-    });
 
   let http: OperationsHttp | undefined;
   if (options.http) http = await startOperationsHttp({ ...options.http, logger, answer: (request) => poolAnswer(request, slots, processes, ask) });
@@ -136,6 +120,29 @@ export async function runProcessPool(options: ProcessPoolOptions): Promise<void>
     await state?.close();
   }
   logger.info("aiaas stopped");
+}
+
+/** Asks a serving process for an operations answer over the IPC (503 when it does not answer within 5 s). */
+function operationsAsker(): { ask(worker: Worker, request: OperationsRequest): Promise<OperationsAnswer>; answered(id: number, answer: OperationsAnswer): void } {
+  const pending = new Map<number, (answer: OperationsAnswer) => void>();
+  let nextId = 1;
+  return {
+    ask: (worker, request) =>
+      new Promise((resolve) => {
+        const id = nextId++;
+        const timer = setTimeout(() => {
+          pending.delete(id);
+          resolve({ status: 503, headers: { "content-type": "application/json" }, body: JSON.stringify({ error: "a serving process did not answer" }) });
+        }, ASK_TIMEOUT_MS);
+        pending.set(id, (answer) => {
+          clearTimeout(timer);
+          pending.delete(id);
+          resolve(answer);
+        });
+        worker.send({ t: "ask", id, request } satisfies ToWorker);
+      }),
+    answered: (id, answer) => pending.get(id)?.(answer),
+  };
 }
 
 /** The operations port of the pool: ready when every process is, metrics from all, anything else from one. */
