@@ -24,7 +24,7 @@ export async function joinCluster(state: ServerState | undefined, scopes: ModelS
   });
   logger.info({ replica: state.replica, replicas: heartbeat.count() }, `replica ${state.replica} joined ${heartbeat.count()} replica(s) on ${state.db.description}`);
   return {
-    quotas: { rate: new SharedRate(state.db), replicas: () => heartbeat.count() },
+    quotas: { rate: new SharedRate(state.db, logger), replicas: () => heartbeat.count() },
     models,
     async close() {
       await models.close();

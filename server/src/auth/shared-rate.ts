@@ -1,4 +1,5 @@
 import { resourceExhausted } from "../common/errors.js";
+import type { Logger } from "pino";
 import type { Database } from "../state/index.js";
 
 /** One tenant's part of its cluster-wide rate held by this replica. */
@@ -27,12 +28,17 @@ const GRANT_SECONDS = 0.05;
  * against its grant in memory, so no request waits on the database. A replica whose grant ran out admits a
  * request on credit (at most half a grant) while the next grant is fetched; the credit is repaid from it. When
  * the bucket is dry a replica asks again no sooner than one token's time later. In all, the tenant gets its rate
- * across the replicas (plus the credits outstanding: half a grant per replica).
+ * across the replicas (plus the credits outstanding: half a grant per replica). While the database cannot be
+ * reached, each replica grants itself the tokens it asked for: serving goes on, limited per replica.
  */
 export class SharedRate {
   private readonly shares = new Map<string, Share>();
+  private unreachableSince: number | undefined;
 
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    private readonly logger?: Logger,
+  ) {}
 
   take(tenant: string, limit: RateLimit): void {
     let share = this.shares.get(tenant);
@@ -59,9 +65,17 @@ export class SharedRate {
       (granted) => {
         share.tokens += granted;
         share.dry = granted < want;
+        this.unreachableSince = undefined;
       },
-      () => {
-        share.dry = true; // the database is unreachable: admit nothing more on credit until it answers
+      (error: unknown) => {
+        // The database is unreachable: serving goes on, each replica admitting up to the tenant's rate on its
+        // own (a tenant may get up to its rate times the replicas until the database answers again).
+        share.tokens += want;
+        share.dry = false;
+        if (this.unreachableSince === undefined) {
+          this.unreachableSince = Date.now();
+          this.logger?.warn({ err: error }, "the shared rate limits cannot be read from the database: each replica limits tenants on its own until it answers");
+        }
       },
     ).finally(() => (share.fetching = false));
   }

@@ -18,7 +18,7 @@ export function describePostgres(url: string): string {
  * migrations as the embedded one, over a small connection pool. A transaction holds one connection.
  */
 export async function openPostgresDatabase(url: string): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url, max: 8 });
+  const pool = new pg.Pool({ connectionString: url, max: 8, connectionTimeoutMillis: 5000, keepAlive: true });
   // An idle connection that breaks (a restarted server) must not crash the process: the pool replaces it.
   pool.on("error", () => undefined);
   const on = (client: pg.Pool | pg.PoolClient): Queryable => ({
