@@ -86,7 +86,6 @@ export async function openServerState(dir: string, logger: Logger, options: Stat
       journal,
       data,
       db,
-      shared: db.shared,
       feed,
       registryFor: (tenant) => (tenant === undefined ? scopes.public : scopes.for({ tenant, roles: new Set(["train"]) })),
     }),

@@ -10,10 +10,8 @@ export interface DurableJobs {
   readonly data: DataJournal;
   /** The registry a job taken up after a restart resolves its base model in and publishes into (its owner's). */
   readonly registryFor: (tenant: string | undefined) => ModelRegistry;
-  /** The state database (its notifications carry jobs' events, cancel requests and released leases). */
+  /** The state database (its notifications carry jobs' events, cancel requests and released leases); `db.shared`: replicas share it, so each job is leased by the replica that runs it. */
   readonly db: Database;
-  /** Whether replicas share the database: each job is then leased by the replica that runs it, and read from the database. */
-  readonly shared: boolean;
   /** Followers of jobs' stored events. */
   readonly feed: JobFeed;
 }

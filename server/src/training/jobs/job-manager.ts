@@ -130,7 +130,7 @@ class Jobs implements JobManager {
     this.jobs = options.store ?? createMemoryJobStore();
     this.checkpoints = new CheckpointStore(options.checkpointsDir);
     const durable = options.durable;
-    if (durable?.shared) {
+    if (durable?.db.shared) {
       this.publishLock = (key, work) => durable.db.exclusive(key, work);
       this.leases = new JobLeases(durable.journal, durable.db, {
         freeSlots: () => Math.max(0, options.maxConcurrentJobs - this.running.size - this.waiting.length),
@@ -196,7 +196,7 @@ class Jobs implements JobManager {
   private async record(job: TrainJob, wire: TrainSpec, baseVersion: string, owner: JobOwner): Promise<boolean> {
     const durable = this.options.durable!;
     const { tenant, maxJobs } = owner;
-    if (!durable.shared || tenant === undefined || maxJobs === undefined) return durable.journal.create(job, wire, baseVersion);
+    if (!durable.db.shared || tenant === undefined || maxJobs === undefined) return durable.journal.create(job, wire, baseVersion);
     return durable.db.exclusive(`jobs of ${tenant}`, async () => {
       const open = await durable.journal.openCount(tenant);
       if (open >= maxJobs) throw resourceExhausted(`tenant "${tenant}" already has ${open} training jobs queued or running across the replicas (its limit); retry when one ends`, 1000);
@@ -242,7 +242,7 @@ class Jobs implements JobManager {
 
   async list(viewer: JobViewer, tenant?: string): Promise<JobView[]> {
     const durable = this.options.durable;
-    if (durable?.shared) {
+    if (durable?.db.shared) {
       const scope = viewer.allTenants ? (tenant === undefined ? null : tenant || undefined) : viewer.tenant;
       if (!viewer.allTenants && tenant !== undefined && tenant !== (viewer.tenant ?? "")) return [];
       return (await durable.journal.list(scope)).map((s) => this.storedView(s));
