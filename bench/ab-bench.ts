@@ -3,12 +3,11 @@
 // both running at once on the same models, measured point by point in alternating order so the machine's
 // noise falls on both alike. Reports requests/s and the server's own CPU time per request (user + system, from
 // /proc), which moves far less than wall time on a shared machine; medians of --rounds rounds.
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { h2load, type LoadResult } from "./load.js";
+import { measureCpu } from "./cpu-table.js";
 import { writeServeFixtures } from "./serve-fixtures.js";
 import { startChild } from "./start-child.js";
 
@@ -25,33 +24,24 @@ const rounds = Number(args.rounds);
 const work = await mkdtemp(join(tmpdir(), "aiaas-ab-"));
 const { repo } = await writeServeFixtures(work);
 
-/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat (clock ticks of 1/100 s). */
-const cpuSeconds = (pid: number): number => {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-};
 
 const serve = (bin: string) =>
-  startChild(["--max-semi-space-size=32", bin, "serve", "--models", repo, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu"], (e) => e.address as string | undefined);
+  // With the operations port, as `aiaas serve` runs by default: the metrics are recorded.
+  startChild(["--max-semi-space-size=32", bin, "serve", "--models", repo, "--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--providers", "cpu"], (e) => e.address as string | undefined);
 const builds = {
   base: await serve(resolve(args.base, "server/dist/bin/aiaas.js")),
   new: await serve(resolve("server/dist/bin/aiaas.js")),
 };
 
 type Sample = { perSecond: number; cpuUsPerRequest: number; p50Ms: number };
-const points: Record<string, (address: string, log: string) => Promise<LoadResult>> = {
-  "cnn unary c=1": (a, log) => h2load(`http://${a}/aiaas.v1.Inference/Predict`, join(work, "cnn.frame"), 1, seconds, log),
-  "cnn unary c=256": (a, log) => h2load(`http://${a}/aiaas.v1.Inference/Predict`, join(work, "cnn.frame"), 256, seconds, log),
-  "cnn OIP ModelInfer c=256": (a, log) => h2load(`http://${a}/inference.GRPCInferenceService/ModelInfer`, join(work, "cnn-oip.frame"), 256, seconds, log),
-  "cnn stream 4x64": async (a, log) => {
-    const r = await h2load(`http://${a}/aiaas.v1.Inference/PredictStream`, join(work, "cnn.x64.frame"), 4, seconds, log);
-    return { ...r, perSecond: r.perSecond * 64 };
-  },
-  "tiny unary c=256": (a, log) => h2load(`http://${a}/aiaas.v1.Inference/Predict`, join(work, "tiny.frame"), 256, seconds, log),
-  "tiny stream 4x64": async (a, log) => {
-    const r = await h2load(`http://${a}/aiaas.v1.Inference/PredictStream`, join(work, "tiny.x64.frame"), 4, seconds, log);
-    return { ...r, perSecond: r.perSecond * 64 };
-  },
+// [path, frame, in flight, messages per h2load request]
+const points: Record<string, [string, string, number, number]> = {
+  "cnn unary c=1": ["/aiaas.v1.Inference/Predict", "cnn.frame", 1, 1],
+  "cnn unary c=256": ["/aiaas.v1.Inference/Predict", "cnn.frame", 256, 1],
+  "cnn OIP ModelInfer c=256": ["/inference.GRPCInferenceService/ModelInfer", "cnn-oip.frame", 256, 1],
+  "cnn stream 4x64": ["/aiaas.v1.Inference/PredictStream", "cnn.x64.frame", 4, 64],
+  "tiny unary c=256": ["/aiaas.v1.Inference/Predict", "tiny.frame", 256, 1],
+  "tiny stream 4x64": ["/aiaas.v1.Inference/PredictStream", "tiny.x64.frame", 4, 64],
 };
 const samples = new Map<string, Sample[]>();
 const median = (xs: number[]): number => {
@@ -62,16 +52,13 @@ const median = (xs: number[]): number => {
 try {
   for (let round = 0; round < rounds; round++) {
     process.stderr.write(`round ${round + 1}/${rounds}, ${seconds}s per point\n`);
-    for (const [point, load] of Object.entries(points)) {
+    for (const [point, [path, frame, inflight, messages]] of Object.entries(points)) {
       // Alternate which build goes first, so a trend in the machine's load does not favour one.
       const order = round % 2 === 0 ? (["base", "new"] as const) : (["new", "base"] as const);
       for (const build of order) {
         const { child, value } = builds[build];
-        const before = cpuSeconds(child.pid!);
-        const result = await load(value, join(work, "h2load.log"));
-        const cpu = cpuSeconds(child.pid!) - before;
-        const requests = result.perSecond * seconds;
-        const sample = { perSecond: result.perSecond, cpuUsPerRequest: (cpu / Math.max(1, requests)) * 1e6, p50Ms: result.p50Ms };
+        const m = await measureCpu({ pid: child.pid!, address: value }, path, join(work, frame), inflight, messages, seconds, join(work, "h2load.log"));
+        const sample = { perSecond: m.load.perSecond * messages, cpuUsPerRequest: (m.cpu.total / Math.max(1, m.requests)) * 1e6, p50Ms: m.load.p50Ms };
         samples.set(`${build} ${point}`, [...(samples.get(`${build} ${point}`) ?? []), sample]);
         process.stderr.write(`  ${build.padEnd(5)} ${point.padEnd(26)} ${sample.perSecond.toFixed(0).padStart(7)}/s  ${sample.cpuUsPerRequest.toFixed(1).padStart(6)} µs CPU/req\n`);
       }

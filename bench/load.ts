@@ -12,6 +12,8 @@ export interface LoadResult {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly errors: number;
+  /** Requests answered successfully in the measured period (h2load's count; the latencies' otherwise). */
+  readonly succeeded?: number;
 }
 
 export function summarize(latenciesMs: number[], seconds: number, errors: number): LoadResult {
@@ -89,11 +91,11 @@ const run = promisify(execFile);
  * h2load posting a prebuilt gRPC frame: a native load generator, so the server (not a JS client) is what
  * is measured. `inflight` = connections x streams per connection.
  */
-export async function h2load(url: string, frameFile: string, inflight: number, seconds: number, logFile: string): Promise<LoadResult> {
+export async function h2load(url: string, frameFile: string, inflight: number, seconds: number, logFile: string, warmUp = true): Promise<LoadResult> {
   const connections = Math.min(inflight, 4);
   const streams = Math.ceil(inflight / connections);
   const args = [
-    "-D", String(seconds), "--warm-up-time=1", "-c", String(connections), "-m", String(streams), "-t", "1",
+    "-D", String(seconds), ...(warmUp ? ["--warm-up-time=1"] : []), "-c", String(connections), "-m", String(streams), "-t", "1",
     "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", frameFile, "--log-file", logFile, url,
   ];
   await rm(logFile, { force: true });
@@ -107,7 +109,8 @@ export async function h2load(url: string, frameFile: string, inflight: number, s
   // Throughput from h2load's own summary of the measured period (the log may include the warm-up).
   const perSecond = Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(stdout)?.[1] ?? NaN);
   const failed = Number(/(\d+) failed/.exec(stdout)?.[1] ?? 0) + Number(/(\d+) errored/.exec(stdout)?.[1] ?? 0);
-  return { ...summarize(latencies, seconds, failed), perSecond };
+  const succeeded = Number(/(\d+) succeeded/.exec(stdout)?.[1] ?? NaN);
+  return { ...summarize(latencies, seconds, failed), perSecond, succeeded };
 }
 
 /** h2load sending exactly `requests` requests (no time limit, no warm-up); returns how many failed. */

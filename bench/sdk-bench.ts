@@ -1,5 +1,7 @@
-// `npm run bench:sdk`: the SDK's predict() against the raw generated grpc-js unary client, from the same
-// process, at concurrency 1 and 64, on the tiny model and the CNN. Medians of --rounds rounds.
+// `npm run bench:sdk`: the SDK's predict() against the raw generated grpc-js clients (unary, and the stream
+// the SDK multiplexes over, driven directly), from the same process, at concurrency 1 and 64, on the tiny
+// model and the CNN; beside each, this client process's CPU per call. The clients take turns in an order
+// that rotates round by round. Medians of --rounds rounds.
 import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -12,7 +14,8 @@ import { DataType, InferenceClient, type PredictRequest } from "@aiaas/sdk/gen";
 import { encodeModel } from "../server/src/training/onnx/index.js";
 import { buildMnistCnn, buildMnistLinear } from "../scripts/model-zoo.js";
 import { seededRandom, uniformInit } from "../scripts/seeded-random.js";
-import { unaryLoad, type LoadResult } from "./load.js";
+import { streamLoad, unaryLoad, type LoadResult } from "./load.js";
+import { machine } from "./machine.js";
 
 // The servers this bench starts keep no state: it measures serving, not durable jobs.
 process.env.AIAAS_STATE_DIR ??= "none";
@@ -43,10 +46,16 @@ const address = await new Promise<string>((resolve) => {
 
 const raw = new InferenceClient(address, credentials.createInsecure());
 const sdk = createClient({ address });
-const results = new Map<string, LoadResult[]>();
-const record = (name: string, r: LoadResult): void => {
-  results.set(name, [...(results.get(name) ?? []), r]);
-  process.stderr.write(`  ${name.padEnd(28)} ${r.perSecond.toFixed(0).padStart(7)}/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms${r.errors ? `  errors ${r.errors}` : ""}\n`);
+type Sample = LoadResult & { clientCpuUs: number };
+const results = new Map<string, Sample[]>();
+/** Runs a load and records it with this process's CPU per call (user + system, every thread). */
+const record = async (name: string, load: () => Promise<LoadResult>): Promise<void> => {
+  const before = process.cpuUsage();
+  const r = await load();
+  const used = process.cpuUsage(before);
+  const sample = { ...r, clientCpuUs: (used.user + used.system) / Math.max(1, r.requests) };
+  results.set(name, [...(results.get(name) ?? []), sample]);
+  process.stderr.write(`  ${name.padEnd(28)} ${r.perSecond.toFixed(0).padStart(7)}/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  client ${sample.clientCpuUs.toFixed(1)} µs CPU/call${r.errors ? `  errors ${r.errors}` : ""}\n`);
 };
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -61,23 +70,30 @@ try {
       };
       const tensor = Tensor.float32(m.shape, pixels);
       for (const c of [1, 64]) {
-        record(`${name} raw unary c=${c}`, await unaryLoad((done) => raw.predict(request, new Metadata(), { deadline: new Date(Date.now() + 30_000) }, (e) => done(e)), c, seconds));
-        record(`${name} sdk predict c=${c}`, await unaryLoad((done) => sdk.predict(name, { image: tensor }).then(() => done(null), done), c, seconds));
+        const clients: Array<[string, () => Promise<LoadResult>]> = [
+          [`${name} raw unary c=${c}`, () => unaryLoad((done) => raw.predict(request, new Metadata(), { deadline: new Date(Date.now() + 30_000) }, (e) => done(e)), c, seconds)],
+          [`${name} raw stream c=${c}`, () => streamLoad(raw, request, c, seconds)],
+          [`${name} sdk predict c=${c}`, () => unaryLoad((done) => sdk.predict(name, { image: tensor }).then(() => done(null), done), c, seconds)],
+        ];
+        for (let i = 0; i < clients.length; i++) await record(...clients[(i + round) % clients.length]!);
       }
     }
   }
   const rate = (name: string): number => median(results.get(name)!.map((r) => r.perSecond));
   const p50 = (name: string): number => median(results.get(name)!.map((r) => r.p50Ms));
-  const lines = [`| client (median of ${rounds}, ${seconds}s each) | requests/s | p50 ms |`, "|---|---:|---:|"];
-  for (const name of results.keys()) lines.push(`| ${name} | ${rate(name).toFixed(0)} | ${p50(name).toFixed(2)} |`);
+  const cpu = (name: string): number => median(results.get(name)!.map((r) => r.clientCpuUs));
+  const lines = [`| client (median of ${rounds}, ${seconds}s each) | requests/s | p50 ms | client CPU µs per call |`, "|---|---:|---:|---:|"];
+  for (const name of results.keys()) lines.push(`| ${name} | ${rate(name).toFixed(0)} | ${p50(name).toFixed(2)} | ${cpu(name).toFixed(1)} |`);
   lines.push("", "| ratio | value |", "|---|---:|");
   for (const model of Object.keys(models)) {
     lines.push(`| ${model}: sdk / raw at c=64 (target >= 3) | ${(rate(`${model} sdk predict c=64`) / rate(`${model} raw unary c=64`)).toFixed(2)} |`);
     lines.push(`| ${model}: sdk / raw at c=1 (target >= 1) | ${(rate(`${model} sdk predict c=1`) / rate(`${model} raw unary c=1`)).toFixed(2)} |`);
+    lines.push(`| ${model}: sdk / raw stream at c=64 (the SDK's own cost) | ${(rate(`${model} sdk predict c=64`) / rate(`${model} raw stream c=64`)).toFixed(2)} |`);
+    lines.push(`| ${model}: SDK client CPU per call minus the raw stream's, µs, c=64 | ${(cpu(`${model} sdk predict c=64`) - cpu(`${model} raw stream c=64`)).toFixed(1)} |`);
   }
   console.log(lines.join("\n"));
   await mkdir("bench/results", { recursive: true });
-  await writeFile("bench/results/sdk.json", JSON.stringify({ date: new Date().toISOString(), seconds, rounds, results: Object.fromEntries(results) }, null, 2));
+  await writeFile("bench/results/sdk.json", JSON.stringify({ date: new Date().toISOString(), machine: machine(), seconds, rounds, table: lines.join("\n"), results: Object.fromEntries(results) }, null, 2));
 } finally {
   raw.close();
   sdk.close();

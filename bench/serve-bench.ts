@@ -1,5 +1,6 @@
-// `npm run bench`: how close the server comes to ONNX Runtime in-process (the compute limit) and to a plain
-// grpc-js echo server (the transport limit), unary and streaming, batching on and off. Every ratio is
+// `npm run bench`: first the server's own CPU per request (cpu-table.ts: server, echo, ONNX Runtime, and the
+// overhead left), then how close the server comes to ONNX Runtime in-process (the compute limit) and to a
+// plain grpc-js echo server (the transport limit), unary and streaming, batching on and off. Every ratio is
 // taken within one run; each figure is the median of --rounds rounds. Writes bench/results/serve.json.
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -13,12 +14,15 @@ import { h2load, streamLoad, unaryCaller, unaryLoad, type LoadResult } from "./l
 import { writeServeFixtures } from "./serve-fixtures.js";
 import { startChild } from "./start-child.js";
 import { benchDatabase } from "./pool-database.js";
+import { cpuTable } from "./cpu-table.js";
+import { machine } from "./machine.js";
 
 const { values: args } = parseArgs({
   options: {
     seconds: { type: "string", default: "3" },
     rounds: { type: "string", default: "3" },
     concurrency: { type: "string", default: "1,16,64,256" },
+    "cpu-rounds": { type: "string", default: "5" },
   },
 });
 const seconds = Number(args.seconds);
@@ -34,7 +38,8 @@ const hasH2load = (() => {
 })();
 
 const work = await mkdtemp(join(tmpdir(), "aiaas-bench-"));
-const { repo, models, cnnRequest, nobatchRequest, payloads, random } = await writeServeFixtures(work);
+const fixtures = await writeServeFixtures(work);
+const { repo, models, cnnRequest, nobatchRequest, payloads, random } = fixtures;
 
 
 // --- the compute limit: ONNX Runtime in this process ----------------------------------------------------
@@ -84,8 +89,9 @@ for (let round = 0; round < rounds; round++) {
 }
 
 const server = await startChild(
-  // A larger young generation: fewer scavenges of the requests in flight (about +10% here).
-  ["--max-semi-space-size=32", "server/dist/bin/aiaas.js", "serve", "--models", repo, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1"],
+  // The young generation the Dockerfile sets, and the operations port on as `aiaas serve` has it by default
+  // (so the metrics are recorded, as users run it).
+  ["--max-semi-space-size=32", "server/dist/bin/aiaas.js", "serve", "--models", repo, "--host", "127.0.0.1", "--port", "0", "--http-port", "0"],
   (e) => e.address as string | undefined,
 );
 const echo = await startChild(["--import", "tsx", "bench/echo-server.ts"], (e) => (e.port ? `127.0.0.1:${e.port}` : undefined));
@@ -119,6 +125,19 @@ const measure = async (name: string, model: string | undefined, load: () => Prom
 };
 
 try {
+  const cpu = hasH2load
+    ? await cpuTable({
+        server: { pid: server.child.pid!, address: server.value },
+        echo: { pid: echo.child.pid!, address: echo.value },
+        models: modelsClient,
+        work,
+        modelBytes: Object.fromEntries(Object.entries(models).map(([name, m]) => [name, m.bytes])),
+        inputShape: fixtures.inputShapes,
+        seconds,
+        rounds: Number(args["cpu-rounds"]),
+        log: (line) => process.stderr.write(`${line}\n`),
+      })
+    : undefined;
   for (let round = 1; round <= rounds; round++) {
     process.stderr.write(`round ${round}/${rounds}, ${seconds}s per point\n`);
     const predictPath = "/aiaas.v1.Inference/Predict";
@@ -147,6 +166,7 @@ try {
       await measure("cnn h2load stream 4x64 in flight", "cnn", () => streamed("cnn"));
       await measure("cnn-nobatch h2load stream 4x64 in flight", "cnn-nobatch", () => streamed("cnn-nobatch"));
       await measure("tiny h2load unary c=256", "tiny", () => h2load(url(predictPath), join(work, "tiny.frame"), 256, seconds, log));
+      await measure("tiny-nobatch h2load unary c=256", "tiny-nobatch", () => h2load(url(predictPath), join(work, "tiny-nobatch.frame"), 256, seconds, log));
       await measure("tiny h2load stream 4x64 in flight", "tiny", () => streamed("tiny"));
       if (pool) {
         // Model counters are per process: the pool's batch sizes are not shown.
@@ -174,7 +194,8 @@ try {
     "cnn unary, h2load c=256 / in-process 2t batch-64 (target >= 0.55)": rate("cnn h2load unary c=256") / ort2t64,
     "cnn stream, h2load 4x64 / in-process 2t batch-64 (target >= 0.75)": rate("cnn h2load stream 4x64 in flight") / ort2t64,
     "cnn stream, grpc-js client in-flight=256 / in-process 2t batch-64": rate("cnn grpc-js stream in-flight=256") / ort2t64,
-    "batching on / off, h2load unary c=256 (target >= 5)": rate("cnn h2load unary c=256") / rate("cnn-nobatch h2load unary c=256"),
+    "batching on / off, h2load unary c=256 (target >= 4)": rate("cnn h2load unary c=256") / rate("cnn-nobatch h2load unary c=256"),
+    "batching on / off, tiny (Gemm 784→10), h2load unary c=256": rate("tiny h2load unary c=256") / rate("tiny-nobatch h2load unary c=256"),
     "batching on / off, h2load stream 4x64": rate("cnn h2load stream 4x64 in flight") / rate("cnn-nobatch h2load stream 4x64 in flight"),
     "cnn unary h2load c=256 / echo h2load c=256 (transport share)": rate("cnn h2load unary c=256") / rate("echo h2load c=256"),
     "OIP ModelInfer / aiaas.v1 Predict, h2load c=256 (target >= 0.95)": rate("cnn h2load OIP ModelInfer c=256") / rate("cnn h2load unary c=256"),
@@ -185,6 +206,7 @@ try {
   };
 
   const lines: string[] = [];
+  if (cpu) lines.push(cpu.markdown, "");
   lines.push(`| measurement (median of ${rounds}, ${seconds}s each) | samples/s | p50 ms | p99 ms | mean batch |`, "|---|---:|---:|---:|---:|");
   for (const [key, values] of Object.entries(ortRates)) lines.push(`| in-process ${key} | ${median(values).toFixed(0)} | | | |`);
   for (const row of rows.values()) {
@@ -199,7 +221,7 @@ try {
   await mkdir("bench/results", { recursive: true });
   await writeFile(
     "bench/results/serve.json",
-    JSON.stringify({ date: new Date().toISOString(), seconds, rounds, inProcess: ortRates, rows: [...rows.values()], ratios, failures }, null, 2),
+    JSON.stringify({ date: new Date().toISOString(), machine: machine(), seconds, rounds, cpu: cpu && { table: cpu.markdown, points: cpu.raw }, inProcess: ortRates, rows: [...rows.values()], ratios, failures }, null, 2),
   );
 } finally {
   inference.close();

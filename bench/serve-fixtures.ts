@@ -17,6 +17,8 @@ export interface ServeFixtures {
   /** Encoded requests by name (cnn, cnn-nobatch, tiny, cnn-oip); `<work>/<name>.frame` and `<name>.x64.frame` hold them framed. */
   readonly payloads: Record<string, Buffer>;
   readonly random: () => number;
+  /** Each model's input shape with a batch of 1. */
+  readonly inputShapes: Record<string, readonly number[]>;
 }
 
 export async function writeServeFixtures(work: string): Promise<ServeFixtures> {
@@ -27,6 +29,8 @@ export async function writeServeFixtures(work: string): Promise<ServeFixtures> {
     "cnn-nobatch": { bytes: encodeModel(buildMnistCnn()), config: { max_batch_size: 0, inputs: { image: { shape: [1, 1, 28, 28] } } } },
     tiny: { bytes: encodeModel(buildMnistLinear(uniformInit(random, 7840, 784), uniformInit(random, 10, 784), "bench")), config: { max_batch_size: 256 } },
   };
+  // The tiny model again without batching: where the transport, not the model, is the cost.
+  models["tiny-nobatch"] = { bytes: models.tiny!.bytes, config: { max_batch_size: 0, inputs: { image: { shape: [1, 784] } } } };
   for (const [name, m] of Object.entries(models)) {
     await mkdir(join(repo, name, "1"), { recursive: true });
     await writeFile(join(repo, name, "1", "model.onnx"), m.bytes);
@@ -50,6 +54,7 @@ export async function writeServeFixtures(work: string): Promise<ServeFixtures> {
   const cnnRequest = request("cnn", [1, 1, 28, 28]);
   const nobatchRequest = { ...cnnRequest, model: "cnn-nobatch" };
   const tinyRequest = request("tiny", [1, 784]);
+  const tinyNobatchRequest = { ...tinyRequest, model: "tiny-nobatch" };
   // The same image as an Open Inference Protocol ModelInferRequest.
   const oipRequest = ModelInferRequest.fromPartial({
     modelName: "cnn",
@@ -61,11 +66,12 @@ export async function writeServeFixtures(work: string): Promise<ServeFixtures> {
     cnn: Buffer.from(PredictRequest.encode(cnnRequest).finish()),
     "cnn-nobatch": Buffer.from(PredictRequest.encode(nobatchRequest).finish()),
     tiny: Buffer.from(PredictRequest.encode(tinyRequest).finish()),
+    "tiny-nobatch": Buffer.from(PredictRequest.encode(tinyNobatchRequest).finish()),
   };
   for (const [name, bytes] of Object.entries(payloads)) {
     await writeFile(join(work, `${name}.frame`), frame(bytes));
     // 64 requests in one body: h2load then drives PredictStream natively (one stream = 64 messages).
     await writeFile(join(work, `${name}.x64.frame`), Buffer.concat(Array.from({ length: 64 }, () => frame(bytes))));
   }
-  return { repo, models, cnnRequest, nobatchRequest, payloads, random };
+  return { repo, models, cnnRequest, nobatchRequest, payloads, random, inputShapes: { cnn: [1, 1, 28, 28], "cnn-nobatch": [1, 1, 28, 28], tiny: [1, 784], "tiny-nobatch": [1, 784] } };
 }
