@@ -6,7 +6,6 @@ import { pino, type Logger } from "pino";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { AdminService, ModelsService, TrainingService } from "@aiaas/sdk/gen";
-import { GRPCInferenceServiceService } from "@aiaas/sdk/gen/inference";
 import { constants, readFileSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { probeCuda } from "./cuda-probe.js";
@@ -37,7 +36,7 @@ import { createInferenceProtocolService } from "./rpc/inference-protocol-service
 import { createModelsService } from "./rpc/models-service.js";
 import { createTrainingService } from "./rpc/training-service.js";
 import { createJobManager, type JobManager } from "./training/jobs/index.js";
-import { inferenceServiceDefinition } from "./rpc/zero-copy-service.js";
+import { inferenceProtocolDefinition, inferenceServiceDefinition } from "./rpc/zero-copy-service.js";
 import { PROTO_ROOT, SERVED_PROTOS } from "./rpc/proto-files.js";
 import { withProtocMapEntryNames } from "./rpc/reflection-descriptors.js";
 import { withSafeDecoding } from "./rpc/request-decoding.js";
@@ -261,7 +260,7 @@ function addServices(server: Server, deps: {
   });
   server.addService(withSafeDecoding(TrainingService), createTrainingService(jobs, scopes, { ...env, quotas: env.auth.quotas, limits: inferenceDeps.limits }));
   server.addService(
-    withSafeDecoding(GRPCInferenceServiceService),
+    withSafeDecoding(inferenceProtocolDefinition),
     createInferenceProtocolService({ ...inferenceDeps, serverName: "aiaas", serverVersion: SERVER_VERSION, isServing: deps.isServing }),
   );
   const health = new HealthImplementation(Object.fromEntries(["", ...SERVICES].map((s) => [s, "SERVING"])));

@@ -1,6 +1,6 @@
 import { SpanStatusCode } from "@opentelemetry/api";
 import { codeName, type Code } from "../common/errors.js";
-import { instruments, tracer } from "../telemetry/instruments.js";
+import { instruments, tracer, tracing } from "../telemetry/instruments.js";
 
 /**
  * The RED telemetry of every RPC: a span, the count and the duration by method and status code. Made once
@@ -13,9 +13,10 @@ export function callObserver(method: string): () => (code: number) => void {
     if (!attributes) byCode.set(code, (attributes = { method, code: codeName(code as Code) }));
     return attributes;
   };
+  const spanName = `aiaas.rpc ${method}`;
   return () => {
     const started = performance.now();
-    const span = tracer.startSpan(`aiaas.rpc ${method}`);
+    const span = tracing ? tracer.startSpan(spanName) : undefined;
     let ended = false;
     return (code) => {
       if (ended) return;
@@ -23,6 +24,7 @@ export function callObserver(method: string): () => (code: number) => void {
       const attributes = attributesOf(code);
       instruments.rpcCount.add(1, attributes);
       instruments.rpcDuration.record(performance.now() - started, attributes);
+      if (!span) return;
       if (code !== 0) span.setStatus({ code: SpanStatusCode.ERROR, message: attributes.code });
       span.setAttribute("rpc.grpc.status_code", code);
       span.end();

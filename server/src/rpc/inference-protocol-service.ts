@@ -8,12 +8,10 @@ import {
   ModelInstanceGroup_Kind,
   type ModelConfig,
   type ModelInferRequest,
-  type ModelInferResponse,
   type ModelStatistics,
   type ModelStreamInferResponse,
   type RepositoryIndexResponse_ModelIndex,
   type StatisticDuration,
-  GRPCInferenceServiceService,
 } from "@aiaas/sdk/gen/inference";
 import { DataType, Tensor, TensorEncoding, type PredictRequest } from "@aiaas/sdk/gen";
 import { failedPrecondition, invalidArgument, notFound } from "../common/errors.js";
@@ -25,12 +23,13 @@ import { concurrentResponses } from "./concurrent-responses.js";
 import { publicError } from "./error-mapping.js";
 import { implement } from "./service-builder.js";
 import { predict, type InferenceDeps } from "./inference-service.js";
+import { encodeModelInferResponse } from "./reply-encoding.js";
+import { inferenceProtocolDefinition } from "./zero-copy-service.js";
 import { toDataType } from "./tensor-codec.js";
 
 const TO_WIRE: Record<string, DataType> = Object.fromEntries(
   Object.entries(DATATYPE_NAME).map(([type, name]) => [name, toDataType(type as TensorType)]),
 );
-const FROM_WIRE = new Map(Object.entries(TO_WIRE).map(([name, value]) => [value, name]));
 const TYPE_NAME = DATATYPE_NAME;
 const CONFIG_TYPE: Record<TensorType, ModelConfigDataType> = {
   bool: ModelConfigDataType.TYPE_BOOL, uint8: ModelConfigDataType.TYPE_UINT8, uint16: ModelConfigDataType.TYPE_UINT16,
@@ -104,16 +103,11 @@ function intParameter(p: InferParameter | undefined, name: string): number {
   throw invalidArgument(`parameter "${name}" must be an int64 or uint64`);
 }
 
-async function modelInfer(deps: InferenceProtocolDeps, request: ModelInferRequest, context: CallContext): Promise<ModelInferResponse> {
-  const response = await predict(deps, toPredictRequest(request), context, intParameter(request.parameters.priority, "priority"));
-  return {
-    modelName: response.model,
-    modelVersion: response.version,
-    id: response.id,
-    parameters: {},
-    outputs: response.outputs.map((t) => ({ name: t.name, datatype: FROM_WIRE.get(t.datatype) ?? "", shape: t.shape, parameters: {}, contents: undefined })),
-    rawOutputContents: response.outputs.map((t) => t.rawData),
-  };
+/** The reply encoded straight from the outputs (reply-encoding.ts); `wrapped`: as a ModelStreamInferResponse. */
+async function modelInfer(deps: InferenceProtocolDeps, request: ModelInferRequest, context: CallContext, wrapped = false): Promise<Buffer> {
+  const prediction = await predict(deps, toPredictRequest(request), context, intParameter(request.parameters.priority, "priority"));
+  const datatypes = prediction.outputs.map((o) => TYPE_NAME[o.tensor.type]);
+  return encodeModelInferResponse(prediction, datatypes, wrapped);
 }
 
 const spec = (s: TensorSpec) => ({ name: s.name, datatype: TYPE_NAME[s.type], shape: s.dims.map(BigInt) });
@@ -180,7 +174,7 @@ const STATE: Record<string, string> = { loading: "LOADING", ready: "READY", unav
 
 export function createInferenceProtocolService(deps: InferenceProtocolDeps): UntypedServiceImplementation {
   const scoped = (context: CallContext): ModelRegistry => deps.scopes.for(context.caller);
-  return implement(GRPCInferenceServiceService, deps, {
+  return implement(inferenceProtocolDefinition, deps, {
     serverLive: { role: "predict", handle: async () => ({ live: true }) },
     serverReady: { role: "predict", handle: async (_r, context) => ({
       ready: deps.isServing() && scoped(context).list().every((m) => m.state !== "loading" && m.state !== "unavailable"),
@@ -241,11 +235,11 @@ export function createInferenceProtocolService(deps: InferenceProtocolDeps): Unt
 }
 
 /** Streamed requests run concurrently; a failed one answers with error_message and the stream goes on. */
-function streamInfer(deps: InferenceProtocolDeps, requests: AsyncIterable<ModelInferRequest>, context: CallContext): AsyncGenerator<ModelStreamInferResponse> {
+function streamInfer(deps: InferenceProtocolDeps, requests: AsyncIterable<ModelInferRequest>, context: CallContext): AsyncGenerator<ModelStreamInferResponse | Buffer> {
   return concurrentResponses(
     requests,
     deps.maxStreamInflight,
-    async (request): Promise<ModelStreamInferResponse> => ({ errorMessage: "", inferResponse: await modelInfer(deps, request, context) }),
+    (request): Promise<ModelStreamInferResponse | Buffer> => modelInfer(deps, request, context, true),
     (request, error): ModelStreamInferResponse => {
       const e = publicError(error, deps.logger, "ModelStreamInfer");
       return {

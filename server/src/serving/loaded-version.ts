@@ -15,6 +15,8 @@ export interface VersionHealth {
 export interface LoadedVersion {
   readonly model: string;
   readonly version: number;
+  /** `version` as the replies carry it, made once. */
+  readonly versionText: string;
   readonly label: string;
   readonly signature: ModelSignature;
   readonly config: ModelConfig;
@@ -26,6 +28,8 @@ export interface LoadedVersion {
   health(): VersionHealth;
   /** Telemetry attributes of this version (tenant, model, version), made once. */
   readonly attributes: Readonly<Record<string, string>>;
+  /** The signature's output names in order, made once (a reply of every output). */
+  readonly outputNames: readonly string[];
   /** Waits for every accepted request to finish, then releases the sessions. */
   close(): Promise<void>;
 }
@@ -67,6 +71,7 @@ export async function loadVersion(
     // The replacement keeps the provider the version loaded on, so a healed session serves as the first did.
     const restart = (): Promise<SessionInstance> => createSessionInstance({ ...init, providers: [first.provider] });
     const sessions = instances.map((instance) => new SupervisedSession(instance, restart, policy, label, logger));
+    const outputNames = signature.outputs.map((o) => o.name);
     const batcher = createBatcher(
       {
         label,
@@ -75,7 +80,7 @@ export async function loadVersion(
         preferredBatchSizes: config.preferredBatchSizes,
         maxQueueSize: config.maxQueueSize,
         inputs: signature.inputs,
-        outputNames: signature.outputs.map((o) => o.name),
+        outputNames,
         onBatch: (rows, _requests, runMs) => {
           instruments.batchSize.record(rows, attributes);
           instruments.runTime.record(runMs, attributes);
@@ -87,6 +92,7 @@ export async function loadVersion(
     return {
       model,
       version,
+      versionText: String(version),
       label,
       signature,
       config,
@@ -95,6 +101,7 @@ export async function loadVersion(
       sessions,
       health: () => healthOf(sessions),
       attributes,
+      outputNames,
       close() {
         closing ??= batcher.drain().then(async () => {
           await Promise.all(sessions.map((s) => s.close()));
