@@ -1,31 +1,36 @@
-import { metrics, trace, type Meter } from "@opentelemetry/api";
+import { metrics, trace } from "@opentelemetry/api";
+import { HotCounter, HotHistogram, hotMetricProducer } from "./hot-instruments.js";
 
 // Instruments only; which exporter (if any) receives them is the operator's choice at start-up
-// (`aiaas serve --http-port` serves them for Prometheus). The metrics API hands out no-op meters until a
-// provider is registered, so the instruments are made again when one is (refreshInstruments).
-function createInstruments(meter: Meter) {
-  return {
-    queueWait: meter.createHistogram("aiaas.batch.queue_wait", { unit: "ms", description: "Time a request waited in its model's queue" }),
-    batchSize: meter.createHistogram("aiaas.batch.size", {
-      unit: "{row}",
-      description: "Rows per batch run",
-      advice: { explicitBucketBoundaries: [1, 2, 4, 8, 16, 32, 64, 128, 256] },
-    }),
-    runTime: meter.createHistogram("aiaas.batch.run_time", { unit: "ms", description: "ONNX Runtime session.run time per batch" }),
-    requestLatency: meter.createHistogram("aiaas.request.latency", { unit: "ms", description: "Predict latency from decode to reply" }),
-    requests: meter.createCounter("aiaas.request.count", { description: "Predict requests by model and gRPC status code" }),
-    rpcDuration: meter.createHistogram("aiaas.rpc.duration", { unit: "ms", description: "Every RPC's duration (a stream's: until it ends), by method and status code" }),
-    rpcCount: meter.createCounter("aiaas.rpc.count", { description: "Every RPC by method and status code" }),
-  };
+// (`aiaas serve --http-port` serves them for Prometheus). The per-request and per-batch ones are hot-path
+// instruments (hot-instruments.ts) that the readers collect through `metricProducer()`; nothing is recorded
+// until a reader is installed.
+export const instruments = {
+  queueWait: new HotHistogram({ name: "aiaas.batch.queue_wait", unit: "ms", description: "Time a request waited in its model's queue" }),
+  batchSize: new HotHistogram({ name: "aiaas.batch.size", unit: "{row}", description: "Rows per batch run" }, [1, 2, 4, 8, 16, 32, 64, 128, 256]),
+  runTime: new HotHistogram({ name: "aiaas.batch.run_time", unit: "ms", description: "ONNX Runtime session.run time per batch" }),
+  requestLatency: new HotHistogram({ name: "aiaas.request.latency", unit: "ms", description: "Predict latency from decode to reply" }),
+  requests: new HotCounter({ name: "aiaas.request.count", description: "Predict requests by model and gRPC status code" }),
+  rpcDuration: new HotHistogram({ name: "aiaas.rpc.duration", unit: "ms", description: "Every RPC's duration (a stream's: until it ends), by method and status code" }),
+  rpcCount: new HotCounter({ name: "aiaas.rpc.count", description: "Every RPC by method and status code" }),
+};
+
+/** The producer that hands the instruments above to a metric reader (one per reader); recording starts. */
+export function metricProducer() {
+  return hotMetricProducer("aiaas.server", () => Object.values(instruments));
 }
 
 export const tracer = trace.getTracer("aiaas.server");
 
-export let instruments = createInstruments(metrics.getMeter("aiaas.server"));
+/**
+ * Whether spans go anywhere. Until a tracer provider is registered the API hands out no-op spans, which
+ * still cost an object or two per request on the hot path; the hot path makes none while this is false.
+ */
+export let tracing = false;
 
-/** Re-creates the instruments on the meter provider registered now. */
-export function refreshInstruments(): void {
-  instruments = createInstruments(metrics.getMeter("aiaas.server"));
+/** Called once a tracer provider is registered (telemetry/setup.ts). */
+export function enableTracing(): void {
+  tracing = true;
 }
 
 /** What the server reports about itself whenever it is scraped, before and between requests. */

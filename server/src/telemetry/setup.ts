@@ -7,7 +7,7 @@ import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from 
 import { BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { readFileSync } from "node:fs";
-import { refreshInstruments } from "./instruments.js";
+import { enableTracing, metricProducer } from "./instruments.js";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -44,7 +44,7 @@ export function installTelemetry(options: { readonly prometheus: boolean; readon
   const readers: MetricReader[] = [];
   let metricsHandler: MetricsHandler | undefined;
   if (options.prometheus) {
-    const exporter = new PrometheusExporter({ preventServerStart: true });
+    const exporter = new PrometheusExporter({ preventServerStart: true, metricProducers: [metricProducer()] });
     readers.push(exporter);
     const serializer = new PrometheusSerializer();
     metricsHandler = async () => serializer.serialize((await exporter.collect()).resourceMetrics);
@@ -52,20 +52,22 @@ export function installTelemetry(options: { readonly prometheus: boolean; readon
   const otlp = { traces: enabled(env, "TRACES"), metrics: enabled(env, "METRICS") };
   if (otlp.metrics) {
     const interval = Number(env.OTEL_METRIC_EXPORT_INTERVAL ?? 60_000);
-    readers.push(new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter(), exportIntervalMillis: interval > 0 ? interval : 60_000 }));
+    readers.push(
+      new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter(), exportIntervalMillis: interval > 0 ? interval : 60_000, metricProducers: [metricProducer()] }),
+    );
   }
   // The service names itself (OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES still win, as the standard says).
   const resource = defaultResource()
     .merge(resourceFromAttributes({ "service.name": "aiaas", "service.version": VERSION }))
     .merge(resourceFromAttributes(resourceFromEnv(env)));
   const meterProvider = readers.length ? new MeterProvider({ readers, resource }) : undefined;
-  if (meterProvider) {
-    metrics.setGlobalMeterProvider(meterProvider);
-    refreshInstruments();
-  }
+  if (meterProvider) metrics.setGlobalMeterProvider(meterProvider);
   const tracerProvider = otlp.traces ? new NodeTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())] }) : undefined;
   // The server's tracer comes from the API's proxy, so spans started after this reach the exporter.
-  tracerProvider?.register();
+  if (tracerProvider) {
+    tracerProvider.register();
+    enableTracing();
+  }
   installed = {
     metricsHandler,
     otlp,
