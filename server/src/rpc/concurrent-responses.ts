@@ -38,41 +38,37 @@ export async function* concurrentResponses<Req, Res>(
     slot?.();
     slot = undefined;
   };
+  // Answers one request's run; the count of running requests is kept even if `failed` throws.
+  const settle = (answer: () => Res): void => {
+    try {
+      out.push(answer());
+    } finally {
+      running--;
+      if (!reading && running === 0) end();
+    }
+  };
   void (async () => {
     // When the server starts shutting down, stop taking requests, answer the ones taken, and end the
     // stream: the client then sends the rest on a stream to another replica instead of waiting here.
-    const unsubscribe: (() => void)[] = [];
-    const stopped = new Promise<typeof STOP>((resolve) => {
-      for (const signal of [stop.serverStopping, stop.call]) {
-        if (signal.aborted) resolve(STOP);
-        else unsubscribe.push(onAbort(signal, () => resolve(STOP)));
-      }
-    });
+    const stopped = stopWaits([stop.serverStopping, stop.call]);
     const iterator = requests[Symbol.asyncIterator]();
     try {
       for (;;) {
-        const next = await Promise.race([iterator.next(), stopped]);
+        const next = await stopped.race(iterator.next());
         if (next === STOP || next.done) break;
         const request = next.value;
-        if (held >= maxInflight) {
-          if ((await Promise.race([new Promise<void>((resolve) => (slot = resolve)), stopped])) === STOP) break;
-        }
+        if (held >= maxInflight && (await stopped.race(new Promise<void>((resolve) => (slot = resolve)))) === STOP) break;
         held++;
         running++;
-        run(request)
-          .then(
-            (response) => out.push(response),
-            (error) => out.push(failed(request, error)),
-          )
-          .finally(() => {
-            running--;
-            if (!reading && running === 0) end();
-          });
+        run(request).then(
+          (response) => settle(() => response),
+          (error: unknown) => settle(() => failed(request, error)),
+        );
       }
     } catch (error) {
       broken = { error };
     }
-    for (const u of unsubscribe) u();
+    stopped.dispose();
     reading = false;
     if (running === 0) end();
   })();
@@ -81,6 +77,35 @@ export async function* concurrentResponses<Req, Res>(
     release();
     yield response;
   }
+}
+
+/**
+ * Waits that a stop cuts short, one at a time. Promise.race against one long-lived "stopped" promise would
+ * add a reaction to it per message, all kept until the stream ends (a stream of a million requests held a
+ * million of them); here each wait holds only the one resolver a stop calls.
+ */
+function stopWaits(signals: readonly AbortSignal[]): { race<T>(promise: Promise<T>): Promise<T | typeof STOP>; dispose(): void } {
+  let stopping = signals.some((signal) => signal.aborted);
+  let wake: ((value: typeof STOP) => void) | undefined;
+  const unsubscribe = signals.map((signal) =>
+    onAbort(signal, () => {
+      stopping = true;
+      wake?.(STOP);
+      wake = undefined;
+    }),
+  );
+  return {
+    race<T>(promise: Promise<T>): Promise<T | typeof STOP> {
+      if (stopping) return Promise.resolve(STOP);
+      return new Promise<T | typeof STOP>((resolve, reject) => {
+        wake = resolve;
+        promise.then(resolve, reject);
+      });
+    },
+    dispose() {
+      for (const u of unsubscribe) u();
+    },
+  };
 }
 
 /**
