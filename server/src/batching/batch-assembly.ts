@@ -56,12 +56,18 @@ export class BatchAssembly {
     return this.options.outputNames.filter((name) => names.has(name));
   }
 
+  /** Each output's shape for one row, made once per batch: most requests are one row. */
+  oneRowDims(outputs: readonly TransferTensor[]): (readonly number[])[] {
+    return outputs.map((o) => [1, ...o.dims.slice(1)]);
+  }
+
   /** One request's outputs: views of its rows (from `rowOffset`) in the batch's outputs, no copy. */
-  split(outputs: readonly TransferTensor[], request: BatchRequest, rowOffset: number, batchRows: number, whole: boolean): HostTensor[] {
+  split(outputs: readonly TransferTensor[], request: BatchRequest, rowOffset: number, batchRows: number, whole: boolean, oneRow: readonly (readonly number[])[]): HostTensor[] {
     const { label, maxBatchSize, outputNames } = this.options;
     const names = request.outputs.length ? request.outputs : outputNames;
     return names.map((name) => {
-      const out = outputs.find((o) => o.name === name);
+      const index = outputs.findIndex((o) => o.name === name);
+      const out = outputs[index];
       if (!out) throw new ServerError(Code.INTERNAL, `${label}: the model did not produce output "${name}"`);
       if (whole || maxBatchSize === 0) {
         return { type: out.type, dims: out.dims, data: new Uint8Array(out.buffer, out.byteOffset, out.byteLength) };
@@ -71,7 +77,7 @@ export class BatchAssembly {
       }
       const rowBytes = batchRows === 0 ? 0 : out.byteLength / batchRows;
       const data = new Uint8Array(out.buffer, out.byteOffset + rowOffset * rowBytes, request.rows * rowBytes);
-      return { type: out.type, dims: [request.rows, ...out.dims.slice(1)], data };
+      return { type: out.type, dims: request.rows === 1 ? oneRow[index]! : [request.rows, ...out.dims.slice(1)], data };
     });
   }
 

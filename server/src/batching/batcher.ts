@@ -249,12 +249,13 @@ class MicroBatcher implements Batcher {
     stats.computeMsTotal += result.runMs;
     this.options.onBatch?.(rows, batch.length, result.runMs);
     const splitting = performance.now();
+    const oneRow = this.assembly.oneRowDims(result.outputs);
     let offset = 0;
     for (const item of batch) {
       const queueMs = started - item.enqueuedAt;
       stats.queueMsTotal += queueMs;
       try {
-        const outputs = this.assembly.split(result.outputs, item.request, offset, rows, batch.length === 1);
+        const outputs = this.assembly.split(result.outputs, item.request, offset, rows, batch.length === 1, oneRow);
         this.settle(item, { result: { outputs, queueMs, runMs: result.runMs, batchRows: rows } });
       } catch (error) {
         this.settle(item, { error: ServerError.from(error) });

@@ -71,7 +71,9 @@ export function validateRequest(
     if (tensor.data.byteLength !== expectedBytes) {
       throw invalidArgument(`${label}: input "${spec.name}" holds ${tensor.data.byteLength} bytes, its shape [${tensor.dims.join(", ")}] of ${TYPE_NAMES[tensor.type]} needs ${expectedBytes}`);
     }
-    for (let axis = batching ? 1 : 0; axis < tensor.dims.length; axis++) key += `${tensor.dims[axis]}x`;
+    // Only the variable dimensions tell requests apart (the fixed ones were checked equal above), so a model
+    // of fixed shapes has one key and no string is built per request.
+    for (let axis = batching ? 1 : 0; axis < tensor.dims.length; axis++) if (spec.dims[axis]! < 0) key += `${tensor.dims[axis]}x`;
     key += "|";
     return tensor;
   });
