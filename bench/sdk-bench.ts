@@ -59,9 +59,12 @@ const record = async (name: string, load: () => Promise<LoadResult>): Promise<vo
 };
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+// Each client runs 2 s unmeasured first: a JIT still compiling would be counted against whichever ran first.
+const warm = async (load: () => Promise<LoadResult>): Promise<void> => void (await load());
+
 try {
-  for (let round = 1; round <= rounds; round++) {
-    process.stderr.write(`round ${round}/${rounds}\n`);
+  for (let round = 0; round <= rounds; round++) {
+    process.stderr.write(round === 0 ? "warm-up (not measured)\n" : `round ${round}/${rounds}\n`);
     for (const [name, m] of Object.entries(models)) {
       const pixels = Float32Array.from({ length: 784 }, () => random());
       const request: PredictRequest = {
@@ -75,7 +78,10 @@ try {
           [`${name} raw stream c=${c}`, () => streamLoad(raw, request, c, seconds)],
           [`${name} sdk predict c=${c}`, () => unaryLoad((done) => sdk.predict(name, { image: tensor }).then(() => done(null), done), c, seconds)],
         ];
-        for (let i = 0; i < clients.length; i++) await record(...clients[(i + round) % clients.length]!);
+        for (let i = 0; i < clients.length; i++) {
+          const [label, load] = clients[(i + round) % clients.length]!;
+          await (round === 0 ? warm(load) : record(label, load));
+        }
       }
     }
   }

@@ -15,8 +15,12 @@ export interface PredictMux {
 
 interface Pending {
   readonly stream: ClientDuplexStream<PredictRequest, PredictStreamResponse>;
+  /** Date.now() time after which the call fails with DEADLINE_EXCEEDED. */
+  readonly deadline: number;
   resolve(response: PredictResponse): void;
   reject(error: AiaasError): void;
+  /** Fails the call: its deadline passed. */
+  expire(): void;
 }
 
 export function createPredictMux(client: InferenceClient, metadata: () => Metadata, idleMs = 5_000): PredictMux {
@@ -24,6 +28,35 @@ export function createPredictMux(client: InferenceClient, metadata: () => Metada
   const pending = new Map<string, Pending>();
   let seq = 0;
   let idleTimer: NodeJS.Timeout | undefined;
+  // One timer for every pending call's deadline, armed for the earliest: a timer per call cost the client
+  // more CPU than the call's own message (each distinct duration is a timer list of its own in Node).
+  let deadlineTimer: NodeJS.Timeout | undefined;
+  let deadlineAt = Infinity;
+
+  const armDeadline = (at: number): void => {
+    if (at >= deadlineAt) return;
+    if (deadlineTimer) clearTimeout(deadlineTimer);
+    deadlineAt = at;
+    deadlineTimer = setTimeout(sweepDeadlines, Math.max(0, at - Date.now()));
+    deadlineTimer.unref();
+  };
+  const disarmIfIdle = (): void => {
+    if (pending.size > 0 || !deadlineTimer) return;
+    clearTimeout(deadlineTimer);
+    deadlineTimer = undefined;
+    deadlineAt = Infinity;
+  };
+  function sweepDeadlines(): void {
+    deadlineTimer = undefined;
+    deadlineAt = Infinity;
+    const now = Date.now();
+    let next = Infinity;
+    for (const p of pending.values()) {
+      if (p.deadline <= now) p.expire();
+      else next = Math.min(next, p.deadline);
+    }
+    if (next < Infinity) armDeadline(next);
+  }
 
   const failStream = (s: ClientDuplexStream<PredictRequest, PredictStreamResponse>, error: AiaasError): void => {
     if (stream === s) stream = undefined;
@@ -32,6 +65,7 @@ export function createPredictMux(client: InferenceClient, metadata: () => Metada
       pending.delete(id);
       p.reject(error);
     }
+    disarmIfIdle();
   };
 
   const open = (): ClientDuplexStream<PredictRequest, PredictStreamResponse> => {
@@ -44,6 +78,7 @@ export function createPredictMux(client: InferenceClient, metadata: () => Metada
       pending.delete(result.value.id);
       if (result.$case === "response") p.resolve(result.value);
       else p.reject(new AiaasError(result.value.code as Code, result.value.message));
+      disarmIfIdle();
       scheduleIdle();
     });
     s.on("error", (error) => failStream(s, AiaasError.from(error)));
@@ -76,35 +111,38 @@ export function createPredictMux(client: InferenceClient, metadata: () => Metada
       const id = `mux-${seq++}`;
       const remaining = Math.max(1, Math.ceil(deadline - Date.now()));
       return new Promise<PredictResponse>((resolve, reject) => {
-        const cleanup = (): void => {
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", onAbort);
-        };
+        const onAbort = (): void => settleWith(signal!.reason instanceof AiaasError ? signal!.reason : new AiaasError(Code.CANCELLED, "the call was cancelled"));
         const settleWith = (error: AiaasError): void => {
           if (!pending.delete(id)) return;
-          cleanup();
+          signal?.removeEventListener("abort", onAbort);
           reject(error);
+          disarmIfIdle();
           scheduleIdle();
         };
-        const onAbort = (): void => settleWith(signal!.reason instanceof AiaasError ? signal!.reason : new AiaasError(Code.CANCELLED, "the call was cancelled"));
-        const timer = setTimeout(() => settleWith(new AiaasError(Code.DEADLINE_EXCEEDED, `no answer within ${remaining} ms`)), remaining);
         signal?.addEventListener("abort", onAbort, { once: true });
         pending.set(id, {
           stream: s,
-          resolve: (response) => {
-            cleanup();
-            resolve(response);
-          },
+          deadline,
+          resolve: signal
+            ? (response) => {
+                signal.removeEventListener("abort", onAbort);
+                resolve(response);
+              }
+            : resolve,
           reject: (error) => {
-            cleanup();
+            signal?.removeEventListener("abort", onAbort);
             reject(error);
           },
+          expire: () => settleWith(new AiaasError(Code.DEADLINE_EXCEEDED, `no answer within ${remaining} ms`)),
         });
-        s.write({ ...request, id, timeoutMs: remaining });
+        armDeadline(deadline);
+        const { model, version, inputs, outputs, outputEncoding } = request;
+        s.write({ model, version, id, inputs, outputs, outputEncoding, timeoutMs: remaining } satisfies PredictRequest);
       });
     },
     close() {
       if (idleTimer) clearTimeout(idleTimer);
+      if (deadlineTimer) clearTimeout(deadlineTimer);
       stream?.end();
       stream = undefined;
     },
