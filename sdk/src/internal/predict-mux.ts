@@ -1,6 +1,7 @@
 import { Metadata, type ClientDuplexStream } from "@grpc/grpc-js";
 import type { InferenceClient, PredictRequest, PredictResponse, PredictStreamResponse } from "../gen/aiaas/v1/inference.js";
 import { AiaasError, Code } from "../errors.js";
+import { DeadlineSweeper, type Expiring } from "./deadline-sweeper.js";
 
 /**
  * Carries unary-looking predict calls over one shared PredictStream. A grpc-js unary call costs the client
@@ -13,14 +14,10 @@ export interface PredictMux {
   close(): void;
 }
 
-interface Pending {
+interface Pending extends Expiring {
   readonly stream: ClientDuplexStream<PredictRequest, PredictStreamResponse>;
-  /** Date.now() time after which the call fails with DEADLINE_EXCEEDED. */
-  readonly deadline: number;
   resolve(response: PredictResponse): void;
   reject(error: AiaasError): void;
-  /** Fails the call: its deadline passed. */
-  expire(): void;
 }
 
 export function createPredictMux(client: InferenceClient, metadata: () => Metadata, idleMs = 5_000): PredictMux {
@@ -28,35 +25,10 @@ export function createPredictMux(client: InferenceClient, metadata: () => Metada
   const pending = new Map<string, Pending>();
   let seq = 0;
   let idleTimer: NodeJS.Timeout | undefined;
-  // One timer for every pending call's deadline, armed for the earliest: a timer per call cost the client
-  // more CPU than the call's own message (each distinct duration is a timer list of its own in Node).
-  let deadlineTimer: NodeJS.Timeout | undefined;
-  let deadlineAt = Infinity;
-
-  const armDeadline = (at: number): void => {
-    if (at >= deadlineAt) return;
-    if (deadlineTimer) clearTimeout(deadlineTimer);
-    deadlineAt = at;
-    deadlineTimer = setTimeout(sweepDeadlines, Math.max(0, at - Date.now()));
-    deadlineTimer.unref();
-  };
+  const deadlines = new DeadlineSweeper(() => pending.values());
   const disarmIfIdle = (): void => {
-    if (pending.size > 0 || !deadlineTimer) return;
-    clearTimeout(deadlineTimer);
-    deadlineTimer = undefined;
-    deadlineAt = Infinity;
+    if (pending.size === 0) deadlines.disarm();
   };
-  function sweepDeadlines(): void {
-    deadlineTimer = undefined;
-    deadlineAt = Infinity;
-    const now = Date.now();
-    let next = Infinity;
-    for (const p of pending.values()) {
-      if (p.deadline <= now) p.expire();
-      else next = Math.min(next, p.deadline);
-    }
-    if (next < Infinity) armDeadline(next);
-  }
 
   const failStream = (s: ClientDuplexStream<PredictRequest, PredictStreamResponse>, error: AiaasError): void => {
     if (stream === s) stream = undefined;
@@ -135,14 +107,14 @@ export function createPredictMux(client: InferenceClient, metadata: () => Metada
           },
           expire: () => settleWith(new AiaasError(Code.DEADLINE_EXCEEDED, `no answer within ${remaining} ms`)),
         });
-        armDeadline(deadline);
+        deadlines.arm(deadline);
         const { model, version, inputs, outputs, outputEncoding } = request;
         s.write({ model, version, id, inputs, outputs, outputEncoding, timeoutMs: remaining } satisfies PredictRequest);
       });
     },
     close() {
       if (idleTimer) clearTimeout(idleTimer);
-      if (deadlineTimer) clearTimeout(deadlineTimer);
+      deadlines.disarm();
       stream?.end();
       stream = undefined;
     },
