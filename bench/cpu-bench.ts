@@ -10,7 +10,7 @@ import { ModelsClient } from "@aiaas/sdk/gen";
 import { cpuTable } from "./cpu-table.js";
 import { machine } from "./machine.js";
 import { writeServeFixtures } from "./serve-fixtures.js";
-import { startChild } from "./start-child.js";
+import { exitOf, startChild } from "./start-child.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -52,6 +52,6 @@ try {
   models.close();
   echo.child.kill("SIGTERM");
   server.child.kill("SIGTERM");
-  await new Promise((r) => server.child.once("exit", r));
+  await exitOf(server.child);
   await rm(work, { recursive: true, force: true });
 }

@@ -12,7 +12,7 @@ import ort from "onnxruntime-node";
 import { InferenceClient, ModelsClient, type GetModelResponse } from "@aiaas/sdk/gen";
 import { h2load, streamLoad, unaryCaller, unaryLoad, type LoadResult } from "./load.js";
 import { writeServeFixtures } from "./serve-fixtures.js";
-import { startChild } from "./start-child.js";
+import { exitOf, startChild } from "./start-child.js";
 import { benchDatabase } from "./pool-database.js";
 import { cpuTable } from "./cpu-table.js";
 import { machine } from "./machine.js";
@@ -231,8 +231,8 @@ try {
   echo.child.kill("SIGTERM");
   server.child.kill("SIGTERM");
   pool?.child.kill("SIGTERM");
-  await new Promise((r) => server.child.once("exit", r));
-  if (pool) await new Promise((r) => pool.child.once("exit", r));
+  await exitOf(server.child);
+  if (pool) await exitOf(pool.child);
   await poolDb?.drop();
   await rm(work, { recursive: true, force: true });
 }

@@ -17,3 +17,9 @@ export function startChild(argv: string[], pick: (entry: Record<string, unknown>
     child.once("exit", (code) => reject(new Error(`${argv.join(" ")} exited with ${code}`)));
   });
 }
+
+/** Resolves when the child has exited (at once if it already has). */
+export function exitOf(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once("exit", () => resolve()));
+}
