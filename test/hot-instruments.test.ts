@@ -66,3 +66,15 @@ test("a set made anew for each record still counts into one series; distinct set
   assert.match(text, /aiaas_rpc_duration_count\{(code="OK",method="Predict"|method="Predict",code="OK"),otel_scope_name="aiaas.server"\} 100\n/, "one series, NaN not recorded");
   assert.match(text, /aiaas_rpc_duration_sum\{[^}]*\} 4950\n/);
 });
+
+test("past 2,000 series an instrument records into one overflow series, as the SDK's default limit does", async () => {
+  const count = new HotCounter({ name: "aiaas.request.count", description: "count" });
+  const exporter = new PrometheusExporter({ preventServerStart: true, metricProducers: [hotMetricProducer("aiaas.server", () => [count])] });
+  new MeterProvider({ readers: [exporter] });
+  for (let i = 0; i < 2_500; i++) count.add(1, { model: `m${i}` });
+  count.add(1, { model: "m0" });
+  const lines = (await prometheusText(exporter)).split("\n").filter((l) => l.startsWith("aiaas_request_count_total{"));
+  assert.equal(lines.length, 2_000);
+  assert.ok(lines.includes('aiaas_request_count_total{model="m0",otel_scope_name="aiaas.server"} 2'), "a series made before the limit goes on counting");
+  assert.ok(lines.includes('aiaas_request_count_total{otel_metric_overflow="true",otel_scope_name="aiaas.server"} 501'), lines.at(-1));
+});

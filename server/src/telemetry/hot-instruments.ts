@@ -31,6 +31,11 @@ interface Series<V> {
   value: V;
 }
 
+/** Series per instrument, as the SDK's default cardinality limit: past it, records go to one overflow series. */
+export const MAX_SERIES = 2000;
+const OVERFLOW_KEY = "\u0000overflow";
+const OVERFLOW: Attributes = { "otel.metric.overflow": true };
+
 /** Series by their attribute set: by identity first, by content when a set is met for the first time. */
 class SeriesTable<V> {
   private readonly byIdentity = new WeakMap<Attributes, Series<V>>();
@@ -42,9 +47,14 @@ class SeriesTable<V> {
     let series = this.byIdentity.get(attributes);
     if (series) return series;
     // A set made anew for each record still lands in one series (slower, never wrong).
-    const key = JSON.stringify(Object.keys(attributes).sort().map((k) => [k, attributes[k]]));
+    let key = JSON.stringify(Object.keys(attributes).sort().map((k) => [k, attributes[k]]));
+    let own = attributes;
+    if (!this.byContent.has(key) && this.byContent.size >= MAX_SERIES - 1) {
+      key = OVERFLOW_KEY;
+      own = OVERFLOW;
+    }
     series = this.byContent.get(key);
-    if (!series) this.byContent.set(key, (series = { attributes: { ...attributes }, startTime: hrTime(), value: this.initial() }));
+    if (!series) this.byContent.set(key, (series = { attributes: { ...own }, startTime: hrTime(), value: this.initial() }));
     this.byIdentity.set(attributes, series);
     return series;
   }
