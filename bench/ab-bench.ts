@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { measureCpu } from "./cpu-table.js";
+import { median } from "./stats.js";
 import { writeServeFixtures } from "./serve-fixtures.js";
 import { startChild } from "./start-child.js";
 
@@ -44,10 +45,6 @@ const points: Record<string, [string, string, number, number]> = {
   "tiny stream 4x64": ["/aiaas.v1.Inference/PredictStream", "tiny.x64.frame", 4, 64],
 };
 const samples = new Map<string, Sample[]>();
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 try {
   for (let round = 0; round < rounds; round++) {

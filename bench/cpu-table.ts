@@ -4,9 +4,10 @@
 // at the batch size the server formed (the model's share). What is left is the server's overhead.
 import { join } from "node:path";
 import ort from "onnxruntime-node";
-import type { ModelsClient, GetModelResponse } from "@aiaas/sdk/gen";
+import type { ModelsClient } from "@aiaas/sdk/gen";
 import { h2load, type LoadResult } from "./load.js";
 import { cpuSince, cpuTimes, type CpuTimes } from "./process-cpu.js";
+import { median, modelCounters } from "./stats.js";
 
 export interface CpuTarget {
   readonly pid: number;
@@ -59,17 +60,7 @@ const POINTS: readonly Point[] = [
   { name: "cnn Predict unary c=1", model: "cnn", path: PREDICT, frame: "cnn.frame", inflight: 1, messages: 1 },
 ];
 
-export const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const spread = (xs: readonly number[], digits = 0): string => `${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}`;
-
-async function counters(models: ModelsClient, name: string): Promise<{ batches: number; rows: number; failures: number }> {
-  const res = await new Promise<GetModelResponse>((resolve, reject) => models.getModel({ name }, (e, r) => (e ? reject(e) : resolve(r))));
-  const stats = res.model!.versions[0]!.statistics!;
-  return { batches: Number(stats.batchCount), rows: Number(stats.inferenceCount), failures: Number(stats.failureCount) };
-}
 
 /**
  * h2load against one target with its CPU measured: a 1 s run first (JIT, connections), then the measured run
@@ -139,9 +130,9 @@ export async function cpuTable(o: CpuTableOptions): Promise<CpuTableResult> {
       const entry = (raw[point.name] ??= { server: [], echo: [], ortUs: [] });
       const echoPath = point.messages > 1 ? "/bench.Echo/EchoStream" : "/bench.Echo/Echo";
       const runServer = async (): Promise<void> => {
-        const before = await counters(o.models, point.model);
+        const before = await modelCounters(o.models, point.model);
         const r = await measured(o.server, point, point.path, point.frame, o);
-        const after = await counters(o.models, point.model);
+        const after = await modelCounters(o.models, point.model);
         const meanBatch = (after.rows - before.rows) / Math.max(1, after.batches - before.batches);
         if (after.failures > before.failures) o.log(`  ${point.name}: the server counted ${after.failures - before.failures} failed requests (h2load cancels those in flight when its time is up)`);
         entry.server.push(sample(r.load, r.requests, r.cpu, meanBatch, point.messages));

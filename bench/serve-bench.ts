@@ -15,6 +15,7 @@ import { writeServeFixtures } from "./serve-fixtures.js";
 import { exitOf, startChild } from "./start-child.js";
 import { benchDatabase } from "./pool-database.js";
 import { cpuTable } from "./cpu-table.js";
+import { median, modelCounters } from "./stats.js";
 import { machine } from "./machine.js";
 
 const { values: args } = parseArgs({
@@ -62,11 +63,6 @@ async function inProcess(threads: number, batch: number): Promise<number> {
   return rate;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
 type Row = { name: string; results: Array<LoadResult & { meanBatch: number }> };
 const rows = new Map<string, Row>();
 const record = (name: string, result: LoadResult & { meanBatch: number }): void => {
@@ -110,11 +106,7 @@ const modelsClient = new ModelsClient(server.value, credentials.createInsecure()
 const echoClient = new Client(echo.value, credentials.createInsecure());
 const predictClient = new Client(server.value, credentials.createInsecure(), channelOptions);
 
-const counters = async (model: string): Promise<{ batches: number; rows: number }> => {
-  const res = await new Promise<GetModelResponse>((resolve, reject) => modelsClient.getModel({ name: model }, (e, r) => (e ? reject(e) : resolve(r))));
-  const stats = res.model!.versions[0].statistics!;
-  return { batches: Number(stats.batchCount), rows: Number(stats.inferenceCount) };
-};
+const counters = (model: string) => modelCounters(modelsClient, model);
 /** Runs one load against `model` and records it with the mean batch size the server formed meanwhile. */
 const measure = async (name: string, model: string | undefined, load: () => Promise<LoadResult>): Promise<void> => {
   const before = model ? await counters(model) : undefined;
