@@ -385,8 +385,13 @@ class Jobs implements JobManager {
   private forget(job: JobRecord): void {
     this.heldSince.delete(job.id);
     this.jobs.remove(job);
-    this.slots.get(job.id)?.();
-    this.slots.delete(job.id);
+    this.freeSlot(job.id);
+  }
+
+  /** Frees the tenant job slot a job holds here, once. */
+  private freeSlot(id: string): void {
+    this.slots.get(id)?.();
+    this.slots.delete(id);
   }
 
   /**
@@ -416,8 +421,7 @@ class Jobs implements JobManager {
   private onEnd(tenant: string | undefined, release: () => void, job: () => JobRecord): () => void {
     return () => {
       release();
-      this.slots.get(job().id)?.();
-      this.slots.delete(job().id);
+      this.freeSlot(job().id);
       this.heldSince.delete(job().id);
       if (job().state === JobState.JOB_STATE_SUCCEEDED) this.options.onPublished?.(tenant, job().identity.model);
       const writer = this.writers.get(job() as TrainJob);
