@@ -239,7 +239,10 @@ describe("durable training jobs", () => {
       assert.ok(events.some((e) => e.type === "resumed") && completed && completed.type === "completed");
       assert.deepEqual((await readdir(join(`${models}.tenants`, "acme", "tenant-model"))).filter((f) => !f.endsWith(".json")), ["1"], "published into the tenant's tree");
       await assert.rejects(readdir(join(models, "tenant-model")), /ENOENT/, "not into the public one");
-      assert.deepEqual(await readdir(join(tenantState, "job-data", "acme")), [], "its upload is gone once it ended");
+      // The upload is deleted as the job ends, after its last event went out: wait a moment for it.
+      const uploads = join(tenantState, "job-data", "acme");
+      for (let i = 0; i < 50 && (await readdir(uploads)).length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.deepEqual(await readdir(uploads), [], "its upload is gone once it ended");
       const res = await client.predict("tenant-model", { x: Tensor.float32([1, 64], new Float32Array(64)) });
       assert.equal(res.version, "1", "the tenant's restarted job serves");
       client.close();
