@@ -2,7 +2,7 @@
 
 Writes test/fixtures/torch-export/<name>.onnx (torch.onnx.export, dynamic batch) and <name>.bin: a batch, its
 labels, and torch's loss and parameter gradients for that batch, keyed by the ONNX initializer names.
-Run: python3 scripts/torch_export_fixtures.py
+Run: python3 scripts/torch_export_fixtures.py [name …]
 """
 import os
 import sys
@@ -71,62 +71,252 @@ class Encoder(nn.Module):
         return self.head(self.encoder(self.embed(tokens)).mean(dim=1))
 
 
-def export(name, model, example, opset, dynamic=True, fold=True):
+class SharedEncoder(Encoder):
+    """nn.TransformerEncoder as users build it: every layer a copy of one, LayerNorms at ones and zeros. The
+    export merges equal initializers, so layer 1 reads layer 0's tensors (and norm biases read the zero
+    out_proj bias) through Identity nodes."""
+
+    def __init__(self):
+        nn.Module.__init__(self)
+        self.embed = nn.Embedding(13, 8)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(8, 3)
+
+
+class TiedLanguageModel(nn.Module):
+    """Weight tying: the output projection is the embedding's weight; and one Linear applied twice."""
+
+    def __init__(self, vocab=13, width=8):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, width)
+        self.mix = nn.Linear(width, width)
+        self.out = nn.Linear(width, vocab, bias=False)
+        self.out.weight = self.embed.weight
+
+    def forward(self, tokens):
+        h = torch.tanh(self.mix(self.embed(tokens)))
+        h = torch.tanh(self.mix(h))
+        return self.out(h.mean(dim=1))
+
+
+class UsedTwice(nn.Module):
+    """One parameter read twice in one layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.randn(6))
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(x * self.scale + torch.tanh(x) * self.scale)
+
+
+def perturb_batchnorm(model):
+    """Pretrained-like BatchNorm: scales, biases and running statistics away from their initial ones and zeros."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.add_(torch.randn_like(m.weight) * 0.2)
+                m.bias.add_(torch.randn_like(m.bias) * 0.2)
+                m.running_mean.add_(torch.randn_like(m.running_mean) * 0.2)
+                m.running_var.mul_(torch.rand_like(m.running_var) + 0.5)
+    return model
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        return torch.relu(x + self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+
+
+class ResNetish(nn.Module):
+    """A ResNet-style net: conv-BN-ReLU stem, a residual block, global average pooling, a linear classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, stride=2, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(4)
+        self.block = BasicBlock(4)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 3)
+        perturb_batchnorm(self)
+
+    def forward(self, x):
+        x = self.block(torch.relu(self.bn(self.stem(x))))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, c, r=2):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(c, c // r, 1)
+        self.fc2 = nn.Conv2d(c // r, c, 1)
+
+    def forward(self, x):
+        return x * nn.functional.hardsigmoid(self.fc2(torch.relu(self.fc1(self.pool(x)))))
+
+
+class MobileNetish(nn.Module):
+    """A MobileNetV3-style net: inverted residual with a depthwise conv, HardSwish, squeeze-excitation."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(4), nn.Hardswish())
+        self.expand = nn.Sequential(nn.Conv2d(4, 8, 1, bias=False), nn.BatchNorm2d(8), nn.Hardswish())
+        self.depthwise = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), nn.BatchNorm2d(8), nn.Hardswish())
+        self.se = SqueezeExcite(8)
+        self.project = nn.Sequential(nn.Conv2d(8, 4, 1, bias=False), nn.BatchNorm2d(4))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 3)
+        perturb_batchnorm(self)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x + self.project(self.se(self.depthwise(self.expand(x))))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def views(p):
+    yield "", lambda t: t
+    if p.dim() == 2:
+        yield "^T", lambda t: t.t()
+    if p.shape[0] % 3 == 0:
+        n = p.shape[0] // 3
+        for k in range(3):
+            yield f"[{k}/3]", (lambda k: lambda t: t[k * n:(k + 1) * n])(k)
+            if p.dim() == 2:
+                yield f"[{k}/3]^T", (lambda k: lambda t: t[k * n:(k + 1) * n].t())(k)
+
+
+def parameter_values(m):
+    """Every value that holds a parameter: each initializer, and each Identity output that reads one (directly or
+    through more Identity nodes), with the initializer it reads and the names of the nodes that consume it."""
+    import onnx.numpy_helper
+    inits = {i.name: torch.from_numpy(onnx.numpy_helper.to_array(i).copy()) for i in m.graph.initializer}
+    root = {name: name for name in inits}
+    for n in m.graph.node:
+        if n.op_type == "Identity" and n.input[0] in root:
+            root[n.output[0]] = root[n.input[0]]
+    consumers = {v: [n.name for n in m.graph.node if v in n.input] for v in root}
+    return inits, root, consumers
+
+
+def match(value, arr, consumers, params, taken):
+    """The torch parameter (and view) a graph value holds: by name first; among equal candidates, the one whose
+    module path the consuming nodes name (/encoder/layers.1/...); else the first not yet taken."""
+    found = []
+    for pname, p in params.items():
+        for suffix, view in views(p):
+            v = view(p.detach())
+            if v.shape == arr.shape and torch.equal(v, arr):
+                found.append((pname, suffix, view))
+    if not found:
+        return None
+    by_name = [f for f in found if f[0] == value and f[1] == ""]
+    if by_name:
+        return by_name[0]
+    path = lambda pname: "/" + "/".join(pname.split(".")[:-1]) + "/"
+    by_module = [f for f in found if any(c.startswith(path(f[0])) for c in consumers)]
+    free = [f for f in (by_module or found) if (f[0], f[1]) not in taken]
+    return (free or by_module or found)[0]
+
+
+def export(name, model, example, opset, dynamic=True, fold=True, labels=None):
     torch.manual_seed(0)
     path = os.path.join(OUT, f"{name}.onnx")
     model.eval()
-    # Tracing with grad enabled keeps PyTorch off its fused inference-only kernels.
+    batchnorm = any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    # Tracing with grad enabled keeps PyTorch off its fused inference-only kernels. PRESERVE keeps BatchNorm
+    # nodes (EVAL would fold them into the convolutions).
     torch.onnx.export(
         model, (example,), path, opset_version=opset, input_names=["input"], output_names=["logits"],
         dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic else None, do_constant_folding=fold,
+        training=torch.onnx.TrainingMode.PRESERVE if batchnorm else torch.onnx.TrainingMode.EVAL,
     )
     import onnx
-    import onnx.numpy_helper
     m = onnx.load(path)
-    # Map ONNX initializer names back to torch parameters by value: export renames them (onnx::MatMul_123),
-    # transposes Linear weights for MatMul, and splits MultiheadAttention's packed in_proj into q, k, v.
+    # Map ONNX values back to torch parameters by value: export renames them (onnx::MatMul_123), transposes
+    # Linear weights for MatMul, splits MultiheadAttention's packed in_proj into q, k, v, and merges equal
+    # tensors into one initializer that other layers read through Identity.
     params = dict(model.named_parameters())
-
-    def views(p):
-        yield "", lambda t: t
-        if p.dim() == 2:
-            yield "^T", lambda t: t.t()
-        if p.shape[0] % 3 == 0:
-            n = p.shape[0] // 3
-            for k in range(3):
-                yield f"[{k}/3]", (lambda k: lambda t: t[k * n:(k + 1) * n])(k)
-                if p.dim() == 2:
-                    yield f"[{k}/3]^T", (lambda k: lambda t: t[k * n:(k + 1) * n].t())(k)
-
-    names = {}
-    for init in m.graph.initializer:
-        arr = torch.from_numpy(onnx.numpy_helper.to_array(init).copy())
-        for pname, p in params.items():
-            for suffix, view in views(p):
-                v = view(p.detach())
-                if v.shape == arr.shape and torch.equal(v, arr):
-                    names[init.name] = (pname, suffix, view)
-    labels = torch.tensor([0, 2, 1, 1, 0])
+    inits, root, consumers = parameter_values(m)
+    values = {}
+    taken = set()
+    for value, r in root.items():
+        found = match(value, inits[r], consumers[value], params, taken)
+        if found:
+            values[value] = found
+            taken.add((found[0], found[1]))
+    labels = torch.tensor([0, 2, 1, 1, 0]) if labels is None else labels
+    tensors = {"input": example, "labels": labels}
+    if batchnorm:
+        # freeze_batchnorm's reference: gradients with BatchNorm in eval mode (running statistics fixed).
+        model.zero_grad()
+        eval_loss = nn.functional.cross_entropy(model(example), labels)
+        eval_loss.backward()
+        for value, (pname, suffix, view) in values.items():
+            key = f"evalgrad:{root[value]}"
+            g = view(params[pname].grad)
+            tensors[key] = tensors[key] + g if key in tensors else g.clone()
+        model.train()
     model.zero_grad()
     loss = nn.functional.cross_entropy(model(example), labels)
     loss.backward()
-    tensors = {"input": example, "labels": labels}
-    for onnx_name, (pname, suffix, view) in names.items():
-        tensors[f"grad:{onnx_name}"] = view(params[pname].grad)
-    meta = {"loss": loss.item(), "opset": opset, "torch": torch.__version__, "params": {k: v[0] + v[1] for k, v in names.items()}}
+    # Training mode: batch statistics, and the running statistics one forward pass moves.
+    for mname, mod in model.named_modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            tensors[f"stat:{mname}.running_mean"] = mod.running_mean.clone()
+            tensors[f"stat:{mname}.running_var"] = mod.running_var.clone()
+    shared = {}
+    for value, (pname, suffix, view) in values.items():
+        g = view(params[pname].grad)
+        # The graph's meaning: an initializer read through Identity gets the sum over every value that reads it.
+        r = root[value]
+        tensors[f"grad:{r}"] = tensors[f"grad:{r}"] + g if f"grad:{r}" in tensors else g.clone()
+        # Untied, as in the module: each value its own parameter with its own gradient.
+        tensors[f"untied:{value}"] = g
+        if value != r:
+            shared.setdefault(r, []).append(value)
+    meta = {
+        "loss": loss.item(), "opset": opset, "torch": torch.__version__,
+        "params": {k: v[0] + v[1] for k, v in values.items()}, "shared": shared,
+    }
+    if batchnorm:
+        meta["eval_loss"] = eval_loss.item()
     write_bundle(os.path.join(OUT, f"{name}.bin"), meta, tensors)
-    covered = {v[0] for v in names.values()}
-    print(name, "ops:", sorted({n.op_type for n in m.graph.node}), "initializers mapped:", len(names), "params covered:", len(covered), "of", len(params))
+    covered = {v[0] for v in values.values()}
+    print(name, "ops:", sorted({n.op_type for n in m.graph.node}), "values mapped:", len(values), "params covered:", len(covered), "of", len(params), "shared:", shared)
 
+
+# name → (seed, build): each fixture's model is built right after its seed is set.
+FIXTURES = {
+    "cnn": (1, lambda: ("cnn", SmallCnn(), torch.rand(5, 1, 8, 8), 14)),
+    "attention": (2, lambda: ("attention", MatMulAttention(), torch.randn(5, 4, 8), 15)),
+    # Static shapes, exported without torch's folding, leave Shape -> Gather -> Concat -> Reshape chains for the IR to fold.
+    "attention-static": (2, lambda: ("attention-static", MatMulAttention(), torch.randn(5, 4, 8), 15, False, False)),
+    "transformer": (3, lambda: ("transformer", Encoder(), torch.randint(0, 13, (5, 6)), 17)),
+    "transformer-shared": (4, lambda: ("transformer-shared", SharedEncoder(), torch.randint(0, 13, (5, 6)), 17)),
+    # Unfolded, so the tie stays one initializer read by Gather and by Transpose -> MatMul (torch's folding would
+    # bake the transpose into a second, untied initializer).
+    "tied": (5, lambda: ("tied", TiedLanguageModel(), torch.randint(0, 13, (5, 6)), 13, True, False, torch.tensor([0, 12, 5, 7, 3]))),
+    "used-twice": (6, lambda: ("used-twice", UsedTwice(), torch.randn(5, 6), 16)),
+    "resnet": (7, lambda: ("resnet", ResNetish(), torch.rand(5, 1, 8, 8), 15)),
+    "mobilenet": (8, lambda: ("mobilenet", MobileNetish(), torch.rand(5, 1, 8, 8), 17)),
+}
 
 if __name__ == "__main__":
+    # Names on the command line regenerate only those fixtures.
     os.makedirs(OUT, exist_ok=True)
-    torch.manual_seed(1)
-    export("cnn", SmallCnn(), torch.rand(5, 1, 8, 8), 14)
-    torch.manual_seed(2)
-    export("attention", MatMulAttention(), torch.randn(5, 4, 8), 15)
-    # Static shapes, exported without torch's folding, leave Shape -> Gather -> Concat -> Reshape chains for the IR to fold.
-    torch.manual_seed(2)
-    export("attention-static", MatMulAttention(), torch.randn(5, 4, 8), 15, dynamic=False, fold=False)
-    torch.manual_seed(3)
-    export("transformer", Encoder(), torch.randint(0, 13, (5, 6)), 17)
+    for name, (seed, build) in FIXTURES.items():
+        if len(sys.argv) > 1 and name not in sys.argv[1:]:
+            continue
+        torch.manual_seed(seed)
+        export(*build())

@@ -16,39 +16,93 @@ import { readBundle } from "../server/src/training/tensor-bundle.js";
 const dir = join(import.meta.dirname, "fixtures", "torch-export");
 const LOSS = { kind: "cross-entropy", output: "logits" } as const;
 
-for (const name of ["cnn", "attention", "attention-static", "transformer"]) {
+const FIXTURES = ["cnn", "attention", "attention-static", "transformer", "transformer-shared", "tied", "used-twice", "resnet", "mobilenet"];
+
+/** Runs the gradient model on the fixture's batch and compares every gradient with torch's `${prefix}<param>`. */
+async function checkGradients(
+  t: { diagnostic(m: string): void },
+  name: string,
+  prefix: "grad:" | "untied:" | "evalgrad:",
+  options: { untieSharedParameters?: boolean; freezeBatchnorm?: boolean } = {},
+): Promise<void> {
   const bytes = readFileSync(join(dir, `${name}.onnx`));
   const torch = readBundle(join(dir, `${name}.bin`));
   const input = torch.tensors.get("input")!;
   const labels = torch.tensors.get("labels")!;
-  const feeds = (): Record<string, ort.Tensor> => ({
+  const { model, params, statistics } = buildGradientModel(decodeModel(bytes), { loss: LOSS, ...options });
+  const expected = [...torch.tensors.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+  assert.deepEqual([...params].sort(), [...expected].sort(), "the parameters trained are the ones torch has gradients for");
+  const session = await ort.InferenceSession.create(encodeModel(model));
+  const out = await session.run({
     input: new ort.Tensor(input.type, input.data.slice() as Float32Array, [...input.dims]),
     labels: new ort.Tensor("int64", labels.data.slice() as BigInt64Array, [...labels.dims]),
   });
-
-  test(`torch export ${name} (opset ${torch.meta.opset}): loss and gradients of every parameter equal PyTorch's`, async (t) => {
-    const { model, params } = buildGradientModel(decodeModel(bytes), { loss: LOSS });
-    const expected = [...torch.tensors.keys()].filter((k) => k.startsWith("grad:")).map((k) => k.slice(5));
-    assert.deepEqual([...params].sort(), [...expected].sort());
-    const session = await ort.InferenceSession.create(encodeModel(model));
-    const out = await session.run(feeds());
-    assert.ok(Math.abs(Number(out.loss!.data[0]) - (torch.meta.loss as number)) < 1e-5, `loss ${out.loss!.data[0]} vs ${torch.meta.loss}`);
-    let worst = 0;
-    const globalScale = Math.max(...params.map((p) => (torch.tensors.get(`grad:${p}`)!.data as Float32Array).reduce((m, v) => Math.max(m, Math.abs(v)), 0)));
-    for (const p of params) {
-      const a = out[`grad.${p}`]!.data as Float32Array;
-      const e = torch.tensors.get(`grad:${p}`)!.data as Float32Array;
-      // A key bias has a true gradient of 0 under softmax: both sides hold float noise there, so the scale has a
-      // floor at 1e-3 of the model's largest gradient.
-      const scale = e.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-3 * globalScale);
-      const err = a.reduce((m, v, i) => Math.max(m, Math.abs(v - e[i]!)), 0) / scale;
-      assert.ok(err < 1e-4, `gradient of ${p}: relative error ${err}`);
-      worst = Math.max(worst, err);
-    }
-    t.diagnostic(`${params.length} parameters, worst relative error ${worst.toExponential(2)}`);
-    await session.release();
-  });
+  const expectedLoss = (prefix === "evalgrad:" ? torch.meta.eval_loss : torch.meta.loss) as number;
+  assert.ok(Math.abs(Number(out.loss!.data[0]) - expectedLoss) < 1e-5, `loss ${out.loss!.data[0]} vs ${expectedLoss}`);
+  let worst = 0;
+  const globalScale = Math.max(...params.map((p) => (torch.tensors.get(`${prefix}${p}`)!.data as Float32Array).reduce((m, v) => Math.max(m, Math.abs(v)), 0)));
+  for (const p of params) {
+    const a = out[`grad.${p}`]!.data as Float32Array;
+    const e = torch.tensors.get(`${prefix}${p}`)!.data as Float32Array;
+    // A key bias has a true gradient of 0 under softmax: both sides hold float noise there, so the scale has a
+    // floor at 1e-3 of the model's largest gradient.
+    const scale = e.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-3 * globalScale);
+    const err = a.reduce((m, v, i) => Math.max(m, Math.abs(v - e[i]!)), 0) / scale;
+    assert.ok(err < 1e-4, `gradient of ${p}: relative error ${err}`);
+    worst = Math.max(worst, err);
+  }
+  // BatchNormalization in training mode: the running statistics one batch moves, as torch's train() forward does.
+  const expectedStats = [...torch.tensors.keys()].filter((k) => k.startsWith("stat:")).map((k) => k.slice(5));
+  assert.deepEqual([...statistics].sort(), options.freezeBatchnorm ? [] : expectedStats.sort());
+  for (const s of statistics) {
+    const a = out[`stat.${s}`]!.data as Float32Array;
+    const e = torch.tensors.get(`stat:${s}`)!.data as Float32Array;
+    const scale = e.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-6);
+    const err = a.reduce((m, v, i) => Math.max(m, Math.abs(v - e[i]!)), 0) / scale;
+    assert.ok(err < 1e-5, `running statistic ${s}: relative error ${err}`);
+  }
+  t.diagnostic(`${params.length} parameters${statistics.length ? `, ${statistics.length} running statistics` : ""}, worst relative error ${worst.toExponential(2)}`);
+  await session.release();
 }
+
+for (const name of FIXTURES) {
+  const opset = readBundle(join(dir, `${name}.bin`)).meta.opset;
+  test(`torch export ${name} (opset ${opset}): loss and gradients of every parameter equal PyTorch's, shared ones summed over their uses`, (t) =>
+    checkGradients(t, name, "grad:"),
+  );
+}
+
+for (const name of ["resnet", "mobilenet"]) {
+  test(`torch export ${name} with freeze_batchnorm: gradients equal PyTorch's in eval mode, running statistics fixed`, (t) =>
+    checkGradients(t, name, "evalgrad:", { freezeBatchnorm: true }),
+  );
+}
+
+test("untie_shared_parameters: each value the export read through Identity is its own parameter, with the gradient torch gives it", async (t) => {
+  await checkGradients(t, "transformer-shared", "untied:", { untieSharedParameters: true });
+});
+
+test("a parameter read through Identity is reported as shared, its readers named, and untying makes them separate", () => {
+  const forward = decodeModel(readFileSync(join(dir, "transformer-shared.onnx")));
+  const torch = readBundle(join(dir, "transformer-shared.bin"));
+  const expected = torch.meta.shared as Record<string, string[]>;
+  const program = buildTrainProgram(forward, { loss: LOSS, optimizer: { type: "adam" } });
+  for (const [root, readers] of Object.entries(expected)) {
+    const entry = program.shared.find((s) => s.parameter === root);
+    assert.ok(entry, `${root} is listed as shared`);
+    assert.deepEqual([...entry.readAs].sort(), [...readers].sort());
+    assert.ok(entry.uses > readers.length, `${root}: ${entry.uses} uses`);
+  }
+  assert.deepEqual(program.frozen, [], "nothing is frozen that the user did not freeze");
+  const untied = buildTrainProgram(forward, { loss: LOSS, optimizer: { type: "adam" }, untieSharedParameters: true });
+  const readers = Object.values(expected).flat();
+  for (const r of readers) assert.ok(untied.params.some((p) => p.name === r), `${r} is a parameter of its own`);
+  assert.ok(!untied.shared.some((s) => s.readAs.length > 0));
+  assert.match(untied.notes.join("\n"), new RegExp(`untied ${readers.length} shared parameters`));
+  // The tied embedding is one parameter with two uses (Gather and the output projection).
+  const tied = buildTrainProgram(decodeModel(readFileSync(join(dir, "tied.onnx"))), { loss: LOSS, optimizer: { type: "adam" } });
+  assert.deepEqual(tied.shared.find((s) => s.parameter === "embed.weight"), { parameter: "embed.weight", readAs: [], uses: 2 });
+});
 
 test("constant folding removes the Shape/Concat/Unsqueeze chains of a static export and keeps its outputs", async () => {
   const model = decodeModel(readFileSync(join(dir, "attention-static.onnx")));
@@ -67,7 +121,7 @@ test("constant folding removes the Shape/Concat/Unsqueeze chains of a static exp
   await foldedSession.release();
 });
 
-for (const name of ["cnn", "attention", "transformer"]) {
+for (const name of ["cnn", "attention", "transformer", "transformer-shared", "resnet", "mobilenet"]) {
   test(`torch export ${name}: fine-tunes (loss falls, the batch is learned), freezing keeps frozen weights, and the baked model serves`, async () => {
     const forward = decodeModel(readFileSync(join(dir, `${name}.onnx`)));
     const torch = readBundle(join(dir, `${name}.bin`));
@@ -90,7 +144,7 @@ for (const name of ["cnn", "attention", "transformer"]) {
       assert.equal(last.correct, labels.data.length);
       const params = await runner.parameters();
       assert.ok(!params.has(firstParam));
-      const served = bakeWeights(forward, params);
+      const served = bakeWeights(program.forward, params);
       const session = await ort.InferenceSession.create(encodeModel(served));
       const out = await session.run({ input: new ort.Tensor(input.type, input.data.slice() as Float32Array, [...input.dims]) });
       const logits = out.logits!.data as Float32Array;
@@ -102,6 +156,12 @@ for (const name of ["cnn", "attention", "transformer"]) {
       // The frozen weight is served unchanged.
       const servedGraph = Graph.fromModel(served);
       assert.deepEqual(servedGraph.initializers.get(firstParam)!.data, all.initializers.get(firstParam)!.data);
+      // BatchNormalization serves with the running statistics training moved (training mode by default).
+      for (const b of program.buffers) {
+        assert.notDeepEqual(servedGraph.initializers.get(b.name)!.data, all.initializers.get(b.name)!.data, `${b.name} moved`);
+        assert.deepEqual(servedGraph.initializers.get(b.name)!.data, params.get(b.name)!.data);
+      }
+      assert.equal(program.buffers.length > 0, name === "resnet" || name === "mobilenet");
       await session.release();
     } finally {
       await runner.close();

@@ -267,7 +267,14 @@ test("every bad spec and bad chunk gets its status and a message naming what is 
         ["non-finite data", collect(client.train(TOY, [{ inputs: { input: Tensor.float32([2, 4], [0, 1, 2, NaN, 0, 0, 0, 0]) }, labels: Tensor.int64([2], [0n, 1n]) }])), status.INVALID_ARGUMENT, /chunk 0: inputs\["input"\]\[3\] is NaN/],
         ["rows disagree", collect(client.train(TOY, [{ inputs: { input: Tensor.float32([3, 4], new Float32Array(12)) }, labels: Tensor.int64([2], [0n, 1n]) }])), status.INVALID_ARGUMENT, /chunk 0: inputs\["input"\] has 3 rows but labels has 2/],
         ["bad model name", collect(client.train({ ...TOY, model: "../escape" }, toyChunks())), status.INVALID_ARGUMENT, /invalid model name/],
-        ["bad optimizer value", collect(client.train({ ...TOY, optimizer: { learningRate: -1 } }, toyChunks())), status.INVALID_ARGUMENT, /optimizer.learning_rate must be from/],
+        ["bad optimizer value", collect(client.train({ ...TOY, optimizer: { learningRate: -1 } }, toyChunks())), status.INVALID_ARGUMENT, /optimizer.learning_rate must be greater than 0/],
+        ["a learning rate of 0", collect(client.train({ ...TOY, optimizer: { learningRate: 0 } }, toyChunks())), status.INVALID_ARGUMENT, /optimizer.learning_rate must be greater than 0 and at most 10, got 0/],
+        ["a learning rate of NaN", collect(client.train({ ...TOY, optimizer: { type: "sgd", learningRate: NaN } }, toyChunks())), status.INVALID_ARGUMENT, /optimizer.learning_rate must be greater than 0 and at most 10, got NaN/],
+        ["0 epochs", collect(client.train({ ...TOY, epochs: 0 }, toyChunks())), status.INVALID_ARGUMENT, /epochs must be an integer from 1 to 10000, got 0/],
+        ["a batch size of 0", collect(client.train({ ...TOY, batchSize: 0 }, toyChunks())), status.INVALID_ARGUMENT, /batch_size must be an integer from 1 to 65536, got 0/],
+        ["a freeze prefix that matches nothing", collect(client.train({ model: "x", task: "regression", output: "y", baseModel: { name: "affine", freeze: ["fc9."] } }, toyChunks())), status.INVALID_ARGUMENT, /freeze pattern "fc9\." matches no parameter \(the model.s parameters: "b"\)/],
+        ["token ids into a dense layer", collect(client.train({ ...TOY, architecture: { input: { dims: [4], type: "int64" }, layers: [{ type: "dense", units: 3 }] } }, toyChunks())), status.INVALID_ARGUMENT, /layer 0 \(dense\): takes float values, but gets int64 token ids: put an embedding layer first/],
+        ["a head of 1 class", collect(client.train({ model: "x", baseModel: { name: "affine", head: { classes: 1 } } }, toyChunks())), status.INVALID_ARGUMENT, /base_model.head.classes must be an integer from 2 to 100000, got 1/],
         ["bad validation fraction", collect(client.train({ ...TOY, validationFraction: 1.5 }, toyChunks())), status.INVALID_ARGUMENT, /validation.fraction must be in \[0, 1\)/],
         ["missing output", collect(client.train({ ...TOY, output: "scores" }, toyChunks())), status.INVALID_ARGUMENT, /the model has no output "scores"/],
         ["a dense layer of 2^31 units", collect(client.train({ ...TOY, architecture: { input: { dims: [4] }, layers: [{ type: "dense", units: 2 ** 31 }] } }, toyChunks())), status.INVALID_ARGUMENT, /layer 0 \(dense\): 2,147,483,648 units; a layer may have at most 16,777,216/],
@@ -296,10 +303,10 @@ test("every bad spec and bad chunk gets its status and a message naming what is 
       const noSource = await rawTrain(h.server.address, [spec({ message: { $case: "spec", value: { model: "x" } } })]);
       assert.match(noSource.details, /set either architecture .* or base_model/);
       // Nothing half-trained was published by any of them.
-      assert.deepEqual((await readdir(h.root)).sort(), ["cosine"]);
+      assert.deepEqual((await readdir(h.root)).sort(), ["affine", "cosine"]);
     },
     { training: { maxDataBytes: 1 << 20 } },
-    { cosine: { model: cosModel } },
+    { cosine: { model: cosModel }, affine: { model: affineModel() } },
   );
 });
 
@@ -394,6 +401,41 @@ test("fine-tuning a PyTorch-exported model from the repository improves its held
     },
     {},
     { "torch-cnn": { model: new Uint8Array(exported), config: { version_policy: { all: true }, max_batch_size: 512 } } },
+  );
+});
+
+test("fine-tuning an export whose layers share merged initializers: the first event lists them; untied, each is published as its own tensor", async () => {
+  const exported = await readFile(join(import.meta.dirname, "fixtures", "torch-export", "transformer-shared.onnx"));
+  const random = seededRandom(11);
+  const tokens = BigInt64Array.from({ length: 64 * 6 }, () => BigInt(Math.floor(random() * 13)));
+  const labels = BigInt64Array.from({ length: 64 }, (_, r) => tokens[r * 6]! % 3n);
+  const chunks = (): TrainChunk[] => [{ inputs: { input: Tensor.int64([64, 6], tokens) }, labels: Tensor.int64([64], labels) }];
+  await withServer(
+    async (h, client) => {
+      const shared = await collect(client.train({ model: "enc", baseModel: { name: "enc" }, epochs: 2, batchSize: 16 }, chunks()));
+      assert.equal(shared.error, undefined);
+      const first = shared.events[0]!;
+      assert.equal(first.type, "prepared", "the job's first event says what it trains");
+      const prepared = first as Extract<TrainEvent, { type: "prepared" }>;
+      const bias = prepared.shared.find((s) => s.parameter === "encoder.layers.0.self_attn.out_proj.bias");
+      assert.ok(bias && bias.readAs.includes("encoder.layers.1.norm2.bias"), JSON.stringify(prepared.shared));
+      assert.deepEqual(prepared.frozen, []);
+      assert.equal(prepared.trainedTensors, 12);
+      const untied = await collect(client.train({ model: "enc", baseModel: { name: "enc", version: "1", untieSharedParameters: true }, epochs: 2, batchSize: 16 }, chunks()));
+      assert.equal(untied.error, undefined);
+      const note = (untied.events[0] as Extract<TrainEvent, { type: "prepared" }>).notes.join(" ");
+      assert.match(note, /untied 15 shared parameters/);
+      const v1 = await initializers(join(h.root, "enc", "1", "model.onnx"));
+      const v3 = await initializers(join(h.root, "enc", "3", "model.onnx"));
+      // Each reader is its own trained tensor: layer 1's norm bias no longer equals layer 0's out_proj bias.
+      assert.ok(!v1.has("encoder.layers.1.norm2.bias") && v3.has("encoder.layers.1.norm2.bias"));
+      assert.notDeepEqual(v3.get("encoder.layers.1.norm2.bias"), v3.get("encoder.layers.0.self_attn.out_proj.bias"));
+      const out = await client.predict("enc", { input: Tensor.int64([2, 6], tokens.slice(0, 12)) }, { version: "3" });
+      assert.equal(out.version, "3");
+      assert.deepEqual([...out.outputs.logits!.shape], [2, 3]);
+    },
+    {},
+    { enc: { model: new Uint8Array(exported), config: { version_policy: { all: true } } } },
   );
 });
 

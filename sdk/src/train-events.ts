@@ -41,6 +41,19 @@ export type TrainEvent = { readonly jobId: string; readonly eventId: bigint; rea
   | { readonly type: "checkpoint"; readonly checkpoint: string; readonly step: number; readonly epoch: number }
   | { readonly type: "completed"; readonly model: string; readonly version: string; readonly stopReason: string; readonly metrics: FinalMetrics }
   | { readonly type: "failed"; readonly code: number; readonly message: string }
+  /**
+   * The job's first event: what it trains. `shared`: parameters read in more than one place (their gradient
+   * is summed over the uses); `notes`: what the server changed in the model to train it.
+   */
+  | {
+      readonly type: "prepared";
+      readonly trainedTensors: number;
+      readonly trainedElements: number;
+      readonly frozen: readonly string[];
+      readonly shared: readonly { readonly parameter: string; readonly readAs: readonly string[]; readonly uses: number }[];
+      readonly notes: readonly string[];
+      readonly unreached: readonly string[];
+    }
   /** The server restarted and took the job up again by itself, from `checkpoint` ("" when from the start). */
   | { readonly type: "resumed"; readonly fromStep: number; readonly checkpoint: string; readonly reason: string }
 );
@@ -82,6 +95,8 @@ export function trainEventFromWire(e: WireTrainEvent): TrainEvent {
       return { ...base, type: "completed", model: ev.value.model, version: ev.value.version, stopReason: ev.value.stopReason, metrics: metricsFrom(ev.value.metrics!) };
     case "failed":
       return { ...base, type: "failed", code: ev.value.code, message: ev.value.message };
+    case "prepared":
+      return { ...base, type: "prepared", ...ev.value, trainedElements: Number(ev.value.trainedElements) };
     case "resumed":
       return { ...base, type: "resumed", fromStep: Number(ev.value.fromStep), checkpoint: ev.value.checkpoint, reason: ev.value.reason };
     default:

@@ -1,5 +1,5 @@
 import { DataType } from "./gen/aiaas/v1/tensor.js";
-import { Metric, OptimizerType, Task, type Layer, type TrainSpec } from "./gen/aiaas/v1/training.js";
+import { Metric, OptimizerType, Task, type BaseModel, type Layer, type TrainSpec } from "./gen/aiaas/v1/training.js";
 import { AiaasError, Code } from "./errors.js";
 import { checkTrainSpecKeys } from "./train-spec-keys.js";
 
@@ -26,7 +26,18 @@ export interface TrainSpecInput {
     readonly layers: readonly LayerInput[];
   };
   /** … or an existing repository model to fine-tune. */
-  readonly baseModel?: { readonly name: string; readonly version?: string; readonly freeze?: readonly string[] };
+  readonly baseModel?: {
+    readonly name: string;
+    readonly version?: string;
+    /** Parameter-name prefixes to keep fixed; each must match a parameter. */
+    readonly freeze?: readonly string[];
+    /** Give each parameter an exporter merged with an equal one (read through Identity) its own copy. */
+    readonly untieSharedParameters?: boolean;
+    /** Keep BatchNormalization's running statistics fixed (eval mode) while training. */
+    readonly freezeBatchnorm?: boolean;
+    /** Replace the final classifier by a new one with this many classes (fresh initial weights). */
+    readonly head?: { readonly classes: number };
+  };
   readonly task?: "classification" | "regression";
   /** The output the loss reads (default "logits"). */
   readonly output?: string;
@@ -107,6 +118,17 @@ function layerToWire(layer: LayerInput, index: number): Layer {
   }
 }
 
+function baseModelToWire(b: NonNullable<TrainSpecInput["baseModel"]>): BaseModel {
+  return {
+    name: b.name,
+    version: b.version ?? "",
+    freeze: [...(b.freeze ?? [])],
+    untieSharedParameters: b.untieSharedParameters ?? false,
+    freezeBatchnorm: b.freezeBatchnorm ?? false,
+    head: b.head ? { classes: b.head.classes } : undefined,
+  };
+}
+
 const OPTIMIZERS = { adam: OptimizerType.OPTIMIZER_TYPE_ADAM, adamw: OptimizerType.OPTIMIZER_TYPE_ADAMW, sgd: OptimizerType.OPTIMIZER_TYPE_SGD };
 
 export function trainSpecToWire(spec: TrainSpecInput): TrainSpec {
@@ -127,21 +149,22 @@ export function trainSpecToWire(spec: TrainSpecInput): TrainSpec {
             layers: spec.architecture.layers.map(layerToWire),
           },
         }
-      : { $case: "baseModel", value: { name: spec.baseModel!.name, version: spec.baseModel!.version ?? "", freeze: [...(spec.baseModel!.freeze ?? [])] } },
+      : { $case: "baseModel", value: baseModelToWire(spec.baseModel!) },
     task: spec.task === "regression" ? Task.TASK_REGRESSION : Task.TASK_CLASSIFICATION,
     optimizer: {
       type: o.type ? OPTIMIZERS[o.type] : OptimizerType.OPTIMIZER_TYPE_UNSPECIFIED,
-      learningRate: o.learningRate ?? 0,
+      learningRate: o.learningRate,
       weightDecay: o.weightDecay ?? 0,
       momentum: o.momentum ?? 0,
       nesterov: o.nesterov ?? false,
-      beta1: o.beta1 ?? 0,
-      beta2: o.beta2 ?? 0,
+      beta1: o.beta1,
+      beta2: o.beta2,
       epsilon: o.epsilon ?? 0,
     },
-    batchSize: spec.batchSize ?? 0,
-    epochs: spec.epochs ?? 0,
-    seed: BigInt(spec.seed ?? 0),
+    // Unset stays unset (the server's default); an explicit 0 reaches the server, which refuses it.
+    batchSize: spec.batchSize,
+    epochs: spec.epochs,
+    seed: spec.seed === undefined ? undefined : BigInt(spec.seed),
     validation: { fraction: spec.validationFraction ?? 0 },
     earlyStopping: spec.earlyStopping
       ? {

@@ -96,6 +96,18 @@ async function* readChunks(file: string, shapes: InputShape[], chunkRows: number
   if (rows.length > 0) yield flush();
 }
 
+/** The job's first event as lines: what it trains, and anything the user should know before it runs. */
+function preparedLines(p: Extract<TrainEvent, { type: "prepared" }>): string[] {
+  const lines = [`training ${p.trainedTensors} parameter tensors (${p.trainedElements.toLocaleString("en-US")} values)${p.frozen.length ? `, ${p.frozen.length} frozen` : ""}`];
+  if (p.shared.length > 0) {
+    const named = p.shared.slice(0, 5).map((s) => `${s.parameter} (${s.uses} uses${s.readAs.length ? `, also read as ${s.readAs.join(", ")}` : ""})`);
+    lines.push(`shared parameters, trained with the sum of their uses' gradients: ${named.join("; ")}${p.shared.length > 5 ? `; and ${p.shared.length - 5} more` : ""}`);
+  }
+  for (const note of p.notes) lines.push(`note: ${note}`);
+  if (p.unreached.length > 0) lines.push(`not trained (the loss does not depend on them): ${p.unreached.join(", ")}`);
+  return lines;
+}
+
 function summary(done: Extract<TrainEvent, { type: "completed" }>): string {
   const m = done.metrics;
   const pct = (v: number): string => `${(v * 100).toFixed(2)}%`;
@@ -217,6 +229,9 @@ export function addTrainCommand(
             console.log(JSON.stringify(event, (_k, v) => (typeof v === "bigint" ? v.toString() : v)));
           } else if (event.type === "metrics") {
             progress.update(event);
+          } else if (event.type === "prepared") {
+            progress.pause();
+            for (const line of preparedLines(event)) console.error(line);
           } else if (event.type === "state" || event.type === "validation" || event.type === "data" || event.type === "resumed") {
             const line =
               event.type === "state"

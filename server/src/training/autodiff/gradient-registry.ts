@@ -1,4 +1,5 @@
 import type { GradientRule } from "./gradient-rule.js";
+import { activationRules } from "./rules/activations.js";
 import { convolutionRules } from "./rules/convolution.js";
 import { elementwiseRules } from "./rules/elementwise.js";
 import { linearAlgebraRules } from "./rules/linear-algebra.js";
@@ -12,6 +13,7 @@ import { shapeRules } from "./rules/shape-ops.js";
 export const gradientRules: ReadonlyMap<string, GradientRule> = new Map(
   Object.entries({
     ...elementwiseRules,
+    ...activationRules,
     ...linearAlgebraRules,
     ...convolutionRules,
     ...poolingRules,

@@ -46,6 +46,10 @@ export async function createTrainRunner(program: TrainProgram, options: TrainRun
       const t = program.initialParams.get(p.name)!;
       return transferTensor(p.name, t.type, t.dims, t.data.slice());
     }),
+    buffers: program.buffers.map((b) => {
+      const t = program.initialParams.get(b.name)!;
+      return transferTensor(b.name, t.type, t.dims, t.data.slice());
+    }),
     slots: program.slots,
     intraOpThreads: options.threads ?? 1,
     providers: options.providers ?? ["cpu"],

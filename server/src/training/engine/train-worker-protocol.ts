@@ -7,6 +7,8 @@ export interface TrainWorkerInit extends RuntimeOptions {
   readonly trainModel: Uint8Array;
   readonly evalModel: Uint8Array;
   readonly params: readonly TransferTensor[];
+  /** Running statistics: replaced by their `.next` output each step, kept with the parameters, no optimizer state. */
+  readonly buffers: readonly TransferTensor[];
   /** Optimizer state slots per parameter (e.g. Adam's "m", "v"). */
   readonly slots: readonly string[];
 }

@@ -30,6 +30,8 @@ class TrainingState {
         this.state.set(zeros.name, toOrtTensor(zeros));
       }
     }
+    // Running statistics travel with the parameters (checkpoints, the published model) but have no optimizer state.
+    for (const tensor of init.buffers) this.params.set(tensor.name, toOrtTensor(tensor));
     this.evalParams = sessions.evaluate.inputNames.filter((n) => this.params.has(n));
     this.scalarType = init.params[0]?.type === "float64" ? "float64" : "float32";
   }

@@ -1,4 +1,5 @@
 import type { ModelProto } from "onnx-buf";
+import type { JobPrepared } from "@aiaas/sdk/gen";
 import { invalidArgument } from "../../common/errors.js";
 import { modelPath } from "../../repository/index.js";
 import type { ModelRegistry } from "../../serving/index.js";
@@ -56,13 +57,29 @@ function dataSpecOf(program: TrainProgram, forward: ModelProto, spec: JobSpec): 
   return { inputs, labels: { kind: "target", target: { name: "labels", type: out.type, dims: (out.dims ?? []).slice(1) } } };
 }
 
+/** The job's first event: what it trains, what is frozen or shared, and what preparing the model changed. */
+export function preparedEvent(program: TrainProgram): JobPrepared {
+  const elements = program.params.reduce((n, p) => n + p.dims.reduce<number>((a, d) => a * (typeof d === "number" ? d : 1), 1), 0);
+  return {
+    trainedTensors: program.params.length,
+    trainedElements: BigInt(elements),
+    frozen: [...program.frozen],
+    shared: program.shared.map((s) => ({ parameter: s.parameter, readAs: [...s.readAs], uses: s.uses })),
+    notes: [...program.notes],
+    unreached: [...program.unreached],
+  };
+}
+
 /** The train-step program of a job's graph: its loss, optimizer and frozen parameters. */
 function trainProgramFor(spec: JobSpec, forward: ModelProto): TrainProgram {
   try {
+    const base = spec.source.kind === "base" ? spec.source : undefined;
     return buildTrainProgram(forward, {
       loss: { kind: spec.task === "classification" ? "cross-entropy" : "mse", output: spec.output },
       optimizer: spec.optimizer,
-      freeze: spec.source.kind === "base" ? spec.source.freeze : [],
+      freeze: base?.freeze ?? [],
+      untieSharedParameters: base?.untieSharedParameters ?? false,
+      freezeBatchnorm: base?.freezeBatchnorm ?? false,
     });
   } catch (error) {
     const what = spec.source.kind === "base" ? `base model "${spec.source.name}"` : "the architecture";

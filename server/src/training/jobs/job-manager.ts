@@ -8,7 +8,7 @@ import type { ModelRegistry } from "../../serving/index.js";
 import { CheckpointStore } from "./checkpoint-store.js";
 import type { DataWriter } from "./data-journal.js";
 import type { DurableJobs } from "./durable-jobs.js";
-import { planJob } from "./job-builder.js";
+import { planJob, preparedEvent } from "./job-builder.js";
 import { JobData, type DecodedChunk } from "./job-data.js";
 import { parseJobSpec } from "./job-spec.js";
 import { restoreJobs } from "./job-restore.js";
@@ -182,6 +182,7 @@ class Jobs implements JobManager {
     }
     this.hold(job, key);
     this.slots.set(job.id, release);
+    job.emit({ $case: "prepared", value: preparedEvent(plan.program) });
     job.setState(job.state, `accepted; waiting for data (${plan.program.params.length} parameter tensors to train${plan.program.frozen.length ? `, ${plan.program.frozen.length} frozen` : ""})`);
     await job.flushed();
     if (job.journalError !== undefined) throw unavailable(`job ${job.id} could not be recorded; submit it again`);

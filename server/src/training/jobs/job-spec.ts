@@ -9,7 +9,16 @@ export interface JobSpec {
   readonly model: string;
   readonly source:
     | { readonly kind: "architecture"; readonly architecture: ArchitectureSpec }
-    | { readonly kind: "base"; readonly name: string; readonly version: string; readonly freeze: readonly string[] };
+    | {
+        readonly kind: "base";
+        readonly name: string;
+        readonly version: string;
+        readonly freeze: readonly string[];
+        readonly untieSharedParameters: boolean;
+        readonly freezeBatchnorm: boolean;
+        /** A new classifier of this many classes replaces the model's final one. */
+        readonly headClasses: number | undefined;
+      };
   readonly task: "classification" | "regression";
   readonly output: string;
   readonly optimizer: OptimizerSpec;
@@ -77,9 +86,10 @@ function layerSpec(layer: Layer, index: number): LayerSpec {
   }
 }
 
-const positive = (value: number, field: string, max: number, fallback: number): number => {
-  if (value === 0) return fallback;
-  if (!Number.isInteger(value) || value < 0 || value > max) throw invalidArgument(`${field} must be an integer from 1 to ${max}, got ${value}`);
+/** A count the user may leave unset (the default) but not set to 0: proto3 `optional` tells the two apart. */
+const positive = (value: number | undefined, field: string, max: number, fallback: number): number => {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1 || value > max) throw invalidArgument(`${field} must be an integer from 1 to ${max}, got ${value}`);
   return value;
 };
 
@@ -90,11 +100,16 @@ function optimizer(spec: TrainSpec): { optimizer: OptimizerSpec; learningRate: n
     if (!Number.isFinite(value) || value < lo || value > hi) throw invalidArgument(`optimizer.${field} must be from ${lo} to ${hi}, got ${value}`);
     return value;
   };
+  const learningRate = (fallback: number): number => {
+    const lr = o?.learningRate ?? fallback;
+    if (!(lr > 0 && lr <= 10)) throw invalidArgument(`optimizer.learning_rate must be greater than 0 and at most 10, got ${lr}; leave it unset for the default (${fallback})`);
+    return lr;
+  };
   const weightDecay = finite(o?.weightDecay ?? 0, "weight_decay", 0, 1);
   if (type === OptimizerType.OPTIMIZER_TYPE_SGD) {
     return {
       optimizer: { type: "sgd", momentum: finite(o?.momentum ?? 0, "momentum", 0, 0.9999), nesterov: o?.nesterov ?? false, weightDecay },
-      learningRate: finite(o?.learningRate || 1e-2, "learning_rate", 1e-9, 10),
+      learningRate: learningRate(1e-2),
     };
   }
   if (type !== OptimizerType.OPTIMIZER_TYPE_ADAM && type !== OptimizerType.OPTIMIZER_TYPE_ADAMW && type !== OptimizerType.OPTIMIZER_TYPE_UNSPECIFIED) {
@@ -103,12 +118,12 @@ function optimizer(spec: TrainSpec): { optimizer: OptimizerSpec; learningRate: n
   return {
     optimizer: {
       type: type === OptimizerType.OPTIMIZER_TYPE_ADAMW ? "adamw" : "adam",
-      beta1: finite(o?.beta1 || 0.9, "beta1", 0, 0.99999),
-      beta2: finite(o?.beta2 || 0.999, "beta2", 0, 0.999999),
+      beta1: finite(o?.beta1 ?? 0.9, "beta1", 0, 0.99999),
+      beta2: finite(o?.beta2 ?? 0.999, "beta2", 0, 0.999999),
       epsilon: finite(o?.epsilon || 1e-8, "epsilon", 1e-12, 1),
       weightDecay,
     },
-    learningRate: finite(o?.learningRate || 1e-3, "learning_rate", 1e-9, 10),
+    learningRate: learningRate(1e-3),
   };
 }
 
@@ -142,7 +157,19 @@ export function parseJobSpec(spec: TrainSpec): JobSpec {
     if (!b.name) throw invalidArgument("base_model.name: name the repository model to fine-tune");
     checkModelName(b.name);
     if (b.version && !/^[1-9][0-9]{0,8}$/.test(b.version)) throw invalidArgument(`base_model.version "${b.version.slice(0, 40)}" is not a positive integer`);
-    source = { kind: "base", name: b.name, version: b.version, freeze: b.freeze };
+    if (b.freeze.some((f) => f === "")) throw invalidArgument("base_model.freeze: an empty prefix would freeze every parameter; name the parameters to keep fixed");
+    if (b.head && !(Number.isInteger(b.head.classes) && b.head.classes >= 2 && b.head.classes <= 100_000)) {
+      throw invalidArgument(`base_model.head.classes must be an integer from 2 to 100000, got ${b.head.classes}`);
+    }
+    source = {
+      kind: "base",
+      name: b.name,
+      version: b.version,
+      freeze: b.freeze,
+      untieSharedParameters: b.untieSharedParameters,
+      freezeBatchnorm: b.freezeBatchnorm,
+      headClasses: b.head?.classes,
+    };
   } else {
     throw invalidArgument("spec: set either architecture (a new model) or base_model (fine-tune a repository model)");
   }
@@ -153,7 +180,7 @@ export function parseJobSpec(spec: TrainSpec): JobSpec {
   if (spec.resumeFrom && (!jobId || !checkpointId || !/^[A-Za-z0-9-]+$/.test(jobId) || !/^[0-9]+$/.test(checkpointId))) {
     throw invalidArgument(`resume_from "${spec.resumeFrom.slice(0, 80)}" is not "<job_id>/<checkpoint_id>" as a CheckpointCreated event names it`);
   }
-  const seed = Number(spec.seed || 1n);
+  const seed = Number(spec.seed ?? 1n);
   if (!Number.isSafeInteger(seed) || seed < 0 || seed > 2 ** 32 - 1) throw invalidArgument(`seed must fit in 32 bits, got ${spec.seed}`);
   return {
     model: spec.model,

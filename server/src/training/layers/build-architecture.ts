@@ -178,6 +178,9 @@ function transformerEncoder(ctx: LayerContext, layer: Extract<LayerSpec, { type:
 
 function emitLayer(ctx: LayerContext, layer: LayerSpec, cur: Cursor): Cursor {
   const { g } = ctx;
+  if (layer.type !== "embedding" && g.typeOf(cur.value).type !== "float32") {
+    ctx.fail(`takes float values, but gets ${g.typeOf(cur.value).type} token ids: put an embedding layer first (or send float32 inputs)`);
+  }
   switch (layer.type) {
     case "dense": {
       const units = positiveInt(ctx, layer.units, "units");

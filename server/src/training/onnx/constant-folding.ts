@@ -178,11 +178,35 @@ function evaluate(g: Graph, node: GraphNode): Small | undefined {
   }
 }
 
+/** Ops that read only their input's dims, never its values. */
+const READS_DIMS_ONLY = new Set(["Shape", "Size"]);
+
+/**
+ * Values computed from a variable (a parameter being trained): folding one would freeze its initial value
+ * into a new constant, and its gradient would no longer reach the parameter (PyTorch exports read shared
+ * weights through Identity). Shape and Size read only dims, so what follows them stays foldable.
+ */
+function variableValues(g: Graph, variables: ReadonlySet<string>): Set<string> {
+  const derived = new Set(variables);
+  for (const node of g.nodes) {
+    if (READS_DIMS_ONLY.has(node.opType)) continue;
+    if (node.inputs.some((i) => i && derived.has(i))) for (const out of node.outputs) if (out) derived.add(out);
+  }
+  return derived;
+}
+
+export interface FoldOptions {
+  /** Initializers whose values change (the parameters being trained): nothing computed from them is folded. */
+  readonly variables?: Iterable<string>;
+}
+
 /** Replaces every foldable node by an initializer holding its value, then drops what no output needs. Returns the count folded. */
-export function foldConstants(g: Graph): number {
+export function foldConstants(g: Graph, options: FoldOptions = {}): number {
+  const variable = variableValues(g, new Set(options.variables ?? []));
   let folded = 0;
   for (const node of [...g.nodes]) {
     if (node.domain !== "" || !FOLDABLE.has(node.opType) || node.outputs.length !== 1) continue;
+    if (variable.has(node.outputs[0]!)) continue;
     const value = evaluate(g, node);
     if (!value) continue;
     g.replaceWithConstant(node, toConst(value));

@@ -159,6 +159,20 @@ export class Graph implements ShapeGraph {
     inferNode(this, node);
   }
 
+  /**
+   * Rebuilds the node list in order; `expand` may replace a node by others, added through add/op, that compute
+   * the node's outputs under the same names (return true), so every later node still finds its inputs.
+   */
+  rewrite(expand: (node: GraphNode) => boolean): void {
+    const old = this.nodes.splice(0);
+    for (const node of old) {
+      for (const out of node.outputs) if (out) this.names.delete(out);
+      if (expand(node)) continue;
+      for (const out of node.outputs) if (out) this.names.add(out);
+      this.nodes.push(node);
+    }
+  }
+
   /** Gives an existing node one more output (e.g. MaxPool's Indices for its gradient) and returns its name. */
   addNodeOutput(node: GraphNode, index: number, prefix: string, type: ValueType): string {
     const name = this.claim(this.fresh(prefix));

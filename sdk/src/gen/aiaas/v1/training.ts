@@ -232,12 +232,16 @@ export interface TrainSpec {
   optimizer:
     | Optimizer
     | undefined;
-  /** Rows per optimizer step (default 32). */
-  batchSize: number;
-  /** Passes over the training data (default 1). */
-  epochs: number;
-  /** Seeds the per-epoch shuffle and the initial weights of an architecture (default 1). */
-  seed: bigint;
+  /** Rows per optimizer step, 1 to 65536 (unset: 32; 0 is refused). */
+  batchSize?:
+    | number
+    | undefined;
+  /** Passes over the training data, 1 to 10000 (unset: 1; 0 is refused). */
+  epochs?:
+    | number
+    | undefined;
+  /** Seeds the per-epoch shuffle and the initial weights of an architecture and of a new head (unset: 1). */
+  seed?: bigint | undefined;
   validation: Validation | undefined;
   earlyStopping: EarlyStopping | undefined;
   limits:
@@ -265,8 +269,35 @@ export interface BaseModel {
   name: string;
   /** Empty: the newest ready version. */
   version: string;
-  /** Parameters to keep fixed: names starting with any of these prefixes. */
+  /**
+   * Parameters to keep fixed: names starting with any of these prefixes. A prefix that matches no parameter
+   * is refused (INVALID_ARGUMENT lists the model's parameter names).
+   */
   freeze: string[];
+  /**
+   * torch.onnx.export merges initializers that are equal at export time (every layer of a freshly built
+   * nn.TransformerEncoder), and later layers read the first one's tensors through Identity nodes. By default
+   * such a tensor is one parameter and its gradient is the sum over all its uses, as the graph means. Set this
+   * to give each of those readers its own copy, as in the module before export. The job's first event lists
+   * the shared parameters either way.
+   */
+  untieSharedParameters: boolean;
+  /**
+   * Keep every BatchNormalization in eval mode: running statistics fixed, as most fine-tuning does. Its scale
+   * and bias still train unless frozen. Unset: training batches use batch statistics and update the running
+   * mean and variance with the model's momentum.
+   */
+  freezeBatchnorm: boolean;
+  /** Replace the model's final classifier with a new one (fresh initial weights). */
+  head: Head | undefined;
+}
+
+/**
+ * A new classification head: the last Gemm or MatMul (+ Add) that produces the trained output is replaced by
+ * one with `classes` outputs, and a Softmax after it is kept.
+ */
+export interface Head {
+  classes: number;
 }
 
 export interface Architecture {
@@ -363,15 +394,15 @@ export interface MeanPool {
 
 export interface Optimizer {
   type: OptimizerType;
-  /** Default 1e-3 (Adam, AdamW) or 1e-2 (SGD). */
-  learningRate: number;
+  /** Greater than 0 and at most 10 (unset: 1e-3 for Adam and AdamW, 1e-2 for SGD; 0 and NaN are refused). */
+  learningRate?: number | undefined;
   weightDecay: number;
   /** SGD only. */
   momentum: number;
   nesterov: boolean;
-  /** Adam and AdamW; defaults 0.9, 0.999, 1e-8. */
-  beta1: number;
-  beta2: number;
+  /** Adam and AdamW; unset: 0.9, 0.999, 1e-8 (0 is a valid beta). */
+  beta1?: number | undefined;
+  beta2?: number | undefined;
   epsilon: number;
 }
 
@@ -424,7 +455,34 @@ export interface TrainEvent {
     | { $case: "failed"; value: JobFailed }
     | { $case: "data"; value: DataReceived }
     | { $case: "resumed"; value: JobResumed }
+    | { $case: "prepared"; value: JobPrepared }
     | undefined;
+}
+
+/** A job's first event: what it trains, before any data is read. */
+export interface JobPrepared {
+  /** Parameter tensors trained, and their number of elements. */
+  trainedTensors: number;
+  trainedElements: bigint;
+  /** Parameters kept fixed because a freeze prefix names them. */
+  frozen: string[];
+  /** Trained parameters read in more than one place: each gets the sum of its uses' gradients. */
+  shared: SharedParameter[];
+  /**
+   * What the server changed in the model to train it (shared parameters untied, a head replaced, weights
+   * stored as Constant nodes made initializers, a fixed batch dim made symbolic …).
+   */
+  notes: string[];
+  /** Float initializers the loss does not depend on: not trained. */
+  unreached: string[];
+}
+
+export interface SharedParameter {
+  parameter: string;
+  /** Values that read it through Identity. */
+  readAs: string[];
+  /** Node inputs that read it. */
+  uses: number;
 }
 
 /**
@@ -747,9 +805,9 @@ function createBaseTrainSpec(): TrainSpec {
     source: undefined,
     task: 0,
     optimizer: undefined,
-    batchSize: 0,
-    epochs: 0,
-    seed: 0n,
+    batchSize: undefined,
+    epochs: undefined,
+    seed: undefined,
     validation: undefined,
     earlyStopping: undefined,
     limits: undefined,
@@ -780,13 +838,13 @@ export const TrainSpec: MessageFns<TrainSpec> = {
     if (message.optimizer !== undefined) {
       Optimizer.encode(message.optimizer, writer.uint32(42).fork()).join();
     }
-    if (message.batchSize !== 0) {
+    if (message.batchSize !== undefined) {
       writer.uint32(48).uint32(message.batchSize);
     }
-    if (message.epochs !== 0) {
+    if (message.epochs !== undefined) {
       writer.uint32(56).uint32(message.epochs);
     }
-    if (message.seed !== 0n) {
+    if (message.seed !== undefined) {
       if (BigInt.asUintN(64, message.seed) !== message.seed) {
         throw new globalThis.Error("value provided for field message.seed of type uint64 too large");
       }
@@ -988,9 +1046,9 @@ export const TrainSpec: MessageFns<TrainSpec> = {
         ? globalThis.Number(object.batchSize)
         : isSet(object.batch_size)
         ? globalThis.Number(object.batch_size)
-        : 0,
-      epochs: isSet(object.epochs) ? globalThis.Number(object.epochs) : 0,
-      seed: isSet(object.seed) ? BigInt(object.seed) : 0n,
+        : undefined,
+      epochs: isSet(object.epochs) ? globalThis.Number(object.epochs) : undefined,
+      seed: isSet(object.seed) ? BigInt(object.seed) : undefined,
       validation: isSet(object.validation) ? Validation.fromJSON(object.validation) : undefined,
       earlyStopping: isSet(object.earlyStopping)
         ? EarlyStopping.fromJSON(object.earlyStopping)
@@ -1038,13 +1096,13 @@ export const TrainSpec: MessageFns<TrainSpec> = {
     if (message.optimizer !== undefined) {
       obj.optimizer = Optimizer.toJSON(message.optimizer);
     }
-    if (message.batchSize !== 0) {
+    if (message.batchSize !== undefined) {
       obj.batchSize = Math.round(message.batchSize);
     }
-    if (message.epochs !== 0) {
+    if (message.epochs !== undefined) {
       obj.epochs = Math.round(message.epochs);
     }
-    if (message.seed !== 0n) {
+    if (message.seed !== undefined) {
       obj.seed = message.seed.toString();
     }
     if (message.validation !== undefined) {
@@ -1098,9 +1156,9 @@ export const TrainSpec: MessageFns<TrainSpec> = {
     message.optimizer = (object.optimizer !== undefined && object.optimizer !== null)
       ? Optimizer.fromPartial(object.optimizer)
       : undefined;
-    message.batchSize = object.batchSize ?? 0;
-    message.epochs = object.epochs ?? 0;
-    message.seed = (object.seed !== undefined && object.seed !== null) ? BigInt(object.seed) : 0n;
+    message.batchSize = object.batchSize ?? undefined;
+    message.epochs = object.epochs ?? undefined;
+    message.seed = (object.seed !== undefined && object.seed !== null) ? BigInt(object.seed) : undefined;
     message.validation = (object.validation !== undefined && object.validation !== null)
       ? Validation.fromPartial(object.validation)
       : undefined;
@@ -1120,7 +1178,7 @@ export const TrainSpec: MessageFns<TrainSpec> = {
 };
 
 function createBaseBaseModel(): BaseModel {
-  return { name: "", version: "", freeze: [] };
+  return { name: "", version: "", freeze: [], untieSharedParameters: false, freezeBatchnorm: false, head: undefined };
 }
 
 export const BaseModel: MessageFns<BaseModel> = {
@@ -1133,6 +1191,15 @@ export const BaseModel: MessageFns<BaseModel> = {
     }
     for (const v of message.freeze) {
       writer.uint32(26).string(v!);
+    }
+    if (message.untieSharedParameters !== false) {
+      writer.uint32(32).bool(message.untieSharedParameters);
+    }
+    if (message.freezeBatchnorm !== false) {
+      writer.uint32(40).bool(message.freezeBatchnorm);
+    }
+    if (message.head !== undefined) {
+      Head.encode(message.head, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1174,6 +1241,30 @@ export const BaseModel: MessageFns<BaseModel> = {
             message.freeze.push(reader.string());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.untieSharedParameters = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.freezeBatchnorm = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.head = Head.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1191,6 +1282,17 @@ export const BaseModel: MessageFns<BaseModel> = {
       name: isSet(object.name) ? globalThis.String(object.name) : "",
       version: isSet(object.version) ? globalThis.String(object.version) : "",
       freeze: globalThis.Array.isArray(object?.freeze) ? object.freeze.map((e: any) => globalThis.String(e)) : [],
+      untieSharedParameters: isSet(object.untieSharedParameters)
+        ? globalThis.Boolean(object.untieSharedParameters)
+        : isSet(object.untie_shared_parameters)
+        ? globalThis.Boolean(object.untie_shared_parameters)
+        : false,
+      freezeBatchnorm: isSet(object.freezeBatchnorm)
+        ? globalThis.Boolean(object.freezeBatchnorm)
+        : isSet(object.freeze_batchnorm)
+        ? globalThis.Boolean(object.freeze_batchnorm)
+        : false,
+      head: isSet(object.head) ? Head.fromJSON(object.head) : undefined,
     };
   },
 
@@ -1205,6 +1307,15 @@ export const BaseModel: MessageFns<BaseModel> = {
     if (message.freeze?.length) {
       obj.freeze = message.freeze;
     }
+    if (message.untieSharedParameters !== false) {
+      obj.untieSharedParameters = message.untieSharedParameters;
+    }
+    if (message.freezeBatchnorm !== false) {
+      obj.freezeBatchnorm = message.freezeBatchnorm;
+    }
+    if (message.head !== undefined) {
+      obj.head = Head.toJSON(message.head);
+    }
     return obj;
   },
 
@@ -1216,6 +1327,76 @@ export const BaseModel: MessageFns<BaseModel> = {
     message.name = object.name ?? "";
     message.version = object.version ?? "";
     message.freeze = object.freeze?.map((e) => e) || [];
+    message.untieSharedParameters = object.untieSharedParameters ?? false;
+    message.freezeBatchnorm = object.freezeBatchnorm ?? false;
+    message.head = (object.head !== undefined && object.head !== null) ? Head.fromPartial(object.head) : undefined;
+    return message;
+  },
+};
+
+function createBaseHead(): Head {
+  return { classes: 0 };
+}
+
+export const Head: MessageFns<Head> = {
+  encode(message: Head, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.classes !== 0) {
+      writer.uint32(8).uint32(message.classes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Head {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHead();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.classes = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Head {
+    return { classes: isSet(object.classes) ? globalThis.Number(object.classes) : 0 };
+  },
+
+  toJSON(message: Head): unknown {
+    const obj: any = {};
+    if (message.classes !== 0) {
+      obj.classes = Math.round(message.classes);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Head>): Head {
+    return Head.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Head>): Head {
+    const message = createBaseHead();
+    message.classes = object.classes ?? 0;
     return message;
   },
 };
@@ -2699,7 +2880,16 @@ export const MeanPool: MessageFns<MeanPool> = {
 };
 
 function createBaseOptimizer(): Optimizer {
-  return { type: 0, learningRate: 0, weightDecay: 0, momentum: 0, nesterov: false, beta1: 0, beta2: 0, epsilon: 0 };
+  return {
+    type: 0,
+    learningRate: undefined,
+    weightDecay: 0,
+    momentum: 0,
+    nesterov: false,
+    beta1: undefined,
+    beta2: undefined,
+    epsilon: 0,
+  };
 }
 
 export const Optimizer: MessageFns<Optimizer> = {
@@ -2707,7 +2897,7 @@ export const Optimizer: MessageFns<Optimizer> = {
     if (message.type !== 0) {
       writer.uint32(8).int32(message.type);
     }
-    if (message.learningRate !== 0) {
+    if (message.learningRate !== undefined) {
       writer.uint32(17).double(message.learningRate);
     }
     if (message.weightDecay !== 0) {
@@ -2719,10 +2909,10 @@ export const Optimizer: MessageFns<Optimizer> = {
     if (message.nesterov !== false) {
       writer.uint32(40).bool(message.nesterov);
     }
-    if (message.beta1 !== 0) {
+    if (message.beta1 !== undefined) {
       writer.uint32(49).double(message.beta1);
     }
-    if (message.beta2 !== 0) {
+    if (message.beta2 !== undefined) {
       writer.uint32(57).double(message.beta2);
     }
     if (message.epsilon !== 0) {
@@ -2827,7 +3017,7 @@ export const Optimizer: MessageFns<Optimizer> = {
         ? globalThis.Number(object.learningRate)
         : isSet(object.learning_rate)
         ? globalThis.Number(object.learning_rate)
-        : 0,
+        : undefined,
       weightDecay: isSet(object.weightDecay)
         ? globalThis.Number(object.weightDecay)
         : isSet(object.weight_decay)
@@ -2835,8 +3025,8 @@ export const Optimizer: MessageFns<Optimizer> = {
         : 0,
       momentum: isSet(object.momentum) ? globalThis.Number(object.momentum) : 0,
       nesterov: isSet(object.nesterov) ? globalThis.Boolean(object.nesterov) : false,
-      beta1: isSet(object.beta1) ? globalThis.Number(object.beta1) : 0,
-      beta2: isSet(object.beta2) ? globalThis.Number(object.beta2) : 0,
+      beta1: isSet(object.beta1) ? globalThis.Number(object.beta1) : undefined,
+      beta2: isSet(object.beta2) ? globalThis.Number(object.beta2) : undefined,
       epsilon: isSet(object.epsilon) ? globalThis.Number(object.epsilon) : 0,
     };
   },
@@ -2846,7 +3036,7 @@ export const Optimizer: MessageFns<Optimizer> = {
     if (message.type !== 0) {
       obj.type = optimizerTypeToJSON(message.type);
     }
-    if (message.learningRate !== 0) {
+    if (message.learningRate !== undefined) {
       obj.learningRate = floatToJson(message.learningRate);
     }
     if (message.weightDecay !== 0) {
@@ -2858,10 +3048,10 @@ export const Optimizer: MessageFns<Optimizer> = {
     if (message.nesterov !== false) {
       obj.nesterov = message.nesterov;
     }
-    if (message.beta1 !== 0) {
+    if (message.beta1 !== undefined) {
       obj.beta1 = floatToJson(message.beta1);
     }
-    if (message.beta2 !== 0) {
+    if (message.beta2 !== undefined) {
       obj.beta2 = floatToJson(message.beta2);
     }
     if (message.epsilon !== 0) {
@@ -2876,12 +3066,12 @@ export const Optimizer: MessageFns<Optimizer> = {
   fromPartial(object: DeepPartial<Optimizer>): Optimizer {
     const message = createBaseOptimizer();
     message.type = object.type ?? 0;
-    message.learningRate = object.learningRate ?? 0;
+    message.learningRate = object.learningRate ?? undefined;
     message.weightDecay = object.weightDecay ?? 0;
     message.momentum = object.momentum ?? 0;
     message.nesterov = object.nesterov ?? false;
-    message.beta1 = object.beta1 ?? 0;
-    message.beta2 = object.beta2 ?? 0;
+    message.beta1 = object.beta1 ?? undefined;
+    message.beta2 = object.beta2 ?? undefined;
     message.epsilon = object.epsilon ?? 0;
     return message;
   },
@@ -3304,6 +3494,9 @@ export const TrainEvent: MessageFns<TrainEvent> = {
       case "resumed":
         JobResumed.encode(message.event.value, writer.uint32(90).fork()).join();
         break;
+      case "prepared":
+        JobPrepared.encode(message.event.value, writer.uint32(98).fork()).join();
+        break;
     }
     return writer;
   },
@@ -3409,6 +3602,14 @@ export const TrainEvent: MessageFns<TrainEvent> = {
             message.event = { $case: "resumed", value: JobResumed.decode(reader, reader.uint32()) };
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.event = { $case: "prepared", value: JobPrepared.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3450,6 +3651,8 @@ export const TrainEvent: MessageFns<TrainEvent> = {
         ? { $case: "data", value: DataReceived.fromJSON(object.data) }
         : isSet(object.resumed)
         ? { $case: "resumed", value: JobResumed.fromJSON(object.resumed) }
+        : isSet(object.prepared)
+        ? { $case: "prepared", value: JobPrepared.fromJSON(object.prepared) }
         : undefined,
     };
   },
@@ -3481,6 +3684,8 @@ export const TrainEvent: MessageFns<TrainEvent> = {
       obj.data = DataReceived.toJSON(message.event.value);
     } else if (message.event?.$case === "resumed") {
       obj.resumed = JobResumed.toJSON(message.event.value);
+    } else if (message.event?.$case === "prepared") {
+      obj.prepared = JobPrepared.toJSON(message.event.value);
     }
     return obj;
   },
@@ -3544,7 +3749,284 @@ export const TrainEvent: MessageFns<TrainEvent> = {
         }
         break;
       }
+      case "prepared": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "prepared", value: JobPrepared.fromPartial(object.event.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseJobPrepared(): JobPrepared {
+  return { trainedTensors: 0, trainedElements: 0n, frozen: [], shared: [], notes: [], unreached: [] };
+}
+
+export const JobPrepared: MessageFns<JobPrepared> = {
+  encode(message: JobPrepared, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.trainedTensors !== 0) {
+      writer.uint32(8).uint32(message.trainedTensors);
+    }
+    if (message.trainedElements !== 0n) {
+      if (BigInt.asUintN(64, message.trainedElements) !== message.trainedElements) {
+        throw new globalThis.Error("value provided for field message.trainedElements of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.trainedElements);
+    }
+    for (const v of message.frozen) {
+      writer.uint32(26).string(v!);
+    }
+    for (const v of message.shared) {
+      SharedParameter.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.notes) {
+      writer.uint32(42).string(v!);
+    }
+    for (const v of message.unreached) {
+      writer.uint32(50).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobPrepared {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobPrepared();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.trainedTensors = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.trainedElements = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.frozen.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.shared.push(SharedParameter.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.notes.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.unreached.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JobPrepared {
+    return {
+      trainedTensors: isSet(object.trainedTensors)
+        ? globalThis.Number(object.trainedTensors)
+        : isSet(object.trained_tensors)
+        ? globalThis.Number(object.trained_tensors)
+        : 0,
+      trainedElements: isSet(object.trainedElements)
+        ? BigInt(object.trainedElements)
+        : isSet(object.trained_elements)
+        ? BigInt(object.trained_elements)
+        : 0n,
+      frozen: globalThis.Array.isArray(object?.frozen) ? object.frozen.map((e: any) => globalThis.String(e)) : [],
+      shared: globalThis.Array.isArray(object?.shared)
+        ? object.shared.map((e: any) => SharedParameter.fromJSON(e))
+        : [],
+      notes: globalThis.Array.isArray(object?.notes) ? object.notes.map((e: any) => globalThis.String(e)) : [],
+      unreached: globalThis.Array.isArray(object?.unreached)
+        ? object.unreached.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: JobPrepared): unknown {
+    const obj: any = {};
+    if (message.trainedTensors !== 0) {
+      obj.trainedTensors = Math.round(message.trainedTensors);
+    }
+    if (message.trainedElements !== 0n) {
+      obj.trainedElements = message.trainedElements.toString();
+    }
+    if (message.frozen?.length) {
+      obj.frozen = message.frozen;
+    }
+    if (message.shared?.length) {
+      obj.shared = message.shared.map((e) => SharedParameter.toJSON(e));
+    }
+    if (message.notes?.length) {
+      obj.notes = message.notes;
+    }
+    if (message.unreached?.length) {
+      obj.unreached = message.unreached;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<JobPrepared>): JobPrepared {
+    return JobPrepared.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<JobPrepared>): JobPrepared {
+    const message = createBaseJobPrepared();
+    message.trainedTensors = object.trainedTensors ?? 0;
+    message.trainedElements = (object.trainedElements !== undefined && object.trainedElements !== null)
+      ? BigInt(object.trainedElements)
+      : 0n;
+    message.frozen = object.frozen?.map((e) => e) || [];
+    message.shared = object.shared?.map((e) => SharedParameter.fromPartial(e)) || [];
+    message.notes = object.notes?.map((e) => e) || [];
+    message.unreached = object.unreached?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseSharedParameter(): SharedParameter {
+  return { parameter: "", readAs: [], uses: 0 };
+}
+
+export const SharedParameter: MessageFns<SharedParameter> = {
+  encode(message: SharedParameter, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.parameter !== "") {
+      writer.uint32(10).string(message.parameter);
+    }
+    for (const v of message.readAs) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.uses !== 0) {
+      writer.uint32(24).uint32(message.uses);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SharedParameter {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSharedParameter();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.parameter = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.readAs.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.uses = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SharedParameter {
+    return {
+      parameter: isSet(object.parameter) ? globalThis.String(object.parameter) : "",
+      readAs: globalThis.Array.isArray(object?.readAs)
+        ? object.readAs.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.read_as)
+        ? object.read_as.map((e: any) => globalThis.String(e))
+        : [],
+      uses: isSet(object.uses) ? globalThis.Number(object.uses) : 0,
+    };
+  },
+
+  toJSON(message: SharedParameter): unknown {
+    const obj: any = {};
+    if (message.parameter !== "") {
+      obj.parameter = message.parameter;
+    }
+    if (message.readAs?.length) {
+      obj.readAs = message.readAs;
+    }
+    if (message.uses !== 0) {
+      obj.uses = Math.round(message.uses);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SharedParameter>): SharedParameter {
+    return SharedParameter.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SharedParameter>): SharedParameter {
+    const message = createBaseSharedParameter();
+    message.parameter = object.parameter ?? "";
+    message.readAs = object.readAs?.map((e) => e) || [];
+    message.uses = object.uses ?? 0;
     return message;
   },
 };

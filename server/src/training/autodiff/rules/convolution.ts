@@ -46,6 +46,24 @@ function unfoldKernel(g: Graph, cin: number, kh: number, kw: number, like: strin
   return g.constant(data, type, [cin * kk, 1, kh, kw], "unfold_kernel");
 }
 
+/** dW of a Conv: each output channel's dY against the unfolded (im2col) input of its group, summed over the batch. */
+function weightGradient(g: Graph, x: string, dy: string, wd: readonly number[], group: number, convAttrs: Record<string, number[]>): string {
+  const [cout, cinPerGroup, kh, kw] = wd as [number, number, number, number];
+  const cin = cinPerGroup * group;
+  // dW[co, ci, i, j] = sum_n,p dY[n, co, p] * unfold(X)[n, ci*kh*kw + i*kw + j, p], within co's group
+  const patches = g.op("Conv", [x, unfoldKernel(g, cin, kh, kw, x)], { ...convAttrs, group: cin });
+  if (group === 1) {
+    const p = g.op("Reshape", [patches, g.ints([0, cin * kh * kw, -1])]);
+    const d = g.op("Transpose", [g.op("Reshape", [dy, g.ints([0, cout, -1])])], { perm: [0, 2, 1] });
+    const m = reduceSum(g, g.op("MatMul", [p, d]), [0], false); // [Cin*kh*kw, Cout]
+    return g.op("Reshape", [g.op("Transpose", [m], { perm: [1, 0] }), g.ints([cout, cin, kh, kw])]);
+  }
+  const p = g.op("Reshape", [patches, g.ints([0, group, cinPerGroup * kh * kw, -1])]);
+  const d = g.op("Transpose", [g.op("Reshape", [dy, g.ints([0, group, cout / group, -1])])], { perm: [0, 1, 3, 2] });
+  const m = reduceSum(g, g.op("MatMul", [p, d]), [0], false); // [G, Cin/G*kh*kw, Cout/G]
+  return g.op("Reshape", [g.op("Transpose", [m], { perm: [0, 2, 1] }), g.ints([cout, cinPerGroup, kh, kw])]);
+}
+
 const conv: GradientRule = (c) => {
   const { g, node } = c;
   const x = c.x(0);
@@ -54,39 +72,31 @@ const conv: GradientRule = (c) => {
   const wd = staticDims(g, w, `Conv node "${node.name}"`);
   if (wd.length !== 4) throw new Error(`Conv node "${node.name}": only 2-D convolutions have a gradient rule (weight rank ${wd.length})`);
   const group = attrInt(node, "group", 1);
-  if (group !== 1) throw new Error(`Conv node "${node.name}": grouped convolutions (group=${group}) have no gradient rule`);
-  const [cout, cin, kh, kw] = wd as [number, number, number, number];
+  const [cout, , kh, kw] = wd as [number, number, number, number];
+  if (group < 1 || cout % group !== 0) throw new Error(`Conv node "${node.name}": group=${group} does not divide its ${cout} output channels`);
   const geo = geometry(c, [kh, kw]);
   const convAttrs = { strides: [...geo.strides], pads: [...geo.pads], dilations: [...geo.dilations] };
 
   let dx: string | undefined;
-  let dw: string | undefined;
-  let db: string | undefined;
-  if (node.inputs[2] && c.wants(2)) db = reduceSum(g, dy, [0, 2, 3], false);
-  if (c.wants(1)) {
-    // dW[co, ci, i, j] = sum_n,p dY[n, co, p] * unfold(X)[n, ci*kh*kw + i*kw + j, p]
-    const patches = g.op("Conv", [x, unfoldKernel(g, cin, kh, kw, x)], { ...convAttrs, group: cin });
-    const p = g.op("Reshape", [patches, g.ints([0, cin * kh * kw, -1])]);
-    const d = g.op("Transpose", [g.op("Reshape", [dy, g.ints([0, cout, -1])])], { perm: [0, 2, 1] });
-    const m = reduceSum(g, g.op("MatMul", [p, d]), [0], false); // [Cin*kh*kw, Cout]
-    dw = g.op("Reshape", [g.op("Transpose", [m], { perm: [1, 0] }), g.ints([cout, cin, kh, kw])]);
-  }
+  const db = node.inputs[2] && c.wants(2) ? reduceSum(g, dy, [0, 2, 3], false) : undefined;
+  const dw = c.wants(1) ? weightGradient(g, x, dy, wd, group, convAttrs) : undefined;
   if (c.wants(0)) {
     const unit = geo.strides.every((s) => s === 1) && geo.dilations.every((d) => d === 1);
     const flipPads = [kh - 1 - geo.pads[0]!, kw - 1 - geo.pads[1]!, kh - 1 - geo.pads[2]!, kw - 1 - geo.pads[3]!];
-    if (unit && flipPads.every((p) => p >= 0)) {
+    if (group === 1 && unit && flipPads.every((p) => p >= 0)) {
       // A stride-1 conv's input gradient is a conv of dY with the flipped, transposed kernel: faster than ConvTranspose.
       const wt = g.op("Transpose", [w], { perm: [1, 0, 2, 3] });
       const flipped = g.op("Slice", [wt, g.ints([-1, -1]), g.ints([-kh - 1, -kw - 1]), g.ints([2, 3]), g.ints([-1, -1])]);
       dx = g.op("Conv", [dy, flipped], { pads: flipPads });
     } else {
+      // ConvTranspose with the same weight and group maps dY back onto X's channels, group by group.
       const xd = staticDims(g, x, `Conv node "${node.name}"`, 2);
       const yd = staticDims(g, dy, `Conv node "${node.name}"`, 2);
       const outputPadding = [0, 1].map((i) => {
         const k = (([kh, kw][i]! - 1) * geo.dilations[i]!) + 1;
         return xd[i + 2]! - ((yd[i + 2]! - 1) * geo.strides[i]! + k - geo.pads[i]! - geo.pads[i + 2]!);
       });
-      dx = g.op("ConvTranspose", [dy, w], { ...convAttrs, output_padding: outputPadding });
+      dx = g.op("ConvTranspose", [dy, w], { ...convAttrs, output_padding: outputPadding, group });
     }
   }
   return [dx, dw, db];

@@ -52,8 +52,31 @@ const layerNormalization: GradientRule = (c) => {
   return [dx, dScale, dBias];
 };
 
+/**
+ * BatchNormalization in inference form (running statistics as constants, as with freeze_batchnorm):
+ * Y = (X - mean) * scale / sqrt(var + eps) + B per channel (axis 1). Training mode is expanded into primitive
+ * ops before differentiation (engine/batch-norm.ts), so it never reaches this rule.
+ */
+const batchNormalization: GradientRule = (c) => {
+  const { g, node } = c;
+  if (attrInt(node, "training_mode", 0) !== 0) throw new Error(`BatchNormalization node "${node.name}": training_mode=1 has no gradient rule`);
+  if (c.wants(3) || c.wants(4)) throw new Error(`BatchNormalization node "${node.name}": its running mean and variance are statistics, not parameters`);
+  const x = c.x(0);
+  const rank = g.rankOf(x);
+  const channel = (v: string): string => (rank <= 2 ? v : g.op("Unsqueeze", [v, g.ints(Array.from({ length: rank - 2 }, (_, i) => i + 1))]));
+  const others = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)];
+  const dy = c.dy(0)!;
+  const invStd = g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [c.x(4), g.scalarLike(attrFloat(node, "epsilon", 1e-5), x)])])]);
+  const dx = c.wants(0) ? g.op("Mul", [dy, channel(g.op("Mul", [c.x(1), invStd]))]) : undefined;
+  const xhat = c.wants(1) ? g.op("Mul", [g.op("Sub", [x, channel(c.x(3))]), channel(invStd)]) : undefined;
+  const dScale = xhat ? reduceSum(g, g.op("Mul", [dy, xhat]), others, false) : undefined;
+  const dBias = c.wants(2) ? reduceSum(g, dy, others, false) : undefined;
+  return [dx, dScale, dBias];
+};
+
 export const normalizationRules: Record<string, GradientRule> = {
   Softmax: softmax,
   LogSoftmax: logSoftmax,
   LayerNormalization: layerNormalization,
+  BatchNormalization: batchNormalization,
 };

@@ -41,6 +41,14 @@ const layerNormalization: ShapeRule = ({ node, set, first, dims0 }) => {
   set(2, first.type, stat);
 };
 
+/** Y as X; in training mode, the running mean and variance out as [C]. */
+const batchNormalization: ShapeRule = ({ set, first, dims0 }) => {
+  if (!first || !dims0) return;
+  set(0, first.type, dims0);
+  set(1, first.type, [dims0[1] ?? 1]);
+  set(2, first.type, [dims0[1] ?? 1]);
+};
+
 const softmaxCrossEntropyLoss: ShapeRule = ({ node, set, first, dims0 }) => {
   if (!first || !dims0) return;
   const reduction = attrString(node, "reduction", "mean");
@@ -59,5 +67,6 @@ export const reductionsShapes: Readonly<Record<string, ShapeRule>> = {
   ArgMax: argExtreme,
   ArgMin: argExtreme,
   LayerNormalization: layerNormalization,
+  BatchNormalization: batchNormalization,
   SoftmaxCrossEntropyLoss: softmaxCrossEntropyLoss,
 };
