@@ -184,6 +184,25 @@ class MobileNetish(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
+class OldCnn(nn.Module):
+    """What older exports look like (opset 9): ReLU6 as Clip with min/max attributes, weights as Constant nodes,
+    a Softmax output."""
+
+    outputs_probabilities = True
+    weights_as_constants = True
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, stride=2, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 4 * 4, 3)
+        perturb_batchnorm(self)
+
+    def forward(self, x):
+        x = nn.functional.relu6(self.bn(self.conv(x)))
+        return torch.softmax(self.fc(torch.flatten(x, 1)), dim=1)
+
+
 def views(p):
     yield "", lambda t: t
     if p.dim() == 2:
@@ -229,6 +248,14 @@ def match(value, arr, consumers, params, taken):
     return (free or by_module or found)[0]
 
 
+def loss_of(model, example, labels):
+    """Cross-entropy on the logits; a model that outputs probabilities is scored on their log (the same value)."""
+    out = model(example)
+    if getattr(model, "outputs_probabilities", False):
+        return nn.functional.nll_loss(torch.log(out), labels)
+    return nn.functional.cross_entropy(out, labels)
+
+
 def export(name, model, example, opset, dynamic=True, fold=True, labels=None):
     torch.manual_seed(0)
     path = os.path.join(OUT, f"{name}.onnx")
@@ -236,9 +263,10 @@ def export(name, model, example, opset, dynamic=True, fold=True, labels=None):
     batchnorm = any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     # Tracing with grad enabled keeps PyTorch off its fused inference-only kernels. PRESERVE keeps BatchNorm
     # nodes (EVAL would fold them into the convolutions).
+    axes = {"input": {0: "batch", 2: "height", 3: "width"} if dynamic == "spatial" else {0: "batch"}, "logits": {0: "batch"}}
     torch.onnx.export(
         model, (example,), path, opset_version=opset, input_names=["input"], output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic else None, do_constant_folding=fold,
+        dynamic_axes=axes if dynamic else None, do_constant_folding=fold,
         training=torch.onnx.TrainingMode.PRESERVE if batchnorm else torch.onnx.TrainingMode.EVAL,
     )
     import onnx
@@ -260,7 +288,7 @@ def export(name, model, example, opset, dynamic=True, fold=True, labels=None):
     if batchnorm:
         # freeze_batchnorm's reference: gradients with BatchNorm in eval mode (running statistics fixed).
         model.zero_grad()
-        eval_loss = nn.functional.cross_entropy(model(example), labels)
+        eval_loss = loss_of(model, example, labels)
         eval_loss.backward()
         for value, (pname, suffix, view) in values.items():
             key = f"evalgrad:{root[value]}"
@@ -268,7 +296,7 @@ def export(name, model, example, opset, dynamic=True, fold=True, labels=None):
             tensors[key] = tensors[key] + g if key in tensors else g.clone()
         model.train()
     model.zero_grad()
-    loss = nn.functional.cross_entropy(model(example), labels)
+    loss = loss_of(model, example, labels)
     loss.backward()
     # Training mode: batch statistics, and the running statistics one forward pass moves.
     for mname, mod in model.named_modules():
@@ -292,6 +320,14 @@ def export(name, model, example, opset, dynamic=True, fold=True, labels=None):
     if batchnorm:
         meta["eval_loss"] = eval_loss.item()
     write_bundle(os.path.join(OUT, f"{name}.bin"), meta, tensors)
+    if getattr(model, "weights_as_constants", False):
+        # As PaddleOCR's exporter writes them: every weight a Constant node, no initializers.
+        constants = [onnx.helper.make_node("Constant", [], [i.name], value=i) for i in m.graph.initializer]
+        nodes = constants + list(m.graph.node)
+        del m.graph.initializer[:]
+        del m.graph.node[:]
+        m.graph.node.extend(nodes)
+        onnx.save(m, path)
     covered = {v[0] for v in values.values()}
     print(name, "ops:", sorted({n.op_type for n in m.graph.node}), "values mapped:", len(values), "params covered:", len(covered), "of", len(params), "shared:", shared)
 
@@ -310,6 +346,9 @@ FIXTURES = {
     "used-twice": (6, lambda: ("used-twice", UsedTwice(), torch.randn(5, 6), 16)),
     "resnet": (7, lambda: ("resnet", ResNetish(), torch.rand(5, 1, 8, 8), 15)),
     "mobilenet": (8, lambda: ("mobilenet", MobileNetish(), torch.rand(5, 1, 8, 8), 17)),
+    # Height and width left dynamic: strided convolutions' gradients cannot use static output padding.
+    "resnet-any-size": (7, lambda: ("resnet-any-size", ResNetish(), torch.rand(5, 1, 8, 8), 15, "spatial")),
+    "old-cnn": (9, lambda: ("old-cnn", OldCnn(), torch.rand(5, 1, 8, 8), 9)),
 }
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import { readBundle } from "../server/src/training/tensor-bundle.js";
 const dir = join(import.meta.dirname, "fixtures", "torch-export");
 const LOSS = { kind: "cross-entropy", output: "logits" } as const;
 
-const FIXTURES = ["cnn", "attention", "attention-static", "transformer", "transformer-shared", "tied", "used-twice", "resnet", "mobilenet"];
+const FIXTURES = ["cnn", "attention", "attention-static", "transformer", "transformer-shared", "tied", "used-twice", "resnet", "mobilenet", "resnet-any-size", "old-cnn"];
 
 /** Runs the gradient model on the fixture's batch and compares every gradient with torch's `${prefix}<param>`. */
 async function checkGradients(
@@ -48,6 +48,12 @@ async function checkGradients(
     // floor at 1e-3 of the model's largest gradient.
     const scale = e.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-3 * globalScale);
     const err = a.reduce((m, v, i) => Math.max(m, Math.abs(v - e[i]!)), 0) / scale;
+    const largest = (v: Float32Array): number => v.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+    if (largest(e) < 1e-5 * globalScale) {
+      // A structurally zero gradient (a conv bias before BatchNorm, which subtracts it again): both sides hold float noise.
+      assert.ok(largest(a) < 1e-5 * globalScale, `gradient of ${p} should be zero: largest ${largest(a)} against ${globalScale}`);
+      continue;
+    }
     assert.ok(err < 1e-4, `gradient of ${p}: relative error ${err}`);
     worst = Math.max(worst, err);
   }
@@ -121,7 +127,7 @@ test("constant folding removes the Shape/Concat/Unsqueeze chains of a static exp
   await foldedSession.release();
 });
 
-for (const name of ["cnn", "attention", "transformer", "transformer-shared", "resnet", "mobilenet"]) {
+for (const name of ["cnn", "attention", "transformer", "transformer-shared", "resnet", "mobilenet", "resnet-any-size", "old-cnn"]) {
   test(`torch export ${name}: fine-tunes (loss falls, the batch is learned), freezing keeps frozen weights, and the baked model serves`, async () => {
     const forward = decodeModel(readFileSync(join(dir, `${name}.onnx`)));
     const torch = readBundle(join(dir, `${name}.bin`));
@@ -131,8 +137,9 @@ for (const name of ["cnn", "attention", "transformer", "transformer-shared", "re
       input: { type: input.type, dims: [...input.dims], data: input.data.slice() },
       labels: { type: "int64" as const, dims: [...labels.dims], data: labels.data.slice() },
     });
-    const all = Graph.fromModel(forward);
-    const firstParam = [...all.initializers.keys()].find((k) => all.initializers.get(k)!.type === "float32" && all.initializers.get(k)!.dims.length > 1)!;
+    const unfrozen = buildTrainProgram(forward, { loss: LOSS, optimizer: { type: "adam" } });
+    const all = Graph.fromModel(unfrozen.forward);
+    const firstParam = unfrozen.params.find((p) => p.dims.length > 1)!.name;
     const program = buildTrainProgram(forward, { loss: LOSS, optimizer: { type: "adam" }, freeze: [firstParam] });
     assert.ok(program.frozen.includes(firstParam) && !program.params.some((p) => p.name === firstParam));
     const runner = await createTrainRunner(program, { threads: 1 });
@@ -161,7 +168,7 @@ for (const name of ["cnn", "attention", "transformer", "transformer-shared", "re
         assert.notDeepEqual(servedGraph.initializers.get(b.name)!.data, all.initializers.get(b.name)!.data, `${b.name} moved`);
         assert.deepEqual(servedGraph.initializers.get(b.name)!.data, params.get(b.name)!.data);
       }
-      assert.equal(program.buffers.length > 0, name === "resnet" || name === "mobilenet");
+      assert.equal(program.buffers.length > 0, ["resnet", "mobilenet", "resnet-any-size", "old-cnn"].includes(name));
       await session.release();
     } finally {
       await runner.close();

@@ -1,10 +1,15 @@
 import type { ModelProto } from "onnx-buf";
+import { foldConstants } from "../onnx/constant-folding.js";
 import { Graph } from "../onnx/graph.js";
+import { upgradeOpset } from "../onnx/opset-upgrade.js";
 import { untieSharedParameters } from "../onnx/shared-parameters.js";
 import { batchNormStats, separateBatchNormStats } from "./batch-norm.js";
+import { replaceHead } from "./replace-head.js";
 
 export interface PrepareOptions {
   readonly untieSharedParameters?: boolean;
+  /** A new classifier of `classes` outputs for `output`, initialised from `seed`. */
+  readonly head?: { readonly classes: number; readonly output: string; readonly seed: number };
 }
 
 export interface PreparedForward {
@@ -19,22 +24,90 @@ const floatParams = (g: Graph): string[] => {
   return [...g.initializers].filter(([n, t]) => (t.type === "float32" || t.type === "float64") && t.dims.length >= 1 && !statistics.has(n)).map(([n]) => n);
 };
 
+/** Float tensors of rank ≥ 1 held by Constant nodes (older exporters store every weight so) become initializers. */
+function constantWeights(g: Graph): number {
+  let moved = 0;
+  for (const node of [...g.nodes]) {
+    if (node.opType !== "Constant" || node.domain !== "" || !node.outputs[0]) continue;
+    const value = g.constantOf(node.outputs[0]);
+    if (!value || !(value.type === "float32" || value.type === "float64") || value.dims.length === 0) continue;
+    g.replaceWithConstant(node, value);
+    moved++;
+  }
+  return moved;
+}
+
+/** The graph re-read from its model, so every value's type and shape is inferred afresh after an edit. */
+const reread = (g: Graph): Graph => Graph.fromModel(g.toModel());
+
 /** Brings a model into the form the engine trains, saying what it changed; an unchanged model comes back as is. */
 export function prepareForward(source: ModelProto, options: PrepareOptions): PreparedForward {
   const notes: string[] = [];
-  const g = Graph.fromModel(source);
+  let g = Graph.fromModel(source);
   let changed = false;
-  const separated = separateBatchNormStats(g);
-  if (separated > 0) {
+  const note = (text: string): void => {
     changed = true;
-    notes.push(`gave ${separated} BatchNormalization running statistics tensors of their own (the export shared them with equal parameters)`);
+    notes.push(text);
+  };
+  const moved = constantWeights(g);
+  if (moved > 0) note(`made ${moved} weights stored as Constant nodes into parameters`);
+  const opset = upgradeOpset(g);
+  if (opset !== g.opset) note(`upgraded the graph from opset ${opset} to ${g.opset} (the published version is at ${g.opset})`);
+  if (changed) g = reread(g);
+  const batch = symbolicBatch(g);
+  if (batch) {
+    g = batch.graph;
+    note(batch.note);
   }
+  const separated = separateBatchNormStats(g);
+  if (separated > 0) note(`gave ${separated} BatchNormalization running statistics tensors of their own (the export shared them with equal parameters)`);
   if (options.untieSharedParameters) {
     const untied = untieSharedParameters(g, floatParams(g));
-    if (untied.length > 0) {
-      changed = true;
-      notes.push(`untied ${untied.length} shared parameters: ${untied.join(", ")} each start from a copy of the tensor they read`);
+    if (untied.length > 0) note(`untied ${untied.length} shared parameters: ${untied.join(", ")} each start from a copy of the tensor they read`);
+  }
+  if (options.head) {
+    note(replaceHead(g, options.head.output, options.head.classes, options.head.seed));
+    g = reread(g);
+    const dims = g.outputs.find((o) => o.name === options.head!.output)?.dims;
+    if (dims?.[dims.length - 1] !== options.head.classes) {
+      throw new Error(`head: after the new classifier, output "${options.head.output}" has shape [${dims?.join(", ") ?? "?"}]; the graph after the classifier fixes the class count`);
     }
   }
   return { forward: changed ? g.toModel() : source, notes };
+}
+
+/**
+ * A model exported with a fixed batch (openWakeWord's [1, 25, 96]) trains and serves batches of any size:
+ * its inputs' first dim becomes "batch", and Reshape targets that spell the batch as a literal 1 copy it
+ * instead (0). Returns a note, or undefined when the batch was not fixed. Throws, naming the node, when an
+ * output still has a fixed first dim: the graph hard-codes the batch somewhere else.
+ */
+function symbolicBatch(g: Graph): { graph: Graph; note: string } | undefined {
+  const fixed = g.inputs.filter((i) => typeof i.dims?.[0] === "number");
+  if (fixed.length === 0 || fixed.length !== g.inputs.length) return undefined;
+  const size = fixed[0]!.dims![0] as number;
+  g.inputs.splice(0, g.inputs.length, ...g.inputs.map((i) => ({ ...i, dims: ["batch", ...i.dims!.slice(1)] })));
+  let probe = reread(g);
+  // Static exports build Reshape targets from constants: fold them so a literal batch shows (values stay).
+  foldConstants(probe, { variables: [...probe.initializers].filter(([, t]) => t.type.startsWith("float")).map(([n]) => n) });
+  const rewritten: string[] = [];
+  // Each pass frees the values after the Reshapes it rewrote; the next finds the Reshapes those feed.
+  for (let pass = 0; pass < 32; pass++) {
+    const before = rewritten.length;
+    for (const node of probe.nodes) {
+      if (node.opType !== "Reshape" || probe.dimsOf(node.inputs[0]!)?.[0] !== "batch") continue;
+      const target = probe.initializers.get(node.inputs[1]!);
+      if (!target || target.dims.length !== 1 || Number(target.data[0]) !== size) continue;
+      const data = BigInt64Array.from(target.data as BigInt64Array);
+      data[0] = 0n;
+      node.inputs[1] = probe.addInitializer(probe.fresh(`${node.inputs[1]}.batch`), { type: "int64", dims: [...target.dims], data });
+      rewritten.push(node.name);
+    }
+    if (rewritten.length === before) break;
+    probe = reread(probe);
+  }
+  const stuck = probe.outputs.find((o) => o.dims?.[0] !== "batch");
+  if (stuck) throw new Error(`the model fixes its batch at ${size} and output "${stuck.name}" keeps a fixed first dim; export it with a dynamic batch axis`);
+  const how = rewritten.length ? `; Reshape ${rewritten.join(", ")} now copy the batch dim` : "";
+  return { graph: probe, note: `the model's batch dim was fixed at ${size}: it takes any batch now ("batch"), for training and in the published version${how}` };
 }

@@ -5,7 +5,7 @@ import type { ElementType } from "../onnx/element-type.js";
 import { Graph } from "../onnx/graph.js";
 import { foldConstants } from "../onnx/constant-folding.js";
 import { sharedParameters, type SharedParameter } from "../onnx/shared-parameters.js";
-import { prepareForward } from "./prepare-forward.js";
+import { prepareForward, type PrepareOptions } from "./prepare-forward.js";
 import { batchNormStats, trainingModeBatchNorm } from "./batch-norm.js";
 import { appendLossHead, type LossSpec } from "./loss-head.js";
 import { appendOptimizer, optimizerSlots, type OptimizerSpec } from "./optimizer.js";
@@ -28,7 +28,15 @@ export interface TrainProgramOptions {
   readonly untieSharedParameters?: boolean;
   /** Keep BatchNormalization in eval mode (running statistics fixed) instead of training mode. */
   readonly freezeBatchnorm?: boolean;
+  /** Replace the classifier producing the loss's output by a fresh one of `classes` outputs. */
+  readonly head?: { readonly classes: number; readonly seed: number };
 }
+
+/** What preparing the forward model needs of the program's options. */
+const prepareOptions = (options: Pick<TrainProgramOptions, "loss" | "untieSharedParameters" | "head">): PrepareOptions => ({
+  untieSharedParameters: options.untieSharedParameters,
+  head: options.head && { ...options.head, output: options.loss.output },
+});
 
 /** What the engine runs: the train-step and eval graphs and the names that connect them. */
 export interface TrainProgram {
@@ -120,6 +128,7 @@ interface TrainGraph {
   readonly params: string[];
   readonly unreached: readonly string[];
   readonly shared: readonly SharedParameter[];
+  readonly note: string | undefined;
 }
 
 /**
@@ -155,7 +164,7 @@ function trainGraph(forward: ModelProto, options: TrainProgramOptions, trainable
   });
   for (const b of buffers) output(g, statistics.get(b)!, nextName(b));
   liftParams(g, [...params, ...buffers]);
-  return { graph: g, labels: head.labels, params, unreached, shared: shared.filter((s) => params.includes(s.parameter)) };
+  return { graph: g, labels: head.labels, params, unreached, shared: shared.filter((s) => params.includes(s.parameter)), note: head.note };
 }
 
 /** Forward + loss + metrics with parameters and statistics as inputs, so it evaluates the weights being trained. */
@@ -176,7 +185,7 @@ function evalGraph(forward: ModelProto, options: TrainProgramOptions, variables:
  * eval graph for a forward model.
  */
 export function buildTrainProgram(source: ModelProto, options: TrainProgramOptions): TrainProgram {
-  const { forward, notes } = prepareForward(source, options);
+  const { forward, notes } = prepareForward(source, prepareOptions(options));
   const probe = Graph.fromModel(forward);
   const statistics = batchNormStats(probe);
   const candidates = candidateParams(probe).filter((p) => !statistics.includes(p));
@@ -199,7 +208,11 @@ export function buildTrainProgram(source: ModelProto, options: TrainProgramOptio
     slots: optimizerSlots(options.optimizer),
     frozen,
     shared: t.shared,
-    notes: options.freezeBatchnorm && statistics.length > 0 ? [...notes, `BatchNormalization kept in eval mode (freeze_batchnorm): ${statistics.length / 2} layers' running statistics stay fixed`] : notes,
+    notes: [
+      ...notes,
+      ...(t.note ? [t.note] : []),
+      ...(options.freezeBatchnorm && statistics.length > 0 ? [`BatchNormalization kept in eval mode (freeze_batchnorm): ${statistics.length / 2} layers' running statistics stay fixed`] : []),
+    ],
     unreached: t.unreached,
     classification: options.loss.kind === "cross-entropy",
   };
@@ -230,9 +243,9 @@ export function bakeWeights(forward: ModelProto, params: ReadonlyMap<string, Con
  */
 export function buildGradientModel(
   source: ModelProto,
-  options: Pick<TrainProgramOptions, "loss" | "freeze" | "untieSharedParameters" | "freezeBatchnorm">,
+  options: Pick<TrainProgramOptions, "loss" | "freeze" | "untieSharedParameters" | "freezeBatchnorm" | "head">,
 ): { model: ModelProto; params: string[]; statistics: string[] } {
-  const { forward } = prepareForward(source, options);
+  const { forward } = prepareForward(source, prepareOptions(options));
   const probe = Graph.fromModel(forward);
   const statistics = options.freezeBatchnorm ? [] : batchNormStats(probe);
   const { params } = trainedParams(candidateParams(probe).filter((p) => !batchNormStats(probe).includes(p)), options.freeze ?? []);

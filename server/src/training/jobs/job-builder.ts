@@ -27,7 +27,8 @@ export async function planJob(spec: JobSpec, registry: ModelRegistry, pinnedBase
     throw invalidArgument(`the model has no output "${spec.output}" (its outputs: ${outputs.map((o) => `"${o}"`).join(", ")}); set spec.output`);
   }
   const program = trainProgramFor(spec, forward);
-  return { forward, program, dataSpec: dataSpecOf(program, forward, spec), baseVersion };
+  // The prepared graph (a new head, an upgraded opset …) says how many classes the labels may name.
+  return { forward, program, dataSpec: dataSpecOf(program, program.forward, spec), baseVersion };
 }
 
 /** The graph a job trains: built from its architecture, or read from the base model it names. */
@@ -80,6 +81,7 @@ function trainProgramFor(spec: JobSpec, forward: ModelProto): TrainProgram {
       freeze: base?.freeze ?? [],
       untieSharedParameters: base?.untieSharedParameters ?? false,
       freezeBatchnorm: base?.freezeBatchnorm ?? false,
+      head: base?.headClasses ? { classes: base.headClasses, seed: spec.seed } : undefined,
     });
   } catch (error) {
     const what = spec.source.kind === "base" ? `base model "${spec.source.name}"` : "the architecture";

@@ -1,4 +1,5 @@
 import { attrInt, attrInts, attrString } from "../../onnx/attributes.js";
+import type { Dim } from "../../onnx/graph-builder.js";
 import type { Graph } from "../../onnx/graph.js";
 import type { GradientContext, GradientRule } from "../gradient-rule.js";
 import { reduceSum } from "../grad-ops.js";
@@ -64,6 +65,31 @@ function weightGradient(g: Graph, x: string, dy: string, wd: readonly number[], 
   return g.op("Reshape", [g.op("Transpose", [m], { perm: [0, 2, 1] }), g.ints([cout, cinPerGroup, kh, kw])]);
 }
 
+/**
+ * dX of a strided, dilated or grouped Conv: ConvTranspose with the same weight and group maps dY back onto X's
+ * channels. Rows and columns the stride skipped at the end are zeros: output_padding when X's dims are static,
+ * a Pad computed from the shapes at run time when they are not (images of any size).
+ */
+function transposedConv(g: Graph, x: string, dy: string, w: string, geo: ConvGeometry, group: number): string {
+  const attrs = { strides: [...geo.strides], pads: [...geo.pads], dilations: [...geo.dilations], group };
+  const xd = g.dimsOf(x);
+  const yd = g.dimsOf(dy);
+  const known = (d: readonly Dim[] | undefined): d is number[] => Boolean(d && d.slice(2).every((v) => typeof v === "number"));
+  if (known(xd) && known(yd)) {
+    const outputPadding = [0, 1].map((i) => {
+      const k = (geo.kernel[i]! - 1) * geo.dilations[i]! + 1;
+      return xd[i + 2]! - ((yd[i + 2]! - 1) * geo.strides[i]! + k - geo.pads[i]! - geo.pads[i + 2]!);
+    });
+    return g.op("ConvTranspose", [dy, w], { ...attrs, output_padding: outputPadding });
+  }
+  const back = g.op("ConvTranspose", [dy, w], attrs);
+  const spatial = (v: string): string => g.op("Slice", [g.op("Shape", [v]), g.ints([2]), g.ints([4])]);
+  const missing = g.op("Sub", [spatial(x), spatial(back)]);
+  const pads = g.op("Concat", [g.ints([0, 0, 0, 0, 0, 0]), missing], { axis: 0 });
+  // Reshaped to X's own shape (a no-op) so the gradient carries X's symbolic dims.
+  return g.op("Reshape", [g.op("Pad", [back, pads]), g.op("Shape", [x])]);
+}
+
 const conv: GradientRule = (c) => {
   const { g, node } = c;
   const x = c.x(0);
@@ -89,14 +115,7 @@ const conv: GradientRule = (c) => {
       const flipped = g.op("Slice", [wt, g.ints([-1, -1]), g.ints([-kh - 1, -kw - 1]), g.ints([2, 3]), g.ints([-1, -1])]);
       dx = g.op("Conv", [dy, flipped], { pads: flipPads });
     } else {
-      // ConvTranspose with the same weight and group maps dY back onto X's channels, group by group.
-      const xd = staticDims(g, x, `Conv node "${node.name}"`, 2);
-      const yd = staticDims(g, dy, `Conv node "${node.name}"`, 2);
-      const outputPadding = [0, 1].map((i) => {
-        const k = (([kh, kw][i]! - 1) * geo.dilations[i]!) + 1;
-        return xd[i + 2]! - ((yd[i + 2]! - 1) * geo.strides[i]! + k - geo.pads[i]! - geo.pads[i + 2]!);
-      });
-      dx = g.op("ConvTranspose", [dy, w], { ...convAttrs, output_padding: outputPadding, group });
+      dx = transposedConv(g, x, dy, w, geo, group);
     }
   }
   return [dx, dw, db];

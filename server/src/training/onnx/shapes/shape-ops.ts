@@ -163,8 +163,10 @@ const range: ShapeRule = ({ node, set, first, constInts }) => {
 
 const pad: ShapeRule = ({ node, g, set, first, dims0, constInts }) => {
   const pads = g.opset >= 11 ? constInts(1) : attrInts(node, "pads");
-  if (!first || !dims0 || !pads) return first && set(0, first.type, undefined);
+  if (!first || !dims0) return first && set(0, first.type, undefined);
   const r = dims0.length;
+  // Pads computed at run time: the rank is known, the dims are not.
+  if (!pads) return set(0, first.type, dims0.map((_, i) => `${node.outputs[0]}_d${i}`));
   return set(0, first.type, dims0.map((d, i) => arith("Add", d, pads[i]! + pads[i + r]!)));
 };
 
