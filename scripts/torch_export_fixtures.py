@@ -203,6 +203,50 @@ class OldCnn(nn.Module):
         return torch.softmax(self.fc(torch.flatten(x, 1)), dim=1)
 
 
+class SequenceClassifier(nn.Module):
+    """nn.RNN / nn.LSTM / nn.GRU (batch_first) and a linear classifier on the last step or the final state."""
+
+    def __init__(self, kind, layers=1, bidirectional=False, use="last"):
+        super().__init__()
+        cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind]
+        self.rnn = cls(4, 8, num_layers=layers, batch_first=True, bidirectional=bidirectional)
+        self.use = use
+        self.fc = nn.Linear(8 * (2 if bidirectional else 1), 3)
+
+    def forward(self, x):
+        out, state = self.rnn(x)
+        if self.use == "last":
+            return self.fc(out[:, -1])
+        if self.use == "mean":
+            return self.fc(out.mean(dim=1))
+        h = state[0] if isinstance(state, tuple) else state
+        return self.fc(h[-1])
+
+
+class Decoder(nn.Module):
+    """Upsampling paths of segmentation and detection nets: ConvTranspose, zero padding, nearest and bilinear
+    Resize, PReLU, a clamp (Clip), global max pooling."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(1, 4, 3, stride=2, padding=1)
+        self.prelu = nn.PReLU(4)
+        self.up = nn.ConvTranspose2d(4, 4, 2, stride=2)
+        self.pad = nn.ZeroPad2d((1, 0, 1, 0))
+        self.conv = nn.Conv2d(4, 4, 3)
+        self.fc = nn.Linear(4, 3)
+        with torch.no_grad():
+            self.prelu.weight.copy_(torch.rand(4) * 0.5)
+
+    def forward(self, x):
+        x = self.prelu(self.down(x))  # 8 -> 4
+        x = self.conv(self.pad(self.up(x)))  # 4 -> 8 -> 9 -> 7
+        x = nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")  # 14
+        x = nn.functional.interpolate(x, size=(10, 10), mode="bilinear", align_corners=False)
+        x = torch.clamp(x, -0.5, 0.5)
+        return self.fc(torch.flatten(nn.functional.adaptive_max_pool2d(x, 1), 1))
+
+
 def views(p):
     yield "", lambda t: t
     if p.dim() == 2:
@@ -237,6 +281,9 @@ def match(value, arr, consumers, params, taken):
             v = view(p.detach())
             if v.shape == arr.shape and torch.equal(v, arr):
                 found.append((pname, suffix, view))
+            elif suffix == "" and v.numel() == arr.numel() and torch.equal(v.reshape(arr.shape), arr):
+                # Exported with extra unit dims (PReLU's slope as [C, 1, 1]).
+                found.append((pname, "[reshaped]", (lambda shape: lambda t: t.reshape(shape))(arr.shape)))
     if not found:
         return None
     by_name = [f for f in found if f[0] == value and f[1] == ""]
@@ -246,6 +293,38 @@ def match(value, arr, consumers, params, taken):
     by_module = [f for f in found if any(c.startswith(path(f[0])) for c in consumers)]
     free = [f for f in (by_module or found) if (f[0], f[1]) not in taken]
     return (free or by_module or found)[0]
+
+
+# torch's gate order within a recurrent weight, rearranged into ONNX's: LSTM i,f,g,o -> i,o,f,c; GRU r,z,n -> z,r,h.
+GATES = {"RNN": [0], "LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2]}
+
+
+def recurrent_values(m, model):
+    """ONNX W, R, B of each RNN/LSTM/GRU node (the k-th is torch layer k) -> a function of torch's tensors that
+    builds it: gates reordered, directions stacked, input and hidden biases concatenated."""
+    rnn = next(mod for mod in model.modules() if isinstance(mod, nn.RNNBase))
+    params = dict(rnn.named_parameters())
+    nodes = [n for n in m.graph.node if n.op_type in GATES]
+    out = {}
+    for k, node in enumerate(nodes):
+        order = GATES[node.op_type]
+        suffixes = ["", "_reverse"] if rnn.bidirectional else [""]
+
+        def reorder(t, order=order):
+            return torch.cat([c for i in order for c in [t.chunk(len(order), 0)[i]]], 0)
+
+        def build(kind, k=k, reorder=reorder, suffixes=suffixes):
+            def get(tensors):
+                if kind == "B":
+                    return torch.stack([torch.cat([reorder(tensors[f"bias_ih_l{k}{s}"]), reorder(tensors[f"bias_hh_l{k}{s}"])]) for s in suffixes])
+                name = "weight_ih" if kind == "W" else "weight_hh"
+                return torch.stack([reorder(tensors[f"{name}_l{k}{s}"]) for s in suffixes])
+            return get
+
+        for index, kind in [(1, "W"), (2, "R"), (3, "B")]:
+            if len(node.input) > index and node.input[index]:
+                out[node.input[index]] = build(kind)
+    return out, params
 
 
 def loss_of(model, example, labels):
@@ -283,6 +362,9 @@ def export(name, model, example, opset, dynamic=True, fold=True, labels=None):
         if found:
             values[value] = found
             taken.add((found[0], found[1]))
+    recurrent, rnn_params = recurrent_values(m, model) if any(n.op_type in GATES for n in m.graph.node) else ({}, {})
+    for value, get in recurrent.items():
+        assert torch.equal(get({k: v.detach() for k, v in rnn_params.items()}), inits[value]), value
     labels = torch.tensor([0, 2, 1, 1, 0]) if labels is None else labels
     tensors = {"input": example, "labels": labels}
     if batchnorm:
@@ -298,6 +380,9 @@ def export(name, model, example, opset, dynamic=True, fold=True, labels=None):
     model.zero_grad()
     loss = loss_of(model, example, labels)
     loss.backward()
+    for value, get in recurrent.items():
+        tensors[f"grad:{value}"] = get({k: v.grad for k, v in rnn_params.items()})
+        tensors[f"untied:{value}"] = tensors[f"grad:{value}"]
     # Training mode: batch statistics, and the running statistics one forward pass moves.
     for mname, mod in model.named_modules():
         if isinstance(mod, nn.BatchNorm2d):
@@ -349,6 +434,10 @@ FIXTURES = {
     # Height and width left dynamic: strided convolutions' gradients cannot use static output padding.
     "resnet-any-size": (7, lambda: ("resnet-any-size", ResNetish(), torch.rand(5, 1, 8, 8), 15, "spatial")),
     "old-cnn": (9, lambda: ("old-cnn", OldCnn(), torch.rand(5, 1, 8, 8), 9)),
+    "decoder": (13, lambda: ("decoder", Decoder(), torch.rand(5, 1, 8, 8), 13)),
+    "rnn": (10, lambda: ("rnn", SequenceClassifier("rnn"), torch.randn(5, 6, 4), 14)),
+    "lstm": (11, lambda: ("lstm", SequenceClassifier("lstm", layers=2, use="state"), torch.randn(5, 6, 4), 14)),
+    "gru": (12, lambda: ("gru", SequenceClassifier("gru", bidirectional=True, use="mean"), torch.randn(5, 6, 4), 17)),
 }
 
 if __name__ == "__main__":

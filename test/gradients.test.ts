@@ -255,6 +255,108 @@ const cases: GradCase[] = [
     },
   },
   {
+    name: "HardSigmoid alpha 0.4 beta 0.3 (values off its kinks at -0.75 and 1.75)",
+    inputs: [{ name: "x", dims: [3, 4], values: [-0.9, 0.3, 0.8, -0.2, 0.5, -0.6, 1.9, 0.1, -0.4, 2.4, -1.3, 0.6] }],
+    build: (g, [x]) => g.op("HardSigmoid", [x!], { alpha: { float: 0.4 }, beta: { float: 0.3 } }),
+  },
+  ...unary("HardSwish"),
+  {
+    name: "HardSwish across its three pieces",
+    inputs: [{ name: "x", dims: [2, 4], values: [-4.5, -3.2, -2.5, -0.7, 0.4, 2.2, 3.4, 5.1] }],
+    build: (g, [x]) => g.op("HardSwish", [x!]),
+  },
+  {
+    name: "Clip with both bounds (values off the bounds)",
+    inputs: [{ name: "x", dims: [3, 4], values: [-0.9, 0.3, 0.8, -0.2, 0.5, -0.6, 0.7, 0.1, -0.4, 0.9, -0.3, 0.6] }],
+    build: (g, [x]) => g.op("Clip", [x!, g.scalarLike(-0.5, x!), g.scalarLike(0.55, x!)]),
+  },
+  {
+    name: "PRelu with a per-channel slope [C,1,1]",
+    inputs: [
+      { name: "x", dims: [2, 3, 2, 2] },
+      { name: "slope", dims: [3, 1, 1] },
+    ],
+    build: (g, [x, s]) => g.op("PRelu", [x!, s!]),
+  },
+  {
+    name: "BatchNormalization in inference form (statistics constant)",
+    inputs: [
+      { name: "x", dims: [2, 3, 2, 2] },
+      { name: "scale", dims: [3] },
+      { name: "bias", dims: [3] },
+    ],
+    build: (g, [x, s, b]) => {
+      const type = g.typeOf(x!).type;
+      return g.op("BatchNormalization", [x!, s!, b!, g.constant([0.1, -0.2, 0.3], type), g.constant([0.5, 1.5, 0.8], type)], { epsilon: { float: 1e-3 } });
+    },
+  },
+  {
+    name: "grouped Conv (2 groups) stride 2 pads 1",
+    inputs: [
+      { name: "x", dims: [2, 4, 5, 5] },
+      { name: "w", dims: [6, 2, 3, 3] },
+    ],
+    build: (g, [x, w]) => g.op("Conv", [x!, w!], { group: 2, strides: [2, 2], pads: [1, 1, 1, 1] }),
+  },
+  {
+    name: "depthwise Conv stride 1",
+    inputs: [
+      { name: "x", dims: [1, 3, 4, 4] },
+      { name: "w", dims: [3, 1, 3, 3] },
+    ],
+    build: (g, [x, w]) => g.op("Conv", [x!, w!], { group: 3, pads: [1, 1, 1, 1] }),
+  },
+  {
+    name: "ConvTranspose stride 2 with bias, 2 groups",
+    inputs: [
+      { name: "x", dims: [2, 4, 3, 3] },
+      { name: "w", dims: [4, 1, 2, 2] },
+      { name: "b", dims: [2] },
+    ],
+    build: (g, [x, w, b]) => g.op("ConvTranspose", [x!, w!, b!], { strides: [2, 2], group: 2 }),
+  },
+  {
+    name: "ConvTranspose 3x3 stride 2 pads 1 output_padding 1",
+    inputs: [
+      { name: "x", dims: [1, 2, 3, 3] },
+      { name: "w", dims: [2, 3, 3, 3] },
+    ],
+    build: (g, [x, w]) => g.op("ConvTranspose", [x!, w!], { strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] }),
+  },
+  {
+    name: "GlobalMaxPool (distinct values, so a perturbation never changes the maximum)",
+    inputs: [{ name: "x", dims: [2, 3, 2, 3], values: Array.from({ length: 36 }, (_, i) => ((i * 7) % 36) / 10 - 1.8) }],
+    build: (g, [x]) => g.op("GlobalMaxPool", [x!]),
+  },
+  {
+    name: "Pad constant mode, uneven pads",
+    inputs: [{ name: "x", dims: [2, 3, 4] }],
+    build: (g, [x]) => g.op("Pad", [x!, g.ints([0, 1, 2, 0, 2, 0]), g.scalarLike(0.5, x!)]),
+  },
+  {
+    name: "Resize nearest ×2 (asymmetric, floor)",
+    inputs: [{ name: "x", dims: [1, 2, 3, 4] }],
+    build: (g, [x]) => g.op("Resize", [x!, "", g.constant([1, 1, 2, 2], "float32")], { mode: "nearest", coordinate_transformation_mode: "asymmetric", nearest_mode: "floor" }),
+  },
+  {
+    name: "Resize linear to 5x7 (half_pixel)",
+    inputs: [{ name: "x", dims: [2, 1, 3, 4] }],
+    build: (g, [x]) => g.op("Resize", [x!, "", "", g.ints([2, 1, 5, 7])], { mode: "linear" }),
+  },
+  {
+    name: "Gather along axis 1 with a scalar index (a sequence's last step)",
+    inputs: [{ name: "x", dims: [2, 4, 3] }],
+    build: (g, [x]) => g.op("Gather", [x!, g.constant([-1], "int64", [])], { axis: 1 }),
+  },
+  {
+    name: "Gather along axis 2 with repeated indices",
+    inputs: [
+      { name: "x", dims: [2, 3, 4] },
+      { name: "idx", dims: [3], ints: [3, 0, 3] },
+    ],
+    build: (g, [x, i]) => g.op("Gather", [x!, i!], { axis: 2 }),
+  },
+  {
     name: "one value used twice sums its gradients",
     inputs: [{ name: "x", dims: [3, 3] }],
     build: (g, [x]) => g.op("MatMul", [g.op("Tanh", [x!]), g.op("Mul", [x!, x!])]),

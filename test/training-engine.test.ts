@@ -82,6 +82,19 @@ test("autodiff: an op without a gradient rule between parameters and loss is an 
   assert.deepEqual(program.params.map((p) => p.name), ["head"]);
 });
 
+test("an output whose shape the engine cannot infer is an error naming the op where inference stopped", () => {
+  const g = new Graph("mystery");
+  g.addInput("input", "float32", ["batch", 4]);
+  g.addInitializer("w", { type: "float32", dims: [3, 4], data: new Float32Array(12).fill(0.1) });
+  const h = g.add("Warp", [g.op("Gemm", ["input", "w"], { transB: 1 })], { name: "the_warp" })[0]!;
+  g.add("Relu", [h], { outputs: ["logits"] });
+  g.addOutput("logits");
+  assert.throws(
+    () => buildTrainProgram(g.toModel(), { loss: LOSS, optimizer: { type: "sgd" } }),
+    /loss: the rank of output "logits" must be known, and shape inference stops at Warp node "the_warp" \(the engine has no shape rule for this op\)/,
+  );
+});
+
 test("layers: a bad spec fails when it is built, naming the layer and the problem", () => {
   const cases: [ArchitectureSpec, RegExp][] = [
     [{ input: { dims: [4] }, layers: [{ type: "dense", units: 3 }, { type: "convolution" } as never] }, /layer 1 \(convolution\): unknown layer type "convolution"/],

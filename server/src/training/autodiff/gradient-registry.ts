@@ -7,6 +7,7 @@ import { lossRules } from "./rules/losses.js";
 import { normalizationRules } from "./rules/normalization.js";
 import { poolingRules } from "./rules/pooling.js";
 import { reductionRules } from "./rules/reductions.js";
+import { resamplingRules } from "./rules/resampling.js";
 import { shapeRules } from "./rules/shape-ops.js";
 
 /** Gradient rules by ONNX op type (default domain). */
@@ -19,6 +20,7 @@ export const gradientRules: ReadonlyMap<string, GradientRule> = new Map(
     ...poolingRules,
     ...shapeRules,
     ...reductionRules,
+    ...resamplingRules,
     ...normalizationRules,
     ...lossRules,
   }),

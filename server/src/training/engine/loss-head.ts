@@ -1,6 +1,7 @@
 import type { Graph } from "../onnx/graph.js";
 import { reduceMean } from "../autodiff/grad-ops.js";
 import { attrInt } from "../onnx/attributes.js";
+import { shapeRules } from "../onnx/shape-inference.js";
 
 /** The task a model is trained for: which forward output is scored, and how. */
 export type LossSpec =
@@ -29,11 +30,25 @@ function logitsOf(g: Graph, out: string): { logits: string; note?: string } {
   return { logits: node.inputs[0]!, note: `output "${out}" is a Softmax: the cross-entropy loss reads the logits before it ("${node.inputs[0]}")` };
 }
 
+/** The first node on the way to `value` whose output shape is unknown although its inputs' are known. */
+function whereShapesStop(g: Graph, value: string): string {
+  const producers = g.producers();
+  let node = producers.get(value);
+  for (let hops = 0; node && hops < 100_000; hops++) {
+    const unknown = node.inputs.find((i) => i && !g.dimsOf(i) && producers.has(i));
+    if (!unknown) break;
+    node = producers.get(unknown);
+  }
+  if (!node) return "and it is a graph input without a shape";
+  const why = shapeRules.has(node.opType) && node.domain === "" ? "its inputs do not determine it" : "the engine has no shape rule for this op";
+  return `and shape inference stops at ${node.domain ? `${node.domain}.` : ""}${node.opType} node "${node.name}" (${why})`;
+}
+
 /** Adds the labels input, the scalar loss and the metrics to a forward graph. */
 export function appendLossHead(g: Graph, spec: LossSpec, labelsName = "labels"): LossHead {
   const out = spec.output;
   const dims = g.dimsOf(out);
-  if (!dims) throw new Error(`loss: the rank of output "${out}" must be known`);
+  if (!dims) throw new Error(`loss: the rank of output "${out}" must be known, ${whereShapesStop(g, out)}`);
   if (spec.kind === "cross-entropy") {
     if (dims.length !== 2) throw new Error(`cross-entropy loss needs logits of shape [batch, classes]; "${out}" has rank ${dims.length}`);
     const { logits, note } = logitsOf(g, out);

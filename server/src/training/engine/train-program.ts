@@ -7,6 +7,7 @@ import { foldConstants } from "../onnx/constant-folding.js";
 import { sharedParameters, type SharedParameter } from "../onnx/shared-parameters.js";
 import { prepareForward, type PrepareOptions } from "./prepare-forward.js";
 import { batchNormStats, trainingModeBatchNorm } from "./batch-norm.js";
+import { unrollRecurrent } from "./recurrent.js";
 import { appendLossHead, type LossSpec } from "./loss-head.js";
 import { appendOptimizer, optimizerSlots, type OptimizerSpec } from "./optimizer.js";
 
@@ -97,8 +98,11 @@ function trainedParams(candidates: readonly string[], freeze: readonly (string |
 
 /** The forward graph with exporters' constant shape arithmetic folded away; nothing computed from `variables` is folded. */
 function loadForward(forward: ModelProto, variables: Iterable<string>): Graph {
-  const g = Graph.fromModel(forward);
-  foldConstants(g, { variables });
+  const protect = [...variables];
+  let g = Graph.fromModel(forward);
+  // A folded value can make later shapes known (torch's Pad computes its pads), and those let more fold:
+  // re-infer and fold again until nothing changes.
+  for (let round = 0; round < 8 && foldConstants(g, { variables: protect }) > 0; round++) g = Graph.fromModel(g.toModel());
   return g;
 }
 
@@ -142,6 +146,7 @@ function trainGraph(forward: ModelProto, options: TrainProgramOptions, trainable
   setTrainingFlag(g, true);
   g.outputs.length = 0;
   const statistics = buffers.length > 0 ? trainingModeBatchNorm(g) : new Map<string, string>();
+  unrollRecurrent(g);
   const head = appendLossHead(g, options.loss);
   const shared = sharedParameters(g, trainable);
   const { gradients, unreached } = appendBackward(g, head.loss, trainable);
@@ -254,6 +259,7 @@ export function buildGradientModel(
   setTrainingFlag(g, true);
   g.outputs.length = 0;
   const next = statistics.length > 0 ? trainingModeBatchNorm(g) : new Map<string, string>();
+  unrollRecurrent(g);
   const head = appendLossHead(g, options.loss);
   const { gradients } = appendBackward(g, head.loss, params);
   output(g, head.loss, "loss", []);

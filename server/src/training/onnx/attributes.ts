@@ -24,6 +24,11 @@ export function attrString(node: GraphNode, name: string, fallback: string): str
   return a ? new TextDecoder().decode(a.s) : fallback;
 }
 
+export function attrStrings(node: GraphNode, name: string): string[] | undefined {
+  const a = node.attributes.find((x) => x.name === name);
+  return a ? a.strings.map((b) => new TextDecoder().decode(b)) : undefined;
+}
+
 export function attrTensor(node: GraphNode, name: string): ConstTensor | undefined {
   const a = node.attributes.find((x) => x.name === name);
   return a?.t ? decodeTensor(a.t) : undefined;

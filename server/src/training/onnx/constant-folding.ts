@@ -1,7 +1,7 @@
 import type { ConstTensor } from "./graph-builder.js";
 import { numericOp } from "./shapes/dim-arithmetic.js";
 import type { Graph, GraphNode } from "./graph.js";
-import { attrInt, attrTensor } from "./attributes.js";
+import { attrInt, attrInts, attrTensor } from "./attributes.js";
 import { elementTypeOf, tensorNumbers } from "./tensor-data.js";
 import type { ElementType } from "./element-type.js";
 
@@ -17,6 +17,8 @@ const FOLDABLE = new Set([
   "Cast",
   "Unsqueeze",
   "Squeeze",
+  "Reshape",
+  "Transpose",
   "Concat",
   "Gather",
   "Slice",
@@ -98,19 +100,60 @@ function foldBinary(op: string, x: Small, y: Small): Small | undefined {
   return { type: op === "Equal" ? "bool" : x.type, dims, values };
 }
 
-/** Slice of a 1-D tensor along its only axis. */
+/** Slice of a small tensor along any of its axes (steps may be negative, as torch's flips use). */
 function foldSlice(x: Small, ins: readonly (Small | undefined)[]): Small | undefined {
-  if (x.dims.length !== 1) return undefined;
-  const [starts, ends, , steps] = [ins[1]!, ins[2]!, ins[3], ins[4]];
-  const n = x.values.length;
-  const step = steps?.values[0] ?? 1;
-  let s = starts.values[0]!;
-  let e = ends.values[0]!;
-  s = s < 0 ? Math.max(s + n, 0) : Math.min(s, n);
-  e = e < 0 ? Math.max(e + n, step < 0 ? -1 : 0) : Math.min(e, n);
+  const rank = x.dims.length;
+  const starts = ins[1]!.values;
+  const ends = ins[2]!.values;
+  const axes = ins[3]?.values.map((a) => (a < 0 ? a + rank : a)) ?? starts.map((_, i) => i);
+  const steps = ins[4]?.values ?? axes.map(() => 1);
+  // Per axis, the source indices it keeps.
+  const picks = x.dims.map((n) => Array.from({ length: n }, (_, i) => i));
+  axes.forEach((axis, k) => {
+    const n = x.dims[axis]!;
+    const step = steps[k]!;
+    let start = starts[k]!;
+    let end = ends[k]!;
+    start = start < 0 ? start + n : start;
+    end = end < 0 ? end + n : end;
+    start = step > 0 ? Math.min(Math.max(start, 0), n) : Math.min(Math.max(start, -1), n - 1);
+    end = step > 0 ? Math.min(Math.max(end, 0), n) : Math.min(Math.max(end, -1), n - 1);
+    const kept: number[] = [];
+    for (let i = start; step > 0 ? i < end : i > end; i += step) kept.push(i);
+    picks[axis] = kept;
+  });
+  const dims = picks.map((p) => p.length);
+  const strides = x.dims.map((_, i) => x.dims.slice(i + 1).reduce((a, b) => a * b, 1));
   const values: number[] = [];
-  for (let i = s; step > 0 ? i < e : i > e; i += step) values.push(x.values[i]!);
-  return { type: x.type, dims: [values.length], values };
+  const visit = (axis: number, offset: number): void => {
+    if (axis === rank) {
+      values.push(x.values[offset]!);
+      return;
+    }
+    for (const i of picks[axis]!) visit(axis + 1, offset + i * strides[axis]!);
+  };
+  visit(0, 0);
+  return { type: x.type, dims, values };
+}
+
+/** Transpose of a small tensor (torch's Pad exports reverse its pads with Reshape → Transpose → Reshape). */
+function foldTranspose(x: Small, permAttr: number[] | undefined): Small {
+  const rank = x.dims.length;
+  const perm = permAttr ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
+  const dims = perm.map((p) => x.dims[p]!);
+  const strides = x.dims.map((_, i) => x.dims.slice(i + 1).reduce((a, b) => a * b, 1));
+  const values = new Array<number>(x.values.length);
+  const index = new Array<number>(rank).fill(0);
+  for (let out = 0; out < values.length; out++) {
+    let from = 0;
+    for (let k = 0; k < rank; k++) from += index[k]! * strides[perm[k]!]!;
+    values[out] = x.values[from]!;
+    for (let k = rank - 1; k >= 0; k--) {
+      if (++index[k]! < dims[k]!) break;
+      index[k] = 0;
+    }
+  }
+  return { type: x.type, dims, values };
 }
 
 function evaluate(g: Graph, node: GraphNode): Small | undefined {
@@ -129,6 +172,9 @@ function evaluate(g: Graph, node: GraphNode): Small | undefined {
       const values = type.startsWith("int") || type.startsWith("uint") ? x.values.map(Math.trunc) : type === "bool" ? x.values.map((v) => (v ? 1 : 0)) : x.values;
       return { type, dims: x.dims, values };
     }
+    case "Transpose":
+      return foldTranspose(x, attrInts(node, "perm"));
+    case "Reshape":
     case "Unsqueeze":
     case "Squeeze": {
       const dims = g.dimsOf(node.outputs[0]!);

@@ -5,6 +5,7 @@ import { tensorNumbers } from "./tensor-data.js";
 import { constantShapes } from "./shapes/constant.js";
 import { elementwiseShapes } from "./shapes/elementwise.js";
 import { linearAlgebraShapes } from "./shapes/linear-algebra.js";
+import { recurrentShapes } from "./shapes/recurrent.js";
 import { reductionsShapes } from "./shapes/reductions.js";
 import type { ShapeContext, ShapeRule } from "./shapes/shape-rule.js";
 import { shapeOpsShapes } from "./shapes/shape-ops.js";
@@ -12,7 +13,7 @@ import { windowedShapes } from "./shapes/windowed.js";
 
 /** Shape rules by ONNX op type (default domain). */
 export const shapeRules: ReadonlyMap<string, ShapeRule> = new Map(
-  Object.entries({ ...constantShapes, ...elementwiseShapes, ...linearAlgebraShapes, ...windowedShapes, ...shapeOpsShapes, ...reductionsShapes }),
+  Object.entries({ ...constantShapes, ...elementwiseShapes, ...linearAlgebraShapes, ...windowedShapes, ...shapeOpsShapes, ...reductionsShapes, ...recurrentShapes }),
 );
 
 /**

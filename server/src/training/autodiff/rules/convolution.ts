@@ -121,4 +121,25 @@ const conv: GradientRule = (c) => {
   return [dx, dw, db];
 };
 
-export const convolutionRules: Record<string, GradientRule> = { Conv: conv };
+/**
+ * ConvTranspose is the adjoint of a Conv with the same weight and attributes, so dX is that Conv applied to dY,
+ * and dW is that Conv's weight gradient with dY as its input and X as its output gradient.
+ */
+const convTranspose: GradientRule = (c) => {
+  const { g, node } = c;
+  const x = c.x(0);
+  const w = c.x(1);
+  const dy = c.dy(0)!;
+  const wd = staticDims(g, w, `ConvTranspose node "${node.name}"`);
+  if (wd.length !== 4) throw new Error(`ConvTranspose node "${node.name}": only 2-D transposed convolutions have a gradient rule`);
+  if (attrInts(node, "output_shape")) throw new Error(`ConvTranspose node "${node.name}": output_shape has no gradient rule; export with explicit pads`);
+  const group = attrInt(node, "group", 1);
+  const geo = geometry(c, [wd[2]!, wd[3]!]);
+  const convAttrs = { strides: [...geo.strides], pads: [...geo.pads], dilations: [...geo.dilations] };
+  const dx = c.wants(0) ? g.op("Conv", [dy, w], { ...convAttrs, group }) : undefined;
+  const dw = c.wants(1) ? weightGradient(g, dy, x, wd, group, convAttrs) : undefined;
+  const db = node.inputs[2] && c.wants(2) ? reduceSum(g, dy, [0, 2, 3], false) : undefined;
+  return [dx, dw, db];
+};
+
+export const convolutionRules: Record<string, GradientRule> = { Conv: conv, ConvTranspose: convTranspose };

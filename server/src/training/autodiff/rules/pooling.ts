@@ -1,6 +1,6 @@
 import { attrInt, attrInts } from "../../onnx/attributes.js";
 import type { GradientRule } from "../gradient-rule.js";
-import { countOf, expandLike, scatterAddFlat } from "../grad-ops.js";
+import { countOf, expandLike, scatterAddFlat, zerosOfShape } from "../grad-ops.js";
 import { geometry } from "./convolution.js";
 
 const maxPool: GradientRule = (c) => {
@@ -69,7 +69,19 @@ const globalAveragePool: GradientRule = (c) => {
   return [g.op("Div", [expandLike(g, dy, x), g.op("Div", [countOf(g, x, x), countOf(g, dy, x)])])];
 };
 
+/** The gradient goes to each channel's first largest element, as PyTorch's adaptive max pooling routes it. */
+const globalMaxPool: GradientRule = (c) => {
+  const { g } = c;
+  const x = c.x(0);
+  const flat = g.op("Reshape", [x, g.ints([0, 0, -1])]);
+  const at = g.op("ArgMax", [flat], { axis: 2, keepdims: 1 });
+  const zeros = zerosOfShape(g, g.op("Shape", [flat]), x);
+  const dy = g.op("Reshape", [c.dy(0)!, g.ints([0, 0, 1])]);
+  return [g.op("Reshape", [g.op("ScatterElements", [zeros, at, dy], { axis: 2 }), g.op("Shape", [x])])];
+};
+
 export const poolingRules: Record<string, GradientRule> = {
+  GlobalMaxPool: globalMaxPool,
   MaxPool: maxPool,
   AveragePool: averagePool,
   GlobalAveragePool: globalAveragePool,

@@ -56,20 +56,34 @@ const slice: GradientRule = (c) => {
   return [scatterAddFlat(g, x, g.op("Slice", [flatIndex(c, x), ...node.inputs.slice(1)]), c.dy(0)!)];
 };
 
+/**
+ * Gather's gradient scatters dY back into zeros of X's shape, summing rows picked more than once. Along an axis
+ * other than 0 the same is done on X with that axis moved first (and dY's index dims moved first to match).
+ */
 const gather: GradientRule = (c) => {
   const { g, node } = c;
   const rank = g.rankOf(c.x(0));
   const axis = normAxis(attrInt(node, "axis", 0), rank);
-  if (axis !== 0) throw new Error(`Gather node "${node.name}": only axis 0 (embedding rows) has a gradient rule, got axis ${axis}`);
-  const table = c.x(0);
+  const q = g.rankOf(c.x(1));
   let indices = c.x(1);
   if (g.typeOf(indices).type !== "int64") indices = g.op("Cast", [indices], { to: 7 });
+  const toFront = [axis, ...Array.from({ length: rank }, (_, i) => i).filter((i) => i !== axis)];
+  const table = axis === 0 ? c.x(0) : g.op("Transpose", [c.x(0)], { perm: toFront });
+  let dy = c.dy(0)!;
+  if (axis !== 0) {
+    // dY is X.shape[:axis] + indices.shape + X.shape[axis+1:]: bring the index dims first.
+    const yRank = rank - 1 + q;
+    const perm = [...Array.from({ length: q }, (_, i) => axis + i), ...Array.from({ length: axis }, (_, i) => i), ...Array.from({ length: yRank - axis - q }, (_, i) => axis + q + i)];
+    dy = g.op("Transpose", [dy], { perm });
+  }
   // Negative indices count from the end, as Gather allows.
-  const rows = g.op("Gather", [g.op("Shape", [table]), g.ints([0])]);
+  const rows = g.op("Gather", [g.op("Shape", [table]), g.constant([0], "int64", [])]);
   const wrapped = g.op("Where", [g.op("Less", [indices, g.constant([0], "int64", [])]), g.op("Add", [indices, rows]), indices]);
   const zeros = zerosOfShape(g, g.op("Shape", [table]), table);
-  // Rows picked more than once sum their gradients.
-  return [g.op("ScatterND", [zeros, g.op("Unsqueeze", [wrapped, g.ints([-1])]), c.dy(0)!], { reduction: "add" }), undefined];
+  const scattered = g.op("ScatterND", [zeros, g.op("Unsqueeze", [wrapped, g.ints([-1])]), dy], { reduction: "add" });
+  if (axis === 0) return [scattered, undefined];
+  const back = toFront.map((_, i) => toFront.indexOf(i));
+  return [g.op("Transpose", [scattered], { perm: back }), undefined];
 };
 
 const expand: GradientRule = (c) => [unbroadcast(c.g, c.dy(0)!, c.x(0)), undefined];

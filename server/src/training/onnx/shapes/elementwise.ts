@@ -67,6 +67,7 @@ export const elementwiseShapes: Readonly<Record<string, ShapeRule>> = {
   Softmax: sameShape,
   LogSoftmax: sameShape,
   LeakyRelu: sameShape,
+  PRelu: sameShape,
   Softplus: sameShape,
   Clip: sameShape,
   Sign: sameShape,

@@ -13,6 +13,26 @@ const globalPool: ShapeRule = ({ set, first, dims0 }) => {
   if (first) set(0, first.type, dims0 ? [dims0[0]!, dims0[1]!, ...dims0.slice(2).map(() => 1)] : undefined);
 };
 
+/** Resize: the `sizes` input where given, else each dim times its scale (floored); dims without a known value stay open. */
+const resize: ShapeRule = ({ node, g, set, first, dims0 }) => {
+  if (!first) return;
+  if (!dims0) return set(0, first.type, undefined);
+  const constant = (i: number): number[] | undefined => {
+    const name = node.inputs[i];
+    const c = name ? g.constantOf(name) : undefined;
+    return c && c.data.length === dims0.length ? Array.from(c.data as ArrayLike<number | bigint>, Number) : undefined;
+  };
+  const sizes = node.inputs[3] ? g.symbolic.get(node.inputs[3]) : undefined;
+  const scales = constant(2);
+  const out = dims0.map((d, i): Dim => {
+    if (sizes?.length === dims0.length) return sizes[i]!;
+    if (scales && scales[i] === 1) return d;
+    if (scales && typeof d === "number") return Math.floor(d * scales[i]!);
+    return `${node.outputs[0]}_d${i}`;
+  });
+  set(0, first.type, out);
+};
+
 export const windowedShapes: Readonly<Record<string, ShapeRule>> = {
   Conv: windowed,
   ConvTranspose: windowed,
@@ -21,6 +41,7 @@ export const windowedShapes: Readonly<Record<string, ShapeRule>> = {
   MaxUnpool: windowed,
   GlobalAveragePool: globalPool,
   GlobalMaxPool: globalPool,
+  Resize: resize,
 };
 
 function inferWindowed(
