@@ -440,6 +440,53 @@ FIXTURES = {
     "gru": (12, lambda: ("gru", SequenceClassifier("gru", bidirectional=True, use="mean"), torch.randn(5, 6, 4), 17)),
 }
 
+def finetune(src, dst):
+    """PyTorch's run of the fine-tuning parity check (scripts/torch-finetune-reference.ts writes `src`): the
+    fixture's module with its export-time weights, trained with Adam in the given batch order; held-out accuracy
+    and loss after every epoch (BatchNorm in eval mode for them, as the engine validates)."""
+    import json
+    from torch_reference import read_bundle
+    meta, t = read_bundle(src)
+    seed, build = FIXTURES[meta["name"]]
+    torch.manual_seed(seed)
+    model = build()[1]
+    opt = torch.optim.Adam(model.parameters(), lr=meta["learningRate"])
+    loss_fn = nn.CrossEntropyLoss()
+
+    def held_out():
+        model.eval()
+        with torch.no_grad():
+            out = model(t["test.x"])
+            if getattr(model, "outputs_probabilities", False):
+                return nn.functional.nll_loss(torch.log(out), t["test.y"]).item(), out
+            return loss_fn(out, t["test.y"]).item(), out
+
+    # Before training: the test compares it with the exported model's own logits, so both sides start equal.
+    initial_loss, _ = held_out()
+    epochs = []
+    for epoch in range(meta["epochs"]):
+        model.train()
+        order = t["orders"][epoch]
+        total = 0.0
+        for s in range(0, len(order), meta["batchSize"]):
+            idx = order[s:s + meta["batchSize"]]
+            opt.zero_grad()
+            loss = loss_of(model, t["train.x"][idx], t["train.y"][idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        test_loss, out = held_out()
+        accuracy = (out.argmax(1) == t["test.y"]).float().mean().item()
+        epochs.append({"epoch": epoch + 1, "train_loss": total / len(order), "test_loss": test_loss, "test_accuracy": accuracy})
+        print(meta["name"], epochs[-1])
+    with open(dst, "w") as f:
+        json.dump({"name": meta["name"], "torch": torch.__version__, "initial_test_loss": initial_loss, "epochs": epochs}, f, indent=1)
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--finetune":
+    finetune(sys.argv[2], sys.argv[3])
+    sys.exit(0)
+
 if __name__ == "__main__":
     # Names on the command line regenerate only those fixtures.
     os.makedirs(OUT, exist_ok=True)
