@@ -107,6 +107,17 @@ describe("aiaas train / aiaas jobs", () => {
     const refused = await cli("train", "--spec", join(dir, "spec.json"), "--data", join(dir, "range.jsonl"));
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /INVALID_ARGUMENT: chunk 0: labels\[0\] = 9 is out of range/);
+    // 0 epochs and a learning rate of 0 are refused, not replaced by the defaults.
+    const spec = JSON.parse(await readFile(join(dir, "spec.json"), "utf8"));
+    for (const [change, pattern] of [
+      [{ epochs: 0 }, /INVALID_ARGUMENT: epochs must be an integer from 1 to 10000, got 0/],
+      [{ optimizer: { learningRate: 0 } }, /INVALID_ARGUMENT: optimizer.learning_rate must be greater than 0 and at most 10, got 0/],
+    ] as const) {
+      await writeFile(join(dir, "zero.json"), JSON.stringify({ ...spec, ...change }));
+      const zero = await cli("train", "--spec", join(dir, "zero.json"), "--data", join(dir, "range.jsonl"));
+      assert.equal(zero.code, 1, zero.stderr);
+      assert.match(zero.stderr, pattern);
+    }
   });
 
   it("refuses a spec with an unknown or misspelt key (exit 2), and so does the SDK (INVALID_ARGUMENT) before anything is sent", async () => {

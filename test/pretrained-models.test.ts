@@ -139,3 +139,43 @@ test("an openWakeWord model exported with a fixed batch of 1 trains and validate
     await h.close();
   }
 });
+
+test("PaddleOCR's text detector, whose height and width are open, trains at the sizes input_dims fixes, and serves them", async () => {
+  const det = join(dirname(models.detectionPath), "ch_PP-OCRv4_det_infer.onnx");
+  const h = await startHarness({ det: { model: new Uint8Array(await readFile(det)), config: { version_policy: { all: true } } } });
+  const client = createClient({ address: h.server.address });
+  try {
+    // Bright rectangles on a dark page; the target map marks them.
+    const random = seededRandom(5);
+    const rows = 16;
+    const x = new Float32Array(rows * 3 * 64 * 64).fill(-0.5);
+    const y = new Float32Array(rows * 64 * 64);
+    for (let n = 0; n < rows; n++) {
+      const [r0, c0] = [Math.floor(random() * 40), Math.floor(random() * 30)];
+      for (let r = r0; r < r0 + 12; r++) {
+        for (let c = c0; c < c0 + 30; c++) {
+          y[(n * 64 + r) * 64 + c] = 1;
+          for (let ch = 0; ch < 3; ch++) x[((n * 3 + ch) * 64 + r) * 64 + c] = 0.5;
+        }
+      }
+    }
+    const output = "sigmoid_0.tmp_0";
+    const refused = collect(client.train({ model: "det", task: "regression", output, baseModel: { name: "det", inputDims: { image: [3, 64, 64] } } }, []));
+    await assert.rejects(refused, /INVALID_ARGUMENT.*input_dims: the model has no input "image" \(its inputs: "x"\)/);
+    const events = await collect(
+      client.train(
+        { model: "det", task: "regression", output, epochs: 2, batchSize: 8, baseModel: { name: "det", inputDims: { x: [3, 64, 64] } }, optimizer: { learningRate: 1e-3 } },
+        [{ inputs: { x: Tensor.float32([rows, 3, 64, 64], x) }, labels: Tensor.float32([rows, 1, 64, 64], y) }],
+      ),
+    );
+    const prepared = events[0] as Extract<TrainEvent, { type: "prepared" }>;
+    assert.match(prepared.notes.join("\n"), /fixed the open input dims: x \[.*, 3, 64, 64\]/);
+    assert.ok(prepared.trainedTensors > 200, `${prepared.trainedTensors} parameter tensors train`);
+    assert.ok(events.some((e) => e.type === "completed"), JSON.stringify(events.filter((e) => e.type === "failed")));
+    const out = await client.predict("det", { x: Tensor.float32([2, 3, 64, 64], x.slice(0, 2 * 3 * 64 * 64)) }, { version: "2" });
+    assert.deepEqual([...out.outputs[output]!.shape], [2, 1, 64, 64]);
+  } finally {
+    client.close();
+    await h.close();
+  }
+});

@@ -5,7 +5,7 @@ const SPEC = ["model", "architecture", "baseModel", "task", "output", "optimizer
 const PARTS: Record<string, readonly string[]> = {
   architecture: ["input", "layers"],
   "architecture.input": ["name", "dims", "type"],
-  baseModel: ["name", "version", "freeze", "untieSharedParameters", "freezeBatchnorm", "head"],
+  baseModel: ["name", "version", "freeze", "untieSharedParameters", "freezeBatchnorm", "head", "inputDims"],
   "baseModel.head": ["classes"],
   optimizer: ["type", "learningRate", "weightDecay", "momentum", "nesterov", "beta1", "beta2", "epsilon"],
   earlyStopping: ["metric", "patience", "minDelta"],

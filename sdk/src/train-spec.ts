@@ -37,6 +37,8 @@ export interface TrainSpecInput {
     readonly freezeBatchnorm?: boolean;
     /** Replace the final classifier by a new one with this many classes (fresh initial weights). */
     readonly head?: { readonly classes: number };
+    /** Sizes for the dims a model leaves open, by input name, without the batch dim (e.g. { x: [3, 48, 192] }). */
+    readonly inputDims?: Readonly<Record<string, readonly number[]>>;
   };
   readonly task?: "classification" | "regression";
   /** The output the loss reads (default "logits"). */
@@ -126,6 +128,7 @@ function baseModelToWire(b: NonNullable<TrainSpecInput["baseModel"]>): BaseModel
     untieSharedParameters: b.untieSharedParameters ?? false,
     freezeBatchnorm: b.freezeBatchnorm ?? false,
     head: b.head ? { classes: b.head.classes } : undefined,
+    inputDims: Object.fromEntries(Object.entries(b.inputDims ?? {}).map(([name, dims]) => [name, { dims: dims.map((d) => BigInt(d)) }])),
   };
 }
 

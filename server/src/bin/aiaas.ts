@@ -56,7 +56,7 @@ serveCommand
         process.exit(known?.code === Code.INVALID_ARGUMENT || file ? 2 : 1);
       }
       console.error(`error: ${(error as Error).message ?? String(error)} (an unexpected error; run with --log-level debug for its stack and report it)`);
-      pino({ name: "aiaas", level: opts.logLevel }).debug({ err: error }, "startup failed");
+      pino({ name: "aiaas", level: opts.logLevel ?? "info" }).debug({ err: error }, "startup failed");
       process.exit(1);
     }
   });

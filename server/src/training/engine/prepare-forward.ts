@@ -8,6 +8,8 @@ import { replaceHead } from "./replace-head.js";
 
 export interface PrepareOptions {
   readonly untieSharedParameters?: boolean;
+  /** Sizes for the dims the model leaves open, by input name, without the batch dim. */
+  readonly inputDims?: Readonly<Record<string, readonly number[]>>;
   /** A new classifier of `classes` outputs for `output`, initialised from `seed`. */
   readonly head?: { readonly classes: number; readonly output: string; readonly seed: number };
 }
@@ -54,6 +56,10 @@ export function prepareForward(source: ModelProto, options: PrepareOptions): Pre
   const opset = upgradeOpset(g);
   if (opset !== g.opset) note(`upgraded the graph from opset ${opset} to ${g.opset} (the published version is at ${g.opset})`);
   if (changed) g = reread(g);
+  if (options.inputDims && Object.keys(options.inputDims).length > 0) {
+    note(pinInputDims(g, options.inputDims));
+    g = reread(g);
+  }
   const batch = symbolicBatch(g);
   if (batch) {
     g = batch.graph;
@@ -110,4 +116,22 @@ function symbolicBatch(g: Graph): { graph: Graph; note: string } | undefined {
   if (stuck) throw new Error(`the model fixes its batch at ${size} and output "${stuck.name}" keeps a fixed first dim; export it with a dynamic batch axis`);
   const how = rewritten.length ? `; Reshape ${rewritten.join(", ")} now copy the batch dim` : "";
   return { graph: probe, note: `the model's batch dim was fixed at ${size}: it takes any batch now ("batch"), for training and in the published version${how}` };
+}
+
+/** Gives the open dims of the named inputs the sizes asked for; a size that contradicts a fixed dim is an error. */
+function pinInputDims(g: Graph, sizes: Readonly<Record<string, readonly number[]>>): string {
+  const pinned: string[] = [];
+  for (const [name, dims] of Object.entries(sizes)) {
+    const index = g.inputs.findIndex((i) => i.name === name);
+    if (index < 0) throw new Error(`input_dims: the model has no input "${name}" (its inputs: ${g.inputs.map((i) => `"${i.name}"`).join(", ")})`);
+    const input = g.inputs[index]!;
+    const rest = input.dims?.slice(1) ?? [];
+    if (rest.length !== dims.length) throw new Error(`input_dims["${name}"]: the input has ${rest.length} dims after the batch, [${rest.join(", ")}]; got ${dims.length}`);
+    rest.forEach((d, i) => {
+      if (typeof d === "number" && d !== dims[i]) throw new Error(`input_dims["${name}"]: dim ${i + 1} is fixed at ${d} in the model, not ${dims[i]}`);
+    });
+    g.inputs[index] = { ...input, dims: [input.dims![0]!, ...dims] };
+    pinned.push(`${name} [${[input.dims![0], ...dims].join(", ")}]`);
+  }
+  return `fixed the open input dims: ${pinned.join(", ")} (the published version takes these sizes)`;
 }

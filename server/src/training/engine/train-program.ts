@@ -31,11 +31,14 @@ export interface TrainProgramOptions {
   readonly freezeBatchnorm?: boolean;
   /** Replace the classifier producing the loss's output by a fresh one of `classes` outputs. */
   readonly head?: { readonly classes: number; readonly seed: number };
+  /** Sizes for the dims the model leaves open, by input name, without the batch dim. */
+  readonly inputDims?: Readonly<Record<string, readonly number[]>>;
 }
 
 /** What preparing the forward model needs of the program's options. */
-const prepareOptions = (options: Pick<TrainProgramOptions, "loss" | "untieSharedParameters" | "head">): PrepareOptions => ({
+const prepareOptions = (options: Pick<TrainProgramOptions, "loss" | "untieSharedParameters" | "head" | "inputDims">): PrepareOptions => ({
   untieSharedParameters: options.untieSharedParameters,
+  inputDims: options.inputDims,
   head: options.head && { ...options.head, output: options.loss.output },
 });
 
@@ -248,7 +251,7 @@ export function bakeWeights(forward: ModelProto, params: ReadonlyMap<string, Con
  */
 export function buildGradientModel(
   source: ModelProto,
-  options: Pick<TrainProgramOptions, "loss" | "freeze" | "untieSharedParameters" | "freezeBatchnorm" | "head">,
+  options: Pick<TrainProgramOptions, "loss" | "freeze" | "untieSharedParameters" | "freezeBatchnorm" | "head" | "inputDims">,
 ): { model: ModelProto; params: string[]; statistics: string[] } {
   const { forward } = prepareForward(source, prepareOptions(options));
   const probe = Graph.fromModel(forward);

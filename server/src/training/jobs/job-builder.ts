@@ -82,6 +82,7 @@ function trainProgramFor(spec: JobSpec, forward: ModelProto): TrainProgram {
       untieSharedParameters: base?.untieSharedParameters ?? false,
       freezeBatchnorm: base?.freezeBatchnorm ?? false,
       head: base?.headClasses ? { classes: base.headClasses, seed: spec.seed } : undefined,
+      inputDims: base?.inputDims,
     });
   } catch (error) {
     const what = spec.source.kind === "base" ? `base model "${spec.source.name}"` : "the architecture";

@@ -18,6 +18,8 @@ export interface JobSpec {
         readonly freezeBatchnorm: boolean;
         /** A new classifier of this many classes replaces the model's final one. */
         readonly headClasses: number | undefined;
+        /** Sizes for open dims, by input name, without the batch dim. */
+        readonly inputDims: Readonly<Record<string, readonly number[]>>;
       };
   readonly task: "classification" | "regression";
   readonly output: string;
@@ -133,6 +135,18 @@ function earlyStopping(e: WireEarlyStopping | undefined): JobSpec["earlyStopping
   return { metric: e.metric === Metric.METRIC_VALIDATION_ACCURACY ? "accuracy" : "loss", patience: e.patience, minDelta: e.minDelta };
 }
 
+function inputDims(wire: Record<string, { dims: bigint[] }>): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (const [name, { dims }] of Object.entries(wire)) {
+    const values = dims.map(Number);
+    if (values.length === 0 || values.some((d) => !Number.isSafeInteger(d) || d < 1 || d > 1_000_000)) {
+      throw invalidArgument(`base_model.input_dims["${name.slice(0, 80)}"]: give each dim after the batch as an integer from 1 to 1000000, got [${dims.join(", ")}]`);
+    }
+    out[name] = values;
+  }
+  return out;
+}
+
 /** Checks a wire TrainSpec; INVALID_ARGUMENT names the field and says what it accepts. */
 export function parseJobSpec(spec: TrainSpec): JobSpec {
   if (!spec.model) throw invalidArgument("spec.model: name the model to publish the trained version under");
@@ -169,6 +183,7 @@ export function parseJobSpec(spec: TrainSpec): JobSpec {
       untieSharedParameters: b.untieSharedParameters,
       freezeBatchnorm: b.freezeBatchnorm,
       headClasses: b.head?.classes,
+      inputDims: inputDims(b.inputDims),
     };
   } else {
     throw invalidArgument("spec: set either architecture (a new model) or base_model (fine-tune a repository model)");

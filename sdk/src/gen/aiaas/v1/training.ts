@@ -289,7 +289,24 @@ export interface BaseModel {
    */
   freezeBatchnorm: boolean;
   /** Replace the model's final classifier with a new one (fresh initial weights). */
-  head: Head | undefined;
+  head:
+    | Head
+    | undefined;
+  /**
+   * Fix dims the model leaves open (an image's height and width), by input name, without the batch dim:
+   * training needs static sizes where gradients reshape (Resize, AveragePool …). The published version takes
+   * inputs of these sizes.
+   */
+  inputDims: { [key: string]: InputDims };
+}
+
+export interface BaseModel_InputDimsEntry {
+  key: string;
+  value: InputDims | undefined;
+}
+
+export interface InputDims {
+  dims: bigint[];
 }
 
 /**
@@ -1178,7 +1195,15 @@ export const TrainSpec: MessageFns<TrainSpec> = {
 };
 
 function createBaseBaseModel(): BaseModel {
-  return { name: "", version: "", freeze: [], untieSharedParameters: false, freezeBatchnorm: false, head: undefined };
+  return {
+    name: "",
+    version: "",
+    freeze: [],
+    untieSharedParameters: false,
+    freezeBatchnorm: false,
+    head: undefined,
+    inputDims: {},
+  };
 }
 
 export const BaseModel: MessageFns<BaseModel> = {
@@ -1201,6 +1226,9 @@ export const BaseModel: MessageFns<BaseModel> = {
     if (message.head !== undefined) {
       Head.encode(message.head, writer.uint32(50).fork()).join();
     }
+    globalThis.Object.entries(message.inputDims).forEach(([key, value]: [string, InputDims]) => {
+      BaseModel_InputDimsEntry.encode({ key: key as any, value }, writer.uint32(58).fork()).join();
+    });
     return writer;
   },
 
@@ -1265,6 +1293,17 @@ export const BaseModel: MessageFns<BaseModel> = {
             message.head = Head.decode(reader, reader.uint32());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            const entry7 = BaseModel_InputDimsEntry.decode(reader, reader.uint32());
+            if (entry7.value !== undefined) {
+              message.inputDims[entry7.key] = entry7.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1293,6 +1332,33 @@ export const BaseModel: MessageFns<BaseModel> = {
         ? globalThis.Boolean(object.freeze_batchnorm)
         : false,
       head: isSet(object.head) ? Head.fromJSON(object.head) : undefined,
+      inputDims: isObject(object.inputDims)
+        ? (globalThis.Object.entries(object.inputDims) as [string, any][]).reduce(
+          (acc: { [key: string]: InputDims }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: InputDims.fromJSON(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.input_dims)
+        ? (globalThis.Object.entries(object.input_dims) as [string, any][]).reduce(
+          (acc: { [key: string]: InputDims }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: InputDims.fromJSON(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -1316,6 +1382,15 @@ export const BaseModel: MessageFns<BaseModel> = {
     if (message.head !== undefined) {
       obj.head = Head.toJSON(message.head);
     }
+    if (message.inputDims) {
+      const entries = globalThis.Object.entries(message.inputDims) as [string, InputDims][];
+      if (entries.length > 0) {
+        obj.inputDims = {};
+        entries.forEach(([k, v]) => {
+          obj.inputDims[k] = InputDims.toJSON(v);
+        });
+      }
+    }
     return obj;
   },
 
@@ -1330,6 +1405,186 @@ export const BaseModel: MessageFns<BaseModel> = {
     message.untieSharedParameters = object.untieSharedParameters ?? false;
     message.freezeBatchnorm = object.freezeBatchnorm ?? false;
     message.head = (object.head !== undefined && object.head !== null) ? Head.fromPartial(object.head) : undefined;
+    message.inputDims = (globalThis.Object.entries(object.inputDims ?? {}) as [string, InputDims][]).reduce(
+      (acc: { [key: string]: InputDims }, [key, value]: [string, InputDims]) => {
+        if (value !== undefined) {
+          acc[key] = InputDims.fromPartial(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseBaseModel_InputDimsEntry(): BaseModel_InputDimsEntry {
+  return { key: "", value: undefined };
+}
+
+export const BaseModel_InputDimsEntry: MessageFns<BaseModel_InputDimsEntry> = {
+  encode(message: BaseModel_InputDimsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== undefined) {
+      InputDims.encode(message.value, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BaseModel_InputDimsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBaseModel_InputDimsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = InputDims.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BaseModel_InputDimsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? InputDims.fromJSON(object.value) : undefined,
+    };
+  },
+
+  toJSON(message: BaseModel_InputDimsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== undefined) {
+      obj.value = InputDims.toJSON(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BaseModel_InputDimsEntry>): BaseModel_InputDimsEntry {
+    return BaseModel_InputDimsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BaseModel_InputDimsEntry>): BaseModel_InputDimsEntry {
+    const message = createBaseBaseModel_InputDimsEntry();
+    message.key = object.key ?? "";
+    message.value = (object.value !== undefined && object.value !== null)
+      ? InputDims.fromPartial(object.value)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseInputDims(): InputDims {
+  return { dims: [] };
+}
+
+export const InputDims: MessageFns<InputDims> = {
+  encode(message: InputDims, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.dims.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.dims) {
+        if (BigInt.asIntN(64, v) !== v) {
+          throw new globalThis.Error("a value provided in array field dims of type int64 is too large");
+        }
+        writer.int64(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InputDims {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInputDims();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 8) {
+              message.dims.push(reader.int64() as bigint);
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.dims.push(reader.int64() as bigint);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InputDims {
+    return { dims: globalThis.Array.isArray(object?.dims) ? object.dims.map((e: any) => BigInt(e)) : [] };
+  },
+
+  toJSON(message: InputDims): unknown {
+    const obj: any = {};
+    if (message.dims?.length) {
+      obj.dims = message.dims.map((e) => e.toString());
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<InputDims>): InputDims {
+    return InputDims.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<InputDims>): InputDims {
+    const message = createBaseInputDims();
+    message.dims = object.dims?.map((e) => BigInt(e)) || [];
     return message;
   },
 };
@@ -6232,6 +6487,10 @@ type DeepPartial<T> = T extends bigint ? string | number | bigint
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
