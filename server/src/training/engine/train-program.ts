@@ -255,8 +255,9 @@ export function buildGradientModel(
 ): { model: ModelProto; params: string[]; statistics: string[] } {
   const { forward } = prepareForward(source, prepareOptions(options));
   const probe = Graph.fromModel(forward);
-  const statistics = options.freezeBatchnorm ? [] : batchNormStats(probe);
-  const { params } = trainedParams(candidateParams(probe).filter((p) => !batchNormStats(probe).includes(p)), options.freeze ?? []);
+  const allStatistics = new Set(batchNormStats(probe));
+  const statistics = options.freezeBatchnorm ? [] : [...allStatistics];
+  const { params } = trainedParams(candidateParams(probe).filter((p) => !allStatistics.has(p)), options.freeze ?? []);
   const g = loadForward(forward, [...params, ...statistics]);
   g.opset = Math.max(g.opset, 17);
   setTrainingFlag(g, true);
