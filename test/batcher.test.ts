@@ -92,6 +92,23 @@ describe("the batcher, in memory", () => {
     assert.deepEqual(exec.batches, [[0], [3], [1], [2]]);
   });
 
+  it("holds one tenant to 3/4 of the queue: its 7th waiting request of 8 places is refused, another tenant's fits", async () => {
+    const exec = fakeExecutor({ runMs: 40 });
+    const b = batcherOf([exec], { maxBatchSize: 1, maxQueueSize: 8 });
+    const running = b.submit(request(0, { tenant: "a" }));
+    await turn(); // it runs, so the rest wait
+    const waiting = Array.from({ length: 6 }, (_, i) => b.submit(request(i + 1, { tenant: "a" })));
+    const seventh = b.submit(request(7, { tenant: "a" }));
+    await assert.rejects(seventh, (e: unknown) => e instanceof ServerError && e.code === Code.RESOURCE_EXHAUSTED && /already has 6 requests waiting \(its share of the queue\)/.test(e.message));
+    // Another tenant finds the room the cap kept free: ceil(8 × 3/4) = 6 for "a", 2 more for anyone else.
+    const other = [b.submit(request(100, { tenant: "b" })), b.submit(request(101, { tenant: "b" }))];
+    const full = b.submit(request(102, { tenant: "c" }));
+    assert.equal(await codeOf(full), Code.RESOURCE_EXHAUSTED, "the queue itself is full at 8");
+    await Promise.all([running, ...waiting, ...other]);
+    // Everything admitted ran, one request a batch: 1 + 6 of "a", 2 of "b".
+    assert.equal(exec.batches.length, 9);
+  });
+
   it("shares the queue fairly: a tenant's request does not wait behind another tenant's flood", async () => {
     const exec = fakeExecutor({ runMs: 5 });
     const b = batcherOf([exec], { maxBatchSize: 4 });

@@ -12,6 +12,8 @@ import { Graph } from "../server/src/training/onnx/graph.js";
 import { foldConstants } from "../server/src/training/onnx/constant-folding.js";
 import { bakeWeights } from "../server/src/training/engine/train-program.js";
 import { readBundle } from "../server/src/training/tensor-bundle.js";
+import { createClient, Tensor } from "@aiaas/sdk";
+import { startHarness } from "./support/harness.js";
 
 const dir = join(import.meta.dirname, "fixtures", "torch-export");
 const LOSS = { kind: "cross-entropy", output: "logits" } as const;
@@ -154,9 +156,15 @@ for (const name of ["cnn", "attention", "transformer", "transformer-shared", "re
       const params = await runner.parameters();
       assert.ok(!params.has(firstParam));
       const served = bakeWeights(program.forward, params);
-      const session = await ort.InferenceSession.create(encodeModel(served));
-      const out = await session.run({ input: new ort.Tensor(input.type, input.data.slice() as Float32Array, [...input.dims]) });
-      const logits = out.logits!.data as Float32Array;
+      // Served by a real server from a repository, as a published version is.
+      const h = await startHarness({ [name]: { model: encodeModel(served) } });
+      const client = createClient({ address: h.server.address });
+      const batch = input.type === "int64" ? Tensor.int64([...input.dims], input.data.slice() as BigInt64Array) : Tensor.float32([...input.dims], input.data.slice() as Float32Array);
+      const out = await client.predict(name, { input: batch }).finally(async () => {
+        client.close();
+        await h.close();
+      });
+      const logits = out.outputs.logits!.data as Float32Array;
       const classes = logits.length / labels.data.length;
       for (let r = 0; r < labels.data.length; r++) {
         const row = Array.from(logits.subarray(r * classes, (r + 1) * classes));
@@ -171,7 +179,6 @@ for (const name of ["cnn", "attention", "transformer", "transformer-shared", "re
         assert.deepEqual(servedGraph.initializers.get(b.name)!.data, params.get(b.name)!.data);
       }
       assert.equal(program.buffers.length > 0, ["resnet", "mobilenet", "resnet-any-size", "old-cnn"].includes(name));
-      await session.release();
     } finally {
       await runner.close();
     }

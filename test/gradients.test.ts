@@ -2,7 +2,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { gradCheck, type GradCase } from "./support/gradcheck.js";
+import ort from "onnxruntime-node";
 import { reduceMean } from "../server/src/training/autodiff/grad-ops.js";
+import { appendBackward } from "../server/src/training/autodiff/backward.js";
+import { Graph } from "../server/src/training/onnx/graph.js";
+import { encodeModel } from "../server/src/training/onnx/model-file.js";
 
 const unary = (op: string, positive = false, attrs?: Record<string, number>): GradCase[] =>
   [[3, 4], [2, 3, 5]].map((dims) => ({
@@ -357,11 +361,50 @@ const cases: GradCase[] = [
     build: (g, [x, i]) => g.op("Gather", [x!, i!], { axis: 2 }),
   },
   {
+    name: "Abs (values off 0)",
+    inputs: [{ name: "x", dims: [3, 4], values: [-0.9, 0.3, 0.8, -0.2, 0.5, -0.6, 0.7, 0.1, -0.4, 0.9, -0.3, 0.6] }],
+    build: (g, [x]) => g.op("Abs", [x!]),
+  },
+  {
+    name: "LeakyRelu alpha 0.2 (values off 0)",
+    inputs: [{ name: "x", dims: [3, 4], values: [-0.9, 0.3, 0.8, -0.2, 0.5, -0.6, 0.7, 0.1, -0.4, 0.9, -0.3, 0.6] }],
+    build: (g, [x]) => g.op("LeakyRelu", [x!], { alpha: { float: 0.2 } }),
+  },
+  ...unary("Reciprocal", true),
+  {
     name: "one value used twice sums its gradients",
     inputs: [{ name: "x", dims: [3, 3] }],
     build: (g, [x]) => g.op("MatMul", [g.op("Tanh", [x!]), g.op("Mul", [x!, x!])]),
   },
 ];
+
+test("gradient: Dropout at rate 0.3 in training mode scales by 1/(1-p) where the mask keeps, as torch.nn.functional.dropout", async () => {
+  const g = new Graph("dropout");
+  const n = 20_000;
+  g.addInput("x", "float32", [n]);
+  g.addInput("w", "float32", [n]);
+  const [y, mask] = g.add("Dropout", ["x", g.constant([0.3], "float32", []), g.constant([1], "bool", [])], { outputs: 2, attrs: { seed: 7 } });
+  const loss = g.op("ReduceSum", [g.op("Mul", [y!, "w"])], { keepdims: 0 });
+  const { gradients } = appendBackward(g, loss, ["x"]);
+  for (const [name, value] of [["y", y!], ["mask", mask!], ["dx", gradients.get("x")!]] as const) {
+    g.add("Identity", [value], { outputs: [name] });
+    g.addOutput(name);
+  }
+  const session = await ort.InferenceSession.create(encodeModel(g.toModel()));
+  const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i) + 1.5);
+  const w = Float32Array.from({ length: n }, (_, i) => Math.cos(i));
+  const out = await session.run({ x: new ort.Tensor("float32", x, [n]), w: new ort.Tensor("float32", w, [n]) });
+  const keep = out.mask!.data as Uint8Array;
+  const kept = keep.reduce((a, b) => a + b, 0) / n;
+  assert.ok(Math.abs(kept - 0.7) < 0.02, `${(kept * 100).toFixed(1)}% kept at rate 0.3`);
+  const [yv, dx] = [out.y!.data as Float32Array, out.dx!.data as Float32Array];
+  for (let i = 0; i < n; i++) {
+    // The same mask drives the forward pass and the gradient: dy/dx = mask / (1 - p).
+    assert.ok(Math.abs(yv[i]! - (keep[i] ? x[i]! / 0.7 : 0)) < 1e-5, `y[${i}]`);
+    assert.ok(Math.abs(dx[i]! - (keep[i] ? w[i]! / 0.7 : 0)) < 1e-5, `dx[${i}] = ${dx[i]} with mask ${keep[i]}`);
+  }
+  await session.release();
+});
 
 for (const c of cases) {
   test(`gradient: ${c.name}`, async (t) => {

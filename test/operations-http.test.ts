@@ -10,6 +10,7 @@ import { installTelemetry } from "@aiaas/server";
 import { KeyStore } from "../server/src/auth/index.js";
 import { affineModel, writeRepository } from "./support/fixtures.js";
 import { fp32, startHarness, unary, type Harness } from "./support/harness.js";
+import { parseExposition, type Family } from "./support/prometheus.js";
 
 describe("operations HTTP port", () => {
   let h: Harness;
@@ -67,21 +68,25 @@ describe("operations HTTP port", () => {
   });
 
   it("serves Prometheus text whose counters move with traffic", async () => {
-    const count = (text: string): number => {
-      const line = text.split("\n").find((l) => l.startsWith("aiaas_request_count_total{") && l.includes('model="affine"') && l.includes('code="OK"'));
-      return line ? Number(line.split(" ").at(-1)) : 0;
-    };
+    // Parsed as Prometheus parses the text format (every family typed, values numeric, histograms cumulative).
+    const family = (text: string, name: string): Family | undefined => parseExposition(text).find((f) => f.name === name);
+    const count = (text: string): number =>
+      parseExposition(text).flatMap((f) => f.samples).find((s) => s.name === "aiaas_request_count_total" && s.labels.model === "affine" && s.labels.code === "OK")?.value ?? 0;
     const before = count((await get("/metrics")).text);
     for (let i = 0; i < 5; i++) await h.predict({ model: "affine", inputs: [fp32("x", [1, 4], [i, i, i, i])] });
     const { code, text } = await get("/metrics");
     assert.equal(code, 200);
     assert.equal(count(text) - before, 5);
-    // Every non-comment line is `name{labels} value`: the text format Prometheus parses.
-    for (const line of text.split("\n").filter((l) => l && !l.startsWith("#"))) {
-      assert.match(line, /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? -?[0-9.e+-]+|NaN|[+-]Inf$/, line);
-    }
-    assert.match(text, /# TYPE aiaas_batch_size histogram/);
-    assert.match(text, /aiaas_batch_run_time_(milliseconds_)?bucket\{/);
+    assert.equal(family(text, "aiaas_request_count")?.type ?? family(text, "aiaas_request_count_total")?.type, "counter");
+    const batches = family(text, "aiaas_batch_size");
+    assert.equal(batches?.type, "histogram");
+    assert.ok(batches.samples.some((s) => s.name === "aiaas_batch_size_count" && s.labels.model === "affine" && s.value >= 5), "the 5 predictions ran in batches the histogram counted");
+    const runTime = parseExposition(text).find((f) => /^aiaas_batch_run_time(_milliseconds)?$/.test(f.name));
+    assert.equal(runTime?.type, "histogram");
+    // The parser is strict where it matters: a malformed exposition is refused.
+    assert.throws(() => parseExposition('aiaas_x_total{model="a" 5\n'));
+    assert.throws(() => parseExposition("# TYPE aiaas_x counter\naiaas_x five\n"), /not a number/);
+    assert.throws(() => parseExposition("aiaas_y 1\n"), /no # TYPE line/);
     assert.doesNotMatch(text, /x=|raw_data|fp32/, "no payload in any label");
   });
 
@@ -184,8 +189,11 @@ describe("/metrics before any request", () => {
       assert.doesNotMatch(text, /no registered metrics/);
       assert.match(text, /target_info\{[^}]*service_name="aiaas"/);
       assert.doesNotMatch(text, /unknown_service/);
-      assert.match(text, /^aiaas_model_versions_ready(\{[^}]*\})? [1-9]/m, "two versions serve");
-      assert.match(text, /^aiaas_connections(\{[^}]*\})? \d+/m);
+      const families = parseExposition(text);
+      const ready = families.find((f) => f.name === "aiaas_model_versions_ready")?.samples.reduce((n, s) => n + s.value, 0);
+      assert.equal(ready, 2, "two versions serve");
+      const connections = families.find((f) => f.name === "aiaas_connections")?.samples[0]?.value;
+      assert.ok(Number.isInteger(connections) && connections! >= 0, `aiaas_connections ${connections}`);
     } finally {
       await h.close();
     }

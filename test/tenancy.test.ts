@@ -110,6 +110,7 @@ describe("tenants, keys, quotas", () => {
       providers: ["cpu"],
       logger: pino({ level: "info" }, sink),
       auth: { keysFile, tenantModelsDir: join(dir, "tenants") },
+      training: { checkpointsDir: join(dir, "checkpoints") },
     });
   });
   after(async () => {
@@ -437,9 +438,12 @@ describe("tenants, keys, quotas", () => {
     })());
     assert.equal(tooMuch.code, status.RESOURCE_EXHAUSTED);
     assert.match(tooMuch.message, /limit of 4096 bytes/);
-    // Checkpoints of a tenant's job are private files too.
-    const ckptDir = join(tmpdir(), "aiaas-checkpoints", jobId);
-    for (const f of await readdir(ckptDir).catch(() => [] as string[])) assert.equal((await stat(join(ckptDir, f))).mode & 0o077, 0, f);
+    // Checkpoints of a tenant's job are private files too (the job ran many 1-step epochs: it has some).
+    const ckptDir = join(dir, "checkpoints", "epsilon", jobId);
+    const files = await readdir(ckptDir);
+    assert.ok(files.some((f) => f.endsWith(".ckpt")), `checkpoints of the cancelled job: ${files.join(", ")}`);
+    assert.equal((await stat(ckptDir)).mode & 0o077, 0, "the job's checkpoint folder");
+    for (const f of files) assert.equal((await stat(join(ckptDir, f))).mode & 0o077, 0, f);
   });
 
   it("path traversal in every RPC that takes a name is INVALID_ARGUMENT and touches no file", async () => {
@@ -467,7 +471,7 @@ describe("tenants, keys, quotas", () => {
         }
       }
       assert.deepEqual((await readdir(join(dir, "tenants"))).sort(), ["alpha", "beta"]);
-      assert.deepEqual((await readdir(dir)).sort(), ["keys.json", "public", "tenants"]);
+      assert.deepEqual((await readdir(dir)).sort(), ["checkpoints", "keys.json", "public", "tenants"]);
     } finally {
       oip.close();
     }

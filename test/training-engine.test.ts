@@ -1,6 +1,7 @@
 // The engine's own contracts: IR round trips, errors that name what is wrong, every layer training, the
 // runner's state, resume and provider fallback.
 import assert from "node:assert/strict";
+import { probeCuda } from "../server/src/cuda-probe.js";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -216,15 +217,34 @@ test("runner: state restored into a new runner continues exactly as the uninterr
   for (const [name, t] of straight) assert.deepEqual(resumed.get(name)!.data, t.data, name);
 });
 
-test("runner: asked for CUDA on a machine without it, trains on CPU and says why", async () => {
-  const program = buildTrainProgram(buildArchitecture({ input: { dims: [4] }, layers: [{ type: "dense", units: 2 }] }), { loss: LOSS, optimizer: { type: "sgd" } });
-  const runner = await createTrainRunner(program, { providers: ["cuda", "cpu"] });
+test("runner: asked for CUDA, trains on CUDA where it works and on CPU (saying why) where not, with the CPU run's numbers", async () => {
+  const spec = { input: { dims: [4] }, layers: [{ type: "dense" as const, units: 2 }] };
+  const program = buildTrainProgram(buildArchitecture(spec, { seed: 3 }), { loss: LOSS, optimizer: { type: "sgd" } });
+  const cuda = await probeCuda();
+  const asked = await createTrainRunner(program, { providers: ["cuda", "cpu"] });
+  const cpu = await createTrainRunner(program, { providers: ["cpu"] });
   try {
-    assert.equal(runner.provider, "cpu");
-    assert.match(runner.fallbackReason ?? "", /cuda unavailable/i);
-    const r = await runner.step(randomFeeds({ input: { dims: [4] }, layers: [] }, 4, 2, 1), 0.1);
-    assert.ok(Number.isFinite(r.loss));
+    if (cuda.available) {
+      assert.equal(asked.provider, "cuda");
+      assert.equal(asked.fallbackReason, undefined);
+    } else {
+      assert.equal(asked.provider, "cpu");
+      assert.match(asked.fallbackReason ?? "", /cuda unavailable/i);
+    }
+    // The same steps on the same batches give the CPU run's losses and weights (exactly on CPU, to float
+    // rounding on a GPU).
+    const tolerance = cuda.available ? 1e-5 : 0;
+    for (let k = 0; k < 3; k++) {
+      const [a, b] = [await asked.step(randomFeeds(spec, 4, 2, k), 0.1), await cpu.step(randomFeeds(spec, 4, 2, k), 0.1)];
+      assert.ok(Math.abs(a.loss - b.loss) <= tolerance, `step ${k + 1}: loss ${a.loss} vs CPU ${b.loss}`);
+    }
+    const [pa, pb] = [await asked.parameters(), await cpu.parameters()];
+    for (const [name, t] of pb) {
+      const x = pa.get(name)!.data as Float32Array;
+      (t.data as Float32Array).forEach((v, i) => assert.ok(Math.abs(x[i]! - v) <= tolerance, `${name}[${i}]: ${x[i]} vs CPU ${v}`));
+    }
   } finally {
-    await runner.close();
+    await asked.close();
+    await cpu.close();
   }
 });

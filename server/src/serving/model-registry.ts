@@ -243,8 +243,10 @@ class RepositoryRegistry implements ModelRegistry {
         if (old?.loaded) replaced.push(old.loaded);
         return;
       }
-      const reason = result.reason instanceof Error ? result.reason.message : String(result.reason);
-      this.logger.error({ model: `${name}:${version}` }, `${name}:${version} failed to load: ${reason}`);
+      const full = result.reason instanceof Error ? result.reason.message : String(result.reason);
+      this.logger.error({ model: `${name}:${version}` }, `${name}:${version} failed to load: ${full}`);
+      // Callers see the file named within the repository, never the server's own paths.
+      const reason = full.replaceAll(`${this.root}/`, "");
       next.set(version, old?.loaded ? { ...old, reason: `reload failed, still serving the previous file: ${reason}` } : { version, state: "failed", reason, loaded: undefined });
     });
     // Versions the policy no longer selects retire once their requests finish.
