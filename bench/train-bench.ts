@@ -1,84 +1,157 @@
-// `npm run bench:train`: train-step examples/s of the seed CNN at batch 64, the engine (train-step graph in
-// an ORT session on a worker thread, parameters double-buffered) against PyTorch with the same thread count,
-// measured in the same run, medians of several rounds. PyTorch is Debian's python3-torch (skipped when absent);
-// install libopenblas0-pthread so it uses OpenBLAS, the honest peer.
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+// `npm run bench:train`: train-step examples/s of the seed CNN at batch 64, the engine (train-step graph in an
+// ORT session on a worker thread) against PyTorch (Debian's python3-torch; skipped when absent), same initial
+// weights and same batch on both sides, alternating round by round, medians of ≥ 5 rounds after a warm-up.
+// PyTorch runs in its own process per configuration, its threads fixed by OMP/OPENBLAS/MKL_NUM_THREADS, once
+// with the BLAS kernel OpenBLAS detects and once with the best one the CPU's flags allow (OPENBLAS_CORETYPE);
+// the engine is compared with the faster. Writes the raw results to bench/results/train-bench-<time>.json.
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface, type Interface } from "node:readline";
 import { buildArchitecture } from "../server/src/training/layers/build-architecture.js";
 import { buildTrainProgram } from "../server/src/training/engine/train-program.js";
-import { createTrainRunner } from "../server/src/training/engine/train-runner.js";
+import { createTrainRunner, type TrainRunner } from "../server/src/training/engine/train-runner.js";
+import { writeBundle, type BundleTensor } from "../server/src/training/tensor-bundle.js";
 import { SEED_CNN } from "../scripts/reference-models.js";
 import { seededRandom } from "../scripts/seeded-random.js";
+import { machine } from "./machine.js";
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const ROUNDS = Math.max(5, Number(process.env.BENCH_ROUNDS ?? 5));
 const STEPS = Number(process.env.BENCH_STEPS ?? 40);
 const BATCH = 64;
 const PYTHON = "/usr/bin/python3";
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function engineRates(threads: number): Promise<number[]> {
-  const program = buildTrainProgram(buildArchitecture(SEED_CNN, { seed: 1 }), {
-    loss: { kind: "cross-entropy", output: "logits" },
-    optimizer: { type: "adam" },
-  });
+/** The best OpenBLAS kernel this CPU's flags allow, as OPENBLAS_CORETYPE names it. */
+function bestCore(): string | undefined {
+  const flags = (/^flags\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "").split(" ");
+  if (flags.includes("avx512f") && flags.includes("avx512bw")) return "SkylakeX";
+  if (flags.includes("avx2")) return "Haswell";
+  return undefined;
+}
+
+/** One PyTorch configuration in its own process: a "round" line answers with the examples/s of STEPS steps. */
+class TorchProcess {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly lines: Interface;
+  private readonly waiting: ((line: string) => void)[] = [];
+  info: { torch: string; threads: number; blas: { libraries: string[]; core?: string; threads?: number }; parallel_info: string } | undefined;
+
+  constructor(bundle: string, env: Record<string, string>) {
+    this.child = spawn(PYTHON, [new URL("../scripts/torch_reference.py", import.meta.url).pathname, "bench", bundle, String(STEPS)], {
+      env: { ...process.env, ...env },
+    });
+    this.lines = createInterface({ input: this.child.stdout });
+    this.lines.on("line", (line) => this.waiting.shift()?.(line));
+  }
+
+  private next(): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      this.child.once("exit", (code) => reject(new Error(`PyTorch exited with ${code}`)));
+      this.waiting.push((line) => resolve(JSON.parse(line) as Record<string, unknown>));
+    });
+  }
+
+  async start(): Promise<this> {
+    this.info = (await this.next()) as TorchProcess["info"];
+    return this;
+  }
+
+  async round(): Promise<number> {
+    this.child.stdin.write("round\n");
+    return (await this.next()).rate as number;
+  }
+
+  async profile(): Promise<unknown> {
+    this.child.stdin.write("profile\n");
+    return (await this.next()).profile;
+  }
+
+  close(): void {
+    this.child.stdin.end();
+  }
+}
+
+/** One engine round: STEPS train steps on fresh copies of the batch (a job's batches are transferred too). */
+async function engineRound(runner: TrainRunner, x: Float32Array, y: BigInt64Array): Promise<number> {
+  const started = performance.now();
+  for (let s = 0; s < STEPS; s++) {
+    await runner.step({ image: { type: "float32", dims: [BATCH, 1, 28, 28], data: x.slice() }, labels: { type: "int64", dims: [BATCH], data: y.slice() } }, 1e-3);
+  }
+  return (STEPS * BATCH) / ((performance.now() - started) / 1000);
+}
+
+interface Row {
+  threads: number;
+  engine: number[];
+  torch: { name: string; core: string | undefined; env: Record<string, string>; rates: number[]; info: unknown; profile: unknown }[];
+}
+
+async function measure(threads: number, bundle: string, x: Float32Array, y: BigInt64Array, program: ReturnType<typeof buildTrainProgram>): Promise<Row> {
+  const env = { OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
+  const variants: { name: string; env: Record<string, string> }[] = existsSync(PYTHON) ? [{ name: "detected kernel", env }] : [];
+  const best = bestCore();
+  const torch: TorchProcess[] = [];
+  for (const v of variants) torch.push(await new TorchProcess(bundle, v.env).start().catch(() => undefined as never));
+  const detected = torch[0]?.info?.blas.core;
+  if (torch[0] && best && detected && detected.toLowerCase() !== best.toLowerCase()) {
+    variants.push({ name: "best kernel", env: { ...env, OPENBLAS_CORETYPE: best } });
+    torch.push(await new TorchProcess(bundle, variants[1]!.env).start());
+  }
   const runner = await createTrainRunner(program, { threads });
-  const random = seededRandom(5);
-  const images = Float32Array.from({ length: BATCH * 784 }, () => random());
-  const labels = BigInt64Array.from({ length: BATCH }, () => BigInt(Math.floor(random() * 10)));
-  const rates: number[] = [];
+  const row: Row = { threads, engine: [], torch: variants.map((v, i) => ({ ...v, core: torch[i]?.info?.blas.core, rates: [], info: torch[i]?.info, profile: undefined })) };
   try {
+    // Round 0 warms every side up and is not counted; then the sides alternate, round by round.
     for (let r = 0; r <= ROUNDS; r++) {
-      const started = performance.now();
-      for (let s = 0; s < STEPS; s++) {
-        // Fresh copies each step, as a job feeding batches would (the buffers are transferred to the thread).
-        await runner.step(
-          { image: { type: "float32", dims: [BATCH, 1, 28, 28], data: images.slice() }, labels: { type: "int64", dims: [BATCH], data: labels.slice() } },
-          1e-3,
-        );
-      }
-      if (r > 0) rates.push((STEPS * BATCH) / ((performance.now() - started) / 1000));
+      const e = await engineRound(runner, x, y);
+      const t = [];
+      for (const p of torch) t.push(await p.round());
+      if (r === 0) continue;
+      row.engine.push(e);
+      t.forEach((rate, i) => row.torch[i]!.rates.push(rate));
     }
+    for (const [i, p] of torch.entries()) row.torch[i]!.profile = await p.profile();
   } finally {
     await runner.close();
+    for (const p of torch) p.close();
   }
-  return rates;
+  return row;
 }
 
-function torchRates(threads: number): { rates: number[]; version: string } | undefined {
-  if (!existsSync(PYTHON)) return undefined;
-  try {
-    const out = execFileSync(PYTHON, [new URL("../scripts/torch_reference.py", import.meta.url).pathname, "bench", String(threads), String(STEPS), String(ROUNDS)], {
-      input: JSON.stringify(SEED_CNN),
-      encoding: "utf8",
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    const parsed = JSON.parse(out.trim().split("\n").pop()!) as { rates: number[]; torch: string };
-    return { rates: parsed.rates, version: parsed.torch };
-  } catch (error) {
-    console.error(`PyTorch not measured: ${String(error).split("\n")[0]}`);
-    return undefined;
-  }
-}
+const program = buildTrainProgram(buildArchitecture(SEED_CNN, { seed: 1 }), { loss: { kind: "cross-entropy", output: "logits" }, optimizer: { type: "adam" } });
+const random = seededRandom(5);
+const x = Float32Array.from({ length: BATCH * 784 }, () => random());
+const y = BigInt64Array.from({ length: BATCH }, () => BigInt(Math.floor(random() * 10)));
+// The same initial weights and the same batch on both sides.
+const tensors = new Map<string, BundleTensor>([...program.initialParams].map(([name, t]) => [`param:${name}`, { type: "float32", dims: t.dims, data: t.data as Float32Array }]));
+tensors.set("x", { type: "float32", dims: [BATCH, 1, 28, 28], data: x });
+tensors.set("y", { type: "int64", dims: [BATCH], data: y });
+const bundle = join(mkdtempSync(join(tmpdir(), "aiaas-train-bench-")), "bench.bin");
+writeBundle(bundle, { meta: { spec: SEED_CNN }, tensors });
 
-console.log(`seed CNN train step, batch ${BATCH}, Adam; ${ROUNDS} rounds of ${STEPS} steps after a warm-up round; medians`);
-console.log("| threads | aiaas engine examples/s | PyTorch examples/s | engine / PyTorch |");
-console.log("|---:|---:|---:|---:|");
-let version = "";
-for (const threads of [1, 2]) {
-  // Alternate the two so drift on a shared machine hits both alike.
-  const ours: number[] = [];
-  const theirs: number[] = [];
-  for (let i = 0; i < 2; i++) {
-    ours.push(...(await engineRates(threads)));
-    const t = torchRates(threads);
-    if (t) {
-      theirs.push(...t.rates);
-      version = t.version;
-    }
-  }
-  const o = median(ours);
-  const p = theirs.length ? median(theirs) : undefined;
-  console.log(`| ${threads} | ${o.toFixed(0)} | ${p ? p.toFixed(0) : "n/a"} | ${p ? (o / p).toFixed(2) : "n/a"} |`);
+const rows: Row[] = [];
+for (const threads of [1, 2]) rows.push(await measure(threads, bundle, x, y, program));
+
+console.log(`seed CNN train step, batch ${BATCH}, Adam, same initial weights and batch on both sides; ${ROUNDS} rounds of ${STEPS} steps after a warm-up round, alternating; medians (min–max)`);
+console.log("| threads | engine examples/s | PyTorch, detected kernel | PyTorch, best kernel | engine / faster PyTorch |");
+console.log("|---:|---:|---:|---:|---:|");
+const cell = (rates: readonly number[] | undefined, core?: string): string =>
+  rates && rates.length ? `${median(rates).toFixed(0)} (${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)})${core ? ` ${core}` : ""}` : "n/a";
+for (const row of rows) {
+  const faster = Math.max(0, ...row.torch.map((t) => median(t.rates)));
+  console.log(`| ${row.threads} | ${cell(row.engine)} | ${cell(row.torch[0]?.rates, row.torch[0]?.core)} | ${cell(row.torch[1]?.rates, row.torch[1]?.core)} | ${faster ? (median(row.engine) / faster).toFixed(2) : "n/a"} |`);
 }
-if (version) console.log(`PyTorch ${version} (${PYTHON})`);
+for (const row of rows) {
+  for (const t of row.torch) {
+    const top = (t.profile as { op: string; self_ms_per_step: number }[] | undefined) ?? [];
+    console.log(`PyTorch ${t.name} (${t.core}), ${row.threads} thread(s), top ops by self CPU ms per step: ${top.slice(0, 5).map((p) => `${p.op} ${p.self_ms_per_step.toFixed(2)}`).join(", ")}`);
+  }
+}
+const info = rows[0]?.torch[0]?.info as { torch?: string; blas?: { libraries: string[] } } | undefined;
+if (info) console.log(`PyTorch ${info.torch}, BLAS ${info.blas?.libraries.join(", ")}`);
+mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
+const out = new URL(`./results/train-bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, import.meta.url);
+writeFileSync(out, `${JSON.stringify({ machine: machine(), rounds: ROUNDS, steps: STEPS, batch: BATCH, rows }, null, 1)}\n`);
+console.log(`raw results: ${out.pathname}`);

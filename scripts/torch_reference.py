@@ -6,6 +6,7 @@ parameters after a few optimizer steps. Run: python3 scripts/torch_reference.py 
 With "mnist IN.bin OUT.json" it trains the seed CNN on exported digits and writes held-out accuracy per epoch.
 """
 import json
+import os
 import struct
 import sys
 
@@ -200,32 +201,85 @@ def mnist(src, dst):
         f.write("\n")
 
 
-def bench(threads, steps, rounds):
-    """Train-step examples/s of an architecture (JSON spec on stdin) at batch 64 on random data: one figure per round."""
+def blas_info():
+    """The BLAS this process loaded: its library, and for OpenBLAS its kernel (core) and thread count."""
+    import ctypes
+    libs = sorted({line.split()[-1] for line in open("/proc/self/maps") if "blas" in line.split()[-1]})
+    info = {"libraries": libs}
+    for path in libs:
+        if "openblas" in path:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            lib.openblas_get_config.restype = ctypes.c_char_p
+            info.update(core=lib.openblas_get_corename().decode(), threads=lib.openblas_get_num_threads(), config=lib.openblas_get_config().decode())
+    return info
+
+
+def bench_server(src, steps):
+    """`npm run bench:train`'s PyTorch side, a process per configuration (its thread and BLAS environment fixed
+    at spawn): the seed CNN with the engine's initial weights on the engine's batch. Prints one JSON line of
+    what it runs on, then answers each "round" line with the examples/s of `steps` train steps, and a
+    "profile" line with the top ops of a profiled run."""
     import time
-    spec = json.load(sys.stdin)
+    meta, t = read_bundle(src)
+    threads = int(os.environ["OMP_NUM_THREADS"])
     torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    model = build(spec)
+    model = build(meta["spec"])
+    load(model, t)
     o = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    x = torch.rand([64] + spec["input"]["dims"])
-    y = torch.randint(0, 10, (64,))
-    rates = []
-    for r in range(rounds + 1):
-        started = time.perf_counter()
-        for _ in range(steps):
-            o.zero_grad()
-            loss_fn(model(x), y).backward()
-            o.step()
-        if r > 0:  # the first round warms up
-            rates.append(steps * 64 / (time.perf_counter() - started))
-    print(json.dumps({"torch": torch.__version__, "threads": threads, "rates": rates}))
+    x, y = t["x"], t["y"]
+
+    def step():
+        o.zero_grad()
+        loss_fn(model(x), y).backward()
+        o.step()
+
+    step()  # first-call setup outside any round
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_info(),
+                      "parallel_info": torch.__config__.parallel_info()}), flush=True)
+    for line in sys.stdin:
+        if line.strip() == "round":
+            started = time.perf_counter()
+            for _ in range(steps):
+                step()
+            print(json.dumps({"rate": steps * x.shape[0] / (time.perf_counter() - started)}), flush=True)
+        elif line.strip() == "profile":
+            from torch.profiler import profile, ProfilerActivity
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for _ in range(steps):
+                    step()
+            top = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:8]
+            print(json.dumps({"profile": [{"op": e.key, "self_ms_per_step": e.self_cpu_time_total / 1000 / steps} for e in top]}), flush=True)
+
+
+def init_quantiles(dst):
+    """PyTorch's own initial weights for each architecture on stdin ({name: spec}): per parameter, the 99
+    percentiles of its values pooled over 20 seeds, for the test that the engine initialises as
+    torch.nn.Sequential does (test/layer-init.test.ts)."""
+    specs = json.load(sys.stdin)
+    out = {"torch": torch.__version__, "seeds": 20, "models": {}}
+    for name, spec in specs.items():
+        pooled = {}
+        for seed in range(20):
+            torch.manual_seed(seed)
+            for pname, p in build(spec).named_parameters():
+                pooled.setdefault(pname, []).append(p.detach().reshape(-1))
+        q = torch.linspace(0.01, 0.99, 99, dtype=torch.float64)
+        out["models"][name] = {
+            pname: {"count": int(sum(v.numel() for v in vs)), "percentiles": torch.quantile(torch.cat(vs).double(), q).tolist()}
+            for pname, vs in pooled.items()
+        }
+    with open(dst, "w") as f:
+        json.dump(out, f)
+        f.write("\n")
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "bench":
-        bench(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+        bench_server(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "init":
+        init_quantiles(sys.argv[2])
     elif sys.argv[1] == "mnist":
         mnist(sys.argv[2], sys.argv[3])
     else:
