@@ -1,6 +1,6 @@
-// `npm run bench:train`: train-step examples/s of the seed CNN at batch 64, the engine (train-step graph in an
-// ORT session on a worker thread) against PyTorch (Debian's python3-torch; skipped when absent), same initial
-// weights and same batch on both sides, alternating round by round, medians of ≥ 5 rounds after a warm-up.
+// `npm run bench:train`: train-step examples/s of the seed CNN at batch 64 of MNIST digits, the engine
+// (train-step graph in an ORT session on a worker thread) against PyTorch (Debian's python3-torch; skipped when
+// absent), same initial weights and same batch on both sides, alternating round by round, medians of ≥ 5 rounds after a warm-up.
 // PyTorch runs in its own process per configuration, its threads fixed by OMP/OPENBLAS/MKL_NUM_THREADS, once
 // with the BLAS kernel OpenBLAS detects and once with the best one the CPU's flags allow (OPENBLAS_CORETYPE);
 // the engine is compared with the faster. Writes the raw results to bench/results/train-bench-<time>.json.
@@ -14,7 +14,7 @@ import { buildTrainProgram } from "../server/src/training/engine/train-program.j
 import { createTrainRunner, type TrainRunner } from "../server/src/training/engine/train-runner.js";
 import { writeBundle, type BundleTensor } from "../server/src/training/tensor-bundle.js";
 import { SEED_CNN } from "../scripts/reference-models.js";
-import { seededRandom } from "../scripts/seeded-random.js";
+import { loadMnist } from "../scripts/mnist-data.js";
 import { machine } from "./machine.js";
 
 const ROUNDS = Math.max(5, Number(process.env.BENCH_ROUNDS ?? 5));
@@ -74,11 +74,13 @@ class TorchProcess {
   }
 }
 
-/** One engine round: STEPS train steps on fresh copies of the batch (a job's batches are transferred too). */
+/** One engine round: STEPS train steps cycling through the batches (fresh copies: a job's are transferred too). */
 async function engineRound(runner: TrainRunner, x: Float32Array, y: BigInt64Array): Promise<number> {
   const started = performance.now();
   for (let s = 0; s < STEPS; s++) {
-    await runner.step({ image: { type: "float32", dims: [BATCH, 1, 28, 28], data: x.slice() }, labels: { type: "int64", dims: [BATCH], data: y.slice() } }, 1e-3);
+    const k = s % (y.length / BATCH);
+    const image = x.slice(k * BATCH * 784, (k + 1) * BATCH * 784);
+    await runner.step({ image: { type: "float32", dims: [BATCH, 1, 28, 28], data: image }, labels: { type: "int64", dims: [BATCH], data: y.slice(k * BATCH, (k + 1) * BATCH) } }, 1e-3);
   }
   return (STEPS * BATCH) / ((performance.now() - started) / 1000);
 }
@@ -121,20 +123,24 @@ async function measure(threads: number, bundle: string, x: Float32Array, y: BigI
 }
 
 const program = buildTrainProgram(buildArchitecture(SEED_CNN, { seed: 1 }), { loss: { kind: "cross-entropy", output: "logits" }, optimizer: { type: "adam" } });
-const random = seededRandom(5);
-const x = Float32Array.from({ length: BATCH * 784 }, () => random());
-const y = BigInt64Array.from({ length: BATCH }, () => BigInt(Math.floor(random() * 10)));
+// Real digits in 10 batches that the steps cycle through, as a job does: uniform noise, or one batch repeated
+// until the model fits it, made PyTorch's ReLU and pooling gradients 3-4x slower than on training data
+// (measured while writing this bench), which would be unfair to it.
+const BATCHES = 10;
+const { train } = loadMnist();
+const x = train.images.slice(0, BATCHES * BATCH * 784);
+const y = BigInt64Array.from(train.labels.subarray(0, BATCHES * BATCH), BigInt);
 // The same initial weights and the same batch on both sides.
 const tensors = new Map<string, BundleTensor>([...program.initialParams].map(([name, t]) => [`param:${name}`, { type: "float32", dims: t.dims, data: t.data as Float32Array }]));
-tensors.set("x", { type: "float32", dims: [BATCH, 1, 28, 28], data: x });
-tensors.set("y", { type: "int64", dims: [BATCH], data: y });
+tensors.set("x", { type: "float32", dims: [BATCHES * BATCH, 1, 28, 28], data: x });
+tensors.set("y", { type: "int64", dims: [BATCHES * BATCH], data: y });
 const bundle = join(mkdtempSync(join(tmpdir(), "aiaas-train-bench-")), "bench.bin");
 writeBundle(bundle, { meta: { spec: SEED_CNN }, tensors });
 
 const rows: Row[] = [];
 for (const threads of [1, 2]) rows.push(await measure(threads, bundle, x, y, program));
 
-console.log(`seed CNN train step, batch ${BATCH}, Adam, same initial weights and batch on both sides; ${ROUNDS} rounds of ${STEPS} steps after a warm-up round, alternating; medians (min–max)`);
+console.log(`seed CNN train step, batches of ${BATCH} MNIST digits (${BATCHES} in turn), Adam, same initial weights and batches on both sides; ${ROUNDS} rounds of ${STEPS} steps after a warm-up round, alternating; medians (min–max)`);
 console.log("| threads | engine examples/s | PyTorch, detected kernel | PyTorch, best kernel | engine / faster PyTorch |");
 console.log("|---:|---:|---:|---:|---:|");
 const cell = (rates: readonly number[] | undefined, core?: string): string =>

@@ -217,7 +217,7 @@ def blas_info():
 
 def bench_server(src, steps):
     """`npm run bench:train`'s PyTorch side, a process per configuration (its thread and BLAS environment fixed
-    at spawn): the seed CNN with the engine's initial weights on the engine's batch. Prints one JSON line of
+    at spawn): the seed CNN with the engine's initial weights on the engine's batches, in turn. Prints one JSON line of
     what it runs on, then answers each "round" line with the examples/s of `steps` train steps, and a
     "profile" line with the top ops of a profiled run."""
     import time
@@ -229,13 +229,19 @@ def bench_server(src, steps):
     o = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     x, y = t["x"], t["y"]
+    batch = 64
+    position = [0]
 
     def step():
+        # The batches in turn, in the engine's order.
+        k = position[0] % (x.shape[0] // batch)
+        position[0] += 1
         o.zero_grad()
-        loss_fn(model(x), y).backward()
+        loss_fn(model(x[k * batch:(k + 1) * batch]), y[k * batch:(k + 1) * batch]).backward()
         o.step()
 
     step()  # first-call setup outside any round
+    position[0] = 0
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_info(),
                       "parallel_info": torch.__config__.parallel_info()}), flush=True)
     for line in sys.stdin:
@@ -243,7 +249,7 @@ def bench_server(src, steps):
             started = time.perf_counter()
             for _ in range(steps):
                 step()
-            print(json.dumps({"rate": steps * x.shape[0] / (time.perf_counter() - started)}), flush=True)
+            print(json.dumps({"rate": steps * batch / (time.perf_counter() - started)}), flush=True)
         elif line.strip() == "profile":
             from torch.profiler import profile, ProfilerActivity
             with profile(activities=[ProfilerActivity.CPU]) as prof:
