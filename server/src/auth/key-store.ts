@@ -1,5 +1,5 @@
 import { readFileSync, statSync, watch, type FSWatcher } from "node:fs";
-import { mkdir, open, readFile, rename } from "node:fs/promises";
+import { mkdir, open, rename } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { KeyDirectory, KeyInfo, KeyRecord, Limits, NewKey, Verdict } from "./key-directory.js";
 import { checkTenantName, keyInfo, mintKey, verifyToken } from "./key-tokens.js";
@@ -47,34 +47,47 @@ export class KeyStore implements KeyDirectory {
     return store;
   }
 
-  async reload(): Promise<void> {
-    let text: string;
+  /**
+   * Reads the file again. Queued behind this store's own writes, so a reload that began before a write (a
+   * revocation) can never apply the older file after it.
+   */
+  reload(): Promise<void> {
+    const run = this.writing.then(() => this.readAndApply());
+    this.writing = run.catch(() => undefined);
+    return run;
+  }
+
+  /** One read: the content and the modification time of the same file (an atomic rename may swap it meanwhile). */
+  private async readAndApply(): Promise<void> {
+    let file;
     try {
-      text = await readFile(this.path, "utf8");
+      file = await open(this.path, "r");
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
       throw error;
     }
-    this.apply(text);
+    try {
+      const { mtimeMs } = await file.stat();
+      this.apply(await file.readFile("utf8"), mtimeMs);
+    } finally {
+      await file.close();
+    }
   }
 
-  private apply(text: string): void {
+  private apply(text: string, mtimeMs: number): void {
     const parsed = JSON.parse(text) as StoreFile;
     if (parsed.version !== 1 || !Array.isArray(parsed.keys)) throw new Error(`${this.path} is not an aiaas key store`);
     this.data = { version: 1, keys: parsed.keys, tenants: parsed.tenants ?? {} };
     this.byId = new Map(parsed.keys.map((k) => [k.id, k]));
+    this.loadedMtimeMs = mtimeMs;
     this.changed();
-    try {
-      this.loadedMtimeMs = statSync(this.path).mtimeMs;
-    } catch {
-      // written by us and not yet renamed into place
-    }
   }
 
   /** A key id we do not know may have been added by another process a moment ago: reload if the file changed. */
   private refreshIfChanged(): void {
     try {
-      if (statSync(this.path).mtimeMs !== this.loadedMtimeMs) this.apply(readFileSync(this.path, "utf8"));
+      const { mtimeMs } = statSync(this.path);
+      if (mtimeMs !== this.loadedMtimeMs) this.apply(readFileSync(this.path, "utf8"), mtimeMs);
     } catch {
       // keep what we have
     }
@@ -143,7 +156,7 @@ export class KeyStore implements KeyDirectory {
 
   private update(change: (keys: KeyRecord[]) => KeyRecord[]): Promise<void> {
     const run = this.writing.then(async () => {
-      await this.reload(); // another process may have changed the file
+      await this.readAndApply(); // another process may have changed the file
       const next: StoreFile = { version: 1, keys: change(this.data.keys), tenants: this.data.tenants };
       await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
       const temp = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.tmp`);
