@@ -85,7 +85,7 @@ export function prepareForward(source: ModelProto, options: PrepareOptions): Pre
 /**
  * A model exported with a fixed batch (openWakeWord's [1, 25, 96]) trains and serves batches of any size:
  * its inputs' first dim becomes "batch", and Reshape targets that spell the batch as a literal 1 copy it
- * instead (0). Returns a note, or undefined when the batch was not fixed. Throws, naming the node, when an
+ * instead (0). Returns a note, or undefined when the batch was not fixed. Throws, naming the output, when an
  * output still has a fixed first dim: the graph hard-codes the batch somewhere else.
  */
 function symbolicBatch(g: Graph): { graph: Graph; note: string } | undefined {
