@@ -17,6 +17,11 @@ export function unsqueeze(g: Graph, x: string, axes: readonly number[]): string 
   return g.op("Unsqueeze", [x, g.ints(axes)]);
 }
 
+/** A per-channel vector [C] shaped to broadcast over axis 1 of a rank-`rank` NC… tensor. */
+export function perChannel(g: Graph, v: string, rank: number): string {
+  return rank <= 2 ? v : unsqueeze(g, v, Array.from({ length: rank - 2 }, (_, i) => i + 1));
+}
+
 export function reshapeLike(g: Graph, x: string, like: string): string {
   const dims = g.dimsOf(like);
   const dimsOfX = g.dimsOf(x);

@@ -1,6 +1,6 @@
 import { attrFloat } from "../onnx/attributes.js";
 import type { Graph, GraphNode } from "../onnx/graph.js";
-import { countOf, reduceMean } from "../autodiff/grad-ops.js";
+import { countOf, perChannel, reduceMean } from "../autodiff/grad-ops.js";
 
 // BatchNormalization's running mean and variance are buffers: they change while a model trains, but by
 // averaging batch statistics, never by gradient descent. PyTorch exports them beside the scale and bias, and
@@ -52,11 +52,6 @@ export function separateBatchNormStats(g: Graph): number {
     }
   }
   return separated;
-}
-
-/** Value of `v` [C] shaped to broadcast over channel axis 1 of a rank-`rank` tensor. */
-function perChannel(g: Graph, v: string, rank: number): string {
-  return rank <= 2 ? v : g.op("Unsqueeze", [v, g.ints(Array.from({ length: rank - 2 }, (_, i) => i + 1))]);
 }
 
 /**

@@ -21,10 +21,14 @@ export interface PreparedForward {
   readonly notes: readonly string[];
 }
 
-const floatParams = (g: Graph): string[] => {
+/**
+ * The initializers that may be trained: float tensors of rank ≥ 1 (rank-0 ones are constants such as
+ * exponents), BatchNormalization's running statistics aside (buffers, never parameters).
+ */
+export function parameterCandidates(g: Graph): string[] {
   const statistics = new Set(batchNormStats(g));
   return [...g.initializers].filter(([n, t]) => (t.type === "float32" || t.type === "float64") && t.dims.length >= 1 && !statistics.has(n)).map(([n]) => n);
-};
+}
 
 /** Float tensors of rank ≥ 1 held by Constant nodes (older exporters store every weight so) become initializers. */
 function constantWeights(g: Graph): number {
@@ -68,7 +72,7 @@ export function prepareForward(source: ModelProto, options: PrepareOptions): Pre
   const separated = separateBatchNormStats(g);
   if (separated > 0) note(`gave ${separated} BatchNormalization running statistics tensors of their own (the export shared them with equal parameters)`);
   if (options.untieSharedParameters) {
-    const untied = untieSharedParameters(g, floatParams(g));
+    const untied = untieSharedParameters(g, parameterCandidates(g));
     if (untied.length > 0) note(`untied ${untied.length} shared parameters: ${untied.join(", ")} each start from a copy of the tensor they read`);
   }
   if (options.head) {

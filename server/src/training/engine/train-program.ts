@@ -5,7 +5,7 @@ import type { ElementType } from "../onnx/element-type.js";
 import { Graph } from "../onnx/graph.js";
 import { foldConstants } from "../onnx/constant-folding.js";
 import { sharedParameters, type SharedParameter } from "../onnx/shared-parameters.js";
-import { prepareForward, type PrepareOptions } from "./prepare-forward.js";
+import { parameterCandidates, prepareForward, type PrepareOptions } from "./prepare-forward.js";
 import { batchNormStats, trainingModeBatchNorm } from "./batch-norm.js";
 import { unrollRecurrent } from "./recurrent.js";
 import { appendLossHead, type LossSpec } from "./loss-head.js";
@@ -71,13 +71,6 @@ export interface TrainProgram {
 
 export const nextName = (name: string): string => `${name}.next`;
 export const stateName = (param: string, slot: string): string => `${param}.${slot}`;
-
-/** Float initializers of rank ≥ 1 are parameters (rank-0 initializers are constants such as exponents). */
-function candidateParams(g: Graph): string[] {
-  return [...g.initializers]
-    .filter(([name, t]) => (t.type === "float32" || t.type === "float64") && t.dims.length >= 1 && name !== TRAINING_FLAG)
-    .map(([name]) => name);
-}
 
 const matches = (name: string, f: string | RegExp): boolean => (typeof f === "string" ? name.startsWith(f) : f.test(name));
 
@@ -196,7 +189,7 @@ export function buildTrainProgram(source: ModelProto, options: TrainProgramOptio
   const { forward, notes } = prepareForward(source, prepareOptions(options));
   const probe = Graph.fromModel(forward);
   const statistics = batchNormStats(probe);
-  const candidates = candidateParams(probe).filter((p) => !statistics.includes(p));
+  const candidates = parameterCandidates(probe);
   if (candidates.length === 0) throw new Error("the model has no float initializers to train");
   const { params: trainable, frozen } = trainedParams(candidates, options.freeze ?? []);
   // Running statistics are updated each step in training mode; with freeze_batchnorm they stay constants.
@@ -255,9 +248,8 @@ export function buildGradientModel(
 ): { model: ModelProto; params: string[]; statistics: string[] } {
   const { forward } = prepareForward(source, prepareOptions(options));
   const probe = Graph.fromModel(forward);
-  const allStatistics = new Set(batchNormStats(probe));
-  const statistics = options.freezeBatchnorm ? [] : [...allStatistics];
-  const { params } = trainedParams(candidateParams(probe).filter((p) => !allStatistics.has(p)), options.freeze ?? []);
+  const statistics = options.freezeBatchnorm ? [] : batchNormStats(probe);
+  const { params } = trainedParams(parameterCandidates(probe), options.freeze ?? []);
   const g = loadForward(forward, [...params, ...statistics]);
   g.opset = Math.max(g.opset, 17);
   setTrainingFlag(g, true);

@@ -1,6 +1,6 @@
 import { attrFloat, attrInt } from "../../onnx/attributes.js";
 import type { GradientRule } from "../gradient-rule.js";
-import { normAxis, reduceMean, reduceSum } from "../grad-ops.js";
+import { normAxis, perChannel, reduceMean, reduceSum } from "../grad-ops.js";
 
 const softmax: GradientRule = (c) => {
   const { g, node } = c;
@@ -63,7 +63,7 @@ const batchNormalization: GradientRule = (c) => {
   if (c.wants(3) || c.wants(4)) throw new Error(`BatchNormalization node "${node.name}": its running mean and variance are statistics, not parameters`);
   const x = c.x(0);
   const rank = g.rankOf(x);
-  const channel = (v: string): string => (rank <= 2 ? v : g.op("Unsqueeze", [v, g.ints(Array.from({ length: rank - 2 }, (_, i) => i + 1))]));
+  const channel = (v: string): string => perChannel(g, v, rank);
   const others = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)];
   const dy = c.dy(0)!;
   const invStd = g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [c.x(4), g.scalarLike(attrFloat(node, "epsilon", 1e-5), x)])])]);
