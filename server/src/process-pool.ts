@@ -48,7 +48,7 @@ export async function runProcessPool(options: ProcessPoolOptions): Promise<void>
   const host = state && new DatabaseHost(state.db);
   const slots: (Worker | undefined)[] = new Array(processes).fill(undefined);
   const listening = new Set<number>();
-  const { ask, answered } = operationsAsker();
+  const { ask, answered, gone } = operationsAsker();
   let stopping = false;
   let announced = false;
   const failures = new Array<number>(processes).fill(0);
@@ -58,7 +58,10 @@ export async function runProcessPool(options: ProcessPoolOptions): Promise<void>
   const start = (index: number): void => {
     const worker = cluster.fork({ AIAAS_PROCESS_INDEX: String(index), AIAAS_POOL_DATABASE: host ? "primary" : "" });
     slots[index] = worker;
-    const detach = host?.attach({ send: (m) => worker.isConnected() && worker.send(m), onMessage: (h) => worker.on("message", h) });
+    // A process killed with kill -9 closes its channel before the primary sees it exit: a send in between
+    // fails (EPIPE), and a Worker's unheard 'error' would take the primary down with it.
+    worker.on("error", (error) => logger.warn({ process: index, err: error }, `serving process ${index}: its IPC channel failed`));
+    const detach = host?.attach({ send: (m) => void sendTo(worker, m), onMessage: (h) => worker.on("message", h) });
     const startedAt = Date.now();
     worker.on("message", (message: ToPrimary) => {
       if (message.t === "answer") answered(message.id, message.answer);
@@ -72,6 +75,7 @@ export async function runProcessPool(options: ProcessPoolOptions): Promise<void>
     });
     worker.on("exit", (code, signal) => {
       detach?.();
+      gone(worker);
       const wasListening = listening.delete(index);
       slots[index] = undefined;
       if (stopping) return;
@@ -86,7 +90,7 @@ export async function runProcessPool(options: ProcessPoolOptions): Promise<void>
   };
 
   let http: OperationsHttp | undefined;
-  if (options.http) http = await startOperationsHttp({ ...options.http, logger, answer: (request) => poolAnswer(request, slots, processes, ask) });
+  if (options.http) http = await startOperationsHttp({ ...options.http, logger, answer: (request) => poolAnswer(request, slots, listening, processes, ask) });
   for (let i = 0; i < processes; i++) start(i);
 
   const stopped = new Promise<void>((resolve, reject) => {
@@ -122,40 +126,64 @@ export async function runProcessPool(options: ProcessPoolOptions): Promise<void>
   logger.info("aiaas stopped");
 }
 
-/** Asks a serving process for an operations answer over the IPC (503 when it does not answer within 5 s). */
-function operationsAsker(): { ask(worker: Worker, request: OperationsRequest): Promise<OperationsAnswer>; answered(id: number, answer: OperationsAnswer): void } {
-  const pending = new Map<number, (answer: OperationsAnswer) => void>();
+interface OperationsAsker {
+  ask(worker: Worker, request: OperationsRequest): Promise<OperationsAnswer>;
+  answered(id: number, answer: OperationsAnswer): void;
+  /** A process exited: what it was asked is answered 503 now rather than at the timeout. */
+  gone(worker: Worker): void;
+}
+
+/** Asks a serving process for an operations answer over the IPC (503 when it does not answer within 5 s or dies). */
+function operationsAsker(): OperationsAsker {
+  const pending = new Map<number, { readonly worker: Worker; readonly settle: (answer: OperationsAnswer) => void }>();
+  const notRunning = (error: string): OperationsAnswer => ({ status: 503, headers: { "content-type": "application/json" }, body: JSON.stringify({ error }) });
   let nextId = 1;
   return {
     ask: (worker, request) =>
       new Promise((resolve) => {
         const id = nextId++;
-        const timer = setTimeout(() => {
-          pending.delete(id);
-          resolve({ status: 503, headers: { "content-type": "application/json" }, body: JSON.stringify({ error: "a serving process did not answer" }) });
-        }, ASK_TIMEOUT_MS);
-        pending.set(id, (answer) => {
+        const settle = (answer: OperationsAnswer): void => {
           clearTimeout(timer);
           pending.delete(id);
           resolve(answer);
-        });
-        worker.send({ t: "ask", id, request } satisfies ToWorker);
+        };
+        const timer = setTimeout(() => settle(notRunning("a serving process did not answer")), ASK_TIMEOUT_MS);
+        pending.set(id, { worker, settle });
+        void sendTo(worker, { t: "ask", id, request } satisfies ToWorker).then((sent) => sent || settle(notRunning("a serving process is not running")));
       }),
-    answered: (id, answer) => pending.get(id)?.(answer),
+    answered: (id, answer) => pending.get(id)?.settle(answer),
+    gone: (worker) => {
+      for (const p of [...pending.values()]) if (p.worker === worker) p.settle(notRunning("a serving process is not running"));
+    },
   };
+}
+
+/** Sends to a serving process; false when its channel is closed or the write fails (it is dying). */
+function sendTo(worker: Worker, message: ToWorker | DatabaseReply): Promise<boolean> {
+  if (!worker.isConnected()) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    try {
+      worker.send(message, undefined, (error) => resolve(!error));
+    } catch {
+      resolve(false);
+    }
+  });
 }
 
 /** The operations port of the pool: ready when every process is, metrics from all, anything else from one. */
 async function poolAnswer(
   request: OperationsRequest,
   slots: readonly (Worker | undefined)[],
+  listening: ReadonlySet<number>,
   processes: number,
   ask: (worker: Worker, request: OperationsRequest) => Promise<OperationsAnswer>,
 ): Promise<OperationsAnswer> {
-  const live = slots.flatMap((w, i) => (w ? [{ w, i }] : []));
+  // Only a process that has said it listens is asked: one still starting has no one reading its channel yet,
+  // and a question sent then would wait out the 5 s timeout.
+  const live = slots.flatMap((w, i) => (w && listening.has(i) ? [{ w, i }] : []));
   const json = (status: number, body: object): OperationsAnswer => ({ status, headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  if (request.path === "/v2/health/live") return json(200, { live: true, processes: live.length });
-  if (live.length === 0) return json(503, { error: "no serving process is running" });
+  if (request.path === "/v2/health/live") return json(200, { live: true, processes: slots.filter(Boolean).length });
+  if (live.length === 0) return json(503, { error: "no serving process is serving yet" });
   if (request.path === "/v2/health/ready") {
     const answers = await Promise.all(live.map(({ w }) => ask(w, request)));
     const ready = live.length === processes && answers.every((a) => a.status === 200);
