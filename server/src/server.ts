@@ -1,4 +1,4 @@
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProto } from "grpc-health-check";
@@ -42,6 +42,9 @@ import { withProtocMapEntryNames } from "./rpc/reflection-descriptors.js";
 import { withSafeDecoding } from "./rpc/request-decoding.js";
 import { listen, type Listener } from "./rpc/listener.js";
 import { observeServer } from "./telemetry/instruments.js";
+import { TrafficMonitor } from "./telemetry/traffic-monitor.js";
+import { createConsoleBackend } from "./rpc/console-backend.js";
+import type { ConsoleBackend } from "./http/console-api.js";
 import { DEFAULT_LIMITS, SERVE_DEFAULTS } from "./config/index.js";
 import type { HandlerEnv } from "./rpc/handlers.js";
 import { serverMiddleware } from "./rpc/middleware/index.js";
@@ -77,6 +80,8 @@ export interface ServeOptions {
     readonly metrics?: MetricsHandler;
     readonly metricsToken?: string;
     readonly metricsPublic?: boolean;
+    /** Serve the operations console at `/` and its API at `/api/` (default true). */
+    readonly console?: boolean;
   };
   /**
    * Close each client connection after this long (with a grace for its calls), so clients re-resolve and
@@ -237,17 +242,24 @@ function addServices(server: Server, deps: {
   maxMessageBytes: number;
   isServing: () => boolean;
   cluster: Cluster | undefined;
-}): { jobs: JobManager; health: HealthImplementation } {
+  traffic: () => TrafficMonitor;
+}): { jobs: JobManager; health: HealthImplementation; services: Map<string, UntypedServiceImplementation> } {
   const { options, env, scopes } = deps;
+  const services = new Map<string, UntypedServiceImplementation>();
+  const add = (definition: ServiceDefinition, implementation: UntypedServiceImplementation): void => {
+    server.addService(withSafeDecoding(definition), implementation);
+    const path = Object.values(definition)[0]!.path;
+    services.set(path.slice(1, path.lastIndexOf("/")), implementation);
+  };
   const inferenceDeps = {
     ...env,
     scopes,
     limits: { maxTensorBytes: deps.maxMessageBytes },
     maxStreamInflight: options.maxStreamInflight ?? SERVE_DEFAULTS.maxStreamInflight,
   };
-  server.addService(withSafeDecoding(inferenceServiceDefinition), createInferenceService(inferenceDeps));
-  server.addService(withSafeDecoding(ModelsService), createModelsService(scopes, env, deps.cluster?.models.announce));
-  server.addService(withSafeDecoding(AdminService), createAdminService(deps.keys, deps.audit, env));
+  add(inferenceServiceDefinition, createInferenceService(inferenceDeps));
+  add(ModelsService, createModelsService(scopes, env, deps.traffic, deps.cluster?.models.announce));
+  add(AdminService, createAdminService(deps.keys, deps.audit, env));
   const jobs = createJobManager({
     checkpointsDir: options.training?.checkpointsDir ?? deps.state?.checkpointsDir ?? join(tmpdir(), "aiaas-checkpoints"),
     maxConcurrentJobs: options.training?.maxConcurrentJobs ?? SERVE_DEFAULTS.training.maxConcurrentJobs,
@@ -258,11 +270,8 @@ function addServices(server: Server, deps: {
     durable: deps.state?.durableJobs(scopes),
     onPublished: deps.cluster && ((tenant, model) => deps.cluster!.models.announce(tenant, model, "load")),
   });
-  server.addService(withSafeDecoding(TrainingService), createTrainingService(jobs, scopes, { ...env, quotas: env.auth.quotas, limits: inferenceDeps.limits }));
-  server.addService(
-    withSafeDecoding(inferenceProtocolDefinition),
-    createInferenceProtocolService({ ...inferenceDeps, serverName: "aiaas", serverVersion: SERVER_VERSION, isServing: deps.isServing }),
-  );
+  add(TrainingService, createTrainingService(jobs, scopes, { ...env, quotas: env.auth.quotas, limits: inferenceDeps.limits }));
+  add(inferenceProtocolDefinition, createInferenceProtocolService({ ...inferenceDeps, serverName: "aiaas", serverVersion: SERVER_VERSION, isServing: deps.isServing }));
   const health = new HealthImplementation(Object.fromEntries(["", ...SERVICES].map((s) => [s, "SERVING"])));
   health.addToServer(server);
   // Files are named relative to their include dirs so reflection resolves them by the names they import.
@@ -276,7 +285,7 @@ function addServices(server: Server, deps: {
     oneofs: true,
   });
   new ReflectionService(withProtocMapEntryNames(definitions)).addToServer(server);
-  return { jobs, health };
+  return { jobs, health, services };
 }
 
 /**
@@ -306,6 +315,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   let cluster: Cluster | undefined;
   let auditStore: SqlAuditStore | undefined;
   let operations: ((request: OperationsRequest) => Promise<OperationsAnswer>) | undefined;
+  const opsConsole = consoleParts(options);
   try {
     if (options.databaseUrl && !options.stateDir) throw invalidArgument("--database-url needs a --state-dir for the jobs' uploads and checkpoints");
     state = options.stateDir ? await openServerState(options.stateDir, logger, { databaseUrl: options.databaseUrl, jobLeaseMs: options.jobLeaseMs, database: options.stateDatabase }) : undefined;
@@ -315,16 +325,13 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       isServing: () => serving,
       metrics: options.http?.metrics,
       authorizeMetrics: metricsAccess(keys, { token: options.http?.metricsToken, public: options.http?.metricsPublic }),
+      ...(opsConsole.enabled ? { console: opsConsole.backend } : {}),
     });
     // A port below 0: the routes answer only through `operations` (a worker of --processes; its primary listens).
     http = options.http && options.http.port >= 0 ? await startOperationsHttp({ host: options.http.host ?? host, port: options.http.port, answer: operations, logger }) : undefined;
     const providers = await selectProviders(options.providers ?? "auto", logger);
     const tenantRoot = options.auth ? (options.auth.tenantModelsDir ?? `${options.modelsDir.replace(/\/+$/, "")}.tenants`) : undefined;
-    if (keys) {
-      logger.info({ keys: options.auth!.keysFile, tenantModels: tenantRoot }, `API keys required (store ${options.auth!.keysFile}); tenant models under ${tenantRoot}`);
-    } else {
-      logger.warn("AUTHENTICATION IS OFF: every caller can predict, train and load models. Start with --keys FILE to require API keys.");
-    }
+    logAuthentication(logger, options.auth && { keysFile: options.auth.keysFile, tenantRoot: tenantRoot! });
     logger.info({ models: options.modelsDir, providers }, `loading models from ${options.modelsDir}`);
     scopes = await createModelScopes({
       publicRoot: options.modelsDir,
@@ -347,7 +354,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     // Aborted when a graceful shutdown begins, so open streams wind down instead of holding it up.
     const stopRequested = new AbortController();
     const env = { logger, serverStopping: stopRequested.signal, middleware: serverMiddleware(auth, logger), auth };
-    const { jobs, health } = addServices(server, { options, state, env, scopes, keys, audit, providers, maxMessageBytes, isServing: () => serving, cluster });
+    const { jobs, health, services } = addServices(server, { options, state, env, scopes, keys, audit, providers, maxMessageBytes, isServing: () => serving, cluster, traffic: opsConsole.traffic });
+    opsConsole.attach(services, auth);
     const restored = await jobs.restore();
     if (restored.resumed + restored.failed > 0) logger.info(restored, `training jobs after the restart: ${restored.resumed} resumed, ${restored.failed} could not continue`);
     listener.accept();
@@ -359,7 +367,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     });
     const address = `${host.includes(":") ? `[${host}]` : host}:${listener.port}`;
     logger.info({ address }, `aiaas listening on ${address}`);
-    const parts = { server, listener, jobs, scopes, keys, http, health, stopRequested, logger, state, cluster, auditStore };
+    const parts = { server, listener, jobs, scopes, keys, http, health, stopRequested, logger, state, cluster, auditStore, traffic: opsConsole.monitor };
     return {
       port: listener.port,
       httpPort: http?.port,
@@ -379,10 +387,38 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   } catch (error) {
     await cluster?.close();
     await auditStore?.close();
+    opsConsole.monitor()?.close();
     await Promise.allSettled([listener.close(), http?.close(), scopes?.close(), state?.close()]);
     keys?.close();
     throw error;
   }
+}
+
+function logAuthentication(logger: Logger, auth: { keysFile: string; tenantRoot: string } | undefined): void {
+  if (auth) logger.info({ keys: auth.keysFile, tenantModels: auth.tenantRoot }, `API keys required (store ${auth.keysFile}); tenant models under ${auth.tenantRoot}`);
+  else logger.warn("AUTHENTICATION IS OFF: every caller can predict, train and load models. Start with --keys FILE to require API keys.");
+}
+
+/**
+ * The console's parts that come late: its backend once the services exist, and the traffic samples (taken
+ * from the start when the console is served, so its history is there at once; else from the first WatchTraffic).
+ */
+function consoleParts(options: ServeOptions) {
+  let backend: ConsoleBackend | undefined;
+  let monitor: TrafficMonitor | undefined;
+  const enabled = options.http !== undefined && options.http.console !== false;
+  const traffic = (): TrafficMonitor => (monitor ??= new TrafficMonitor());
+  return {
+    enabled,
+    backend: () => backend,
+    monitor: () => monitor,
+    traffic,
+    attach(services: ReadonlyMap<string, UntypedServiceImplementation>, auth: Authenticator): void {
+      if (!enabled) return;
+      traffic();
+      backend = createConsoleBackend(services, auth);
+    },
+  };
 }
 
 /**
@@ -426,6 +462,7 @@ async function shutdown(
     state: ServerState | undefined;
     cluster: Cluster | undefined;
     auditStore: SqlAuditStore | undefined;
+    traffic: () => TrafficMonitor | undefined;
   },
   grace: number,
 ): Promise<void> {
@@ -445,6 +482,7 @@ async function shutdown(
     });
   });
   await closing;
+  parts.traffic()?.close();
   await parts.jobs.close();
   await parts.cluster?.close();
   await parts.auditStore?.close();

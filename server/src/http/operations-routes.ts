@@ -1,12 +1,10 @@
 import type { MetricsHandler } from "../telemetry/setup.js";
 import type { ModelRegistry } from "../serving/index.js";
+import { consoleApi, type ConsoleBackend } from "./console-api.js";
+import { consoleAssets } from "./console-assets.js";
+import type { OperationsAnswer, OperationsRequest } from "./operations-types.js";
 
-/** One answer of the operations port. */
-export interface OperationsAnswer {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly body: string;
-}
+export type { OperationsAnswer, OperationsRequest } from "./operations-types.js";
 
 export interface OperationsRoutesOptions {
   /** The public models; undefined while the server is still loading them (not ready). */
@@ -15,13 +13,8 @@ export interface OperationsRoutesOptions {
   readonly metrics?: MetricsHandler;
   /** Whether a scrape may read /metrics, from its authorization header; absent: anyone may. */
   readonly authorizeMetrics?: (authorization: string | undefined) => boolean;
-}
-
-/** A request of the operations port as the routes see it (from HTTP, or passed on by the primary of `--processes`). */
-export interface OperationsRequest {
-  readonly method: string;
-  readonly path: string;
-  readonly authorization: string | undefined;
+  /** The console (`/` and its API `/api/...`); absent: neither is served. */
+  readonly console?: () => ConsoleBackend | undefined;
 }
 
 const json = (status: number, body: object, headers: Record<string, string> = {}): OperationsAnswer => ({
@@ -36,7 +29,12 @@ const json = (status: number, body: object, headers: Record<string, string> = {}
  * so may need a bearer token. It serves no payloads.
  */
 export function operationsRoutes(options: OperationsRoutesOptions): (request: OperationsRequest) => Promise<OperationsAnswer> {
-  return async ({ method, path, authorization }) => {
+  const api = options.console && consoleApi(options.console);
+  const assets = options.console && consoleAssets();
+  return async (request) => {
+    const { method, path, authorization } = request;
+    const fromConsole = api?.(request) ?? (method === "GET" || method === "HEAD" ? assets?.(path) : undefined);
+    if (fromConsole) return fromConsole;
     if (method !== "GET" && method !== "HEAD") return json(405, { error: "only GET" });
     if (path === "/v2/health/live") return json(200, { live: true });
     if (path === "/v2/health/ready") {

@@ -5,11 +5,15 @@ import { HotCounter, HotHistogram, hotMetricProducer } from "./hot-instruments.j
 // (`aiaas serve --http-port` serves them for Prometheus). The per-request and per-batch ones are hot-path
 // instruments (hot-instruments.ts) that the readers collect through `metricProducer()`; nothing is recorded
 // until a reader is installed.
+// A small model answers in well under a millisecond: the SDK's default buckets (0, 5, 10 … ms) would put
+// every request of it in one bucket, and any quantile read from them (Grafana's, the console's) would be a guess.
+const LATENCY_BOUNDARIES = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+
 export const instruments = {
-  queueWait: new HotHistogram({ name: "aiaas.batch.queue_wait", unit: "ms", description: "Time a request waited in its model's queue" }),
+  queueWait: new HotHistogram({ name: "aiaas.batch.queue_wait", unit: "ms", description: "Time a request waited in its model's queue" }, LATENCY_BOUNDARIES),
   batchSize: new HotHistogram({ name: "aiaas.batch.size", unit: "{row}", description: "Rows per batch run" }, [1, 2, 4, 8, 16, 32, 64, 128, 256]),
-  runTime: new HotHistogram({ name: "aiaas.batch.run_time", unit: "ms", description: "ONNX Runtime session.run time per batch" }),
-  requestLatency: new HotHistogram({ name: "aiaas.request.latency", unit: "ms", description: "Predict latency from decode to reply" }),
+  runTime: new HotHistogram({ name: "aiaas.batch.run_time", unit: "ms", description: "ONNX Runtime session.run time per batch" }, LATENCY_BOUNDARIES),
+  requestLatency: new HotHistogram({ name: "aiaas.request.latency", unit: "ms", description: "Predict latency from decode to reply" }, LATENCY_BOUNDARIES),
   requests: new HotCounter({ name: "aiaas.request.count", description: "Predict requests by model and gRPC status code" }),
   rpcDuration: new HotHistogram({ name: "aiaas.rpc.duration", unit: "ms", description: "Every RPC's duration (a stream's: until it ends), by method and status code" }),
   rpcCount: new HotCounter({ name: "aiaas.rpc.count", description: "Every RPC by method and status code" }),

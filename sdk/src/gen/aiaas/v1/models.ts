@@ -11,7 +11,9 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -177,6 +179,50 @@ export interface UnloadModelRequest {
 
 export interface UnloadModelResponse {
   model: Model | undefined;
+}
+
+export interface WatchTrafficRequest {
+  /** Only this model; empty: every model the caller may see. */
+  model: string;
+  /** Skip the kept history and stream only new samples. */
+  liveOnly: boolean;
+}
+
+/** One sample: what the server's models served during one interval. */
+export interface WatchTrafficResponse {
+  /** The end of the interval, in milliseconds since the Unix epoch. */
+  timeUnixMs: bigint;
+  /** How long the interval was. */
+  intervalSeconds: number;
+  /** The model versions that had requests or batches in the interval. */
+  versions: VersionTraffic[];
+}
+
+export interface VersionTraffic {
+  model: string;
+  version: string;
+  /** Predict requests per second (any status) and those that failed. */
+  requestsPerSecond: number;
+  errorsPerSecond: number;
+  /**
+   * Request latency quantiles over the interval, estimated from the latency histogram's buckets the way
+   * Prometheus's histogram_quantile does (linear within a bucket). 0 with no requests.
+   */
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  /** Mean time a request waited in the queue, and the 99th percentile (bucket estimate). */
+  queueWaitMeanMs: number;
+  queueWaitP99Ms: number;
+  /** Rows per batch, averaged over the batches of the interval; batches per second. */
+  meanBatchSize: number;
+  batchesPerSecond: number;
+  /** Failed requests by their gRPC status name ("DEADLINE_EXCEEDED": 3). */
+  errorsByCode: { [key: string]: bigint };
+}
+
+export interface VersionTraffic_ErrorsByCodeEntry {
+  key: string;
+  value: bigint;
 }
 
 function createBaseTensorSpec(): TensorSpec {
@@ -1549,6 +1595,615 @@ export const UnloadModelResponse: MessageFns<UnloadModelResponse> = {
   },
 };
 
+function createBaseWatchTrafficRequest(): WatchTrafficRequest {
+  return { model: "", liveOnly: false };
+}
+
+export const WatchTrafficRequest: MessageFns<WatchTrafficRequest> = {
+  encode(message: WatchTrafficRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    if (message.liveOnly !== false) {
+      writer.uint32(16).bool(message.liveOnly);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchTrafficRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchTrafficRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.liveOnly = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchTrafficRequest {
+    return {
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      liveOnly: isSet(object.liveOnly)
+        ? globalThis.Boolean(object.liveOnly)
+        : isSet(object.live_only)
+        ? globalThis.Boolean(object.live_only)
+        : false,
+    };
+  },
+
+  toJSON(message: WatchTrafficRequest): unknown {
+    const obj: any = {};
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.liveOnly !== false) {
+      obj.liveOnly = message.liveOnly;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchTrafficRequest>): WatchTrafficRequest {
+    return WatchTrafficRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchTrafficRequest>): WatchTrafficRequest {
+    const message = createBaseWatchTrafficRequest();
+    message.model = object.model ?? "";
+    message.liveOnly = object.liveOnly ?? false;
+    return message;
+  },
+};
+
+function createBaseWatchTrafficResponse(): WatchTrafficResponse {
+  return { timeUnixMs: 0n, intervalSeconds: 0, versions: [] };
+}
+
+export const WatchTrafficResponse: MessageFns<WatchTrafficResponse> = {
+  encode(message: WatchTrafficResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.timeUnixMs !== 0n) {
+      if (BigInt.asIntN(64, message.timeUnixMs) !== message.timeUnixMs) {
+        throw new globalThis.Error("value provided for field message.timeUnixMs of type int64 too large");
+      }
+      writer.uint32(8).int64(message.timeUnixMs);
+    }
+    if (message.intervalSeconds !== 0) {
+      writer.uint32(17).double(message.intervalSeconds);
+    }
+    for (const v of message.versions) {
+      VersionTraffic.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchTrafficResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchTrafficResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.timeUnixMs = reader.int64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.intervalSeconds = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.versions.push(VersionTraffic.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchTrafficResponse {
+    return {
+      timeUnixMs: isSet(object.timeUnixMs)
+        ? BigInt(object.timeUnixMs)
+        : isSet(object.time_unix_ms)
+        ? BigInt(object.time_unix_ms)
+        : 0n,
+      intervalSeconds: isSet(object.intervalSeconds)
+        ? globalThis.Number(object.intervalSeconds)
+        : isSet(object.interval_seconds)
+        ? globalThis.Number(object.interval_seconds)
+        : 0,
+      versions: globalThis.Array.isArray(object?.versions)
+        ? object.versions.map((e: any) => VersionTraffic.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: WatchTrafficResponse): unknown {
+    const obj: any = {};
+    if (message.timeUnixMs !== 0n) {
+      obj.timeUnixMs = message.timeUnixMs.toString();
+    }
+    if (message.intervalSeconds !== 0) {
+      obj.intervalSeconds = floatToJson(message.intervalSeconds);
+    }
+    if (message.versions?.length) {
+      obj.versions = message.versions.map((e) => VersionTraffic.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchTrafficResponse>): WatchTrafficResponse {
+    return WatchTrafficResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchTrafficResponse>): WatchTrafficResponse {
+    const message = createBaseWatchTrafficResponse();
+    message.timeUnixMs = (object.timeUnixMs !== undefined && object.timeUnixMs !== null)
+      ? BigInt(object.timeUnixMs)
+      : 0n;
+    message.intervalSeconds = object.intervalSeconds ?? 0;
+    message.versions = object.versions?.map((e) => VersionTraffic.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseVersionTraffic(): VersionTraffic {
+  return {
+    model: "",
+    version: "",
+    requestsPerSecond: 0,
+    errorsPerSecond: 0,
+    latencyP50Ms: 0,
+    latencyP99Ms: 0,
+    queueWaitMeanMs: 0,
+    queueWaitP99Ms: 0,
+    meanBatchSize: 0,
+    batchesPerSecond: 0,
+    errorsByCode: {},
+  };
+}
+
+export const VersionTraffic: MessageFns<VersionTraffic> = {
+  encode(message: VersionTraffic, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    if (message.version !== "") {
+      writer.uint32(18).string(message.version);
+    }
+    if (message.requestsPerSecond !== 0) {
+      writer.uint32(25).double(message.requestsPerSecond);
+    }
+    if (message.errorsPerSecond !== 0) {
+      writer.uint32(33).double(message.errorsPerSecond);
+    }
+    if (message.latencyP50Ms !== 0) {
+      writer.uint32(41).double(message.latencyP50Ms);
+    }
+    if (message.latencyP99Ms !== 0) {
+      writer.uint32(49).double(message.latencyP99Ms);
+    }
+    if (message.queueWaitMeanMs !== 0) {
+      writer.uint32(57).double(message.queueWaitMeanMs);
+    }
+    if (message.queueWaitP99Ms !== 0) {
+      writer.uint32(65).double(message.queueWaitP99Ms);
+    }
+    if (message.meanBatchSize !== 0) {
+      writer.uint32(73).double(message.meanBatchSize);
+    }
+    if (message.batchesPerSecond !== 0) {
+      writer.uint32(81).double(message.batchesPerSecond);
+    }
+    globalThis.Object.entries(message.errorsByCode).forEach(([key, value]: [string, bigint]) => {
+      VersionTraffic_ErrorsByCodeEntry.encode({ key: key as any, value }, writer.uint32(90).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VersionTraffic {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVersionTraffic();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.requestsPerSecond = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.errorsPerSecond = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.latencyP50Ms = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.latencyP99Ms = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.queueWaitMeanMs = reader.double();
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.queueWaitP99Ms = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.meanBatchSize = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.batchesPerSecond = reader.double();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            const entry11 = VersionTraffic_ErrorsByCodeEntry.decode(reader, reader.uint32());
+            if (entry11.value !== undefined) {
+              message.errorsByCode[entry11.key] = entry11.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VersionTraffic {
+    return {
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      requestsPerSecond: isSet(object.requestsPerSecond)
+        ? globalThis.Number(object.requestsPerSecond)
+        : isSet(object.requests_per_second)
+        ? globalThis.Number(object.requests_per_second)
+        : 0,
+      errorsPerSecond: isSet(object.errorsPerSecond)
+        ? globalThis.Number(object.errorsPerSecond)
+        : isSet(object.errors_per_second)
+        ? globalThis.Number(object.errors_per_second)
+        : 0,
+      latencyP50Ms: isSet(object.latencyP50Ms)
+        ? globalThis.Number(object.latencyP50Ms)
+        : isSet(object.latency_p50_ms)
+        ? globalThis.Number(object.latency_p50_ms)
+        : 0,
+      latencyP99Ms: isSet(object.latencyP99Ms)
+        ? globalThis.Number(object.latencyP99Ms)
+        : isSet(object.latency_p99_ms)
+        ? globalThis.Number(object.latency_p99_ms)
+        : 0,
+      queueWaitMeanMs: isSet(object.queueWaitMeanMs)
+        ? globalThis.Number(object.queueWaitMeanMs)
+        : isSet(object.queue_wait_mean_ms)
+        ? globalThis.Number(object.queue_wait_mean_ms)
+        : 0,
+      queueWaitP99Ms: isSet(object.queueWaitP99Ms)
+        ? globalThis.Number(object.queueWaitP99Ms)
+        : isSet(object.queue_wait_p99_ms)
+        ? globalThis.Number(object.queue_wait_p99_ms)
+        : 0,
+      meanBatchSize: isSet(object.meanBatchSize)
+        ? globalThis.Number(object.meanBatchSize)
+        : isSet(object.mean_batch_size)
+        ? globalThis.Number(object.mean_batch_size)
+        : 0,
+      batchesPerSecond: isSet(object.batchesPerSecond)
+        ? globalThis.Number(object.batchesPerSecond)
+        : isSet(object.batches_per_second)
+        ? globalThis.Number(object.batches_per_second)
+        : 0,
+      errorsByCode: isObject(object.errorsByCode)
+        ? (globalThis.Object.entries(object.errorsByCode) as [string, any][]).reduce(
+          (acc: { [key: string]: bigint }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: BigInt(value as string | number | bigint | boolean),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.errors_by_code)
+        ? (globalThis.Object.entries(object.errors_by_code) as [string, any][]).reduce(
+          (acc: { [key: string]: bigint }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: BigInt(value as string | number | bigint | boolean),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: VersionTraffic): unknown {
+    const obj: any = {};
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.requestsPerSecond !== 0) {
+      obj.requestsPerSecond = floatToJson(message.requestsPerSecond);
+    }
+    if (message.errorsPerSecond !== 0) {
+      obj.errorsPerSecond = floatToJson(message.errorsPerSecond);
+    }
+    if (message.latencyP50Ms !== 0) {
+      obj.latencyP50Ms = floatToJson(message.latencyP50Ms);
+    }
+    if (message.latencyP99Ms !== 0) {
+      obj.latencyP99Ms = floatToJson(message.latencyP99Ms);
+    }
+    if (message.queueWaitMeanMs !== 0) {
+      obj.queueWaitMeanMs = floatToJson(message.queueWaitMeanMs);
+    }
+    if (message.queueWaitP99Ms !== 0) {
+      obj.queueWaitP99Ms = floatToJson(message.queueWaitP99Ms);
+    }
+    if (message.meanBatchSize !== 0) {
+      obj.meanBatchSize = floatToJson(message.meanBatchSize);
+    }
+    if (message.batchesPerSecond !== 0) {
+      obj.batchesPerSecond = floatToJson(message.batchesPerSecond);
+    }
+    if (message.errorsByCode) {
+      const entries = globalThis.Object.entries(message.errorsByCode) as [string, bigint][];
+      if (entries.length > 0) {
+        obj.errorsByCode = {};
+        entries.forEach(([k, v]) => {
+          obj.errorsByCode[k] = v.toString();
+        });
+      }
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<VersionTraffic>): VersionTraffic {
+    return VersionTraffic.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<VersionTraffic>): VersionTraffic {
+    const message = createBaseVersionTraffic();
+    message.model = object.model ?? "";
+    message.version = object.version ?? "";
+    message.requestsPerSecond = object.requestsPerSecond ?? 0;
+    message.errorsPerSecond = object.errorsPerSecond ?? 0;
+    message.latencyP50Ms = object.latencyP50Ms ?? 0;
+    message.latencyP99Ms = object.latencyP99Ms ?? 0;
+    message.queueWaitMeanMs = object.queueWaitMeanMs ?? 0;
+    message.queueWaitP99Ms = object.queueWaitP99Ms ?? 0;
+    message.meanBatchSize = object.meanBatchSize ?? 0;
+    message.batchesPerSecond = object.batchesPerSecond ?? 0;
+    message.errorsByCode = (globalThis.Object.entries(object.errorsByCode ?? {}) as [string, bigint][]).reduce(
+      (acc: { [key: string]: bigint }, [key, value]: [string, bigint]) => {
+        if (value !== undefined) {
+          acc[key] = BigInt(value as string | number | bigint | boolean);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseVersionTraffic_ErrorsByCodeEntry(): VersionTraffic_ErrorsByCodeEntry {
+  return { key: "", value: 0n };
+}
+
+export const VersionTraffic_ErrorsByCodeEntry: MessageFns<VersionTraffic_ErrorsByCodeEntry> = {
+  encode(message: VersionTraffic_ErrorsByCodeEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0n) {
+      if (BigInt.asUintN(64, message.value) !== message.value) {
+        throw new globalThis.Error("value provided for field message.value of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VersionTraffic_ErrorsByCodeEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVersionTraffic_ErrorsByCodeEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VersionTraffic_ErrorsByCodeEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? BigInt(object.value) : 0n,
+    };
+  },
+
+  toJSON(message: VersionTraffic_ErrorsByCodeEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0n) {
+      obj.value = message.value.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<VersionTraffic_ErrorsByCodeEntry>): VersionTraffic_ErrorsByCodeEntry {
+    return VersionTraffic_ErrorsByCodeEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<VersionTraffic_ErrorsByCodeEntry>): VersionTraffic_ErrorsByCodeEntry {
+    const message = createBaseVersionTraffic_ErrorsByCodeEntry();
+    message.key = object.key ?? "";
+    message.value = (object.value !== undefined && object.value !== null) ? BigInt(object.value) : 0n;
+    return message;
+  },
+};
+
 /** Models reads and changes what the server serves from its model repository. */
 export type ModelsService = typeof ModelsService;
 export const ModelsService = {
@@ -1594,6 +2249,21 @@ export const ModelsService = {
     responseSerialize: (value: UnloadModelResponse): Buffer => Buffer.from(UnloadModelResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): UnloadModelResponse => UnloadModelResponse.decode(value),
   },
+  /**
+   * WatchTraffic streams the traffic of the caller's models (an admin's: every model), one sample per
+   * interval, first the samples the server keeps (the last 10 minutes), then each new one as it is taken.
+   * The numbers come from the instruments /metrics exports.
+   */
+  watchTraffic: {
+    path: "/aiaas.v1.Models/WatchTraffic" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchTrafficRequest): Buffer => Buffer.from(WatchTrafficRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchTrafficRequest => WatchTrafficRequest.decode(value),
+    responseSerialize: (value: WatchTrafficResponse): Buffer =>
+      Buffer.from(WatchTrafficResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchTrafficResponse => WatchTrafficResponse.decode(value),
+  },
 } as const;
 
 export interface ModelsServer extends UntypedServiceImplementation {
@@ -1607,6 +2277,12 @@ export interface ModelsServer extends UntypedServiceImplementation {
   loadModel: handleUnaryCall<LoadModelRequest, LoadModelResponse>;
   /** UnloadModel stops serving a model once its requests in flight have finished. */
   unloadModel: handleUnaryCall<UnloadModelRequest, UnloadModelResponse>;
+  /**
+   * WatchTraffic streams the traffic of the caller's models (an admin's: every model), one sample per
+   * interval, first the samples the server keeps (the last 10 minutes), then each new one as it is taken.
+   * The numbers come from the instruments /metrics exports.
+   */
+  watchTraffic: handleServerStreamingCall<WatchTrafficRequest, WatchTrafficResponse>;
 }
 
 export interface ModelsClient extends Client {
@@ -1676,6 +2352,20 @@ export interface ModelsClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UnloadModelResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * WatchTraffic streams the traffic of the caller's models (an admin's: every model), one sample per
+   * interval, first the samples the server keeps (the last 10 minutes), then each new one as it is taken.
+   * The numbers come from the instruments /metrics exports.
+   */
+  watchTraffic(
+    request: WatchTrafficRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchTrafficResponse>;
+  watchTraffic(
+    request: WatchTrafficRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchTrafficResponse>;
 }
 
 export const ModelsClient = makeGenericClientConstructor(ModelsService, "aiaas.v1.Models") as unknown as {
@@ -1683,6 +2373,10 @@ export const ModelsClient = makeGenericClientConstructor(ModelsService, "aiaas.v
   service: typeof ModelsService;
   serviceName: string;
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
@@ -1692,6 +2386,10 @@ type DeepPartial<T> = T extends bigint ? string | number | bigint
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
