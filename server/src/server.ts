@@ -5,7 +5,7 @@ import { HealthImplementation, protoPath as healthProto } from "grpc-health-chec
 import { pino, type Logger } from "pino";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
-import { AdminService, ModelsService, TrainingService } from "@aiaas/sdk/gen";
+import { AdminService, JobState, ModelsService, TrainingService } from "@aiaas/sdk/gen";
 import { constants, readFileSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { probeCuda } from "./cuda-probe.js";
@@ -360,11 +360,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     if (restored.resumed + restored.failed > 0) logger.info(restored, `training jobs after the restart: ${restored.resumed} resumed, ${restored.failed} could not continue`);
     listener.accept();
     serving = true;
-    const allScopes = scopes;
-    const unobserve = observeServer({
-      connections: () => listener.connections(),
-      versionsReady: () => allScopes.all().reduce((n, r) => n + r.list().reduce((m, model) => m + model.versions.filter((v) => v.state === "ready").length, 0), 0),
-    });
+    const unobserve = observeGauges(listener, scopes, jobs);
     const address = `${host.includes(":") ? `[${host}]` : host}:${listener.port}`;
     logger.info({ address }, `aiaas listening on ${address}`);
     const parts = { server, listener, jobs, scopes, keys, http, health, stopRequested, logger, state, cluster, auditStore, traffic: opsConsole.monitor };
@@ -392,6 +388,34 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     keys?.close();
     throw error;
   }
+}
+
+/** The gauges a scrape reads: connections, versions that serve, jobs by state. */
+function observeGauges(listener: Listener, scopes: ModelScopes, jobs: JobManager): () => void {
+  return observeServer({
+    connections: () => listener.connections(),
+    versionsReady: () => scopes.all().reduce((n, r) => n + r.list().reduce((m, model) => m + model.versions.filter((v) => v.state === "ready").length, 0), 0),
+    jobs: () => jobsByState(jobs),
+  });
+}
+
+const JOB_STATE_NAMES: Partial<Record<JobState, string>> = {
+  [JobState.JOB_STATE_QUEUED]: "queued",
+  [JobState.JOB_STATE_VALIDATING]: "validating",
+  [JobState.JOB_STATE_RUNNING]: "running",
+  [JobState.JOB_STATE_SUCCEEDED]: "succeeded",
+  [JobState.JOB_STATE_FAILED]: "failed",
+  [JobState.JOB_STATE_CANCELLED]: "cancelled",
+};
+
+/** Every state with its count of jobs (0 included, so a dashboard's series do not vanish). */
+async function jobsByState(jobs: JobManager): Promise<Record<string, number>> {
+  const counts: Record<string, number> = Object.fromEntries(Object.values(JOB_STATE_NAMES).map((name) => [name, 0]));
+  for (const job of await jobs.list({ tenant: undefined, allTenants: true })) {
+    const name = JOB_STATE_NAMES[job.state];
+    if (name) counts[name]!++;
+  }
+  return counts;
 }
 
 function logAuthentication(logger: Logger, auth: { keysFile: string; tenantRoot: string } | undefined): void {

@@ -43,6 +43,8 @@ export interface ServerGauges {
   connections(): Promise<number>;
   /** Model versions that serve now (no names: those are the tenants' business). */
   versionsReady(): number;
+  /** Training jobs this server knows, by state ("queued", "running" …; no tenants, no names). */
+  jobs(): Promise<Readonly<Record<string, number>>>;
 }
 
 /** Registers the server's observable gauges on the current meter; returns their removal (at shutdown). */
@@ -52,10 +54,16 @@ export function observeServer(gauges: ServerGauges): () => void {
   const ready = meter.createObservableGauge("aiaas.model.versions_ready", { description: "Model versions that serve" });
   const observe = async (result: { observe(value: number): void }): Promise<void> => result.observe(await gauges.connections());
   const observeReady = (result: { observe(value: number): void }): void => result.observe(gauges.versionsReady());
+  const jobs = meter.createObservableGauge("aiaas.jobs", { description: "Training jobs by state" });
+  const observeJobs = async (result: { observe(value: number, attributes: { state: string }): void }): Promise<void> => {
+    for (const [state, n] of Object.entries(await gauges.jobs())) result.observe(n, { state });
+  };
   connections.addCallback(observe);
   ready.addCallback(observeReady);
+  jobs.addCallback(observeJobs);
   return () => {
     connections.removeCallback(observe);
     ready.removeCallback(observeReady);
+    jobs.removeCallback(observeJobs);
   };
 }
