@@ -130,6 +130,15 @@ describe("the console's API", () => {
       .filter((l) => l.startsWith("aiaas_request_count") && l.includes('model="alpha-model"'))
       .reduce((sum, l) => sum + Number(l.split(" ").at(-1)), 0);
     assert.equal(fromMetrics, sent.alpha + 1, "/metrics counts the same requests");
+    // The SDK's watchTraffic is the same stream over gRPC, scoped the same way.
+    const abort = new AbortController();
+    let fromSdk = 0;
+    for await (const sample of alpha.models.watchTraffic({ signal: abort.signal })) {
+      assert.ok(sample.versions.every((v) => v.model === "alpha-model"), "alpha's own model only, over gRPC too");
+      fromSdk += sample.versions.reduce((n, v) => n + v.requestsPerSecond * sample.intervalSeconds, 0);
+      if (Math.round(fromSdk) >= sent.alpha + 1) abort.abort();
+    }
+    assert.equal(Math.round(fromSdk), sent.alpha + 1);
   });
 
   it("WatchJob streams a job's events as server-sent events to its tenant; another tenant's job is NOT_FOUND", async () => {

@@ -10,6 +10,7 @@ import { createChannel } from "./internal/channel.js";
 import { createPredictMux } from "./internal/predict-mux.js";
 import { retryPolicy, withRetry } from "./internal/retry.js";
 import { startTraining, trainEvents } from "./internal/train-call.js";
+import { trafficSamples, type TrafficSample } from "./traffic.js";
 import { unaryCall, type UnaryMethod } from "./internal/unary-call.js";
 import { toModelInfo, type ModelInfo } from "./model-info.js";
 import { openPredictStream, type PredictStream, type StreamRequest, type StreamResult } from "./predict-stream.js";
@@ -37,6 +38,11 @@ export interface ModelsApi {
   /** (Re)loads a model from the server's repository; no request fails during a reload. */
   load(name: string, options?: CallOptions): Promise<ModelInfo>;
   unload(name: string, options?: CallOptions): Promise<ModelInfo>;
+  /**
+   * The traffic of the models this key may see (an admin's: all), one sample per interval: first the samples
+   * the server keeps (10 minutes), then each new one, until `signal` aborts.
+   */
+  watchTraffic(options?: { readonly model?: string; readonly liveOnly?: boolean; readonly signal?: AbortSignal }): AsyncIterable<TrafficSample>;
 }
 
 /** A chunk of labelled examples for train(): any number of rows; the server rebatches. */
@@ -173,6 +179,7 @@ export function createClient(options: ClientOptions): AiaasClient {
       get: (name, o) => modelCall("getModel", name, o),
       load: (name, o) => modelCall("loadModel", name, o),
       unload: (name, o) => modelCall("unloadModel", name, o),
+      watchTraffic: (o) => trafficSamples(models.watchTraffic({ model: o?.model ?? "", liveOnly: o?.liveOnly ?? false }, metadata()), o?.signal),
     },
     close() {
       mux.close();

@@ -10,3 +10,4 @@ export { Tensor } from "./tensor.js";
 export type { TensorType, TensorDataMap } from "./tensor.js";
 export type { PredictStream, StreamRequest, StreamResult } from "./predict-stream.js";
 export type { ModelInfo, ModelVersionInfo, ModelStateName, TensorInfo, VersionStatistics } from "./model-info.js";
+export type { TrafficSample, VersionTraffic } from "./traffic.js";
