@@ -81,6 +81,41 @@ describe(`a pool of serving processes (--processes 2, ${database} database)`, { 
     assert.equal(metrics.split("\n").filter((l) => l.startsWith("# TYPE aiaas_request_count_total ")).length, 1, "one TYPE line per family");
   });
 
+  it("the console's API through the primary: calls reach a process, and the traffic stream is both processes' merged", LIMIT, async () => {
+    const post = (method: string, signal?: AbortSignal) =>
+      fetch(`http://127.0.0.1:${httpPort}/api/aiaas.v1.${method}`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}", signal });
+    const listed = (await (await post("Models/ListModels")).json()) as { models: { name: string }[] };
+    assert.deepEqual(listed.models.map((m) => m.name), ["affine"]);
+    const page = await fetch(`http://127.0.0.1:${httpPort}/`);
+    assert.match(await page.text(), /aiaas console/);
+    // The 16 predictions of the first test went to both processes: the merged samples count all 16.
+    const abort = new AbortController();
+    const res = await post("Models/WatchTraffic", abort.signal);
+    assert.equal(res.headers.get("content-type"), "text/event-stream");
+    let counted = 0;
+    let buffer = "";
+    const decoder = new TextDecoder();
+    const timer = setTimeout(() => abort.abort(), 20_000);
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true });
+        for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
+          const data = /^data: (.*)$/m.exec(buffer.slice(0, end))?.[1];
+          buffer = buffer.slice(end + 2);
+          const sample = data ? (JSON.parse(data) as { intervalSeconds: number; versions?: { model: string; requestsPerSecond: number }[] }) : undefined;
+          for (const v of sample?.versions ?? []) if (v.model === "affine") counted += v.requestsPerSecond * sample!.intervalSeconds;
+        }
+        if (Math.round(counted) >= 16) break;
+      }
+    } catch {
+      // aborted after 20 s: the count below says what arrived
+    } finally {
+      clearTimeout(timer);
+      abort.abort();
+    }
+    assert.equal(Math.round(counted), 16, "every request of both processes, counted once");
+  });
+
   it("a serving process killed with kill -9 is started again and the pool is ready again; probes during the kill all get answers", LIMIT, async () => {
     const children = execFileSync("pgrep", ["-P", String(primary.pid)]).toString().trim().split("\n").map(Number);
     assert.equal(children.length, 2);

@@ -172,10 +172,7 @@ export function createClient(options: ClientOptions): AiaasClient {
     predictStream: predictStream as AiaasClient["predictStream"],
     models: {
       list: (o) =>
-        retried(o, async (deadline) => {
-          const res = await call<object, { models: Model[] }>(models.listModels.bind(models) as never, {}, deadline, o?.signal);
-          return res.models.map(toModelInfo);
-        }),
+        retried(o, async (deadline) => (await call<object, { models: Model[] }>(models.listModels.bind(models) as never, {}, deadline, o?.signal)).models.map(toModelInfo)),
       get: (name, o) => modelCall("getModel", name, o),
       load: (name, o) => modelCall("loadModel", name, o),
       unload: (name, o) => modelCall("unloadModel", name, o),

@@ -8,10 +8,9 @@ import { mergePrometheusText } from "./telemetry/merge-prometheus.js";
 import { openStateDatabase } from "./server-state.js";
 import { DatabaseHost, openIpcDatabase, type Database, type DatabaseReply, type DatabaseRequest } from "./state/index.js";
 import type { RunningServer } from "./server.js";
-
-/** Messages between the primary and its serving processes (Node's cluster IPC). */
-type ToPrimary = { readonly t: "listening"; readonly address: string } | { readonly t: "answer"; readonly id: number; readonly answer: OperationsAnswer };
-type ToWorker = { readonly t: "ask"; readonly id: number; readonly request: OperationsRequest };
+import { mergeTrafficStreams } from "./pool-traffic.js";
+import { TRAFFIC_INTERVAL_MS } from "./telemetry/traffic-monitor.js";
+import { answerOperations, operationsAsker, sendTo, type ToPrimary, type ToWorker } from "./pool-operations.js";
 
 export interface ProcessPoolOptions {
   readonly processes: number;
@@ -25,7 +24,6 @@ export interface ProcessPoolOptions {
 /** "auto" is one serving process per core. */
 export const resolveProcesses = (n: number | "auto"): number => (n === "auto" ? availableParallelism() : n);
 
-const ASK_TIMEOUT_MS = 5000;
 const MAX_BACKOFF_MS = 30_000;
 
 /**
@@ -48,7 +46,7 @@ export async function runProcessPool(options: ProcessPoolOptions): Promise<void>
   const host = state && new DatabaseHost(state.db);
   const slots: (Worker | undefined)[] = new Array(processes).fill(undefined);
   const listening = new Set<number>();
-  const { ask, answered, gone } = operationsAsker();
+  const { ask, received, gone } = operationsAsker();
   let stopping = false;
   let announced = false;
   const failures = new Array<number>(processes).fill(0);
@@ -64,8 +62,8 @@ export async function runProcessPool(options: ProcessPoolOptions): Promise<void>
     const detach = host?.attach({ send: (m) => void sendTo(worker, m), onMessage: (h) => worker.on("message", h) });
     const startedAt = Date.now();
     worker.on("message", (message: ToPrimary) => {
-      if (message.t === "answer") answered(message.id, message.answer);
-      else if (message.t === "listening") {
+      if (message.t !== "listening") received(message);
+      else {
         listening.add(index);
         if (!announced && listening.size === processes) {
           announced = true;
@@ -126,50 +124,6 @@ export async function runProcessPool(options: ProcessPoolOptions): Promise<void>
   logger.info("aiaas stopped");
 }
 
-interface OperationsAsker {
-  ask(worker: Worker, request: OperationsRequest): Promise<OperationsAnswer>;
-  answered(id: number, answer: OperationsAnswer): void;
-  /** A process exited: what it was asked is answered 503 now rather than at the timeout. */
-  gone(worker: Worker): void;
-}
-
-/** Asks a serving process for an operations answer over the IPC (503 when it does not answer within 5 s or dies). */
-function operationsAsker(): OperationsAsker {
-  const pending = new Map<number, { readonly worker: Worker; readonly settle: (answer: OperationsAnswer) => void }>();
-  const notRunning = (error: string): OperationsAnswer => ({ status: 503, headers: { "content-type": "application/json" }, body: JSON.stringify({ error }) });
-  let nextId = 1;
-  return {
-    ask: (worker, request) =>
-      new Promise((resolve) => {
-        const id = nextId++;
-        const settle = (answer: OperationsAnswer): void => {
-          clearTimeout(timer);
-          pending.delete(id);
-          resolve(answer);
-        };
-        const timer = setTimeout(() => settle(notRunning("a serving process did not answer")), ASK_TIMEOUT_MS);
-        pending.set(id, { worker, settle });
-        void sendTo(worker, { t: "ask", id, request } satisfies ToWorker).then((sent) => sent || settle(notRunning("a serving process is not running")));
-      }),
-    answered: (id, answer) => pending.get(id)?.settle(answer),
-    gone: (worker) => {
-      for (const p of [...pending.values()]) if (p.worker === worker) p.settle(notRunning("a serving process is not running"));
-    },
-  };
-}
-
-/** Sends to a serving process; false when its channel is closed or the write fails (it is dying). */
-function sendTo(worker: Worker, message: ToWorker | DatabaseReply): Promise<boolean> {
-  if (!worker.isConnected()) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    try {
-      worker.send(message, undefined, (error) => resolve(!error));
-    } catch {
-      resolve(false);
-    }
-  });
-}
-
 /** The operations port of the pool: ready when every process is, metrics from all, anything else from one. */
 async function poolAnswer(
   request: OperationsRequest,
@@ -195,18 +149,20 @@ async function poolAnswer(
     if (refused) return refused.answer;
     return { status: 200, headers: answers[0]!.answer.headers, body: mergePrometheusText(answers.map((a) => ({ process: a.process, text: a.answer.body }))) };
   }
+  if (request.path === "/api/aiaas.v1.Models/WatchTraffic") {
+    // Every process's traffic, merged; a refusal (no key, a bad body) is the same from each: pass the first on.
+    const answers = await Promise.all(live.map(({ w }) => ask(w, request)));
+    return answers.find((a) => !a.stream) ?? { ...answers[0]!, stream: mergeTrafficStreams(answers, TRAFFIC_INTERVAL_MS) };
+  }
   const one = live[Math.floor(Math.random() * live.length)]!;
   return ask(one.w, request);
 }
 
 /** In a serving process of a pool: tells the primary where it listens and answers its operations requests. */
 export function serveAsPoolProcess(server: RunningServer): void {
+  const answer = answerOperations(server.operations, (message) => process.send?.(message));
   process.on("message", (message: ToWorker) => {
-    if (message?.t !== "ask") return;
-    void server.operations(message.request).then(
-      (answer) => process.send?.({ t: "answer", id: message.id, answer } satisfies ToPrimary),
-      () => process.send?.({ t: "answer", id: message.id, answer: { status: 500, headers: {}, body: "" } } satisfies ToPrimary),
-    );
+    if (message?.t === "ask" || message?.t === "cancel") answer(message);
   });
   process.send?.({ t: "listening", address: server.address } satisfies ToPrimary);
 }

@@ -136,6 +136,9 @@ function versionTraffic(key: string, now: Take, before: Take, seconds: number): 
   };
 }
 
+/** How often a sample is taken unless told otherwise. */
+export const TRAFFIC_INTERVAL_MS = 2000;
+
 export interface TrafficMonitorOptions {
   /** How often a sample is taken. */
   readonly intervalMs?: number;
@@ -153,7 +156,7 @@ export class TrafficMonitor {
   private readonly timer: NodeJS.Timeout;
 
   constructor(options: TrafficMonitorOptions = {}) {
-    this.intervalMs = options.intervalMs ?? 2000;
+    this.intervalMs = options.intervalMs ?? TRAFFIC_INTERVAL_MS;
     this.keep = options.keep ?? Math.ceil(600_000 / this.intervalMs);
     // The hot instruments record nothing until someone reads them.
     metricProducer();
