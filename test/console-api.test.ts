@@ -198,3 +198,18 @@ describe("bucket quantiles", () => {
     assert.equal(bucketQuantile(0.5, { boundaries: [1], counts: [0, 0], count: 0, sum: 0 }), 0);
   });
 });
+
+describe("a server started with --disable-console", () => {
+  it("serves neither the page nor its API, and the health and metrics paths as before", async () => {
+    const { startHarness } = await import("./support/harness.js");
+    const h = await startHarness({}, { http: { port: 0, console: false } });
+    try {
+      const base = `http://127.0.0.1:${h.server.httpPort}`;
+      assert.equal((await fetch(`${base}/`)).status, 404);
+      assert.equal((await fetch(`${base}/api/session`)).status, 404);
+      assert.equal((await fetch(`${base}/v2/health/live`)).status, 200);
+    } finally {
+      await h.close();
+    }
+  });
+});

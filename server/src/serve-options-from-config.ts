@@ -21,7 +21,7 @@ export async function serveOptionsFrom(
   const metricsToken = config.metricsTokenFile ? (await readFile(config.metricsTokenFile, "utf8")).trim() : extras.env?.AIAAS_METRICS_TOKEN || undefined;
   if (config.metricsTokenFile && !metricsToken) throw invalidArgument(`--metrics-token-file ${config.metricsTokenFile} is empty`);
   return {
-    http: config.httpPort >= 0 ? { port: config.httpPort, metrics: extras.metrics, metricsToken, metricsPublic: config.metricsPublic } : undefined,
+    http: config.httpPort >= 0 ? { port: config.httpPort, metrics: extras.metrics, metricsToken, metricsPublic: config.metricsPublic, console: !config.disableConsole } : undefined,
     tls,
     modelsDir: resolve(config.models),
     host: config.host,

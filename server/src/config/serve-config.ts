@@ -21,6 +21,7 @@ export interface ServeConfig {
   readonly httpPort: number;
   readonly metricsTokenFile: string | undefined;
   readonly metricsPublic: boolean;
+  readonly disableConsole: boolean;
   readonly maxConnectionAgeMs: number;
   readonly maxConnections: number | undefined;
   readonly handshakeTimeoutMs: number;
@@ -73,9 +74,10 @@ export const SERVE_SETTINGS: { readonly [K in keyof ServeConfig]: Setting<ServeC
   maxQueueSize: { value: "n", help: "default per-model queue bound", parse: integer(1), default: SERVE_DEFAULTS.maxQueueSize },
   maxStreamInflight: { value: "n", help: "requests one stream may have running before the server stops reading it", parse: integer(1), default: SERVE_DEFAULTS.maxStreamInflight },
   shutdownGraceMs: { value: "n", help: "how long SIGTERM waits for calls in flight", parse: integer(0), default: SERVE_DEFAULTS.shutdownGraceMs },
-  httpPort: { value: "port", help: "operations HTTP port: /v2/health/live, /v2/health/ready, /v2/models/NAME/ready, /metrics (-1: off)", parse: integer(-1, 65535), default: SERVE_DEFAULTS.httpPort },
+  httpPort: { value: "port", help: "operations HTTP port: the console at /, /v2/health/live, /v2/health/ready, /v2/models/NAME/ready, /metrics (-1: off)", parse: integer(-1, 65535), default: SERVE_DEFAULTS.httpPort },
   metricsTokenFile: { value: "file", help: "a file holding the bearer token /metrics requires (also AIAAS_METRICS_TOKEN); with --keys, admin keys work too", parse: optionalText, default: undefined },
   metricsPublic: { help: "with --keys, serve /metrics without a token (its series name every tenant and model)", parse: flag, default: false },
+  disableConsole: { help: "do not serve the operations console (/ and /api/) on the HTTP port", parse: flag, default: false },
   maxConnectionAgeMs: { value: "n", help: "close client connections after this long so clients rebalance over new replicas (0: never)", parse: integer(0), default: 0 },
   maxConnections: { value: "n", help: "open client connections at most; more are closed at once (default: the file descriptor limit less 256)", parse: optionalInteger(1), default: undefined },
   handshakeTimeoutMs: { value: "n", help: "close a connection that has not sent its TLS hello or HTTP/2 preface by then (0: never)", parse: integer(0), default: SERVE_DEFAULTS.handshakeTimeoutMs },
