@@ -122,6 +122,32 @@ describe("the console in Chromium", { skip }, () => {
     await page.close();
   });
 
+  it("Cancel on a job's page cancels it (the SDK's stream ends CANCELLED); Unload on the Models page unloads for a train key", async () => {
+    const client = f.client("alpha");
+    const events = client.train(trainingSpec("cancelled-job", 5000), trainingChunks(16))[Symbol.asyncIterator]();
+    const jobId = (await events.next()).value!.jobId;
+    const page = await signIn(browser, f.url, f.tokens.alpha);
+    watchUrls(page);
+    await page.goto(`${f.url}/#/jobs/${jobId}`);
+    await page.waitForSelector("#job-summary .state-RUNNING", { timeout: 30_000 });
+    await page.click("#cancel-job");
+    await page.waitForSelector("#job-summary .state-CANCELLED", { timeout: 30_000 });
+    await assert.rejects(
+      (async () => {
+        for (let e = await events.next(); !e.done; e = await events.next());
+      })(),
+      (e: { code: number }) => e.code === Code.CANCELLED,
+    );
+    await page.click("a[href='#/models']");
+    await page.waitForSelector("#models tr[data-model='alpha-model'] button");
+    await page.click("#models tr[data-model='alpha-model'] button:has-text('Unload')");
+    await page.waitForSelector("#models tr[data-model='alpha-model'] .state-UNLOADED", { timeout: 15_000 });
+    assert.equal((await client.models.get("alpha-model")).state, "unloaded");
+    await page.click("#models tr[data-model='alpha-model'] button:has-text('Load')");
+    await page.waitForSelector("#models tr[data-model='alpha-model'] .state-READY", { timeout: 15_000 });
+    await page.close();
+  });
+
   it("an admin revokes a key from the console and the next SDK call with it is refused", async () => {
     const reader = f.client("reader");
     await reader.predict("alpha-model", { x: Tensor.float32([1, 4], [1, 2, 3, 4]) });

@@ -103,5 +103,8 @@ async function* serverSentEvents(body: ReadableStream<Uint8Array>): AsyncGenerat
       }
       if (data.length) yield { event, data: data.join("\n") };
     }
+    // A fast job's events arrive faster than they are drawn: reads that are already buffered resolve as
+    // microtasks one after another and would never let the page render; a task boundary after each read does.
+    await new Promise((resolve) => setTimeout(resolve, 0));
   }
 }

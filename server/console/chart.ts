@@ -10,6 +10,7 @@ export interface ChartSeries {
 export class LiveChart {
   private readonly plot: uPlot;
   private readonly data: number[][];
+  private scheduled = false;
 
   constructor(
     container: HTMLElement,
@@ -40,13 +41,23 @@ export class LiveChart {
     this.data[0]!.push(x);
     values.forEach((v, i) => this.data[i + 1]!.push(v as number));
     if (this.data[0]!.length > this.keep) for (const column of this.data) column.shift();
-    this.plot.setData(this.data as uPlot.AlignedData);
     (this.plot.root.parentElement as HTMLElement).dataset.points = String(this.data[0]!.length);
+    this.redraw();
+  }
+
+  /** One redraw per frame, however many points arrived in it (a job's history comes all at once). */
+  private redraw(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.plot.setData(this.data as uPlot.AlignedData);
+    });
   }
 
   clear(): void {
     for (const column of this.data) column.length = 0;
-    this.plot.setData(this.data as uPlot.AlignedData);
+    this.redraw();
   }
 
   get points(): number {

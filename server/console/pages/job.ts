@@ -18,6 +18,8 @@ interface TrainEvent {
   prepared?: { trainedTensors?: number; trainedElements?: string; frozen?: string[]; notes?: string[] };
 }
 
+const MAX_EVENTS = 300;
+
 /** One line for the event log. */
 function describe(e: TrainEvent): string {
   if (e.state) return `state ${enumName(e.state.state, "JOB_STATE_")}${e.state.message ? `: ${e.state.message}` : ""}`;
@@ -59,8 +61,19 @@ export const jobPage: Page = ({ root, session, params }) => {
       h("span", {}, "Published"), h("span", { id: "job-published" }, job.publishedVersion ? h("a", { href: "#/models" }, `${job.model}:${job.publishedVersion}`) : "—"),
     );
   };
+  let summaryScheduled = false;
+  const scheduleSummary = (): void => {
+    if (summaryScheduled) return;
+    summaryScheduled = true;
+    requestAnimationFrame(() => {
+      summaryScheduled = false;
+      renderSummary();
+    });
+  };
   const onEvent = (e: TrainEvent): void => {
     log.append(h("li", {}, h("span", { class: "muted" }, `${new Date(Number(e.timeUnixMs ?? 0)).toLocaleTimeString()} `), describe(e)));
+    // The newest events only: a long job has tens of thousands.
+    while (log.children.length > MAX_EVENTS) log.firstElementChild!.remove();
     if (!job) return;
     if (e.metrics) {
       const step = Number(e.metrics.step ?? 0);
@@ -81,12 +94,14 @@ export const jobPage: Page = ({ root, session, params }) => {
     if (e.state?.state) job = { ...job, state: e.state.state };
     if (e.completed) job = { ...job, publishedVersion: e.completed.version };
     if (e.failed) job = { ...job, error: e.failed };
-    renderSummary();
+    scheduleSummary();
   };
   let stream: { close(): void } | undefined;
   cancel.addEventListener("click", async () => {
     try {
-      job = (await call<{ job: Job }>("aiaas.v1.Training/CancelJob", { jobId: id })).job;
+      const answered = (await call<{ job: Job }>("aiaas.v1.Training/CancelJob", { jobId: id })).job;
+      // The job's own events may have said CANCELLED before this answer (taken as the cancel began) came back.
+      if (!job || !TERMINAL.has(jobState(job))) job = answered;
       renderSummary();
     } catch (error) {
       message.textContent = (error as ApiError).message;
