@@ -16,6 +16,7 @@ import { buildMnistCnn, buildMnistLinear } from "../scripts/model-zoo.js";
 import { seededRandom, uniformInit } from "../scripts/seeded-random.js";
 import { streamLoad, unaryLoad, type LoadResult } from "./load.js";
 import { machine } from "./machine.js";
+import { requestCodes } from "./stats.js";
 
 // The servers this bench starts keep no state: it measures serving, not durable jobs.
 process.env.AIAAS_STATE_DIR ??= "none";
@@ -36,10 +37,12 @@ for (const [name, m] of Object.entries(models)) {
   await writeFile(join(repo, name, "1", "model.onnx"), m.bytes);
   await writeFile(join(repo, name, "config.json"), JSON.stringify({ max_batch_size: 64 }));
 }
-const server = spawn(process.execPath, ["--max-semi-space-size=32", "server/dist/bin/aiaas.js", "serve", "--models", repo, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--providers", "cpu"], { stdio: ["ignore", "pipe", "inherit"] });
+const server = spawn(process.execPath, ["--max-semi-space-size=32", "server/dist/bin/aiaas.js", "serve", "--models", repo, "--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--providers", "cpu"], { stdio: ["ignore", "pipe", "inherit"] });
+let httpPort = 0;
 const address = await new Promise<string>((resolve) => {
   createInterface({ input: server.stdout! }).on("line", (line) => {
-    const entry = JSON.parse(line) as { address?: string };
+    const entry = JSON.parse(line) as { address?: string; httpPort?: number };
+    if (entry.httpPort) httpPort = entry.httpPort;
     if (entry.address) resolve(entry.address);
   });
 });
@@ -99,7 +102,14 @@ try {
   }
   console.log(lines.join("\n"));
   await mkdir("bench/results", { recursive: true });
-  await writeFile("bench/results/sdk.json", JSON.stringify({ date: new Date().toISOString(), machine: machine(), seconds, rounds, table: lines.join("\n"), results: Object.fromEntries(results) }, null, 2));
+  // Failures by code from the server's own metrics: any the clients' deadlines do not explain fail the run.
+  const codes = await requestCodes(httpPort);
+  process.stderr.write(`server: requests by code ${JSON.stringify(codes.byCode)}\n`);
+  await writeFile("bench/results/sdk.json", JSON.stringify({ date: new Date().toISOString(), machine: machine(), seconds, rounds, table: lines.join("\n"), results: Object.fromEntries(results), codes }, null, 2));
+  if (Object.keys(codes.unexpected).length > 0) {
+    process.stderr.write(`FAILED: the server answered requests with ${JSON.stringify(codes.unexpected)}; the figures above include failed calls\n`);
+    process.exitCode = 1;
+  }
 } finally {
   raw.close();
   sdk.close();

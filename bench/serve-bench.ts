@@ -15,7 +15,7 @@ import { writeServeFixtures } from "./serve-fixtures.js";
 import { exitOf, startChild } from "./start-child.js";
 import { benchDatabase } from "./pool-database.js";
 import { cpuTable } from "./cpu-table.js";
-import { median, modelCounters } from "./stats.js";
+import { httpPortOf, median, modelCounters, requestCodes } from "./stats.js";
 import { machine } from "./machine.js";
 
 const { values: args } = parseArgs({
@@ -96,7 +96,7 @@ const echo = await startChild(["--import", "tsx", "bench/echo-server.ts"], (e) =
 const poolDb = hasH2load ? await benchDatabase() : undefined;
 const pool = poolDb
   ? await startChild(
-      ["--max-semi-space-size=32", "server/dist/bin/aiaas.js", "serve", "--models", repo, "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--processes", "2", "--database-url", poolDb.url, "--state-dir", join(work, "pool-state")],
+      ["--max-semi-space-size=32", "server/dist/bin/aiaas.js", "serve", "--models", repo, "--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--processes", "2", "--database-url", poolDb.url, "--state-dir", join(work, "pool-state")],
       (e) => (typeof e.msg === "string" && e.msg.includes("with 2 processes") ? (e.address as string) : undefined),
     )
   : undefined;
@@ -169,7 +169,16 @@ try {
     }
   }
 
-  // h2load counts HTTP 200 as success; gRPC errors ride in trailers, so check the server's own counters.
+  // h2load counts HTTP 200 as success; gRPC errors ride in trailers, so count them from the servers' own
+  // metrics, by code: a code no load generator explains (anything but OK, its deadline, or a call cut off
+  // as a timed load stops) fails the run.
+  const codes: Record<string, { byCode: Record<string, number>; unexpected: Record<string, number> }> = {};
+  for (const [name, child] of [["server", server], ["2 processes", pool]] as const) {
+    const port = child && httpPortOf(child.entries);
+    if (!port) continue;
+    codes[name] = await requestCodes(port);
+    process.stderr.write(`${name}: requests by code ${JSON.stringify(codes[name].byCode)}\n`);
+  }
   const failures: Record<string, number> = {};
   for (const name of Object.keys(models)) {
     const res = await new Promise<GetModelResponse>((resolve, reject) => modelsClient.getModel({ name }, (e, r) => (e ? reject(e) : resolve(r))));
@@ -213,8 +222,11 @@ try {
   await mkdir("bench/results", { recursive: true });
   await writeFile(
     "bench/results/serve.json",
-    JSON.stringify({ date: new Date().toISOString(), machine: machine(), seconds, rounds, cpu: cpu && { table: cpu.markdown, points: cpu.raw }, inProcess: ortRates, rows: [...rows.values()], ratios, failures }, null, 2),
+    JSON.stringify({ date: new Date().toISOString(), machine: machine(), seconds, rounds, cpu: cpu && { table: cpu.markdown, points: cpu.raw }, inProcess: ortRates, rows: [...rows.values()], ratios, failures, codes }, null, 2),
   );
+  const failed = Object.entries(codes).filter(([, c]) => Object.keys(c.unexpected).length > 0);
+  for (const [name, c] of failed) process.stderr.write(`FAILED: ${name} answered requests with ${JSON.stringify(c.unexpected)}; the figures above include failed calls\n`);
+  if (failed.length > 0) process.exitCode = 1;
 } finally {
   inference.close();
   modelsClient.close();
