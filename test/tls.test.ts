@@ -11,6 +11,7 @@ import { makeCertificates, type Certificates } from "./support/certificates.js";
 import { aiaas } from "./support/cli.js";
 import { affineModel } from "./support/fixtures.js";
 import { startHarness, type Harness } from "./support/harness.js";
+import { pino } from "pino";
 
 const x = { x: Tensor.float32([1, 4], [1, 1, 1, 1]) };
 const refused = (e: unknown) => e instanceof AiaasError && e.code === Code.UNAVAILABLE;
@@ -106,5 +107,30 @@ describe("mutual TLS", () => {
     const client = createClient({ address: `localhost:${h.server.port}`, tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey }, retry: { maxAttempts: 1 } });
     await assert.rejects(client.predict("affine", x), (e) => e instanceof AiaasError && e.code === Code.UNAUTHENTICATED);
     client.close();
+  });
+});
+
+describe("the operations console beside TLS", () => {
+  it("is off with mutual TLS (its plain-HTTP API cannot check client certificates), and warned about with TLS alone", async () => {
+    certs ??= makeCertificates();
+    for (const clientCa of [certs.ca, undefined]) {
+      const lines: string[] = [];
+      const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(line) });
+      const h = await startHarness({}, { tls: { cert: certs.serverCert, key: certs.serverKey, clientCa }, http: { port: 0 }, logger });
+      try {
+        const page = await fetch(`http://127.0.0.1:${h.server.httpPort}/`);
+        const api = await fetch(`http://127.0.0.1:${h.server.httpPort}/api/session`);
+        if (clientCa) {
+          assert.equal(page.status, 404, "no console with mutual TLS");
+          assert.equal(api.status, 404);
+          assert.ok(lines.some((l) => l.includes("operations console off") && l.includes("--tls-client-ca")));
+        } else {
+          assert.equal(page.status, 200);
+          assert.ok(lines.some((l) => l.includes("the operations console is plain HTTP while gRPC uses TLS")));
+        }
+      } finally {
+        await h.close();
+      }
+    }
   });
 });

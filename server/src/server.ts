@@ -315,7 +315,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   let cluster: Cluster | undefined;
   let auditStore: SqlAuditStore | undefined;
   let operations: ((request: OperationsRequest) => Promise<OperationsAnswer>) | undefined;
-  const opsConsole = consoleParts(options);
+  const opsConsole = consoleParts(options, logger);
   try {
     if (options.databaseUrl && !options.stateDir) throw invalidArgument("--database-url needs a --state-dir for the jobs' uploads and checkpoints");
     state = options.stateDir ? await openServerState(options.stateDir, logger, { databaseUrl: options.databaseUrl, jobLeaseMs: options.jobLeaseMs, database: options.stateDatabase }) : undefined;
@@ -427,10 +427,18 @@ function logAuthentication(logger: Logger, auth: { keysFile: string; tenantRoot:
  * The console's parts that come late: its backend once the services exist, and the traffic samples (taken
  * from the start when the console is served, so its history is there at once; else from the first WatchTraffic).
  */
-function consoleParts(options: ServeOptions) {
+function consoleParts(options: ServeOptions, logger: Logger) {
   let backend: ConsoleBackend | undefined;
   let monitor: TrafficMonitor | undefined;
-  const enabled = options.http !== undefined && options.http.console !== false;
+  let enabled = options.http !== undefined && options.http.console !== false;
+  // The console's API is plain HTTP on the operations port: it cannot require the client certificates the
+  // gRPC port does, so with mutual TLS it would be a way around them.
+  if (enabled && options.tls?.clientCa) {
+    enabled = false;
+    logger.warn("operations console off: the gRPC port requires client certificates (--tls-client-ca), which the console's plain-HTTP API cannot check");
+  } else if (enabled && options.tls && options.http!.port >= 0) {
+    logger.warn("the operations console is plain HTTP while gRPC uses TLS: API keys typed into it cross the network unencrypted; keep the operations port on a trusted network, or --disable-console");
+  }
   const traffic = (): TrafficMonitor => (monitor ??= new TrafficMonitor());
   return {
     enabled,
