@@ -1,9 +1,11 @@
 // `npm run bench:train`: train-step examples/s of the seed CNN at batch 64 of MNIST digits, the engine
 // (train-step graph in an ORT session on a worker thread) against PyTorch (Debian's python3-torch; skipped when
 // absent), same initial weights and same batch on both sides, alternating round by round, medians of ≥ 5 rounds after a warm-up.
-// PyTorch runs in its own process per configuration, its threads fixed by OMP/OPENBLAS/MKL_NUM_THREADS, once
-// with the BLAS kernel OpenBLAS detects and once with the best one the CPU's flags allow (OPENBLAS_CORETYPE);
-// the engine is compared with the faster. Writes the raw results to bench/results/train-bench-<time>.json.
+// PyTorch runs in its own process per configuration (VARIANTS), its threads fixed by OMP/OPENBLAS/MKL_NUM_THREADS:
+// as installed; with glibc's malloc tuned to reuse freed intermediates (MALLOC_TUNED); with OpenBLAS
+// single-threaded under PyTorch's OpenMP threads; with the best BLAS kernel the CPU's flags allow
+// (OPENBLAS_CORETYPE). The engine is compared with the fastest. Writes the raw results to
+// bench/results/train-bench-<time>.json.
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -59,9 +61,10 @@ class TorchProcess {
     return this;
   }
 
-  async round(): Promise<number> {
+  async round(): Promise<{ rate: number; faults: number }> {
     this.child.stdin.write("round\n");
-    return (await this.next()).rate as number;
+    const answer = await this.next();
+    return { rate: answer.rate as number, faults: answer.minor_faults_per_step as number };
   }
 
   async profile(): Promise<unknown> {
@@ -88,36 +91,69 @@ async function engineRound(runner: TrainRunner, x: Float32Array, y: BigInt64Arra
 interface Row {
   threads: number;
   engine: number[];
-  torch: { name: string; core: string | undefined; env: Record<string, string>; rates: number[]; info: unknown; profile: unknown }[];
+  torch: { name: string; core: string | undefined; env: Record<string, string>; rates: number[]; faultsPerStep: number[]; info: unknown; profile: unknown }[];
+}
+
+/** glibc's malloc tuned so PyTorch's freed intermediates are reused: by default every block over 128 KiB
+ * (up to a threshold that rises only with the largest block freed so far) is a fresh mmap, each step's
+ * activations and gradients come back as kernel-zeroed pages, and a step takes thousands of page faults. */
+const MALLOC_TUNED = { MALLOC_MMAP_THRESHOLD_: String(64 << 20), MALLOC_TRIM_THRESHOLD_: String(128 << 20) };
+
+/** The PyTorch configurations, each a process per thread count: as installed; malloc tuned; then, from two
+ * threads on, also OpenBLAS single-threaded under PyTorch's own OpenMP threads (Debian's pthread OpenBLAS
+ * otherwise starts its own pool beside OpenMP's: four busy threads on two cores, and the dense layers' matrix
+ * products run 3x slower than on one thread); and, when OpenBLAS detects a lesser kernel than the CPU's flags
+ * allow, the best of those settings with that kernel. */
+const VARIANTS = ["as installed", "malloc tuned", "malloc tuned, BLAS 1 thread", "malloc tuned, best kernel"] as const;
+
+function variantEnv(name: (typeof VARIANTS)[number], threads: number, best: string | undefined): Record<string, string> | undefined {
+  const env = { OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
+  const blasOne = threads > 1 ? { OPENBLAS_NUM_THREADS: "1", MKL_NUM_THREADS: "1" } : {};
+  if (name === "as installed") return env;
+  if (name === "malloc tuned") return { ...env, ...MALLOC_TUNED };
+  if (name === "malloc tuned, BLAS 1 thread") return threads > 1 ? { ...env, ...MALLOC_TUNED, ...blasOne } : undefined;
+  return best ? { ...env, ...MALLOC_TUNED, ...blasOne, OPENBLAS_CORETYPE: best } : undefined;
+}
+
+async function torchVariants(threads: number, bundle: string): Promise<{ name: string; env: Record<string, string>; process: TorchProcess }[]> {
+  if (!existsSync(PYTHON)) return [];
+  const probe = await new TorchProcess(bundle, variantEnv("as installed", threads, undefined)!).start();
+  const detected = probe.info?.blas.core;
+  const best = bestCore();
+  const better = best && detected && detected.toLowerCase() !== best.toLowerCase() ? best : undefined;
+  const variants = [{ name: VARIANTS[0] as string, env: variantEnv("as installed", threads, undefined)!, process: probe }];
+  for (const name of VARIANTS.slice(1)) {
+    const env = variantEnv(name, threads, better);
+    if (env) variants.push({ name, env, process: await new TorchProcess(bundle, env).start() });
+  }
+  return variants;
 }
 
 async function measure(threads: number, bundle: string, x: Float32Array, y: BigInt64Array, program: ReturnType<typeof buildTrainProgram>): Promise<Row> {
-  const env = { OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
-  const variants: { name: string; env: Record<string, string> }[] = existsSync(PYTHON) ? [{ name: "detected kernel", env }] : [];
-  const best = bestCore();
-  const torch: TorchProcess[] = [];
-  for (const v of variants) torch.push(await new TorchProcess(bundle, v.env).start().catch(() => undefined as never));
-  const detected = torch[0]?.info?.blas.core;
-  if (torch[0] && best && detected && detected.toLowerCase() !== best.toLowerCase()) {
-    variants.push({ name: "best kernel", env: { ...env, OPENBLAS_CORETYPE: best } });
-    torch.push(await new TorchProcess(bundle, variants[1]!.env).start());
-  }
+  const variants = await torchVariants(threads, bundle);
   const runner = await createTrainRunner(program, { threads });
-  const row: Row = { threads, engine: [], torch: variants.map((v, i) => ({ ...v, core: torch[i]?.info?.blas.core, rates: [], info: torch[i]?.info, profile: undefined })) };
+  const row: Row = {
+    threads,
+    engine: [],
+    torch: variants.map((v) => ({ name: v.name, env: v.env, core: v.process.info?.blas.core, rates: [], faultsPerStep: [], info: v.process.info, profile: undefined })),
+  };
   try {
     // Round 0 warms every side up and is not counted; then the sides alternate, round by round.
     for (let r = 0; r <= ROUNDS; r++) {
       const e = await engineRound(runner, x, y);
       const t = [];
-      for (const p of torch) t.push(await p.round());
+      for (const v of variants) t.push(await v.process.round());
       if (r === 0) continue;
       row.engine.push(e);
-      t.forEach((rate, i) => row.torch[i]!.rates.push(rate));
+      t.forEach((answer, i) => {
+        row.torch[i]!.rates.push(answer.rate);
+        row.torch[i]!.faultsPerStep.push(answer.faults);
+      });
     }
-    for (const [i, p] of torch.entries()) row.torch[i]!.profile = await p.profile();
+    for (const [i, v] of variants.entries()) row.torch[i]!.profile = await v.process.profile();
   } finally {
     await runner.close();
-    for (const p of torch) p.close();
+    for (const v of variants) v.process.close();
   }
   return row;
 }
@@ -140,14 +176,16 @@ writeBundle(bundle, { meta: { spec: SEED_CNN }, tensors });
 const rows: Row[] = [];
 for (const threads of [1, 2]) rows.push(await measure(threads, bundle, x, y, program));
 
-console.log(`seed CNN train step, batches of ${BATCH} MNIST digits (${BATCHES} in turn), Adam, same initial weights and batches on both sides; ${ROUNDS} rounds of ${STEPS} steps after a warm-up round, alternating; medians (min–max)`);
-console.log("| threads | engine examples/s | PyTorch, detected kernel | PyTorch, best kernel | engine / faster PyTorch |");
-console.log("|---:|---:|---:|---:|---:|");
-const cell = (rates: readonly number[] | undefined, core?: string): string =>
-  rates && rates.length ? `${median(rates).toFixed(0)} (${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)})${core ? ` ${core}` : ""}` : "n/a";
+console.log(`seed CNN train step, batches of ${BATCH} MNIST digits (${BATCHES} in turn), Adam, same initial weights and batches on both sides; ${ROUNDS} rounds of ${STEPS} steps after a warm-up round, alternating; examples/s, medians (min–max); PyTorch's minor page faults per step in brackets`);
+const names = VARIANTS.filter((v) => rows.some((row) => row.torch.some((t) => t.name === v)));
+console.log(`| threads | engine | ${names.map((n) => `PyTorch, ${n}`).join(" | ")} | engine / fastest PyTorch |`);
+console.log(`|---:|---:|${names.map(() => "---:|").join("")}---:|`);
+const cell = (rates: readonly number[] | undefined): string =>
+  rates && rates.length ? `${median(rates).toFixed(0)} (${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)})` : "n/a";
 for (const row of rows) {
-  const faster = Math.max(0, ...row.torch.map((t) => median(t.rates)));
-  console.log(`| ${row.threads} | ${cell(row.engine)} | ${cell(row.torch[0]?.rates, row.torch[0]?.core)} | ${cell(row.torch[1]?.rates, row.torch[1]?.core)} | ${faster ? (median(row.engine) / faster).toFixed(2) : "n/a"} |`);
+  const fastest = Math.max(0, ...row.torch.map((t) => median(t.rates)));
+  const torchCells = names.map((n) => row.torch.find((t) => t.name === n)).map((t) => (t ? `${cell(t.rates)} [${median(t.faultsPerStep).toFixed(0)}]` : "—"));
+  console.log(`| ${row.threads} | ${cell(row.engine)} | ${torchCells.join(" | ")} | ${fastest ? (median(row.engine) / fastest).toFixed(2) : "n/a"} |`);
 }
 for (const row of rows) {
   for (const t of row.torch) {

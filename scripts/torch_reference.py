@@ -220,6 +220,7 @@ def bench_server(src, steps):
     at spawn): the seed CNN with the engine's initial weights on the engine's batches, in turn. Prints one JSON line of
     what it runs on, then answers each "round" line with the examples/s of `steps` train steps, and a
     "profile" line with the top ops of a profiled run."""
+    import resource
     import time
     meta, t = read_bundle(src)
     threads = int(os.environ["OMP_NUM_THREADS"])
@@ -243,13 +244,18 @@ def bench_server(src, steps):
     step()  # first-call setup outside any round
     position[0] = 0
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_info(),
+                      "malloc": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
                       "parallel_info": torch.__config__.parallel_info()}), flush=True)
     for line in sys.stdin:
         if line.strip() == "round":
+            # Minor page faults show glibc handing out fresh mmap'd (kernel-zeroed) pages for intermediates.
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             started = time.perf_counter()
             for _ in range(steps):
                 step()
-            print(json.dumps({"rate": steps * batch / (time.perf_counter() - started)}), flush=True)
+            rate = steps * batch / (time.perf_counter() - started)
+            faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps
+            print(json.dumps({"rate": rate, "minor_faults_per_step": faults}), flush=True)
         elif line.strip() == "profile":
             from torch.profiler import profile, ProfilerActivity
             with profile(activities=[ProfilerActivity.CPU]) as prof:
