@@ -1,7 +1,9 @@
 // PyTorch's runs of the MNIST parity check: for each initial-weights seed (MNIST_PARITY_SEEDS, fixed before any
 // run), exports the seed CNN's initial weights (the engine's own init), the 8,000/2,000 digits and every
 // epoch's batch order, then trains in torch with the same Adam settings. Writes
-// test/fixtures/torch/mnist-reference-seed<k>.json, which test/mnist-training.test.ts compares against.
+// test/fixtures/torch/mnist-reference-seed<k>.json, which test/mnist-training.test.ts compares against. With 1
+// thread it writes mnist-reference-seed<k>-threads1.json: PyTorch again with another summation order, which
+// measures how far PyTorch drifts from itself (the test's yardstick for the later epochs).
 // Developer tool (python3-torch). Run: node --import tsx scripts/torch-mnist-reference.ts [epochs] [threads] [seed …]
 import { execFileSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
@@ -32,7 +34,7 @@ for (const seed of seeds) {
   tensors.set("orders", { type: "int64", dims: [epochs, train.count], data: orders });
   const input = join(mkdtempSync(join(tmpdir(), "aiaas-mnist-")), "mnist.bin");
   writeBundle(input, { meta: { spec: SEED_CNN, epochs, threads, batch: MNIST_BATCH, lr: MNIST_LR }, tensors });
-  const out = join(import.meta.dirname, "..", "test", "fixtures", "torch", `mnist-reference-seed${seed}.json`);
+  const out = join(import.meta.dirname, "..", "test", "fixtures", "torch", `mnist-reference-seed${seed}${threads === 2 ? "" : `-threads${threads}`}.json`);
   execFileSync("/usr/bin/python3", [join(import.meta.dirname, "torch_reference.py"), "mnist", input, out], { stdio: "inherit" });
   console.log(`wrote ${out}`);
 }

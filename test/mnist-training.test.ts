@@ -16,11 +16,16 @@ interface TorchRun {
   epochs: { epoch: number; heldOutAccuracy: number; trainLoss: number }[];
 }
 
-const torchRun = (seed: number): TorchRun => JSON.parse(readFileSync(join(import.meta.dirname, "fixtures", "torch", `mnist-reference-seed${seed}.json`), "utf8")) as TorchRun;
+const torchRun = (seed: number, suffix = ""): TorchRun =>
+  JSON.parse(readFileSync(join(import.meta.dirname, "fixtures", "torch", `mnist-reference-seed${seed}${suffix}.json`), "utf8")) as TorchRun;
+const relativeGap = (a: number, b: number): number => Math.abs(a - b) / b;
+// Beyond epoch 3 the loss tolerance is 3%: PyTorch itself, run with 1 thread instead of 2 (only the summation
+// order changes), drifts past 1% there (the test at the end checks that it does).
+const LATE_EPOCH_TOLERANCE = 0.03;
 const finals: number[] = [];
 
 for (const seed of MNIST_PARITY_SEEDS) {
-  test(`seed CNN on MNIST, initial-weights seed ${seed}: PyTorch's held-out accuracy ±0.5 points at every epoch, training loss within 1% for 3 epochs and 3% after, and the baked inference graph agrees`, async (t) => {
+  test(`seed CNN on MNIST, initial-weights seed ${seed}: PyTorch's held-out accuracy ±0.5 points at every epoch, training loss within 1% for 3 epochs and 3% (PyTorch's own spread) after, and the baked inference graph agrees`, async (t) => {
     const { train, test: heldOut } = loadMnist();
     const torch = torchRun(seed);
     const { reports, model } = await trainMnistCnn(train, heldOut, { epochs: torch.epochs.length, threads: 2, seed });
@@ -35,10 +40,10 @@ for (const seed of MNIST_PARITY_SEEDS) {
     for (const r of reports) {
       const ref = torch.epochs[r.epoch - 1]!;
       assert.ok(Math.abs(r.heldOutAccuracy - ref.heldOutAccuracy) <= 0.005, `epoch ${r.epoch}: held-out ${r.heldOutAccuracy} vs torch ${ref.heldOutAccuracy}`);
-      // Two frameworks' float rounding (summation order, fused kernels) compounds over hundreds of Adam
-      // steps: the losses agree within 1% for the first 3 epochs and drift by up to 3% after.
-      const tolerance = r.epoch <= 3 ? 0.01 : 0.03;
-      assert.ok(Math.abs(r.trainLoss - ref.trainLoss) <= tolerance * ref.trainLoss, `epoch ${r.epoch}: loss ${r.trainLoss} vs torch ${ref.trainLoss}`);
+      // Float rounding (summation order, fused kernels) compounds over hundreds of Adam steps: the losses agree
+      // within 1% for the first 3 epochs and drift after, as PyTorch's do from its own run on another thread count.
+      const tolerance = r.epoch <= 3 ? 0.01 : LATE_EPOCH_TOLERANCE;
+      assert.ok(relativeGap(r.trainLoss, ref.trainLoss) <= tolerance, `epoch ${r.epoch}: loss ${r.trainLoss} vs torch ${ref.trainLoss}`);
     }
     finals.push(reports.at(-1)!.heldOutAccuracy);
     // The inference graph (weights baked in, no loss) classifies the held-out digits exactly as the eval graph scored them.
@@ -54,6 +59,18 @@ for (const seed of MNIST_PARITY_SEEDS) {
     await session.release();
   });
 }
+
+test("PyTorch against itself (1 thread against 2, same seeds, data and order): within 1% for 3 epochs, past 1% after, so the later epochs' 3% is PyTorch's own spread", (t) => {
+  const gaps = MNIST_PARITY_SEEDS.map((seed) => {
+    const [two, one] = [torchRun(seed), torchRun(seed, "-threads1")];
+    return two.epochs.map((e, i) => relativeGap(one.epochs[i]!.trainLoss, e.trainLoss));
+  });
+  t.diagnostic(gaps.map((g, k) => `seed ${MNIST_PARITY_SEEDS[k]}: ${g.map((x) => `${(x * 100).toFixed(2)}%`).join(", ")}`).join("; "));
+  for (const g of gaps) for (const x of g.slice(0, 3)) assert.ok(x <= 0.01, `PyTorch drifts from itself by ${x} in the first 3 epochs`);
+  const late = Math.max(...gaps.flatMap((g) => g.slice(3)));
+  assert.ok(late > 0.01, "PyTorch agrees with itself within 1% in the later epochs: tighten LATE_EPOCH_TOLERANCE");
+  assert.ok(late <= LATE_EPOCH_TOLERANCE, `PyTorch's own drift (${late}) exceeds the engine's allowance`);
+});
 
 test("MNIST over the fixed seeds: mean and minimum held-out accuracy after the last epoch (reported, as the README quotes them)", (t) => {
   assert.equal(finals.length, MNIST_PARITY_SEEDS.length, "every seed ran");
