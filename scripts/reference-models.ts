@@ -2,6 +2,7 @@
 // their deterministic batches. The fixture script and the tests both build them from here.
 import type { ArchitectureSpec } from "../server/src/training/layers/layer-spec.js";
 import type { OptimizerSpec } from "../server/src/training/engine/optimizer.js";
+import { loadMnist } from "./mnist-data.js";
 import { seededRandom } from "./seeded-random.js";
 
 export interface ReferenceModel {
@@ -12,6 +13,9 @@ export interface ReferenceModel {
   readonly classes: number;
   /** Token-id inputs draw integers below this. */
   readonly vocab?: number;
+  /** Batches of real MNIST digits instead of uniform noise: zero backgrounds give ReLU's zeros and MaxPool's
+   * tied windows, whose gradient routing noise never exercises. */
+  readonly digits?: boolean;
   readonly optimizers: readonly { readonly name: string; readonly spec: OptimizerSpec; readonly lr: number }[];
 }
 
@@ -39,7 +43,7 @@ export const SEED_CNN: ArchitectureSpec = {
 };
 
 export const REFERENCE_MODELS: readonly ReferenceModel[] = [
-  { name: "cnn", spec: SEED_CNN, seed: 11, batch: 16, classes: 10, optimizers: [adam] },
+  { name: "cnn", spec: SEED_CNN, seed: 11, batch: 16, classes: 10, digits: true, optimizers: [adam] },
   {
     name: "rnn",
     spec: { input: { dims: [5, 3] }, layers: [{ type: "rnn", units: 8 }, { type: "dense", units: 4 }] },
@@ -79,10 +83,16 @@ export const REFERENCE_MODELS: readonly ReferenceModel[] = [
   },
 ];
 
-/** Batch k of a reference model: inputs in [-1, 1) (or token ids) and class labels. */
+/** Batch k of a reference model: inputs in [-1, 1) (or token ids, or MNIST digits) and class labels. */
 export function referenceBatch(model: ReferenceModel, k: number): { input: Float32Array | BigInt64Array; labels: BigInt64Array; dims: number[] } {
   const random = seededRandom(1000 * model.seed + k);
   const dims = [model.batch, ...model.spec.input.dims];
+  if (model.digits) {
+    const { train } = loadMnist();
+    const first = k * model.batch;
+    const input = train.images.slice(first * 784, (first + model.batch) * 784);
+    return { input, labels: BigInt64Array.from(train.labels.subarray(first, first + model.batch), BigInt), dims };
+  }
   const count = dims.reduce((a, b) => a * b, 1);
   const input = model.vocab
     ? BigInt64Array.from({ length: count }, () => BigInt(Math.floor(random() * model.vocab!)))
