@@ -1,6 +1,7 @@
 // `npm run bench:train-rpc`: a Train job over gRPC against the engine in-process (same model, data, batch and
-// thread count, in the same run), and Predict throughput while a job trains against idle. Medians of rounds.
-import { cp, mkdtemp, rm } from "node:fs/promises";
+// thread count, in the same run), and Predict throughput while a job trains against idle. Medians of rounds;
+// every round's figures go to bench/results/train-rpc-<time>.json with the machine's description.
+import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -11,6 +12,7 @@ import { buildTrainProgram } from "../server/src/training/engine/train-program.j
 import { createTrainRunner } from "../server/src/training/engine/train-runner.js";
 import { SEED_CNN } from "../scripts/reference-models.js";
 import { loadMnist } from "../scripts/mnist-data.js";
+import { machine } from "./machine.js";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const ROWS = 4096;
@@ -109,6 +111,11 @@ try {
   console.log(`| mnist-cnn Predict (SDK, 16 in flight, 1 row) idle, per s | ${median(idle).toFixed(0)} |`);
   console.log(`| the same while a job trains, per s | ${median(busy).toFixed(0)} |`);
   console.log(`| while training / idle | ${(median(busy) / median(idle)).toFixed(2)} |`);
+  await mkdir(new URL("./results/", import.meta.url), { recursive: true });
+  const out = new URL(`./results/train-rpc-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, import.meta.url);
+  const raw = { machine: machine(), rounds: ROUNDS, rows: ROWS, epochs: EPOCHS, batch: BATCH, examplesPerSecond: { engine, grpc }, predictPerSecond: { idle, busy } };
+  await writeFile(out, `${JSON.stringify(raw, null, 1)}\n`);
+  console.log(`raw results: ${out.pathname}`);
 } finally {
   client.close();
   await server.shutdown();

@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { createClient, Tensor } from "@aiaas/sdk";
 import { installTelemetry } from "@aiaas/server";
 import { KeyStore } from "../server/src/auth/index.js";
+import { trainingChunks, trainingSpec } from "./support/console-fixture.js";
 import { affineModel, writeRepository } from "./support/fixtures.js";
 import { fp32, startHarness, unary, type Harness } from "./support/harness.js";
 import { parseExposition, type Family } from "./support/prometheus.js";
@@ -195,6 +196,26 @@ describe("/metrics before any request", () => {
       const connections = families.find((f) => f.name === "aiaas_connections")?.samples[0]?.value;
       assert.ok(Number.isInteger(connections) && connections! >= 0, `aiaas_connections ${connections}`);
     } finally {
+      await h.close();
+    }
+  });
+
+  it("counts training jobs by state, every state present from the start", async () => {
+    const metrics = installTelemetry({ prometheus: true, env: {} }).metricsHandler;
+    const h = await startHarness({}, { http: { port: 0, metrics } });
+    const client = createClient({ address: h.server.address });
+    const jobs = async (): Promise<Record<string, number>> => {
+      const text = await (await fetch(`http://127.0.0.1:${h.server.httpPort}/metrics`)).text();
+      const family = parseExposition(text).find((f) => f.name === "aiaas_jobs");
+      return Object.fromEntries((family?.samples ?? []).map((s) => [s.labels.state, s.value]));
+    };
+    try {
+      const states = { queued: 0, validating: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
+      assert.deepEqual(await jobs(), states);
+      for await (const e of client.train(trainingSpec("gauge-job", 1), trainingChunks(2))) void e;
+      assert.deepEqual(await jobs(), { ...states, succeeded: 1 });
+    } finally {
+      client.close();
       await h.close();
     }
   });

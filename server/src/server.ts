@@ -5,7 +5,7 @@ import { HealthImplementation, protoPath as healthProto } from "grpc-health-chec
 import { pino, type Logger } from "pino";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
-import { AdminService, JobState, ModelsService, TrainingService } from "@aiaas/sdk/gen";
+import { AdminService, JobState, jobStateToJSON, ModelsService, TrainingService } from "@aiaas/sdk/gen";
 import { constants, readFileSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { probeCuda } from "./cuda-probe.js";
@@ -399,20 +399,18 @@ function observeGauges(listener: Listener, scopes: ModelScopes, jobs: JobManager
   });
 }
 
-const JOB_STATE_NAMES: Partial<Record<JobState, string>> = {
-  [JobState.JOB_STATE_QUEUED]: "queued",
-  [JobState.JOB_STATE_VALIDATING]: "validating",
-  [JobState.JOB_STATE_RUNNING]: "running",
-  [JobState.JOB_STATE_SUCCEEDED]: "succeeded",
-  [JobState.JOB_STATE_FAILED]: "failed",
-  [JobState.JOB_STATE_CANCELLED]: "cancelled",
-};
+/** The metric's state label: the enum's own name, lower case ("JOB_STATE_RUNNING" → "running"). */
+const JOB_STATE_NAMES = new Map(
+  Object.values(JobState)
+    .filter((state): state is JobState => typeof state === "number" && state > 0)
+    .map((state) => [state, jobStateToJSON(state).slice("JOB_STATE_".length).toLowerCase()]),
+);
 
 /** Every state with its count of jobs (0 included, so a dashboard's series do not vanish). */
 async function jobsByState(jobs: JobManager): Promise<Record<string, number>> {
-  const counts: Record<string, number> = Object.fromEntries(Object.values(JOB_STATE_NAMES).map((name) => [name, 0]));
+  const counts: Record<string, number> = Object.fromEntries([...JOB_STATE_NAMES.values()].map((name) => [name, 0]));
   for (const job of await jobs.list({ tenant: undefined, allTenants: true })) {
-    const name = JOB_STATE_NAMES[job.state];
+    const name = JOB_STATE_NAMES.get(job.state);
     if (name) counts[name]!++;
   }
   return counts;
