@@ -3,7 +3,7 @@
 // session, a full queue and drain.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createBatcher, type BatchExecutor, type BatchRequest, type Batcher } from "../server/src/batching/index.js";
+import { createBatcher, InlineLane, type BatchExecutor, type BatchRequest, type Batcher } from "../server/src/batching/index.js";
 import { ServerError, Code } from "../server/src/common/errors.js";
 import { SessionGoneError, WorkerCallError, type TransferTensor } from "../server/src/runtime/index.js";
 
@@ -168,5 +168,69 @@ describe("the batcher, in memory", () => {
     await Promise.all(accepted);
     await draining;
     assert.equal(exec.batches.length, 4);
+  });
+
+  it("an inline lane takes the batches of an idle process that fit its budget, and the workers the rest", async () => {
+    const worker = fakeExecutor({ runMs: 20 });
+    const main = fakeExecutor({ runMs: 1 });
+    const lane = new InlineLane(main, { probeRunUs: 300, budgetUs: 1000, learnsFromWorkers: false });
+    const b = batcherOf([worker], { inline: lane });
+    assert.deepEqual([...(await b.submit(request(0))).outputs.map((o) => o.dims)], [[1, 2]]);
+    assert.equal(main.batches.length, 1, "alone: inline");
+    // Four rows at once: 4 × 300 µs is over the budget.
+    await Promise.all([0, 1, 2, 3].map((v) => b.submit(request(v))));
+    assert.deepEqual(worker.batches, [[0, 1, 2, 3]]);
+    assert.equal(b.stats.inlineBatchCount, 1);
+  });
+
+  it("an inline lane runs nothing while a worker runs a batch: the next batch goes to a free worker", async () => {
+    const [a, b2] = [fakeExecutor({ runMs: 30 }), fakeExecutor({ runMs: 30 })];
+    const main = fakeExecutor({ runMs: 1 });
+    const b = batcherOf([a, b2], { maxBatchSize: 16, inline: new InlineLane(main, { probeRunUs: 100, budgetUs: 1000, learnsFromWorkers: false }) });
+    const big = Promise.all(Array.from({ length: 12 }, (_, v) => b.submit(request(v))));
+    await turn();
+    assert.equal(b.running, 1, "12 rows × 100 µs is over the budget: a worker runs them");
+    await b.submit(request(50));
+    await big;
+    assert.deepEqual(main.batches, [], "nothing ran inline beside the worker's batch");
+    assert.deepEqual([...a.batches, ...b2.batches].sort((x, y) => x.length - y.length)[0], [50]);
+    await b.submit(request(60));
+    assert.deepEqual(main.batches, [[60]], "idle again: inline");
+  });
+
+  it("an inline lane whose one-row runs all overrun the budget stops taking batches; fast worker runs bring it back", async () => {
+    const slowMain = fakeExecutor({ runMs: 10 });
+    const changes: [boolean, number][] = [];
+    const lane = new InlineLane(slowMain, { probeRunUs: 100, budgetUs: 1000, learnsFromWorkers: true, onChange: (fits, us) => changes.push([fits, us]) });
+    const worker = fakeExecutor({ runMs: 0.5 });
+    const b = batcherOf([worker], { inline: lane });
+    for (let i = 0; i < 5; i++) await b.submit(request(i));
+    assert.equal(slowMain.batches.length, 4, "four runs of 10 ms fill the window: the fastest is over the 1 ms budget");
+    assert.equal(worker.batches.length, 1, "the fifth ran on the worker");
+    assert.deepEqual(changes, [[false, 10_000], [true, 500]], "the worker's 0.5 ms run brought the estimate under the budget");
+    await b.submit(request(9));
+    assert.equal(slowMain.batches.length, 5, "idle again and within budget: inline");
+  });
+
+  it("a lane that learns only from its own runs ignores the workers' (they run with more threads)", async () => {
+    const lane = new InlineLane(fakeExecutor({ runMs: 10 }), { probeRunUs: 100, budgetUs: 1000, learnsFromWorkers: false });
+    const b = batcherOf([fakeExecutor({ runMs: 0.1 })], { inline: lane });
+    for (let i = 0; i < 8; i++) await b.submit(request(i));
+    assert.equal(b.stats.inlineBatchCount, 4);
+    assert.equal(lane.estimateUs, 10_000);
+  });
+
+  it("one slow run among fast ones (a burst of I/O before the run) leaves the lane on", async () => {
+    let runMs = 10;
+    const main: BatchExecutor = {
+      async run(feeds) {
+        const result = await fakeExecutor({ runMs: 1 }).run(feeds, []);
+        return { ...result, runMs: runMs === 10 ? ((runMs = 0.1), 10) : 0.1 };
+      },
+    };
+    const lane = new InlineLane(main, { probeRunUs: 100, budgetUs: 1000, learnsFromWorkers: true, onChange: () => assert.fail("a single slow run must not turn it off") });
+    const b = batcherOf([fakeExecutor()], { inline: lane });
+    for (let i = 0; i < 8; i++) await b.submit(request(i));
+    assert.equal(b.stats.inlineBatchCount, 8);
   });
 });

@@ -28,10 +28,11 @@ describe("self-healing sessions", () => {
   before(async () => {
     h = await startHarness(
       {
-        one: { model: affineModel(), config: { instance_count: 1 } },
-        two: { model: affineModel(), config: { instance_count: 2 } },
-        stuck: { model: affineModel(), config: { instance_count: 1, max_run_ms: 300 } },
-        flaky: { model: affineModel(), versions: [1, 2], config: { instance_count: 1, version_policy: { all: true } } },
+        // The faults are injected into the workers: no request may bypass them on the idle path (inline_run_budget_us).
+        one: { model: affineModel(), config: { instance_count: 1, inline_run_budget_us: 0 } },
+        two: { model: affineModel(), config: { instance_count: 2, inline_run_budget_us: 0 } },
+        stuck: { model: affineModel(), config: { instance_count: 1, max_run_ms: 300, inline_run_budget_us: 0 } },
+        flaky: { model: affineModel(), versions: [1, 2], config: { instance_count: 1, version_policy: { all: true }, inline_run_budget_us: 0 } },
       },
       { http: { port: 0 }, supervision: { backoffMs: 200, crashLimit: 3, crashWindowMs: 60_000 } },
     );

@@ -18,6 +18,8 @@ export interface VersionStatistics {
   readonly inferenceCount: number;
   readonly queueTimeMs: number;
   readonly computeTimeMs: number;
+  /** Of batchCount, those run on the server's main thread while it was idle instead of on a worker. */
+  readonly inlineBatchCount: number;
 }
 
 export interface ModelVersionInfo {
@@ -74,6 +76,7 @@ export function toModelInfo(model: Model): ModelInfo {
         inferenceCount: Number(v.statistics.inferenceCount),
         queueTimeMs: Number(v.statistics.queueTimeUs) / 1000,
         computeTimeMs: Number(v.statistics.computeTimeUs) / 1000,
+        inlineBatchCount: Number(v.statistics.inlineBatchCount),
       },
     })),
     maxBatchSize: model.batching?.maxBatchSize ?? 0,

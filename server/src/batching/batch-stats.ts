@@ -15,6 +15,8 @@ export interface BatchStats {
   computeOutputMsTotal: number;
   /** Batches run a second time because their session died under them. */
   rerunCount: number;
+  /** Batches run on the main thread's inline lane (an idle process), not on a worker. */
+  inlineBatchCount: number;
   /** Epoch milliseconds of the last successful request; 0 before the first. */
   lastInferenceMs: number;
 }
@@ -32,6 +34,7 @@ export function emptyStats(): BatchStats {
     computeMsTotal: 0,
     computeOutputMsTotal: 0,
     rerunCount: 0,
+    inlineBatchCount: 0,
     lastInferenceMs: 0,
   };
 }

@@ -1,16 +1,13 @@
 import { onAbort } from "../common/abort-listeners.js";
 import { ServerError, deadlineExceeded, invalidArgument, resourceExhausted, cancelled, unavailable } from "../common/errors.js";
-import { SessionGoneError, WorkerCallError, type RunResult, type TensorType, type TransferTensor } from "../runtime/index.js";
+import { SessionGoneError, WorkerCallError, type RunResult, type TensorType } from "../runtime/index.js";
 import { BatchAssembly } from "./batch-assembly.js";
+import type { BatchExecutor } from "./batch-executor.js";
 import type { BatchRequest, BatchResult } from "./batch-request.js";
 import { emptyStats, type BatchStats } from "./batch-stats.js";
 import { DispatchScheduler } from "./dispatch-scheduler.js";
+import { batchEnded, batchStarted, type InlineLane } from "./inline-lane.js";
 import { RequestQueue, type QueueEntry } from "./request-queue.js";
-
-/** Something that runs one batch: a session instance in a worker thread. */
-export interface BatchExecutor {
-  run(feeds: readonly TransferTensor[], outputs: readonly string[]): Promise<RunResult>;
-}
 
 export interface BatcherOptions {
   /** For messages and telemetry, e.g. "mnist-cnn:1". */
@@ -23,6 +20,8 @@ export interface BatcherOptions {
   readonly maxQueueSize: number;
   readonly inputs: readonly { readonly name: string; readonly type: TensorType }[];
   readonly outputNames: readonly string[];
+  /** A main-thread session for batches that arrive while the process is idle (see inline-lane.ts). */
+  readonly inline?: InlineLane;
   /** Called once per batch that ran, for telemetry. */
   readonly onBatch?: (rows: number, requests: number, runMs: number) => void;
 }
@@ -170,7 +169,7 @@ class MicroBatcher implements Batcher {
       const batch = this.form(performance.now());
       if (!batch) return;
       this.scheduler.dispatched();
-      void this.dispatch(this.idle.pop()!, batch);
+      void this.dispatch(batch);
     }
   }
 
@@ -188,13 +187,20 @@ class MicroBatcher implements Batcher {
     return batch;
   }
 
-  private async dispatch(executor: BatchExecutor, batch: Item[]): Promise<void> {
+  /** Runs a batch on the inline lane when it takes it, else on an idle executor (pump checked there is one). */
+  private async dispatch(batch: Item[]): Promise<void> {
+    const inline = this.options.inline;
+    const onLane = inline !== undefined && inline.takes(rowsOf(batch));
+    const executor = onLane ? inline : this.idle.pop()!;
+    if (onLane) this.stats.inlineBatchCount++;
     this.runningBatches++;
+    batchStarted();
     try {
       await this.runBatch(executor, batch, performance.now());
     } finally {
+      batchEnded();
       this.runningBatches--;
-      this.idle.push(executor);
+      if (!onLane) this.idle.push(executor);
       this.scheduler.soon();
       this.checkDrained();
     }
@@ -207,7 +213,7 @@ class MicroBatcher implements Batcher {
    */
   private async runBatch(executor: BatchExecutor, batch: Item[], started: number, rerun = true): Promise<void> {
     const requests = batch.map((item) => item.request);
-    const rows = requests.reduce((n, request) => n + request.rows, 0);
+    const rows = rowsOf(batch);
     let result: RunResult;
     try {
       const assembling = performance.now();
@@ -215,6 +221,7 @@ class MicroBatcher implements Batcher {
       this.stats.computeInputMsTotal += performance.now() - assembling;
       result = await executor.run(feeds, this.assembly.outputsFor(requests));
       this.assembly.giveBack(result.inputs);
+      this.options.inline?.observe(rows, result.runMs, executor === this.options.inline);
     } catch (error) {
       this.assembly.giveBack(error instanceof WorkerCallError ? error.returned : undefined);
       if (error instanceof SessionGoneError && rerun) {
@@ -264,6 +271,12 @@ class MicroBatcher implements Batcher {
     }
     stats.computeOutputMsTotal += performance.now() - splitting;
   }
+}
+
+function rowsOf(batch: readonly Item[]): number {
+  let rows = 0;
+  for (const item of batch) rows += item.request.rows;
+  return rows;
 }
 
 function abortError(signal: AbortSignal, label: string): ServerError {

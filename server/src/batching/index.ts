@@ -1,5 +1,6 @@
 export { createBatcher } from "./batcher.js";
-export type { Batcher, BatcherOptions, BatchExecutor } from "./batcher.js";
+export type { Batcher, BatcherOptions } from "./batcher.js";
+export type { BatchExecutor } from "./batch-executor.js";
 export type { BatchRequest, BatchResult } from "./batch-request.js";
 export type { BatchStats } from "./batch-stats.js";
 export { validateRequest, describeSpec, byteLength } from "./validate-request.js";
@@ -11,3 +12,5 @@ export { DispatchScheduler } from "./dispatch-scheduler.js";
 export type { DispatchPolicy } from "./dispatch-scheduler.js";
 export { BatchAssembly } from "./batch-assembly.js";
 export type { AssemblyOptions } from "./batch-assembly.js";
+export { InlineLane } from "./inline-lane.js";
+export type { InlineLaneOptions } from "./inline-lane.js";

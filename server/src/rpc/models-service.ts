@@ -35,6 +35,7 @@ const statistics = (s: Readonly<BatchStats>): VersionStatistics => ({
   inferenceCount: BigInt(s.rowCount),
   queueTimeUs: BigInt(Math.round(s.queueMsTotal * 1000)),
   computeTimeUs: BigInt(Math.round(s.computeMsTotal * 1000)),
+  inlineBatchCount: BigInt(s.inlineBatchCount),
 });
 
 export function toWireModel(status: ModelStatus): Model {

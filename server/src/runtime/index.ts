@@ -9,3 +9,5 @@ export type { RuntimeOptions } from "./session-options.js";
 export { DATATYPE_NAME, ELEMENT_SIZE, TENSOR_TYPES, buffersOf, isTensorType, transferTensor, typedView } from "./tensor-types.js";
 export type { TensorType, HostTensor, TransferTensor, TypedArrayOf } from "./tensor-types.js";
 export type { ValueSpec } from "./worker-protocol.js";
+export { INLINE_MAX_MODEL_BYTES, inlineIneligibility, openInlineSession } from "./inline-session.js";
+export type { InlineSession } from "./inline-session.js";

@@ -2,9 +2,9 @@
 // run() blocks the thread that calls it and the main thread must stay free for gRPC and batching.
 import { workerData } from "node:worker_threads";
 import ort from "onnxruntime-node";
-import { fromOrtTensor, toOrtTensor } from "./ort-tensors.js";
+import { fromOrtTensor, toOrtTensor, zeroFeeds } from "./ort-tensors.js";
 import { openWithFallback, type RuntimeOptions } from "./session-options.js";
-import { ELEMENT_SIZE, isTensorType, type TransferTensor } from "./tensor-types.js";
+import type { TransferTensor } from "./tensor-types.js";
 import { hangIfInjected, hostWorker } from "./worker-host.js";
 import type { ValueSpec } from "./worker-protocol.js";
 
@@ -38,14 +38,7 @@ function spec(meta: ort.InferenceSession.ValueMetadata): ValueSpec {
 }
 
 async function warmup(session: ort.InferenceSession, inputs: readonly ValueSpec[]): Promise<void> {
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const input of inputs) {
-    if (!isTensorType(input.type)) throw new Error(`input "${input.name}" has type ${input.type}, which aiaas cannot serve`);
-    const dims = input.dims.map((d) => (d < 0 ? 1 : d));
-    const bytes = dims.reduce((a, b) => a * b, 1) * ELEMENT_SIZE[input.type];
-    feeds[input.name] = toOrtTensor({ name: input.name, type: input.type, dims, buffer: new ArrayBuffer(bytes), byteOffset: 0, byteLength: bytes });
-  }
-  await session.run(feeds);
+  await session.run(zeroFeeds(inputs));
 }
 
 async function run(session: ort.InferenceSession, { feeds, outputs }: RunPayload): Promise<{ value: RunReply; transfer: ArrayBuffer[] }> {

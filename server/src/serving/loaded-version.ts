@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import { createBatcher, type Batcher, type ModelSignature, type TensorSpec } from "../batching/index.js";
-import { createSessionInstance, isTensorType, type ProviderName, type SessionInstance, type SessionWorkerInit, type ValueSpec } from "../runtime/index.js";
+import { createSessionInstance, isTensorType, type InlineSession, type ProviderName, type SessionInstance, type SessionWorkerInit, type ValueSpec } from "../runtime/index.js";
+import { openInlineLane } from "./inline-lane-setup.js";
 import { instruments } from "../telemetry/instruments.js";
 import { DEFAULT_AUTO_BATCH_SIZE, type ModelConfig } from "../repository/index.js";
 import { DEFAULT_SUPERVISION, SupervisedSession, type SessionSupervision } from "./session-supervisor.js";
@@ -56,6 +57,7 @@ export async function loadVersion(
   const settled = await Promise.allSettled(Array.from({ length: config.instanceCount }, () => createSessionInstance(init)));
   const instances = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
   const failure = settled.find((s) => s.status === "rejected");
+  let inlineSession: InlineSession | undefined;
   try {
     if (failure) throw (failure as PromiseRejectedResult).reason;
     const first = instances[0];
@@ -72,6 +74,8 @@ export async function loadVersion(
     const restart = (): Promise<SessionInstance> => createSessionInstance({ ...init, providers: [first.provider] });
     const sessions = instances.map((instance) => new SupervisedSession(instance, restart, policy, label, logger));
     const outputNames = signature.outputs.map((o) => o.name);
+    const inline = await openInlineLane(path, init, first.provider, signature, config, label, logger);
+    inlineSession = inline?.session;
     const batcher = createBatcher(
       {
         label,
@@ -81,6 +85,7 @@ export async function loadVersion(
         maxQueueSize: config.maxQueueSize,
         inputs: signature.inputs,
         outputNames,
+        inline: inline?.lane,
         onBatch: (rows, _requests, runMs) => {
           instruments.batchSize.record(rows, attributes);
           instruments.runTime.record(runMs, attributes);
@@ -104,13 +109,13 @@ export async function loadVersion(
       outputNames,
       close() {
         closing ??= batcher.drain().then(async () => {
-          await Promise.all(sessions.map((s) => s.close()));
+          await Promise.all([...sessions.map((s) => s.close()), inlineSession?.close()]);
         });
         return closing;
       },
     };
   } catch (error) {
-    await Promise.all(instances.map((i) => i.close()));
+    await Promise.all([...instances.map((i) => i.close()), inlineSession?.close()]);
     throw error;
   }
 }

@@ -133,6 +133,11 @@ export interface VersionStatistics {
   queueTimeUs: bigint;
   /** Time spent in ONNX Runtime, summed over batches. */
   computeTimeUs: bigint;
+  /**
+   * Of batch_count, the batches that ran on the server's main thread because the process was idle
+   * (config.json's inline_run_budget_us) instead of on a session worker.
+   */
+  inlineBatchCount: bigint;
 }
 
 export interface Model {
@@ -672,7 +677,15 @@ export const ModelVersion: MessageFns<ModelVersion> = {
 };
 
 function createBaseVersionStatistics(): VersionStatistics {
-  return { successCount: 0n, failureCount: 0n, batchCount: 0n, inferenceCount: 0n, queueTimeUs: 0n, computeTimeUs: 0n };
+  return {
+    successCount: 0n,
+    failureCount: 0n,
+    batchCount: 0n,
+    inferenceCount: 0n,
+    queueTimeUs: 0n,
+    computeTimeUs: 0n,
+    inlineBatchCount: 0n,
+  };
 }
 
 export const VersionStatistics: MessageFns<VersionStatistics> = {
@@ -712,6 +725,12 @@ export const VersionStatistics: MessageFns<VersionStatistics> = {
         throw new globalThis.Error("value provided for field message.computeTimeUs of type uint64 too large");
       }
       writer.uint32(48).uint64(message.computeTimeUs);
+    }
+    if (message.inlineBatchCount !== 0n) {
+      if (BigInt.asUintN(64, message.inlineBatchCount) !== message.inlineBatchCount) {
+        throw new globalThis.Error("value provided for field message.inlineBatchCount of type uint64 too large");
+      }
+      writer.uint32(56).uint64(message.inlineBatchCount);
     }
     return writer;
   },
@@ -777,6 +796,14 @@ export const VersionStatistics: MessageFns<VersionStatistics> = {
             message.computeTimeUs = reader.uint64() as bigint;
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.inlineBatchCount = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -821,6 +848,11 @@ export const VersionStatistics: MessageFns<VersionStatistics> = {
         : isSet(object.compute_time_us)
         ? BigInt(object.compute_time_us)
         : 0n,
+      inlineBatchCount: isSet(object.inlineBatchCount)
+        ? BigInt(object.inlineBatchCount)
+        : isSet(object.inline_batch_count)
+        ? BigInt(object.inline_batch_count)
+        : 0n,
     };
   },
 
@@ -843,6 +875,9 @@ export const VersionStatistics: MessageFns<VersionStatistics> = {
     }
     if (message.computeTimeUs !== 0n) {
       obj.computeTimeUs = message.computeTimeUs.toString();
+    }
+    if (message.inlineBatchCount !== 0n) {
+      obj.inlineBatchCount = message.inlineBatchCount.toString();
     }
     return obj;
   },
@@ -869,6 +904,9 @@ export const VersionStatistics: MessageFns<VersionStatistics> = {
       : 0n;
     message.computeTimeUs = (object.computeTimeUs !== undefined && object.computeTimeUs !== null)
       ? BigInt(object.computeTimeUs)
+      : 0n;
+    message.inlineBatchCount = (object.inlineBatchCount !== undefined && object.inlineBatchCount !== null)
+      ? BigInt(object.inlineBatchCount)
       : 0n;
     return message;
   },

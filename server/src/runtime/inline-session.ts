@@ -1,0 +1,70 @@
+// A model's ONNX Runtime session on the main thread. onnxruntime-node's run() blocks the thread that calls
+// it, which is why serving keeps its sessions in workers; but on an idle server the worker round trip (waking
+// the worker, then the main thread again) costs more than a small model's whole run. This session serves
+// such runs where the request arrived. When it may run is the batcher's decision (batching/inline-lane.ts).
+import { stat } from "node:fs/promises";
+import ort from "onnxruntime-node";
+import { fromOrtTensor, toOrtTensor, zeroFeeds } from "./ort-tensors.js";
+import type { RunResult } from "./session-instance.js";
+import { sessionOptions, type RuntimeOptions } from "./session-options.js";
+import type { TransferTensor } from "./tensor-types.js";
+
+/** Larger model files never get a main-thread session: loading one blocks the main thread meanwhile. */
+export const INLINE_MAX_MODEL_BYTES = 16 << 20;
+
+/** Probe runs at open; the fastest is the run time the lane budgets with (other loads may slow the rest). */
+const PROBE_RUNS = 5;
+
+export interface InlineSession {
+  /** The fastest of the one-row probe runs at open, in µs (zeros in, after one unmeasured run). */
+  readonly probeRunUs: number;
+  /** Runs on the calling thread (after a setImmediate, as onnxruntime-node does); feeds are not consumed. */
+  run(feeds: readonly TransferTensor[], outputs: readonly string[]): Promise<RunResult>;
+  close(): Promise<void>;
+}
+
+/** Why a model gets no main-thread session, or undefined when it may have one. */
+export async function inlineIneligibility(modelPath: string, provider: string): Promise<string | undefined> {
+  if (provider !== "cpu") return `it runs on ${provider.toUpperCase()}`;
+  const { size } = await stat(modelPath);
+  if (size > INLINE_MAX_MODEL_BYTES) return `its file (${(size / 2 ** 20).toFixed(1)} MiB) is over ${INLINE_MAX_MODEL_BYTES / 2 ** 20} MiB`;
+  return undefined;
+}
+
+/**
+ * Opens the model on this thread with one intra-op thread (the run stays on the caller's thread) and times
+ * it on one row of zeros shaped like `probeInputs` (variable dimensions as 1). Throws if it cannot open or
+ * the probe fails; the caller then serves from workers only.
+ */
+export async function openInlineSession(
+  modelPath: string,
+  options: RuntimeOptions,
+  probeInputs: readonly { readonly name: string; readonly type: string; readonly dims: readonly number[] }[],
+): Promise<InlineSession> {
+  const session = await ort.InferenceSession.create(modelPath, sessionOptions("cpu", { ...options, intraOpThreads: 1, allowSpinning: false }));
+  try {
+    const feeds = zeroFeeds(probeInputs);
+    await session.run(feeds);
+    let probeRunUs = Infinity;
+    for (let i = 0; i < PROBE_RUNS; i++) {
+      const started = performance.now();
+      await session.run(feeds);
+      probeRunUs = Math.min(probeRunUs, (performance.now() - started) * 1000);
+    }
+    return { probeRunUs, run: (feeds, outputs) => run(session, feeds, outputs), close: () => session.release() };
+  } catch (error) {
+    await session.release();
+    throw error;
+  }
+}
+
+async function run(session: ort.InferenceSession, feeds: readonly TransferTensor[], outputs: readonly string[]): Promise<RunResult> {
+  const started = performance.now();
+  const inputs: Record<string, ort.Tensor> = {};
+  for (const t of feeds) inputs[t.name] = toOrtTensor(t);
+  const results = outputs.length ? await session.run(inputs, [...outputs]) : await session.run(inputs);
+  const runMs = performance.now() - started;
+  const out: TransferTensor[] = [];
+  for (const name in results) out.push(fromOrtTensor(name, results[name]!));
+  return { outputs: out, runMs, inputs: feeds.map((f) => f.buffer) };
+}
