@@ -37,6 +37,8 @@ export interface CpuSample {
   readonly otherUs: number;
   readonly p50Ms: number;
   readonly meanBatch: number;
+  /** Share of the batches that ran on the server's main thread (the idle path), 0 to 1. */
+  readonly inlineShare: number;
 }
 
 interface Point {
@@ -58,6 +60,7 @@ const POINTS: readonly Point[] = [
   { name: "tiny Predict unary c=256", model: "tiny", path: PREDICT, frame: "tiny.frame", inflight: 256, messages: 1 },
   { name: "tiny PredictStream 4x64", model: "tiny", path: "/aiaas.v1.Inference/PredictStream", frame: "tiny.x64.frame", inflight: 4, messages: 64 },
   { name: "cnn Predict unary c=1", model: "cnn", path: PREDICT, frame: "cnn.frame", inflight: 1, messages: 1 },
+  { name: "tiny Predict unary c=1", model: "tiny", path: PREDICT, frame: "tiny.frame", inflight: 1, messages: 1 },
 ];
 
 const spread = (xs: readonly number[], digits = 0): string => `${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}`;
@@ -86,9 +89,9 @@ export async function measureCpu(
 const measured = (target: CpuTarget, point: Point, path: string, frame: string, o: CpuTableOptions) =>
   measureCpu(target, path, join(o.work, frame), point.inflight, point.messages, o.seconds, join(o.work, "cpu-h2load.log"));
 
-function sample(load: LoadResult, requests: number, cpu: { total: number; main: number }, meanBatch: number, messages: number): CpuSample {
+function sample(load: LoadResult, requests: number, cpu: { total: number; main: number }, meanBatch: number, inlineShare: number, messages: number): CpuSample {
   const us = (seconds: number): number => (seconds / Math.max(1, requests)) * 1e6;
-  return { perSecond: load.perSecond * messages, totalUs: us(cpu.total), mainUs: us(cpu.main), otherUs: us(cpu.total - cpu.main), p50Ms: load.p50Ms, meanBatch };
+  return { perSecond: load.perSecond * messages, totalUs: us(cpu.total), mainUs: us(cpu.main), otherUs: us(cpu.total - cpu.main), p50Ms: load.p50Ms, meanBatch, inlineShare };
 }
 
 /** ONNX Runtime in this process, one thread, at `batch`: CPU µs per sample (all threads of this process). */
@@ -133,13 +136,15 @@ export async function cpuTable(o: CpuTableOptions): Promise<CpuTableResult> {
         const before = await modelCounters(o.models, point.model);
         const r = await measured(o.server, point, point.path, point.frame, o);
         const after = await modelCounters(o.models, point.model);
-        const meanBatch = (after.rows - before.rows) / Math.max(1, after.batches - before.batches);
+        const batches = Math.max(1, after.batches - before.batches);
+        const meanBatch = (after.rows - before.rows) / batches;
+        const inlineShare = (after.inlineBatches - before.inlineBatches) / batches;
         if (after.failures > before.failures) o.log(`  ${point.name}: the server counted ${after.failures - before.failures} failed requests (h2load cancels those in flight when its time is up)`);
-        entry.server.push(sample(r.load, r.requests, r.cpu, meanBatch, point.messages));
+        entry.server.push(sample(r.load, r.requests, r.cpu, meanBatch, inlineShare, point.messages));
       };
       const runEcho = async (): Promise<void> => {
         const r = await measured(o.echo, point, echoPath, point.frame, o);
-        entry.echo.push(sample(r.load, r.requests, r.cpu, NaN, point.messages));
+        entry.echo.push(sample(r.load, r.requests, r.cpu, NaN, 0, point.messages));
       };
       for (const run of round % 2 === 0 ? [runServer, runEcho] : [runEcho, runServer]) await run();
       const batch = Math.max(1, Math.round(entry.server.at(-1)!.meanBatch));
@@ -154,23 +159,33 @@ export async function cpuTable(o: CpuTableOptions): Promise<CpuTableResult> {
 
 function tabulate(raw: CpuTableResult["raw"], o: CpuTableOptions): string {
   const lines = [
-    `| point (median of ${o.rounds}, ${o.seconds}s each; µs of CPU per request) | server | main thread | other threads | echo | ORT per sample | overhead | overhead main | overhead other | overhead per round | server req/s | mean batch |`,
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    `| point (median of ${o.rounds}, ${o.seconds}s each; µs of CPU per request) | server | main thread | other threads | echo | ORT per sample | overhead | overhead main | overhead other | overhead per round | server req/s | mean batch | batches inline |`,
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
   ];
   for (const [name, { server, echo, ortUs }] of Object.entries(raw)) {
-    // Per round: the server's CPU less the echo's (transport) and ORT's (model) of the same round.
+    // Per round: the server's CPU less the echo's (transport) and ORT's (model) of the same round. ORT's
+    // share goes to the main thread for the batches that ran there (the idle path), else to the workers.
     const overhead = server.map((s, i) => s.totalUs - echo[i]!.totalUs - ortUs[i]!);
-    const overheadMain = server.map((s, i) => s.mainUs - echo[i]!.totalUs);
-    const overheadOther = server.map((s, i) => s.otherUs - ortUs[i]!);
+    const overheadMain = server.map((s, i) => s.mainUs - echo[i]!.totalUs - ortUs[i]! * s.inlineShare);
+    const overheadOther = server.map((s, i) => s.otherUs - ortUs[i]! * (1 - s.inlineShare));
     const m = (xs: number[]): string => median(xs).toFixed(1);
+    const inline = `${(median(server.map((s) => s.inlineShare)) * 100).toFixed(0)}%`;
     lines.push(
-      `| ${name} | ${m(server.map((s) => s.totalUs))} | ${m(server.map((s) => s.mainUs))} | ${m(server.map((s) => s.otherUs))} | ${m(echo.map((s) => s.totalUs))} | ${m(ortUs)} | **${m(overhead)}** | ${m(overheadMain)} | ${m(overheadOther)} | ${spread(overhead, 0)} | ${median(server.map((s) => s.perSecond)).toFixed(0)} | ${median(server.map((s) => s.meanBatch)).toFixed(1)} |`,
+      `| ${name} | ${m(server.map((s) => s.totalUs))} | ${m(server.map((s) => s.mainUs))} | ${m(server.map((s) => s.otherUs))} | ${m(echo.map((s) => s.totalUs))} | ${m(ortUs)} | **${m(overhead)}** | ${m(overheadMain)} | ${m(overheadOther)} | ${spread(overhead, 0)} | ${median(server.map((s) => s.perSecond)).toFixed(0)} | ${median(server.map((s) => s.meanBatch)).toFixed(1)} | ${inline} |`,
     );
   }
-  const c1 = raw["cnn Predict unary c=1"];
-  if (c1) {
+  lines.push("");
+  for (const model of ["cnn", "tiny"]) {
+    const c1 = raw[`${model} Predict unary c=1`];
+    if (!c1) continue;
+    // ORT's CPU per sample at batch 1 on one thread is its run's wall time too: what no server can save.
     const gaps = c1.server.map((s, i) => s.p50Ms - c1.echo[i]!.p50Ms);
-    lines.push("", `c=1 p50: server ${median(c1.server.map((s) => s.p50Ms)).toFixed(3)} ms, echo ${median(c1.echo.map((s) => s.p50Ms)).toFixed(3)} ms; server − echo ${median(gaps).toFixed(3)} ms (per round ${gaps.map((g) => g.toFixed(3)).join(", ")}; target ≤ 0.1)`);
+    const beyond = c1.server.map((s, i) => s.p50Ms - c1.echo[i]!.p50Ms - c1.ortUs[i]! / 1000);
+    const ms = (xs: number[]): string => median(xs).toFixed(3);
+    lines.push(
+      `${model} c=1 p50: server ${ms(c1.server.map((s) => s.p50Ms))} ms, echo ${ms(c1.echo.map((s) => s.p50Ms))} ms, ORT's one-row run ${ms(c1.ortUs.map((u) => u / 1000))} ms; server − echo ${ms(gaps)} ms (per round ${gaps.map((g) => g.toFixed(3)).join(", ")}; target ≤ 0.1); server − echo − ORT ${ms(beyond)} ms`,
+      "",
+    );
   }
-  return lines.join("\n");
+  return lines.join("\n").trimEnd();
 }

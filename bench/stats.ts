@@ -7,10 +7,10 @@ export const median = (xs: readonly number[]): number => {
 };
 
 /** A model's batches, rows and failed requests so far, from the server's statistics (its first version). */
-export async function modelCounters(models: ModelsClient, name: string): Promise<{ batches: number; rows: number; failures: number }> {
+export async function modelCounters(models: ModelsClient, name: string): Promise<{ batches: number; rows: number; failures: number; inlineBatches: number }> {
   const res = await new Promise<GetModelResponse>((resolve, reject) => models.getModel({ name }, (e, r) => (e ? reject(e) : resolve(r))));
   const stats = res.model!.versions[0]!.statistics!;
-  return { batches: Number(stats.batchCount), rows: Number(stats.inferenceCount), failures: Number(stats.failureCount) };
+  return { batches: Number(stats.batchCount), rows: Number(stats.inferenceCount), failures: Number(stats.failureCount), inlineBatches: Number(stats.inlineBatchCount) };
 }
 
 /** Codes a load generator causes itself: its own deadline, and calls cut off when a timed load stops. */

@@ -50,6 +50,8 @@ describe("the inline lane of an idle server", () => {
     assert.equal(lane.batchCount - batchesBefore, 12);
     assert.equal(lane.inlineBatchCount - inlineBefore, 12, "each request of an idle server ran on the main thread");
     assert.equal(workers.inlineBatchCount, 0, "inline_run_budget_us 0 keeps every run on the workers");
+    const wire = await unary<{ name: string }, GetModelResponse>(h.models.getModel.bind(h.models), { name: "cnn" });
+    assert.equal(Number(wire.model!.versions[0]!.statistics!.inlineBatchCount), lane.inlineBatchCount, "GetModel counts the inline batches");
   });
 
   it("keeps a model whose run exceeds the budget on the workers", async () => {
