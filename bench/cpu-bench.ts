@@ -7,6 +7,7 @@ import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { credentials } from "@grpc/grpc-js";
 import { ModelsClient } from "@aiaas/sdk/gen";
+import { ECHO_ARGV, echoAddress } from "./bench-targets.js";
 import { cpuTable } from "./cpu-table.js";
 import { machine } from "./machine.js";
 import { writeServeFixtures } from "./serve-fixtures.js";
@@ -30,7 +31,7 @@ const server = await startChild(
   ["--max-semi-space-size=32", resolve(args.build!, "server/dist/bin/aiaas.js"), "serve", "--models", fixtures.repo, "--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--providers", "cpu"],
   (e) => e.address as string | undefined,
 );
-const echo = await startChild(["--import", "tsx", "bench/echo-server.ts"], (e) => (e.port ? `127.0.0.1:${e.port}` : undefined));
+const echo = await startChild([...ECHO_ARGV], echoAddress);
 const models = new ModelsClient(server.value, credentials.createInsecure());
 try {
   const table = await cpuTable({

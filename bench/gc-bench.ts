@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
+import { ECHO_ARGV, echoAddress, serverAddress, serverArgv } from "./bench-targets.js";
 import { h2load } from "./load.js";
 import { machine } from "./machine.js";
 import { writeServeFixtures } from "./serve-fixtures.js";
@@ -81,10 +82,8 @@ async function measure(argv: string[], pick: (e: Record<string, unknown>) => str
   }
 }
 
-const server = [resolve(args.build!, "server/dist/bin/aiaas.js"), "serve", "--models", join(work, "models"), "--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--providers", "cpu"];
-const serverAddress = (e: Record<string, unknown>) => e.address as string | undefined;
-const echo = ["--import", "tsx", "bench/echo-server.ts"];
-const echoAddress = (e: Record<string, unknown>) => (e.port ? `127.0.0.1:${e.port}` : undefined);
+const server = serverArgv(args.build!, work);
+const echo = [...ECHO_ARGV];
 const points: Record<string, () => Promise<GcSample>> = {
   "cnn Predict unary c=256": () => measure(server, serverAddress, "/aiaas.v1.Inference/Predict", "cnn.frame", 256, 1),
   "echo unary c=256": () => measure(echo, echoAddress, "/bench.Echo/Echo", "cnn.frame", 256, 1),

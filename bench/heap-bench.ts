@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { ECHO_ARGV, echoAddress, serverAddress, serverArgv } from "./bench-targets.js";
 import { h2load, h2loadCount } from "./load.js";
 import { machine } from "./machine.js";
 import { writeServeFixtures } from "./serve-fixtures.js";
@@ -59,10 +60,8 @@ async function measure(argv: string[], pick: (e: Record<string, unknown>) => str
   }
 }
 
-const server = ["server/dist/bin/aiaas.js", "serve", "--models", join(work, "models"), "--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--providers", "cpu"].map((a) => (a === "server/dist/bin/aiaas.js" ? resolve(args.build!, a) : a));
-const serverAddress = (e: Record<string, unknown>) => e.address as string | undefined;
-const echo = ["--import", "tsx", "bench/echo-server.ts"];
-const echoAddress = (e: Record<string, unknown>) => (e.port ? `127.0.0.1:${e.port}` : undefined);
+const server = serverArgv(args.build!, work);
+const echo = [...ECHO_ARGV];
 const points = {
   "cnn Predict unary c=256": () => measure(server, serverAddress, "/aiaas.v1.Inference/Predict", "cnn.frame", 256, 1),
   "cnn PredictStream 4x64 (per message)": () => measure(server, serverAddress, "/aiaas.v1.Inference/PredictStream", "cnn.x64.frame", 4, 64),

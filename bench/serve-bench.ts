@@ -10,6 +10,7 @@ import { execFileSync } from "node:child_process";
 import { credentials, Client } from "@grpc/grpc-js";
 import ort from "onnxruntime-node";
 import { InferenceClient, ModelsClient, type GetModelResponse } from "@aiaas/sdk/gen";
+import { ECHO_ARGV, echoAddress } from "./bench-targets.js";
 import { h2load, streamLoad, unaryCaller, unaryLoad, type LoadResult } from "./load.js";
 import { writeServeFixtures } from "./serve-fixtures.js";
 import { exitOf, startChild } from "./start-child.js";
@@ -90,7 +91,7 @@ const server = await startChild(
   ["--max-semi-space-size=32", "server/dist/bin/aiaas.js", "serve", "--models", repo, "--host", "127.0.0.1", "--port", "0", "--http-port", "0"],
   (e) => e.address as string | undefined,
 );
-const echo = await startChild(["--import", "tsx", "bench/echo-server.ts"], (e) => (e.port ? `127.0.0.1:${e.port}` : undefined));
+const echo = await startChild([...ECHO_ARGV], echoAddress);
 // The same server as two processes on one port (`--processes 2`, sharing state through PostgreSQL), when h2load
 // and a PostgreSQL are here: h2load's connections are spread over the processes by the primary.
 const poolDb = hasH2load ? await benchDatabase() : undefined;

@@ -1,4 +1,5 @@
-// Worker-side conversions between the protocol's TransferTensor and onnxruntime-node's Tensor.
+// Conversions between the protocol's TransferTensor and onnxruntime-node's Tensor, where sessions run (the
+// workers, and the main thread's inline sessions).
 import ort from "onnxruntime-node";
 import { ELEMENT_SIZE, isTensorType, typedView, type TransferTensor } from "./tensor-types.js";
 

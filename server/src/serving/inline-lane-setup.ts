@@ -7,8 +7,9 @@ import { inlineIneligibility, openInlineSession, type InlineSession, type Provid
 const PROBE_GIVE_UP = 4;
 
 /**
- * A version's inline lane when its config allows one and its one-row run, timed on the main thread, is near the
- * budget (the lane itself decides, run by run, whether it fits); undefined (said in the log) otherwise. A model the probe cannot run is served from workers only.
+ * A version's inline lane when its config allows one and its one-row run, timed on the main thread, is near
+ * the budget (the lane itself decides, run by run, whether it fits); undefined (said in the log) otherwise.
+ * A model the probe cannot run is served from workers only.
  */
 export async function openInlineLane(
   path: string,
@@ -34,7 +35,7 @@ export async function openInlineLane(
     return undefined;
   }
   const probe = Math.round(session.probeRunUs);
-  // Far over the budget is the model, not a probe slowed by other loads (which the estimate outgrows).
+  // Far over the budget is the model itself; a probe slowed by other loads is corrected by the first runs.
   if (session.probeRunUs > PROBE_GIVE_UP * budgetUs) {
     await session.close();
     logger.info({ model: label, probeRunUs: probe }, `${label} runs on workers only: a one-row run takes ${probe} µs, over inline_run_budget_us (${budgetUs})`);
