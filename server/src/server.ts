@@ -497,6 +497,7 @@ async function shutdown(
   grace: number,
 ): Promise<void> {
   const { server, logger } = parts;
+  const deadline = performance.now() + grace;
   parts.stopRequested.abort();
   const closing = parts.listener.close();
   for (const s of ["", ...SERVICES]) parts.health.setStatus(s, "NOT_SERVING");
@@ -511,6 +512,13 @@ async function shutdown(
       resolve();
     });
   });
+  // Connections close on their own once their replies are flushed. One a client keeps open (the half of a
+  // stream it never ends) is destroyed when the grace is up, at least a second after the calls ended.
+  const rest = Math.max(1_000, deadline - performance.now());
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([closing, new Promise<void>((resolve) => (timer = setTimeout(resolve, rest)))]);
+  clearTimeout(timer);
+  parts.listener.destroyConnections();
   await closing;
   parts.traffic()?.close();
   await parts.jobs.close();

@@ -30,8 +30,13 @@ export interface Listener {
   accept(): void;
   /** Connections open now. */
   connections(): Promise<number>;
-  /** Stops accepting connections (grpc-js closes the ones it has). */
+  /** Stops accepting connections (grpc-js closes the ones it has); resolves when the last one has closed. */
   close(): Promise<void>;
+  /**
+   * Destroys the connections still open: after a shutdown's grace, a client that keeps its half of a stream
+   * open (an upload it never ends) would otherwise hold the process until it gives up.
+   */
+  destroyConnections(): void;
 }
 
 // The HTTP/2 client preface (24 bytes) and a SETTINGS frame header (9): what a real client sends at once.
@@ -70,6 +75,7 @@ export async function listen(server: Server, options: ListenerOptions): Promise<
   let refusedSinceLog = 0;
   let lastRefusalLog = 0;
   let pending: Socket[] | undefined = [];
+  const open = new Set<Socket>();
   const serve = (socket: Socket): void => {
     if (socket.destroyed) return;
     if (handshakeMs > 0) {
@@ -84,6 +90,8 @@ export async function listen(server: Server, options: ListenerOptions): Promise<
   const net = createServer({ noDelay: true }, (socket: Socket) => {
     // Stray errors of a connection (resets) are the connection's business, not the process's.
     socket.on("error", () => undefined);
+    open.add(socket);
+    socket.once("close", () => open.delete(socket));
     if (pending) pending.push(socket);
     else serve(socket);
   });
@@ -125,5 +133,8 @@ export async function listen(server: Server, options: ListenerOptions): Promise<
         net.close(() => resolve());
         injector.destroy();
       }),
+    destroyConnections() {
+      for (const socket of open) socket.destroy();
+    },
   };
 }
