@@ -2,7 +2,8 @@
 // server/dist is built, e.g. `git worktree add /tmp/base main && (cd /tmp/base && npm ci && npm run build)`),
 // both running at once on the same models, measured point by point in alternating order so the machine's
 // noise falls on both alike. Reports requests/s and the server's own CPU time per request (user + system, from
-// /proc), which moves far less than wall time on a shared machine; medians of --rounds rounds.
+// /proc), which moves far less than wall time on a shared machine; medians of --rounds rounds. `--only
+// stream,c=1` keeps the points whose names contain one of the words.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -17,6 +18,8 @@ const { values: args } = parseArgs({
     base: { type: "string" },
     seconds: { type: "string", default: "3" },
     rounds: { type: "string", default: "5" },
+    // Only the points whose names contain one of these comma-separated words ("stream,c=1").
+    only: { type: "string", default: "" },
   },
 });
 if (!args.base) throw new Error("--base DIR: a built checkout to compare against");
@@ -44,6 +47,8 @@ const points: Record<string, [string, string, number, number]> = {
   "tiny unary c=256": ["/aiaas.v1.Inference/Predict", "tiny.frame", 256, 1],
   "tiny stream 4x64": ["/aiaas.v1.Inference/PredictStream", "tiny.x64.frame", 4, 64],
 };
+const only = args.only!.split(",").filter(Boolean);
+for (const name of Object.keys(points)) if (only.length && !only.some((word) => name.includes(word))) delete points[name];
 const samples = new Map<string, Sample[]>();
 
 try {

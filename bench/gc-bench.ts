@@ -2,7 +2,9 @@
 // server on the same bytes (h2load, 256 in flight or 4 streams × 64). The target runs with --trace-gc-nvp;
 // over a measured run, every scavenge's main-thread pause and its helper threads' parallel work, and every
 // mark-compact's pause, are summed and divided by the requests answered, beside the bytes a scavenge found
-// still alive and the bytes it promoted. Like the heap profile, and unlike CPU time, these move little with
+// still alive and the bytes it promoted, and the bytes allocated and scavenges per request (with as many
+// calls in flight, a scavenge finds about as much alive whenever it comes, so how often it comes sets the
+// cost). Like the heap profile, and unlike CPU time, these move little with
 // the machine's load. `--build DIR` measures another built checkout; `--rounds N` (default 3) takes medians.
 import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -30,6 +32,9 @@ interface GcSample {
   readonly markCompactMainUs: number;
   readonly survivedBytes: number;
   readonly promotedBytes: number;
+  /** JS heap bytes allocated before each scavenge (the sum of their `allocated`). */
+  readonly allocatedBytes: number;
+  readonly scavengesPer1000: number;
   readonly perSecond: number;
 }
 
@@ -74,6 +79,10 @@ async function measure(argv: string[], pick: (e: Record<string, unknown>) => str
       markCompactMainUs: (sum(marks, "pause") * 1000) / requests,
       survivedBytes: sum(scavenges, "new_space_survived") / requests,
       promotedBytes: sum(scavenges, "promoted") / requests,
+      // What drives how often scavenges come. Summed over scavenges only: a mark-compact's `allocated` can
+      // come out as a wrapped-around 64-bit number when the heap shrank, and mark-compacts are rare here.
+      allocatedBytes: sum(scavenges, "allocated") / requests,
+      scavengesPer1000: (scavenges.length * 1000) / requests,
       perSecond: load.perSecond * messages,
     };
   } finally {
@@ -103,13 +112,13 @@ try {
   }
   const m = (xs: number[], digits = 1): string => median(xs).toFixed(digits);
   const lines = [
-    `| point (median of ${args.rounds}, ${seconds}s each; per request) | scavenge, main thread µs | scavenge, helper threads µs | mark-compact, main thread µs | GC in all µs | survived a scavenge, bytes | promoted, bytes | req/s |`,
-    "|---|---:|---:|---:|---:|---:|---:|---:|",
+    `| point (median of ${args.rounds}, ${seconds}s each; per request) | scavenge, main thread µs | scavenge, helper threads µs | mark-compact, main thread µs | GC in all µs | survived a scavenge, bytes | promoted, bytes | allocated, bytes | scavenges per 1000 | req/s |`,
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const [name, samples] of Object.entries(raw)) {
     const all = samples.map((s) => s.scavengeMainUs + s.scavengeHelpersUs + s.markCompactMainUs);
     lines.push(
-      `| ${name} | ${m(samples.map((s) => s.scavengeMainUs))} | ${m(samples.map((s) => s.scavengeHelpersUs))} | ${m(samples.map((s) => s.markCompactMainUs))} | **${m(all)}** | ${m(samples.map((s) => s.survivedBytes), 0)} | ${m(samples.map((s) => s.promotedBytes), 0)} | ${m(samples.map((s) => s.perSecond), 0)} |`,
+      `| ${name} | ${m(samples.map((s) => s.scavengeMainUs))} | ${m(samples.map((s) => s.scavengeHelpersUs))} | ${m(samples.map((s) => s.markCompactMainUs))} | **${m(all)}** | ${m(samples.map((s) => s.survivedBytes), 0)} | ${m(samples.map((s) => s.promotedBytes), 0)} | ${m(samples.map((s) => s.allocatedBytes), 0)} | ${m(samples.map((s) => s.scavengesPer1000), 2)} | ${m(samples.map((s) => s.perSecond), 0)} |`,
     );
   }
   console.log(lines.join("\n"));

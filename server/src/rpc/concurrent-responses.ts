@@ -17,35 +17,45 @@ export interface StopSignals {
  * a client that sends without reading is pushed back by HTTP/2 flow control. A failed request becomes the
  * answer `failed` makes of it, so one bad request never ends the stream.
  */
-export async function* concurrentResponses<Req, Res>(
+export function concurrentResponses<Req, Res>(
   requests: AsyncIterable<Req>,
   maxInflight: number,
   run: (request: Req) => Promise<Res>,
   failed: (request: Req, error: unknown) => Res,
   stop: StopSignals,
-): AsyncGenerator<Res> {
-  const out = new Answers<Res>();
+): AsyncIterableIterator<Res> {
   let held = 0;
   let running = 0;
   let reading = true;
   let slot: (() => void) | undefined;
+  // Each answer taken frees its request's slot.
+  const out = new Answers<Res>(() => {
+    held--;
+    slot?.();
+    slot = undefined;
+  });
   // A broken request stream (a malformed message) ends the responses with its error, after the answers
   // to the requests it delivered before.
   let broken: { error: unknown } | undefined;
   const end = (): void => out.end(broken);
-  const release = (): void => {
-    held--;
-    slot?.();
-    slot = undefined;
+  // A run's answer: one function per stream rather than closures per request. The count of running requests
+  // is kept even if `failed` throws.
+  const answered = (response: Res): void => {
+    out.push(response);
+    ranOne();
   };
-  // Answers one request's run; the count of running requests is kept even if `failed` throws.
-  const settle = (answer: () => Res): void => {
-    try {
-      out.push(answer());
-    } finally {
-      running--;
-      if (!reading && running === 0) end();
-    }
+  const ranOne = (): void => {
+    running--;
+    if (!reading && running === 0) end();
+  };
+  const runOne = (request: Req): void => {
+    run(request).then(answered, (error: unknown) => {
+      try {
+        out.push(failed(request, error));
+      } finally {
+        ranOne();
+      }
+    });
   };
   void (async () => {
     // When the server starts shutting down, stop taking requests, answer the ones taken, and end the
@@ -60,10 +70,7 @@ export async function* concurrentResponses<Req, Res>(
         if (held >= maxInflight && (await stopped.race(new Promise<void>((resolve) => (slot = resolve)))) === STOP) break;
         held++;
         running++;
-        run(request).then(
-          (response) => settle(() => response),
-          (error: unknown) => settle(() => failed(request, error)),
-        );
+        runOne(request);
       }
     } catch (error) {
       broken = { error };
@@ -72,11 +79,7 @@ export async function* concurrentResponses<Req, Res>(
     reading = false;
     if (running === 0) end();
   })();
-  // Each answer taken frees its request's slot.
-  for await (const response of out) {
-    release();
-    yield response;
-  }
+  return out;
 }
 
 /**
@@ -109,16 +112,19 @@ function stopWaits(signals: readonly AbortSignal[]): { race<T>(promise: Promise<
 }
 
 /**
- * The answers of a stream in the order they finish, for its one writer: an array and one waiting reader, with
- * no promise per answer while answers are ready (it-pushable's per-read bookkeeping cost a third more server
- * CPU per streamed request in `npm run bench:ab`). A broken request stream ends it with an error after the
- * answers before it.
+ * The answers of a stream in the order they finish, for its one reader: an array and one waiting reader, with
+ * no promise per answer beyond the one `next()` returns while answers are ready (it-pushable's per-read
+ * bookkeeping cost a third more server CPU per streamed request in `npm run bench:ab`, and an async generator
+ * here and another around it cost two resumptions per answer). `onTake` runs as each answer is handed out. A
+ * broken request stream ends it with an error after the answers before it.
  */
-class Answers<T> implements AsyncIterable<T> {
+class Answers<T> implements AsyncIterableIterator<T> {
   private readonly items: T[] = [];
   private head = 0;
   private ended: { readonly error?: unknown } | undefined;
   private wake: (() => void) | undefined;
+
+  constructor(private readonly onTake: () => void) {}
 
   push(item: T): void {
     if (this.ended) return;
@@ -131,28 +137,40 @@ class Answers<T> implements AsyncIterable<T> {
     this.notify();
   }
 
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.head < this.items.length) {
+      const item = this.items[this.head]!;
+      this.items[this.head++] = undefined as T;
+      if (this.head > 1024 && this.head * 2 > this.items.length) {
+        this.items.splice(0, this.head);
+        this.head = 0;
+      }
+      this.onTake();
+      return Promise.resolve({ done: false, value: item });
+    }
+    const ended = this.ended;
+    if (ended) {
+      // The error once; the iterator is done after it.
+      this.ended = {};
+      return "error" in ended ? Promise.reject(ended.error) : Promise.resolve({ done: true, value: undefined });
+    }
+    return new Promise<void>((resolve) => (this.wake = resolve)).then(() => this.next());
+  }
+
+  /** The reader stopped: later answers are dropped. */
+  return(): Promise<IteratorResult<T>> {
+    this.ended = {};
+    this.items.length = this.head = 0;
+    return Promise.resolve({ done: true, value: undefined });
+  }
+
   private notify(): void {
     const wake = this.wake;
     this.wake = undefined;
     wake?.();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<T> {
-    for (;;) {
-      while (this.head < this.items.length) {
-        const item = this.items[this.head]!;
-        this.items[this.head++] = undefined as T;
-        if (this.head > 1024 && this.head * 2 > this.items.length) {
-          this.items.splice(0, this.head);
-          this.head = 0;
-        }
-        yield item;
-      }
-      if (this.ended) {
-        if ("error" in this.ended) throw this.ended.error;
-        return;
-      }
-      await new Promise<void>((resolve) => (this.wake = resolve));
-    }
   }
 }

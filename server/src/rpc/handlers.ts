@@ -12,6 +12,7 @@ import type { Logger } from "pino";
 import { onAbort } from "../common/abort-listeners.js";
 import { Code } from "../common/errors.js";
 import { createCallContext, type CallContext } from "./call-context.js";
+import { callMessages } from "./call-messages.js";
 import { publicError } from "./error-mapping.js";
 import { composeMiddleware, type CallEnd, type CallInfo, type Middleware } from "./middleware/index.js";
 import { MalformedRequest, checkDecoded, endedMidMessage } from "./request-decoding.js";
@@ -147,17 +148,19 @@ async function respond<Res>(
  * revocation), and a message that is not valid protobuf, or a half-close in the middle of a message, ends the
  * stream with INVALID_ARGUMENT.
  */
-async function* checkedRequests<Req>(method: string, context: CallContext, call: ServerDuplexStream<Req, unknown>): AsyncGenerator<Req> {
-  // Iterating a Duplex destroys it when its readable side ends, which would drop the responses still
-  // to come; keep it open.
-  const raw = call.iterator({ destroyOnReturn: false }) as AsyncIterable<Req | MalformedRequest>;
-  for await (const request of raw) {
-    context.checkMessage();
-    yield checkDecoded(request);
-  }
-  if (endedMidMessage(call)) {
-    throw new MalformedRequest(method, "the stream was half-closed in the middle of a message: its length prefix promised more bytes than came").toError();
-  }
+function checkedRequests<Req>(method: string, context: CallContext, call: ServerDuplexStream<Req, unknown>): AsyncIterable<Req> {
+  return callMessages(
+    call,
+    (message) => {
+      context.checkMessage();
+      return checkDecoded(message as Req | MalformedRequest);
+    },
+    () => {
+      if (endedMidMessage(call)) {
+        throw new MalformedRequest(method, "the stream was half-closed in the middle of a message: its length prefix promised more bytes than came").toError();
+      }
+    },
+  );
 }
 
 function drained(call: ResponseStream<unknown>, signal: AbortSignal): Promise<void> {

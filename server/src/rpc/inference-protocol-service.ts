@@ -235,7 +235,7 @@ export function createInferenceProtocolService(deps: InferenceProtocolDeps): Unt
 }
 
 /** Streamed requests run concurrently; a failed one answers with error_message and the stream goes on. */
-function streamInfer(deps: InferenceProtocolDeps, requests: AsyncIterable<ModelInferRequest>, context: CallContext): AsyncGenerator<ModelStreamInferResponse | Buffer> {
+function streamInfer(deps: InferenceProtocolDeps, requests: AsyncIterable<ModelInferRequest>, context: CallContext): AsyncIterable<ModelStreamInferResponse | Buffer> {
   return concurrentResponses(
     requests,
     deps.maxStreamInflight,

@@ -113,7 +113,7 @@ export function createInferenceService(deps: InferenceDeps): UntypedServiceImple
  * Requests on one stream run concurrently (so they batch with each other and with everyone else) and answer
  * as they finish; a failed request answers with its error and the stream goes on.
  */
-function predictStream(deps: InferenceDeps, requests: AsyncIterable<PredictRequest>, context: CallContext): AsyncGenerator<PredictStreamResponse | Buffer> {
+function predictStream(deps: InferenceDeps, requests: AsyncIterable<PredictRequest>, context: CallContext): AsyncIterable<PredictStreamResponse | Buffer> {
   return concurrentResponses(
     requests,
     deps.maxStreamInflight,
