@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import { AiaasError, Code, Tensor, createClient, type AiaasClient, type StreamResult } from "@aiaas/sdk";
@@ -152,6 +156,57 @@ describe("@aiaas/sdk connection handling", () => {
     const never = createClient({ address: `127.0.0.1:${await freePort()}`, retry: { maxAttempts: 2, initialBackoffMs: 10 } });
     await assert.rejects(never.models.list({ timeoutMs: 2000 }), (e: AiaasError) => e.code === Code.UNAVAILABLE);
     never.close();
+  });
+
+  it("sends calls made one at a time over one shared stream, which closes on its own soon after the last", async () => {
+    // The server's debug line per call (method and status, logged when the call ends) tells which RPCs ran.
+    const calls: string[] = [];
+    const logger = pino({ level: "debug" }, { write: (line: string) => void calls.push((JSON.parse(line) as { method?: string }).method ?? "") });
+    const single = await startHarness({ affine: { model: affineModel() } }, { logger });
+    const alone = createClient({ address: single.server.address });
+    for (let i = 0; i < 10; i++) {
+      const result = await alone.predict("affine", { x: Tensor.float32([1, 4], [i, i, i, i]) }, { outputs: ["z"] });
+      assert.deepEqual([...result.outputs.z.data], [2 * i, 2 * i, 2 * i, 2 * i]);
+    }
+    // Not closed: the stream ends by itself once the client is quiet (it would otherwise hold the process).
+    const ended = performance.now();
+    while (!calls.includes("PredictStream") && performance.now() - ended < 3_000) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(calls.filter((m) => m === "Predict" || m === "PredictStream"), ["PredictStream"], "ten calls, one stream that ended");
+    alone.close();
+    await single.close();
+  });
+
+  it("lets a script that never calls close() exit once its call has answered", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "aiaas-sdk-exit-"));
+    const script = join(dir, "one-call.mjs");
+    const sdk = new URL("../sdk/dist/index.js", import.meta.url).href;
+    await writeFile(
+      script,
+      `import { createClient, Tensor } from ${JSON.stringify(sdk)};\n` +
+        `const client = createClient({ address: process.argv[2] });\n` +
+        `const r = await client.predict("affine", { x: Tensor.float32([1, 4], [1, 2, 3, 4]) });\n` +
+        `console.log(JSON.stringify([...r.outputs.y.data]));\n`,
+    );
+    const server = await startHarness({ affine: { model: affineModel() } });
+    const child = spawn(process.execPath, [script, server.server.address], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    let answeredAt = 0;
+    child.stdout.once("data", () => (answeredAt = performance.now()));
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+      child.once("exit", (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    const lingered = performance.now() - answeredAt;
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+    assert.equal(code, 0, "the script exited by itself");
+    assert.equal(out.trim(), "[3,6,9,12]");
+    // The idle close is 100 ms; a stream kept open would hold the process for as long as it stays open.
+    assert.ok(lingered < 3_000, `the process lived ${lingered.toFixed(0)} ms after its answer`);
   });
 
   it("balances calls over several addresses with round_robin", async () => {

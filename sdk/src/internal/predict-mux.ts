@@ -7,7 +7,9 @@ import { DeadlineSweeper, type Expiring } from "./deadline-sweeper.js";
  * Carries unary-looking predict calls over one shared PredictStream. A grpc-js unary call costs the client
  * far more CPU than a message on an open stream, so overlapping calls ride the stream; each keeps its own
  * deadline (sent as timeout_ms and enforced here), cancellation and error. The stream opens on demand and
- * closes after a quiet spell.
+ * closes after a quiet spell of `idleMs`: short, because an open stream keeps the client's process alive (a
+ * script that never calls close() exits that long after its last call), and reopening costs about one
+ * unary call.
  */
 export interface PredictMux {
   predict(request: PredictRequest, deadline: number, signal: AbortSignal | undefined): Promise<PredictResponse>;
@@ -20,7 +22,7 @@ interface Pending extends Expiring {
   reject(error: AiaasError): void;
 }
 
-export function createPredictMux(client: InferenceClient, metadata: () => Metadata, idleMs = 5_000): PredictMux {
+export function createPredictMux(client: InferenceClient, metadata: () => Metadata, idleMs = 100): PredictMux {
   let stream: ClientDuplexStream<PredictRequest, PredictStreamResponse> | undefined;
   const pending = new Map<string, Pending>();
   let seq = 0;
