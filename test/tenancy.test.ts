@@ -487,7 +487,8 @@ describe("tenants, keys, quotas", () => {
     const log = JSON.stringify(logLines);
     for (const token of Object.values(tokens)) assert.ok(!log.includes(token), "no key in the log");
     const denied = logLines.filter((l) => l.audit && (l as { outcome?: string }).outcome === "denied");
-    assert.ok(denied.some((l) => l.reason === "expired key" && l.action === "Predict" && l.tenant === undefined));
+    // The SDK's predict() rides its shared PredictStream (one address), so that is the RPC denied.
+    assert.ok(denied.some((l) => l.reason === "expired key" && l.action === "PredictStream" && l.tenant === undefined));
     assert.ok(denied.some((l) => l.reason === "missing role train" && l.tenant === "alpha" && l.keyId === ids.alphaReader));
     const actions = logLines.filter((l) => l.audit && (l as { outcome?: string }).outcome === "allowed").map((l) => l.action);
     assert.ok(actions.includes("CreateKey") && actions.includes("RevokeKey") && actions.includes("ListKeys"));

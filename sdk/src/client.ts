@@ -104,9 +104,8 @@ export function createClient(options: ClientOptions): AiaasClient {
     return md;
   };
   const mux = createPredictMux(inference, metadata);
-  // A call rides the shared stream when others overlap it, and also alone when the client has one address: a
-  // message on an open stream answers in about half the time of a unary call. With several addresses a lone
-  // call stays unary, so that calls made one at a time are balanced over them.
+  // A stream message answers in about half a unary call's time; with several addresses a call made alone stays
+  // unary, so that calls made one at a time are balanced over them.
   const loneCallsOnStream = (options.addresses?.length ?? 1) === 1;
   let inflight = 0;
 
