@@ -8,8 +8,13 @@ export function createChannel(options: ClientOptions): Channel {
   return new Channel(target(options), channelCredentials(options), channelOptions(options));
 }
 
+/** The addresses a client was given: `addresses`, or its one `address`. */
+export function addressesOf(options: ClientOptions): readonly string[] {
+  return options.addresses ?? (options.address ? [options.address] : []);
+}
+
 function target(options: ClientOptions): string {
-  const addresses = options.addresses ?? (options.address ? [options.address] : []);
+  const addresses = addressesOf(options);
   if (addresses.length === 0) throw new AiaasError(Code.INVALID_ARGUMENT, "createClient needs an address (host:port) or addresses");
   if (addresses.length === 1) return addresses[0];
   // grpc-js balances over a static list only for IP literals (ipv4:/ipv6: targets); a DNS name with several

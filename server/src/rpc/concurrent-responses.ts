@@ -38,8 +38,8 @@ export function concurrentResponses<Req, Res>(
   // to the requests it delivered before.
   let broken: { error: unknown } | undefined;
   const end = (): void => out.end(broken);
-  // A run's answer: one function per stream rather than closures per request. The count of running requests
-  // is kept even if `failed` throws.
+  // A run's answer: one function per stream, so a request that succeeds makes no closure of its own. The count
+  // of running requests is kept even if `failed` throws.
   const answered = (response: Res): void => {
     out.push(response);
     ranOne();

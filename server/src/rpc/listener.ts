@@ -125,7 +125,7 @@ export async function listen(server: Server, options: ListenerOptions): Promise<
       pending = undefined;
       for (const socket of waiting) serve(socket);
     },
-    connections: () => new Promise<number>((resolve, reject) => net.getConnections((error, count) => (error ? reject(error) : resolve(count)))),
+    connections: () => Promise.resolve(open.size),
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of pending ?? []) socket.destroy();
