@@ -41,6 +41,7 @@ type Sample = { perSecond: number; cpuUsPerRequest: number; p50Ms: number };
 // [path, frame, in flight, messages per h2load request]
 const points: Record<string, [string, string, number, number]> = {
   "cnn unary c=1": ["/aiaas.v1.Inference/Predict", "cnn.frame", 1, 1],
+  "tiny unary c=1": ["/aiaas.v1.Inference/Predict", "tiny.frame", 1, 1],
   "cnn unary c=256": ["/aiaas.v1.Inference/Predict", "cnn.frame", 256, 1],
   "cnn OIP ModelInfer c=256": ["/inference.GRPCInferenceService/ModelInfer", "cnn-oip.frame", 256, 1],
   "cnn stream 4x64": ["/aiaas.v1.Inference/PredictStream", "cnn.x64.frame", 4, 64],
@@ -62,17 +63,18 @@ try {
         const m = await measureCpu({ pid: child.pid!, address: value }, path, join(work, frame), inflight, messages, seconds, join(work, "h2load.log"));
         const sample = { perSecond: m.load.perSecond * messages, cpuUsPerRequest: (m.cpu.total / Math.max(1, m.requests)) * 1e6, p50Ms: m.load.p50Ms };
         samples.set(`${build} ${point}`, [...(samples.get(`${build} ${point}`) ?? []), sample]);
-        process.stderr.write(`  ${build.padEnd(5)} ${point.padEnd(26)} ${sample.perSecond.toFixed(0).padStart(7)}/s  ${sample.cpuUsPerRequest.toFixed(1).padStart(6)} µs CPU/req\n`);
+        process.stderr.write(`  ${build.padEnd(5)} ${point.padEnd(26)} ${sample.perSecond.toFixed(0).padStart(7)}/s  ${sample.cpuUsPerRequest.toFixed(1).padStart(6)} µs CPU/req  p50 ${sample.p50Ms.toFixed(3)} ms\n`);
       }
     }
   }
-  const lines = [`| point (median of ${rounds}, ${seconds}s each) | base req/s | new req/s | new / base | base CPU µs/req | new CPU µs/req | new / base CPU |`, "|---|---:|---:|---:|---:|---:|---:|"];
+  const lines = [`| point (median of ${rounds}, ${seconds}s each) | base req/s | new req/s | new / base | base CPU µs/req | new CPU µs/req | new / base CPU | base p50 ms | new p50 ms |`, "|---|---:|---:|---:|---:|---:|---:|---:|---:|"];
   for (const point of Object.keys(points)) {
     const b = samples.get(`base ${point}`)!;
     const n = samples.get(`new ${point}`)!;
     const [br, nr] = [median(b.map((s) => s.perSecond)), median(n.map((s) => s.perSecond))];
     const [bc, nc] = [median(b.map((s) => s.cpuUsPerRequest)), median(n.map((s) => s.cpuUsPerRequest))];
-    lines.push(`| ${point} | ${br.toFixed(0)} | ${nr.toFixed(0)} | ${(nr / br).toFixed(2)} | ${bc.toFixed(1)} | ${nc.toFixed(1)} | ${(nc / bc).toFixed(2)} |`);
+    const [bp, np] = [median(b.map((s) => s.p50Ms)), median(n.map((s) => s.p50Ms))];
+    lines.push(`| ${point} | ${br.toFixed(0)} | ${nr.toFixed(0)} | ${(nr / br).toFixed(2)} | ${bc.toFixed(1)} | ${nc.toFixed(1)} | ${(nc / bc).toFixed(2)} | ${bp.toFixed(3)} | ${np.toFixed(3)} |`);
   }
   console.log(lines.join("\n"));
 } finally {

@@ -15,50 +15,7 @@ import { ModelInferRequest } from "@aiaas/sdk/gen/inference";
 import { KeyStore } from "../server/src/auth/index.js";
 import { affineModel, slowModel } from "./support/fixtures.js";
 import { fp32, predictRequest, startHarness, unary, type Harness } from "./support/harness.js";
-
-/** A gRPC message frame: flag byte, 4-byte length (which may lie), payload. */
-function frame(payload: Uint8Array, length = payload.length): Buffer {
-  const f = Buffer.alloc(5 + payload.length);
-  f.writeUInt32BE(length, 1);
-  Buffer.from(payload).copy(f, 5);
-  return f;
-}
-
-interface RawResult {
-  readonly code: number | undefined;
-  readonly message: string;
-  readonly ms: number;
-  /** Response messages received before the status. */
-  readonly messages: number;
-}
-
-/** Sends raw gRPC frames on one HTTP/2 stream and reads the status, giving up after `limitMs`. */
-async function rawCall(address: string, path: string, frames: Buffer[], options: { halfClose?: boolean; limitMs?: number } = {}): Promise<RawResult> {
-  const session = connectHttp2(`http://${address}`);
-  session.on("error", () => undefined);
-  const started = performance.now();
-  try {
-    const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
-    stream.on("error", () => undefined);
-    let bytes = Buffer.alloc(0);
-    stream.on("data", (d: Buffer) => (bytes = Buffer.concat([bytes, d])));
-    const ended = new Promise<{ code: number | undefined; message: string }>((resolve) => {
-      let headers: Record<string, unknown> = {};
-      stream.on("response", (h) => (headers = h));
-      stream.on("trailers", (t) => resolve({ code: Number(t["grpc-status"]), message: decodeURIComponent(String(t["grpc-message"] ?? "")) }));
-      stream.on("end", () => resolve({ code: headers["grpc-status"] === undefined ? undefined : Number(headers["grpc-status"]), message: decodeURIComponent(String(headers["grpc-message"] ?? "")) }));
-      setTimeout(() => resolve({ code: undefined, message: "still open" }), options.limitMs ?? 3000).unref();
-    });
-    for (const f of frames) stream.write(f);
-    if (options.halfClose) stream.end();
-    const result = await ended;
-    let messages = 0;
-    for (let at = 0; at + 5 <= bytes.length; at += 5 + bytes.readUInt32BE(at + 1)) messages++;
-    return { ...result, ms: performance.now() - started, messages };
-  } finally {
-    session.destroy();
-  }
-}
+import { frame, rawCall } from "./support/raw-grpc.js";
 
 const predictBytes = (): Uint8Array =>
   PredictRequest.encode(PredictRequest.fromPartial({ model: "affine", id: "ok", inputs: [fp32("x", [1, 4], [1, 2, 3, 4])] })).finish();

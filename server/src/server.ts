@@ -41,6 +41,8 @@ import { PROTO_ROOT, SERVED_PROTOS } from "./rpc/proto-files.js";
 import { withProtocMapEntryNames } from "./rpc/reflection-descriptors.js";
 import { withSafeDecoding } from "./rpc/request-decoding.js";
 import { listen, type Listener } from "./rpc/listener.js";
+import type { UnaryMethod } from "./rpc/unary-call.js";
+import { routeUnaryCalls } from "./rpc/unary-routes.js";
 import { observeServer } from "./telemetry/instruments.js";
 import { TrafficMonitor } from "./telemetry/traffic-monitor.js";
 import { createConsoleBackend } from "./rpc/console-backend.js";
@@ -246,8 +248,15 @@ function addServices(server: Server, deps: {
 }): { jobs: JobManager; health: HealthImplementation; services: Map<string, UntypedServiceImplementation> } {
   const { options, env, scopes } = deps;
   const services = new Map<string, UntypedServiceImplementation>();
+  const unaryMethods = new Map<string, UnaryMethod>();
   const add = (definition: ServiceDefinition, implementation: UntypedServiceImplementation): void => {
-    server.addService(withSafeDecoding(definition), implementation);
+    const safe = withSafeDecoding(definition);
+    server.addService(safe, implementation);
+    for (const [key, m] of Object.entries(safe)) {
+      if (m.requestStream || m.responseStream) continue;
+      const name = m.path.slice(m.path.lastIndexOf("/") + 1);
+      unaryMethods.set(m.path, { path: m.path, name, deserialize: m.requestDeserialize, serialize: m.responseSerialize, handle: implementation[key] as unknown as UnaryMethod["handle"] });
+    }
     const path = Object.values(definition)[0]!.path;
     services.set(path.slice(1, path.lastIndexOf("/")), implementation);
   };
@@ -285,6 +294,8 @@ function addServices(server: Server, deps: {
     oneofs: true,
   });
   new ReflectionService(withProtocMapEntryNames(definitions)).addToServer(server);
+  // Our unary methods skip grpc-js's per-call machinery (rpc/unary-call.ts); health's Check stays with it.
+  routeUnaryCalls(server, unaryMethods, { maxReceiveBytes: deps.maxMessageBytes, maxSendBytes: deps.maxMessageBytes });
   return { jobs, health, services };
 }
 
