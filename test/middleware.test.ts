@@ -12,7 +12,7 @@ import { Code, ServerError } from "../server/src/common/errors.js";
 import { createCallContext, type CallContext } from "../server/src/rpc/call-context.js";
 import { composeMiddleware, serverMiddleware, type Middleware } from "../server/src/rpc/middleware/index.js";
 
-function contextWith(authorization?: string): { context: CallContext; dispose(): void } {
+function contextWith(authorization?: string): CallContext {
   const metadata = new Metadata();
   if (authorization) metadata.set("authorization", authorization);
   const call = { metadata, getDeadline: () => Infinity, getPeer: () => "ipv4:127.0.0.1:1", on: () => undefined, removeListener: () => undefined };
@@ -38,7 +38,7 @@ describe("middleware", () => {
     const log: string[] = [];
     const enter = composeMiddleware([recorder("a", log), recorder("b", log)], { method: "Predict", role: "predict", streaming: false });
     assert.deepEqual(log, ["a:method Predict", "b:method Predict"], "per-method setup runs when composed, not per call");
-    const end = enter(contextWith().context);
+    const end = enter(contextWith());
     end(Code.OK);
     end(Code.INTERNAL);
     assert.deepEqual(log.slice(2), ["a:enter", "b:enter", "b:end 0", "a:end 0"]);
@@ -47,7 +47,7 @@ describe("middleware", () => {
   it("a refusal ends the steps already entered with its code and skips the rest", () => {
     const log: string[] = [];
     const enter = composeMiddleware([recorder("a", log), recorder("b", log, true), recorder("c", log)], { method: "GetJob", role: "train", streaming: false });
-    assert.throws(() => enter(contextWith().context), /b refused/);
+    assert.throws(() => enter(contextWith()), /b refused/);
     assert.deepEqual(log.slice(3), ["a:enter", "b:enter", `a:end ${Code.PERMISSION_DENIED}`]);
   });
 
@@ -69,19 +69,19 @@ describe("middleware", () => {
           return (error as ServerError).code;
         }
       };
-      assert.equal(codeOf(() => predict(contextWith().context)), Code.UNAUTHENTICATED, "no key");
-      assert.equal(codeOf(() => predict(contextWith("Bearer nope").context)), Code.UNAUTHENTICATED, "a bad key");
-      assert.equal(codeOf(() => train(contextWith(`Bearer ${reader.token}`).context)), Code.PERMISSION_DENIED, "a role the key lacks");
-      const { context } = contextWith(`Bearer ${reader.token}`);
+      assert.equal(codeOf(() => predict(contextWith())), Code.UNAUTHENTICATED, "no key");
+      assert.equal(codeOf(() => predict(contextWith("Bearer nope"))), Code.UNAUTHENTICATED, "a bad key");
+      assert.equal(codeOf(() => train(contextWith(`Bearer ${reader.token}`))), Code.PERMISSION_DENIED, "a role the key lacks");
+      const context = contextWith(`Bearer ${reader.token}`);
       const end = predict(context);
       assert.equal(context.caller.tenant, "acme");
       assert.equal(context.fairnessKey, "acme");
-      assert.equal(codeOf(() => predict(contextWith(`Bearer ${reader.token}`).context)), Code.RESOURCE_EXHAUSTED, "over maxInFlight 1 while the first call runs");
+      assert.equal(codeOf(() => predict(contextWith(`Bearer ${reader.token}`))), Code.RESOURCE_EXHAUSTED, "over maxInFlight 1 while the first call runs");
       end(Code.OK);
-      const again = predict(contextWith(`Bearer ${reader.token}`).context);
+      const again = predict(contextWith(`Bearer ${reader.token}`));
       again(Code.OK);
       const stream = composeMiddleware(steps, { method: "PredictStream", role: "predict", streaming: true });
-      const { context: streamContext } = contextWith(`Bearer ${reader.token}`);
+      const streamContext = contextWith(`Bearer ${reader.token}`);
       const endStream = stream(streamContext);
       streamContext.checkMessage();
       await keys.revoke(reader.key.id);

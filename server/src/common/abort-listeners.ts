@@ -7,18 +7,40 @@
  * unary call makes one signal each.
  */
 const LISTENERS = Symbol("aiaas.abortListeners");
+const OWNED = Symbol("aiaas.ownedSignal");
 
-type Listened = AbortSignal & { [LISTENERS]?: Set<() => void> };
+type Listened = AbortSignal & { [LISTENERS]?: Set<() => void>; [OWNED]?: true };
 
 const ONCE = { once: true } as const;
 
-/** The one real listener of every signal: module-level, so subscribing makes no closure for it. */
-function fire(event: Event): void {
-  const signal = event.target as Listened;
+function fanOut(signal: Listened): void {
   const set = signal[LISTENERS];
   if (!set) return;
   for (const fn of set) fn();
   set.clear();
+}
+
+/** The one real listener of every signal: module-level, so subscribing makes no closure for it. */
+function fire(event: Event): void {
+  fanOut(event.target as Listened);
+}
+
+/**
+ * A controller whose signal is aborted only through `abortOwned`, which calls the onAbort listeners itself:
+ * the signal then needs no EventTarget listener, which costs about as much as the controller (~4 µs and
+ * ~200 bytes; a unary call makes one signal each). Listeners added with addEventListener still fire.
+ */
+export function ownedController(): AbortController {
+  const controller = new AbortController();
+  (controller.signal as Listened)[OWNED] = true;
+  return controller;
+}
+
+/** Aborts an `ownedController` (once) and calls its onAbort listeners. */
+export function abortOwned(controller: AbortController, reason: unknown): void {
+  if (controller.signal.aborted) return;
+  controller.abort(reason);
+  fanOut(controller.signal as Listened);
 }
 
 /** Calls `listener` once when `signal` aborts; returns the function that unsubscribes it. */
@@ -28,7 +50,7 @@ export function onAbort(signal: AbortSignal, listener: () => void): () => void {
   if (!set) {
     set = new Set<() => void>();
     listened[LISTENERS] = set;
-    signal.addEventListener("abort", fire, ONCE);
+    if (!listened[OWNED]) signal.addEventListener("abort", fire, ONCE);
   }
   // A wrapper of its own, so one function subscribed twice is two subscriptions.
   const entry = (): void => listener();

@@ -1,6 +1,6 @@
 import type { Deadline, Metadata } from "@grpc/grpc-js";
 import { setMaxListeners } from "node:events";
-import { onAbort } from "../common/abort-listeners.js";
+import { abortOwned, onAbort, ownedController } from "../common/abort-listeners.js";
 import { cancelled, deadlineExceeded, type ServerError } from "../common/errors.js";
 import { LOCAL_CALLER, type Caller } from "../auth/index.js";
 
@@ -39,50 +39,57 @@ interface SurfaceCall {
   removeListener(event: "cancelled", listener: () => void): unknown;
 }
 
-/** Builds the context of one call; `dispose` clears its timer when the call ends. */
-export function createCallContext(call: SurfaceCall, serverStopping: AbortSignal, streaming = false): { context: CallContext; dispose(): void } {
-  const controller = new AbortController();
-  const peer = call.getPeer();
-  // Every request of a stream may listen to its call's signal.
-  if (streaming) setMaxListeners(0, controller.signal);
-  const onCancel = (): void => controller.abort(cancelled("the client cancelled the call"));
-  call.on("cancelled", onCancel);
-  const raw = call.getDeadline();
-  const epoch = raw instanceof Date ? raw.getTime() : raw;
-  let deadline = Infinity;
-  let timer: NodeJS.Timeout | undefined;
-  if (Number.isFinite(epoch)) {
-    const remaining = epoch - Date.now();
-    deadline = performance.now() + remaining;
-    timer = setTimeout(() => controller.abort(deadlineExceeded("the call's deadline passed")), Math.max(0, remaining));
+/** One call's context; `dispose` clears its timer and listener when the call ends. */
+class Context implements CallContext {
+  readonly signal: AbortSignal;
+  readonly deadline: number;
+  readonly metadata: Metadata;
+  readonly peer: string;
+  caller: Caller = LOCAL_CALLER;
+  fairnessKey: string;
+  takeToken = noop;
+  checkMessage = noop;
+  terminated: ServerError | undefined = undefined;
+  private readonly controller = ownedController();
+  private readonly timer: NodeJS.Timeout | undefined;
+  private readonly onCancel = (): void => abortOwned(this.controller, cancelled("the client cancelled the call"));
+
+  constructor(
+    private readonly call: SurfaceCall,
+    readonly serverStopping: AbortSignal,
+    readonly streaming: boolean,
+  ) {
+    this.signal = this.controller.signal;
+    this.peer = call.getPeer();
+    this.fairnessKey = `connection ${this.peer}`;
+    this.metadata = call.metadata;
+    // Every request of a stream may listen to its call's signal.
+    if (streaming) setMaxListeners(0, this.signal);
+    call.on("cancelled", this.onCancel);
+    const raw = call.getDeadline();
+    const epoch = raw instanceof Date ? raw.getTime() : raw;
+    if (Number.isFinite(epoch)) {
+      const remaining = epoch - Date.now();
+      this.deadline = performance.now() + remaining;
+      this.timer = setTimeout(() => abortOwned(this.controller, deadlineExceeded("the call's deadline passed")), Math.max(0, remaining));
+    } else this.deadline = Infinity;
   }
-  let terminated: ServerError | undefined;
-  return {
-    context: {
-      terminate(error) {
-        if (controller.signal.aborted) return;
-        terminated = error;
-        controller.abort(error);
-      },
-      get terminated() {
-        return terminated;
-      },
-      signal: controller.signal,
-      deadline,
-      metadata: call.metadata,
-      peer,
-      serverStopping,
-      caller: LOCAL_CALLER,
-      fairnessKey: `connection ${peer}`,
-      streaming,
-      takeToken: noop,
-      checkMessage: noop,
-    },
-    dispose() {
-      if (timer) clearTimeout(timer);
-      call.removeListener("cancelled", onCancel);
-    },
-  };
+
+  terminate(error: ServerError): void {
+    if (this.signal.aborted) return;
+    this.terminated = error;
+    abortOwned(this.controller, error);
+  }
+
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.call.removeListener("cancelled", this.onCancel);
+  }
+}
+
+/** Builds the context of one call; its `dispose` clears its timer when the call ends. */
+export function createCallContext(call: SurfaceCall, serverStopping: AbortSignal, streaming = false): CallContext & { dispose(): void } {
+  return new Context(call, serverStopping, streaming);
 }
 
 const noop = (): void => undefined;
@@ -92,10 +99,10 @@ export function withTimeout(context: CallContext, timeoutMs: number): { signal: 
   if (!(timeoutMs > 0)) return { signal: context.signal, deadline: context.deadline, dispose: noop };
   const deadline = Math.min(context.deadline, performance.now() + timeoutMs);
   if (deadline === context.deadline) return { signal: context.signal, deadline, dispose: noop };
-  const controller = new AbortController();
-  const unsubscribe = onAbort(context.signal, () => controller.abort(context.signal.reason));
+  const controller = ownedController();
+  const unsubscribe = onAbort(context.signal, () => abortOwned(controller, context.signal.reason));
   const timer = setTimeout(
-    () => controller.abort(deadlineExceeded(`the request's timeout of ${timeoutMs} ms passed (its timeout_ms or the model's default_timeout_ms)`)),
+    () => abortOwned(controller, deadlineExceeded(`the request's timeout of ${timeoutMs} ms passed (its timeout_ms or the model's default_timeout_ms)`)),
     deadline - performance.now(),
   );
   return {

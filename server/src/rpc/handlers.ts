@@ -42,19 +42,19 @@ export function unary<Req, Res>(env: HandlerEnv, info: CallInfo, handler: (reque
   const { logger, serverStopping } = env;
   const enter = composeMiddleware(env.middleware, info);
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-    const { context, dispose } = createCallContext(call, serverStopping);
+    const context = createCallContext(call, serverStopping);
     let end = noEnd;
     const fail = (error: unknown): void => {
       const status = toStatus(error, logger, info.method);
       end(status.code, error);
-      dispose();
+      context.dispose();
       callback(status);
     };
     try {
       end = enter(context);
       handler(checkDecoded(call.request), context).then((response) => {
         end(Code.OK);
-        dispose();
+        context.dispose();
         callback(null, response);
       }, fail);
     } catch (error) {
@@ -102,7 +102,7 @@ async function respond<Res>(
   call: ResponseStream<Res>,
   responses: (context: CallContext) => AsyncIterable<Res>,
 ): Promise<void> {
-  const { context, dispose } = createCallContext(call, env.serverStopping, true);
+  const context = createCallContext(call, env.serverStopping, true);
   let end = noEnd;
   let code: number = Code.OK;
   let failure: unknown;
@@ -139,7 +139,7 @@ async function respond<Res>(
     unsubscribe();
     if (context.signal.aborted && code === Code.OK) code = (context.signal.reason as { code?: number } | undefined)?.code ?? Code.CANCELLED;
     end(code, failure);
-    dispose();
+    context.dispose();
   }
 }
 
