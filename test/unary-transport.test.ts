@@ -6,10 +6,12 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { deflateSync, gzipSync } from "node:zlib";
 import { status } from "@grpc/grpc-js";
+import { installTelemetry } from "@aiaas/server";
 import { PredictRequest, PredictResponse, type GetModelResponse } from "@aiaas/sdk/gen";
 import { affineModel, slowModel } from "./support/fixtures.js";
 import { fp32, readFp32, startHarness, unary, type Harness } from "./support/harness.js";
 import { frame, rawCall } from "./support/raw-grpc.js";
+import { requestCodes } from "../bench/stats.js";
 
 const PREDICT = "/aiaas.v1.Inference/Predict";
 const predictBytes = (model = "affine"): Uint8Array =>
@@ -89,10 +91,14 @@ describe("unary calls on the lean transport", () => {
     assertAffineAnswer((await rawCall(h.server.address, PREDICT, [frame(bytes)], { halfClose: true })).payloads[0]);
   });
 
-  it("a grpc-timeout that does not parse is INTERNAL", async () => {
+  it("a grpc-timeout that does not parse is INTERNAL; one longer than a timer can wait is no deadline", async () => {
     const r = await rawCall(h.server.address, PREDICT, [frame(predictBytes())], { halfClose: true, headers: { "grpc-timeout": "soon" } });
     assert.equal(r.code, status.INTERNAL, r.message);
     assert.match(r.message, /Invalid grpc-timeout value "soon"/);
+    // 597 hours, just over 2^31 ms: grpc-js's 32-bit arithmetic makes it negative and fails the call at once.
+    const far = await rawCall(h.server.address, PREDICT, [frame(predictBytes())], { halfClose: true, headers: { "grpc-timeout": "597H" } });
+    assert.equal(far.code, status.OK, far.message);
+    assertAffineAnswer(far.payloads[0]);
   });
 });
 
@@ -104,7 +110,10 @@ describe("unary calls that outlive their client, their deadline or the idle time
     Number((await unary<{ name: string }, GetModelResponse>(h.models.getModel.bind(h.models), { name: "slow" })).model!.versions[0]!.statistics!.inferenceCount);
 
   before(async () => {
-    h = await startHarness({ slow: { model: slowModel(), config: { max_batch_size: 1, instance_count: 1 } } }, { idleTimeoutMs: 300 });
+    h = await startHarness(
+      { slow: { model: slowModel(), config: { max_batch_size: 1, instance_count: 1 } } },
+      { idleTimeoutMs: 300, http: { port: 0, metrics: installTelemetry({ prometheus: true, env: {} }).metricsHandler } },
+    );
     const started = performance.now();
     const r = await rawCall(h.server.address, PREDICT, [frame(slowBytes())], { halfClose: true, limitMs: 20_000 });
     assert.equal(r.code, status.OK, r.message);
@@ -114,9 +123,21 @@ describe("unary calls that outlive their client, their deadline or the idle time
 
   it("a deadline that passes while the request waits is DEADLINE_EXCEEDED when it passes", async () => {
     const deadlineMs = Math.max(50, Math.round(runMs / 2));
+    // One call holds the only session; the next waits in the queue past its deadline there.
+    const holding = rawCall(h.server.address, PREDICT, [frame(slowBytes())], { halfClose: true, limitMs: 20_000 });
+    await sleep(10);
     const r = await rawCall(h.server.address, PREDICT, [frame(slowBytes())], { halfClose: true, headers: { "grpc-timeout": `${deadlineMs}m` }, limitMs: 20_000 });
     assert.equal(r.code, status.DEADLINE_EXCEEDED, r.message);
     assert.ok(r.ms >= deadlineMs - 5 && r.ms < deadlineMs + runMs, `ended after ${r.ms} ms (deadline ${deadlineMs} ms, a run ${runMs} ms)`);
+    // The server's own count says why the call ended: its deadline, not a client's cancel.
+    let codes = await requestCodes(h.server.httpPort!);
+    for (let i = 0; i < 100 && !codes.byCode.DEADLINE_EXCEEDED && !codes.byCode.CANCELLED; i++) {
+      await sleep(20);
+      codes = await requestCodes(h.server.httpPort!);
+    }
+    assert.equal(codes.byCode.DEADLINE_EXCEEDED, 1, JSON.stringify(codes.byCode));
+    assert.equal(codes.byCode.CANCELLED, undefined, JSON.stringify(codes.byCode));
+    assert.equal((await holding).code, status.OK);
   });
 
   it("calls whose client went away are dropped from the queue", async () => {

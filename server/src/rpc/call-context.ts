@@ -35,8 +35,8 @@ interface SurfaceCall {
   readonly metadata: Metadata;
   getDeadline(): Deadline;
   getPeer(): string;
-  on(event: "cancelled", listener: () => void): unknown;
-  removeListener(event: "cancelled", listener: () => void): unknown;
+  on(event: "cancelled", listener: (reason?: unknown) => void): unknown;
+  removeListener(event: "cancelled", listener: (reason?: unknown) => void): unknown;
 }
 
 /** One call's context; `dispose` clears its timer and listener when the call ends. */
@@ -52,7 +52,9 @@ class Context implements CallContext {
   terminated: ServerError | undefined = undefined;
   private readonly controller = ownedController();
   private readonly timer: NodeJS.Timeout | undefined;
-  private readonly onCancel = (): void => abortOwned(this.controller, cancelled("the client cancelled the call"));
+  // The lean unary transport says when the deadline passed (grpc-js's calls always say "cancelled").
+  private readonly onCancel = (reason?: unknown): void =>
+    abortOwned(this.controller, reason === "deadline" ? deadlineExceeded("the call's deadline passed") : cancelled("the client cancelled the call"));
 
   constructor(
     private readonly call: SurfaceCall,

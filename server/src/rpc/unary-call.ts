@@ -18,6 +18,9 @@ export interface UnaryMethod {
   readonly handle: handleUnaryCall<never, never>;
 }
 
+/** Why a call's handler is told it was cancelled (grpc-js always says "cancelled"). */
+export type CancelReason = "cancelled" | "deadline";
+
 /** Message size limits in bytes, as grpc-js takes them (-1: none). */
 export interface UnaryLimits {
   readonly maxReceiveBytes: number;
@@ -39,6 +42,7 @@ const UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1
 // Request headers that are the transport's, not the application's metadata (as grpc-js removes them).
 const TRANSPORT_HEADERS = ["grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "accept-encoding", "te", "content-type"];
 const PREFIX = 5;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const ignore = (): void => undefined;
 
@@ -53,7 +57,7 @@ export class UnaryCall {
   readonly metadata: Metadata;
   private deadline = Infinity;
   private timer: NodeJS.Timeout | undefined;
-  private cancelListeners: (() => void)[] | undefined;
+  private cancelListeners: ((reason: CancelReason) => void)[] | undefined;
   private finished = false;
   private parts: Buffer[] = [];
   private received = 0;
@@ -89,12 +93,13 @@ export class UnaryCall {
     return socket.remotePort ? `${socket.remoteAddress}:${socket.remotePort}` : socket.remoteAddress;
   }
 
-  on(_event: "cancelled", listener: () => void): this {
+  /** The listener learns why: "deadline" when the deadline passed, "cancelled" otherwise. */
+  on(_event: "cancelled", listener: (reason: CancelReason) => void): this {
     (this.cancelListeners ??= []).push(listener);
     return this;
   }
 
-  removeListener(_event: "cancelled", listener: () => void): this {
+  removeListener(_event: "cancelled", listener: (reason: CancelReason) => void): this {
     const at = this.cancelListeners?.indexOf(listener) ?? -1;
     if (at >= 0) this.cancelListeners!.splice(at, 1);
     return this;
@@ -108,9 +113,11 @@ export class UnaryCall {
       this.fail(Status.INTERNAL, `Invalid grpc-timeout value "${value}"`);
       return;
     }
-    const ms = (Number(match[1]) * UNIT_MS[match[2]!]!) | 0;
+    // Longer than a timer can wait (2^31 - 1 ms, ~24.8 days) is as good as none.
+    const ms = Number(match[1]) * UNIT_MS[match[2]!]!;
+    if (ms > MAX_TIMER_MS) return;
     this.deadline = Date.now() + ms;
-    this.timer = setTimeout(() => this.fail(Status.DEADLINE_EXCEEDED, "Deadline exceeded"), ms);
+    this.timer = setTimeout(() => this.fail(Status.DEADLINE_EXCEEDED, "Deadline exceeded", undefined, "deadline"), ms);
   }
 
   private take(chunk: Buffer): void {
@@ -223,7 +230,13 @@ export class UnaryCall {
     const trailers = trailer ? { ...OK_TRAILERS, ...trailer.toHttp2Headers() } : OK_TRAILERS;
     try {
       stream.respond(REPLY_HEADERS, WAIT_FOR_TRAILERS);
-      stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+      stream.once("wantTrailers", () => {
+        try {
+          stream.sendTrailers(trailers);
+        } catch {
+          // the stream went meanwhile
+        }
+      });
       stream.end(frame);
     } catch {
       // The session closed under the reply (a shutdown, a reset): there is no one left to answer.
@@ -231,7 +244,7 @@ export class UnaryCall {
   }
 
   /** Ends the call with a status and no message (a trailers-only reply); the handler learns of it. */
-  private fail(code: number, details: string, metadata?: Metadata): void {
+  private fail(code: number, details: string, metadata?: Metadata, reason: CancelReason = "cancelled"): void {
     if (this.finished) return;
     this.finish();
     const stream = this.stream;
@@ -245,14 +258,14 @@ export class UnaryCall {
         // as in send()
       }
     }
-    this.cancelled();
+    this.cancelled(reason);
   }
 
   /** The stream closed before a status went out: the client cancelled, or the connection went. */
   private gone(): void {
     if (this.finished) return;
     this.finish();
-    this.cancelled();
+    this.cancelled("cancelled");
   }
 
   private finish(): void {
@@ -262,9 +275,9 @@ export class UnaryCall {
     this.parts = [];
   }
 
-  private cancelled(): void {
+  private cancelled(reason: CancelReason): void {
     const listeners = this.cancelListeners;
     this.cancelListeners = undefined;
-    if (listeners) for (const listener of listeners) listener();
+    if (listeners) for (const listener of listeners) listener(reason);
   }
 }
