@@ -4,6 +4,7 @@
 // seen once in a full npm test (a revoked key answered OK, tenancy.test.ts); it depends on I/O timing, so
 // this test exercises many interleavings but cannot force the one that failed.
 import assert from "node:assert/strict";
+import { utimesSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -31,6 +32,26 @@ test("a revocation holds through reloads racing it, and another process's new ke
     }
   } finally {
     server.close();
+    other.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("a key another process adds within the same tick of the file's clock is known at once", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "aiaas-keystore-"));
+  const path = join(dir, "keys.json");
+  const other = await KeyStore.open(path);
+  try {
+    // Two writes inside one tick of the kernel's coarse clock get the same mtime: made so here on purpose.
+    const tick = 1_700_000_000;
+    await other.create({ tenant: "t", roles: ["predict"], name: "first" });
+    utimesSync(path, tick, tick);
+    const server = await KeyStore.open(path);
+    const added = await other.create({ tenant: "t", roles: ["predict"], name: "second" });
+    utimesSync(path, tick, tick);
+    assert.equal(server.verify(added.token).ok, true, "the key written under the same mtime");
+    server.close();
+  } finally {
     other.close();
     await rm(dir, { recursive: true, force: true });
   }

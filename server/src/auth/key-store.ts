@@ -23,7 +23,9 @@ export class KeyStore implements KeyDirectory {
   private byId = new Map<string, KeyRecord>();
   private watcher: FSWatcher | undefined;
   private writing = Promise.resolve();
-  private loadedMtimeMs = 0;
+  // Which file was loaded: its inode, size and modification time. Every write is a rename onto a new inode,
+  // and two writes within one tick of the kernel's coarse clock share an mtime, so the mtime alone can miss one.
+  private loadedVersion = "";
   private readonly listeners = new Set<() => void>();
 
   private constructor(readonly path: string) {}
@@ -57,7 +59,7 @@ export class KeyStore implements KeyDirectory {
     return run;
   }
 
-  /** One read: the content and the modification time of the same file (an atomic rename may swap it meanwhile). */
+  /** One read: the content and the identity of the same file (an atomic rename may swap it meanwhile). */
   private async readAndApply(): Promise<void> {
     let file;
     try {
@@ -67,27 +69,27 @@ export class KeyStore implements KeyDirectory {
       throw error;
     }
     try {
-      const { mtimeMs } = await file.stat();
-      this.apply(await file.readFile("utf8"), mtimeMs);
+      const stats = await file.stat();
+      this.apply(await file.readFile("utf8"), versionOf(stats));
     } finally {
       await file.close();
     }
   }
 
-  private apply(text: string, mtimeMs: number): void {
+  private apply(text: string, version: string): void {
     const parsed = JSON.parse(text) as StoreFile;
     if (parsed.version !== 1 || !Array.isArray(parsed.keys)) throw new Error(`${this.path} is not an aiaas key store`);
     this.data = { version: 1, keys: parsed.keys, tenants: parsed.tenants ?? {} };
     this.byId = new Map(parsed.keys.map((k) => [k.id, k]));
-    this.loadedMtimeMs = mtimeMs;
+    this.loadedVersion = version;
     this.changed();
   }
 
   /** A key id we do not know may have been added by another process a moment ago: reload if the file changed. */
   private refreshIfChanged(): void {
     try {
-      const { mtimeMs } = statSync(this.path);
-      if (mtimeMs !== this.loadedMtimeMs) this.apply(readFileSync(this.path, "utf8"), mtimeMs);
+      const version = versionOf(statSync(this.path));
+      if (version !== this.loadedVersion) this.apply(readFileSync(this.path, "utf8"), version);
     } catch {
       // keep what we have
     }
@@ -170,10 +172,12 @@ export class KeyStore implements KeyDirectory {
       await rename(temp, this.path);
       this.data = next;
       this.byId = new Map(next.keys.map((k) => [k.id, k]));
-      this.loadedMtimeMs = statSync(this.path).mtimeMs;
+      this.loadedVersion = versionOf(statSync(this.path));
       this.changed();
     });
     this.writing = run.catch(() => undefined);
     return run;
   }
 }
+
+const versionOf = (stats: { ino: number; size: number; mtimeMs: number }): string => `${stats.ino}:${stats.size}:${stats.mtimeMs}`;
