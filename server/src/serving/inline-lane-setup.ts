@@ -29,7 +29,7 @@ export async function openInlineLane(
   }
   let session: InlineSession;
   try {
-    session = await openInlineSession(path, options, signature.inputs);
+    session = await openInlineSession(path, options, signature.inputs, PROBE_GIVE_UP * budgetUs);
   } catch (error) {
     logger.debug({ model: label }, `${label} runs on workers only: its probe run failed (${(error as Error).message.split("\n")[0]})`);
     return undefined;
