@@ -39,7 +39,7 @@ import { createJobManager, type JobManager } from "./training/jobs/index.js";
 import { inferenceProtocolDefinition, inferenceServiceDefinition } from "./rpc/zero-copy-service.js";
 import { PROTO_ROOT, SERVED_PROTOS } from "./rpc/proto-files.js";
 import { withProtocMapEntryNames } from "./rpc/reflection-descriptors.js";
-import { withSafeDecoding } from "./rpc/request-decoding.js";
+import { methodName, withSafeDecoding } from "./rpc/request-decoding.js";
 import { listen, type Listener } from "./rpc/listener.js";
 import type { UnaryMethod } from "./rpc/unary-call.js";
 import { routeUnaryCalls } from "./rpc/unary-routes.js";
@@ -254,8 +254,7 @@ function addServices(server: Server, deps: {
     server.addService(safe, implementation);
     for (const [key, m] of Object.entries(safe)) {
       if (m.requestStream || m.responseStream) continue;
-      const name = m.path.slice(m.path.lastIndexOf("/") + 1);
-      unaryMethods.set(m.path, { path: m.path, name, deserialize: m.requestDeserialize, serialize: m.responseSerialize, handle: implementation[key] as unknown as UnaryMethod["handle"] });
+      unaryMethods.set(m.path, { path: m.path, name: methodName(m.path), deserialize: m.requestDeserialize, serialize: m.responseSerialize, handle: implementation[key] as unknown as UnaryMethod["handle"] });
     }
     const path = Object.values(definition)[0]!.path;
     services.set(path.slice(1, path.lastIndexOf("/")), implementation);

@@ -23,12 +23,15 @@ function reasonOf(error: unknown): string {
   return text.replace(/\s+/g, " ").slice(0, 120) || "undecodable";
 }
 
+/** A method's name from its path: "/aiaas.v1.Inference/Predict" → "Predict". */
+export const methodName = (path: string): string => path.slice(path.lastIndexOf("/") + 1);
+
 /** The same service with every request deserializer returning a MalformedRequest rather than throwing. */
 export function withSafeDecoding<T extends ServiceDefinition>(definition: T): T {
   const safe: Record<string, unknown> = {};
   for (const [key, method] of Object.entries(definition)) {
     const decode = method.requestDeserialize;
-    const name = method.path.slice(method.path.lastIndexOf("/") + 1);
+    const name = methodName(method.path);
     safe[key] = {
       ...method,
       requestDeserialize: (bytes: Buffer): unknown => {

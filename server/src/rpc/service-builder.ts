@@ -2,6 +2,7 @@ import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { Role } from "../auth/index.js";
 import type { CallContext } from "./call-context.js";
 import { bidi, serverStream, unary, type HandlerEnv } from "./handlers.js";
+import { methodName } from "./request-decoding.js";
 
 /** The parts of a ts-proto grpc-js method definition the builder reads; the types come from its codecs. */
 interface MethodDefinition {
@@ -33,8 +34,6 @@ export interface MethodImplementation<D> {
 /** Every method of a generated service definition: a new RPC without a role and a handler does not compile. */
 export type ServiceImplementation<S> = { readonly [K in keyof S]: MethodImplementation<S[K]> };
 
-/** The method's name from its path: "/aiaas.v1.Inference/Predict" → "Predict". */
-const methodName = (path: string): string => path.slice(path.lastIndexOf("/") + 1);
 
 /**
  * A grpc-js service implementation from typed handlers: each method is adapted (unary, server stream, bidi)
