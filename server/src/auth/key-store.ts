@@ -1,5 +1,5 @@
 import { readFileSync, statSync, watch, type FSWatcher } from "node:fs";
-import { mkdir, open, rename } from "node:fs/promises";
+import { mkdir, open, rename, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { KeyDirectory, KeyInfo, KeyRecord, Limits, NewKey, Verdict } from "./key-directory.js";
 import { checkTenantName, keyInfo, mintKey, verifyToken } from "./key-tokens.js";
@@ -59,18 +59,40 @@ export class KeyStore implements KeyDirectory {
     return run;
   }
 
-  /** One read: the content and the identity of the same file (an atomic rename may swap it meanwhile). */
+  /**
+   * One read: the content and the identity of the same file, applied only if that file is still the one at
+   * the path. A write by another process renames a new file over it; a read begun on the old one (a watch
+   * event comes as the temporary file is made) would otherwise apply the old keys after a lookup had already
+   * loaded the new ones, and end a stream whose key was just added as "unknown". Read again then.
+   */
   private async readAndApply(): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const read = await this.readOnce();
+      if (!read) return;
+      let current: string | undefined;
+      try {
+        current = versionOf(await stat(this.path));
+      } catch {
+        current = undefined;
+      }
+      if (current === read.version) {
+        this.apply(read.text, read.version);
+        return;
+      }
+    }
+  }
+
+  private async readOnce(): Promise<{ text: string; version: string } | undefined> {
     let file;
     try {
       file = await open(this.path, "r");
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw error;
     }
     try {
       const stats = await file.stat();
-      this.apply(await file.readFile("utf8"), versionOf(stats));
+      return { text: await file.readFile("utf8"), version: versionOf(stats) };
     } finally {
       await file.close();
     }
