@@ -39,10 +39,9 @@ import { createJobManager, type JobManager } from "./training/jobs/index.js";
 import { inferenceProtocolDefinition, inferenceServiceDefinition } from "./rpc/zero-copy-service.js";
 import { PROTO_ROOT, SERVED_PROTOS } from "./rpc/proto-files.js";
 import { withProtocMapEntryNames } from "./rpc/reflection-descriptors.js";
-import { methodName, withSafeDecoding } from "./rpc/request-decoding.js";
+import { withSafeDecoding } from "./rpc/request-decoding.js";
 import { listen, type Listener } from "./rpc/listener.js";
-import type { UnaryMethod } from "./rpc/unary-call.js";
-import { routeUnaryCalls } from "./rpc/unary-routes.js";
+import { leanRoute, routeCalls, type Route } from "./rpc/call-routes.js";
 import { observeServer } from "./telemetry/instruments.js";
 import { TrafficMonitor } from "./telemetry/traffic-monitor.js";
 import { createConsoleBackend } from "./rpc/console-backend.js";
@@ -248,13 +247,13 @@ function addServices(server: Server, deps: {
 }): { jobs: JobManager; health: HealthImplementation; services: Map<string, UntypedServiceImplementation> } {
   const { options, env, scopes } = deps;
   const services = new Map<string, UntypedServiceImplementation>();
-  const unaryMethods = new Map<string, UnaryMethod>();
+  const routes = new Map<string, Route>();
   const add = (definition: ServiceDefinition, implementation: UntypedServiceImplementation): void => {
     const safe = withSafeDecoding(definition);
     server.addService(safe, implementation);
     for (const [key, m] of Object.entries(safe)) {
-      if (m.requestStream || m.responseStream) continue;
-      unaryMethods.set(m.path, { path: m.path, name: methodName(m.path), deserialize: m.requestDeserialize, serialize: m.responseSerialize, handle: implementation[key] as unknown as UnaryMethod["handle"] });
+      const route = leanRoute(m, implementation[key]);
+      if (route) routes.set(m.path, route);
     }
     const path = Object.values(definition)[0]!.path;
     services.set(path.slice(1, path.lastIndexOf("/")), implementation);
@@ -293,8 +292,9 @@ function addServices(server: Server, deps: {
     oneofs: true,
   });
   new ReflectionService(withProtocMapEntryNames(definitions)).addToServer(server);
-  // Our unary methods skip grpc-js's per-call machinery (rpc/unary-call.ts); health's Check stays with it.
-  routeUnaryCalls(server, unaryMethods, { maxReceiveBytes: deps.maxMessageBytes, maxSendBytes: deps.maxMessageBytes });
+  // Our unary and bidi methods skip grpc-js's per-call machinery (rpc/unary-call.ts, rpc/stream-call.ts);
+  // server streams, health and reflection stay with it.
+  routeCalls(server, routes, { maxReceiveBytes: deps.maxMessageBytes, maxSendBytes: deps.maxMessageBytes });
   return { jobs, health, services };
 }
 

@@ -19,6 +19,8 @@ export interface RawResult {
   readonly messages: number;
   /** The response messages' payloads. */
   readonly payloads: Buffer[];
+  /** Whether the server sent GOAWAY on the connection before the call ended. */
+  readonly goaway: boolean;
   /** The response's headers (with the status in them, for a trailers-only response). */
   readonly headers: Record<string, unknown>;
   /** The trailers, when the status came in trailers. */
@@ -32,12 +34,16 @@ export interface RawCallOptions {
   readonly headers?: OutgoingHttpHeaders;
   /** Resets the stream this many ms after sending, instead of waiting for the status. */
   readonly cancelAfterMs?: number;
+  /** Waits this many ms before each frame after the first (each then leaves in a DATA frame of its own). */
+  readonly gapMs?: number;
 }
 
 /** Sends raw gRPC frames on one HTTP/2 stream and reads the status, giving up after `limitMs`. */
 export async function rawCall(address: string, path: string, frames: Buffer[], options: RawCallOptions = {}): Promise<RawResult> {
   const session = connectHttp2(`http://${address}`);
   session.on("error", () => undefined);
+  let goaway = false;
+  session.on("goaway", () => (goaway = true));
   const started = performance.now();
   try {
     const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...options.headers });
@@ -57,12 +63,18 @@ export async function rawCall(address: string, path: string, frames: Buffer[], o
       setTimeout(() => resolve({ code: undefined, message: "still open" }), options.limitMs ?? 3000).unref();
       if (options.cancelAfterMs !== undefined) setTimeout(() => stream.close(), options.cancelAfterMs).unref();
     });
-    for (const f of frames) stream.write(f);
-    if (options.halfClose) stream.end();
+    void (async () => {
+      for (const [i, f] of frames.entries()) {
+        if (i > 0 && options.gapMs) await new Promise((resolve) => setTimeout(resolve, options.gapMs));
+        if (stream.closed) return;
+        stream.write(f);
+      }
+      if (options.halfClose) stream.end();
+    })();
     const result = await ended;
     const payloads: Buffer[] = [];
     for (let at = 0; at + 5 <= bytes.length; at += 5 + bytes.readUInt32BE(at + 1)) payloads.push(bytes.subarray(at + 5, at + 5 + bytes.readUInt32BE(at + 1)));
-    return { ...result, ms: performance.now() - started, messages: payloads.length, payloads, headers, trailers };
+    return { ...result, ms: performance.now() - started, messages: payloads.length, payloads, headers, trailers, goaway };
   } finally {
     session.destroy();
   }

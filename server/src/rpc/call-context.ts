@@ -30,8 +30,8 @@ export interface CallContext {
   readonly terminated: ServerError | undefined;
 }
 
-/** The parts of a grpc-js server call (unary or streaming) a context needs. */
-interface SurfaceCall {
+/** The parts of a server call (grpc-js's, unary or streaming, or the lean transports') a context needs. */
+export interface SurfaceCall {
   readonly metadata: Metadata;
   getDeadline(): Deadline;
   getPeer(): string;

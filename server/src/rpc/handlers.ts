@@ -12,10 +12,10 @@ import type { Logger } from "pino";
 import { onAbort } from "../common/abort-listeners.js";
 import { Code } from "../common/errors.js";
 import { createCallContext, type CallContext } from "./call-context.js";
-import { callMessages } from "./call-messages.js";
 import { publicError } from "./error-mapping.js";
 import { composeMiddleware, type CallEnd, type CallInfo, type Middleware } from "./middleware/index.js";
-import { MalformedRequest, checkDecoded, endedMidMessage } from "./request-decoding.js";
+import { checkDecoded, type MalformedRequest } from "./request-decoding.js";
+import { GrpcJsStream, type StreamTransport } from "./stream-transport.js";
 
 /** What every handler adapter needs from the server. */
 export interface HandlerEnv {
@@ -63,9 +63,20 @@ export function unary<Req, Res>(env: HandlerEnv, info: CallInfo, handler: (reque
   };
 }
 
+/** What serves one call of a streaming method on a StreamTransport (the lean transport hands its calls here). */
+export type StreamEntry = (call: StreamTransport<never>) => void;
+
+const streamEntries = new WeakMap<object, StreamEntry>();
+
+/** The entry of a bidi method's grpc-js handler made by `bidi`, for the lean stream transport; undefined for any other handler. */
+export function streamEntryOf(handler: unknown): StreamEntry | undefined {
+  return typeof handler === "function" ? streamEntries.get(handler) : undefined;
+}
+
 /**
  * A bidirectional handler written as an async generator: it reads requests as an AsyncIterable and yields
- * responses; the adapter honours the transport's backpressure and ends the call with the right status.
+ * responses; the adapter honours the transport's backpressure and ends the call with the right status. The
+ * grpc-js handler it returns has a StreamEntry (streamEntryOf) serving the same calls on the lean transport.
  */
 export function bidi<Req, Res>(
   env: HandlerEnv,
@@ -73,9 +84,12 @@ export function bidi<Req, Res>(
   handler: (requests: AsyncIterable<Req>, context: CallContext) => AsyncIterable<Res>,
 ): handleBidiStreamingCall<Req, Res> {
   const enter = composeMiddleware(env.middleware, info);
-  return (call: ServerDuplexStream<Req, Res>) => {
-    void respond(env, info, enter, call, (context) => handler(checkedRequests(info.method, context, call), context));
+  const serve = (call: StreamTransport<Res>): void => {
+    void respond(env, info, enter, call, (context) => handler(checkedRequests(context, call), context));
   };
+  const grpcJs: handleBidiStreamingCall<Req, Res> = (call) => serve(new GrpcJsStream(call as ServerDuplexStream<unknown, Res>, info.method));
+  streamEntries.set(grpcJs, serve as StreamEntry);
+  return grpcJs;
 }
 
 /** A server-streaming handler written as an async generator of responses for one request. */
@@ -86,20 +100,17 @@ export function serverStream<Req, Res>(
 ): handleServerStreamingCall<Req, Res> {
   const enter = composeMiddleware(env.middleware, info);
   return (call: ServerWritableStream<Req, Res>) => {
-    void respond(env, info, enter, call, (context) => handler(checkDecoded(call.request), context));
+    const request = call.request;
+    void respond(env, info, enter, new GrpcJsStream(call as ServerWritableStream<unknown, Res>, info.method), (context) => handler(checkDecoded(request), context));
   };
 }
-
-type ResponseStream<Res> = ServerDuplexStream<unknown, Res> | ServerWritableStream<unknown, Res>;
-
-const MAX_BUFFERED_RESPONSES = 1024;
 
 /** Writes a stream's responses as the handler yields them, then ends the call with its status. */
 async function respond<Res>(
   env: HandlerEnv,
   info: CallInfo,
   enter: (context: CallContext) => CallEnd,
-  call: ResponseStream<Res>,
+  call: StreamTransport<Res>,
   responses: (context: CallContext) => AsyncIterable<Res>,
 ): Promise<void> {
   const context = createCallContext(call, env.serverStopping, true);
@@ -113,7 +124,7 @@ async function respond<Res>(
     failure = error;
     if (statusSent) return;
     statusSent = true;
-    call.emit("error", status);
+    call.fail(status);
   };
   // Ended by the server (the key was revoked): the status goes out now, even while the handler waits for a message.
   const unsubscribe = onAbort(context.signal, () => {
@@ -123,10 +134,7 @@ async function respond<Res>(
     end = enter(context);
     for await (const response of responses(context)) {
       if (context.signal.aborted) break;
-      call.write(response);
-      // grpc-js streams signal backpressure after 16 messages; waiting that early costs more than it saves,
-      // so wait for "drain" only when a slow reader lets responses pile up.
-      if (call.writableLength >= MAX_BUFFERED_RESPONSES) await drained(call, context.signal);
+      if (!call.write(response)) await call.drained(context.signal);
     }
     if (!context.signal.aborted) call.end();
   } catch (error) {
@@ -148,29 +156,9 @@ async function respond<Res>(
  * revocation), and a message that is not valid protobuf, or a half-close in the middle of a message, ends the
  * stream with INVALID_ARGUMENT.
  */
-function checkedRequests<Req>(method: string, context: CallContext, call: ServerDuplexStream<Req, unknown>): AsyncIterable<Req> {
-  return callMessages(
-    call,
-    (message) => {
-      context.checkMessage();
-      return checkDecoded(message as Req | MalformedRequest);
-    },
-    () => {
-      if (endedMidMessage(call)) {
-        throw new MalformedRequest(method, "the stream was half-closed in the middle of a message: its length prefix promised more bytes than came").toError();
-      }
-    },
-  );
-}
-
-function drained(call: ResponseStream<unknown>, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const done = (): void => {
-      call.removeListener("drain", done);
-      unsubscribe();
-      resolve();
-    };
-    const unsubscribe = onAbort(signal, done);
-    call.once("drain", done);
+function checkedRequests<Req>(context: CallContext, call: StreamTransport<unknown>): AsyncIterable<Req> {
+  return call.requests((message) => {
+    context.checkMessage();
+    return checkDecoded(message as Req | MalformedRequest);
   });
 }

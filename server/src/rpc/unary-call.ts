@@ -4,9 +4,22 @@
 // (a grpc-js echo server: ~110 µs per call at 256 in flight; the same echo on node:http2 alone: ~55). A
 // unary call needs one message in and one out, so it is read, answered and closed here, and handed to the
 // same handler grpc-js would call (handlers.ts `unary`), which sees the same call surface.
-import { Metadata, status as Status, type handleUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
+import { status as Status, type Metadata, type handleUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
-import { gunzip, inflate, type ZlibOptions } from "node:zlib";
+import {
+  OK_TRAILERS,
+  PREFIX,
+  REPLY_HEADERS,
+  WAIT_FOR_TRAILERS,
+  callMetadata,
+  decompress,
+  framed,
+  peerOf,
+  timeoutMs,
+  trailersOnly,
+  type CancelReason,
+  type MessageLimits,
+} from "./grpc-wire.js";
 import { MalformedRequest } from "./request-decoding.js";
 
 /** A unary method as routed here: the same codecs and handler its grpc-js registration has. */
@@ -17,32 +30,6 @@ export interface UnaryMethod {
   readonly serialize: (value: never) => Buffer;
   readonly handle: handleUnaryCall<never, never>;
 }
-
-/** Why a call's handler is told it was cancelled (grpc-js always says "cancelled"). */
-export type CancelReason = "cancelled" | "deadline";
-
-/** Message size limits in bytes, as grpc-js takes them (-1: none). */
-export interface UnaryLimits {
-  readonly maxReceiveBytes: number;
-  readonly maxSendBytes: number;
-}
-
-// The headers grpc-js answers with, so a client sees the same call either way.
-const REPLY_HEADERS = {
-  ":status": 200,
-  "content-type": "application/grpc+proto",
-  "grpc-accept-encoding": "identity,deflate,gzip",
-  "grpc-encoding": "identity",
-} as const;
-const OK_TRAILERS = { "grpc-status": "0", "grpc-message": "OK" } as const;
-const WAIT_FOR_TRAILERS = { waitForTrailers: true } as const;
-const END_STREAM = { endStream: true } as const;
-const DEADLINE = /(\d{1,8})\s*([HMSmun])/;
-const UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
-// Request headers that are the transport's, not the application's metadata (as grpc-js removes them).
-const TRANSPORT_HEADERS = ["grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "accept-encoding", "te", "content-type"];
-const PREFIX = 5;
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const ignore = (): void => undefined;
 
@@ -68,15 +55,14 @@ export class UnaryCall {
     private readonly stream: ServerHttp2Stream,
     headers: IncomingHttpHeaders,
     private readonly method: UnaryMethod,
-    private readonly limits: UnaryLimits,
+    private readonly limits: MessageLimits,
   ) {
     stream.on("error", ignore);
     stream.once("close", () => this.gone());
     const encoding = headers["grpc-encoding"];
     stream.on("data", (chunk: Buffer) => this.take(chunk));
     stream.once("end", () => void this.complete(typeof encoding === "string" ? encoding : "identity"));
-    this.metadata = Metadata.fromHttp2Headers(headers);
-    for (const name of TRANSPORT_HEADERS) this.metadata.remove(name);
+    this.metadata = callMetadata(headers);
     const timeout = headers["grpc-timeout"];
     if (timeout !== undefined) this.startDeadline(String(timeout));
   }
@@ -88,9 +74,7 @@ export class UnaryCall {
   }
 
   getPeer(): string {
-    const socket = this.stream.session?.socket;
-    if (!socket?.remoteAddress) return "unknown";
-    return socket.remotePort ? `${socket.remoteAddress}:${socket.remotePort}` : socket.remoteAddress;
+    return peerOf(this.stream);
   }
 
   /** The listener learns why: "deadline" when the deadline passed, "cancelled" otherwise. */
@@ -108,14 +92,12 @@ export class UnaryCall {
   // --- reading ---
 
   private startDeadline(value: string): void {
-    const match = DEADLINE.exec(value);
-    if (!match) {
+    const ms = timeoutMs(value);
+    if (Number.isNaN(ms)) {
       this.fail(Status.INTERNAL, `Invalid grpc-timeout value "${value}"`);
       return;
     }
-    // Longer than a timer can wait (2^31 - 1 ms, ~24.8 days) is as good as none.
-    const ms = Number(match[1]) * UNIT_MS[match[2]!]!;
-    if (ms > MAX_TIMER_MS) return;
+    if (ms === undefined) return;
     this.deadline = Date.now() + ms;
     this.timer = setTimeout(() => this.fail(Status.DEADLINE_EXCEEDED, "Deadline exceeded", undefined, "deadline"), ms);
   }
@@ -153,29 +135,17 @@ export class UnaryCall {
     const frame = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
     this.parts = [];
     let bytes = frame.subarray(PREFIX);
-    if (frame[0] === 1 && encoding !== "identity") {
-      const inflated = await this.decompress(bytes, encoding);
-      if (!inflated || this.finished) return;
-      bytes = inflated;
+    if (frame[0] === 1) {
+      try {
+        bytes = await decompress(bytes, encoding, this.limits.maxReceiveBytes);
+      } catch (error) {
+        const e = error as { code: number; message: string };
+        this.fail(e.code, e.message);
+        return;
+      }
+      if (this.finished) return;
     }
     this.run(bytes);
-  }
-
-  private async decompress(bytes: Buffer, encoding: string): Promise<Buffer | undefined> {
-    if (encoding !== "gzip" && encoding !== "deflate") {
-      this.fail(Status.UNIMPLEMENTED, `Received message compressed with unsupported encoding "${encoding}"`);
-      return undefined;
-    }
-    const max = this.limits.maxReceiveBytes;
-    const options: ZlibOptions = max === -1 ? {} : { maxOutputLength: max };
-    try {
-      return await new Promise<Buffer>((resolve, reject) => (encoding === "gzip" ? gunzip : inflate)(bytes, options, (e, out) => (e ? reject(e) : resolve(out))));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
-        this.fail(Status.RESOURCE_EXHAUSTED, `Received message that decompresses to a size larger than ${max}`);
-      } else this.fail(Status.INTERNAL, "Failed to decompress message");
-      return undefined;
-    }
   }
 
   private run(bytes: Buffer): void {
@@ -223,10 +193,7 @@ export class UnaryCall {
     this.finish();
     const stream = this.stream;
     if (stream.destroyed || stream.closed) return;
-    const frame = Buffer.allocUnsafe(message.length + PREFIX);
-    frame[0] = 0;
-    frame.writeUInt32BE(message.length, 1);
-    message.copy(frame, PREFIX);
+    const frame = framed(message);
     const trailers = trailer ? { ...OK_TRAILERS, ...trailer.toHttp2Headers() } : OK_TRAILERS;
     try {
       stream.respond(REPLY_HEADERS, WAIT_FOR_TRAILERS);
@@ -247,17 +214,7 @@ export class UnaryCall {
   private fail(code: number, details: string, metadata?: Metadata, reason: CancelReason = "cancelled"): void {
     if (this.finished) return;
     this.finish();
-    const stream = this.stream;
-    if (!stream.destroyed && !stream.closed && !stream.headersSent) {
-      try {
-        stream.respond(
-          { ":status": 200, "content-type": "application/grpc+proto", "grpc-status": String(code), "grpc-message": encodeURI(details), ...metadata?.toHttp2Headers() },
-          END_STREAM,
-        );
-      } catch {
-        // as in send()
-      }
-    }
+    trailersOnly(this.stream, code, details, metadata);
     this.cancelled(reason);
   }
 
