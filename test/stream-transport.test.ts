@@ -144,6 +144,13 @@ describe("bidirectional calls on the lean stream transport", () => {
     assert.deepEqual(answeredIds(next), ["next"]);
   });
 
+  it("a grpc-timeout that does not parse ends the stream INTERNAL at once, before any request runs", async () => {
+    const r = await rawCall(h.server.address, STREAM, [frame(request("never"))], { headers: { "grpc-timeout": "soon" }, limitMs: 3000 });
+    assert.equal(r.code, status.INTERNAL, r.message);
+    assert.match(r.message, /Invalid grpc-timeout value "soon"/);
+    assert.equal(r.messages, 0);
+  });
+
   it("a stream's deadline ends it DEADLINE_EXCEEDED when it passes, and the server counts it so", async () => {
     const before = await streamCodes(h.server.httpPort!);
     const r = await rawCall(h.server.address, STREAM, [frame(request("in time"))], { headers: { "grpc-timeout": "300m" }, limitMs: 5000 });

@@ -48,8 +48,12 @@ export function routeCalls(server: Server, routes: ReadonlyMap<string, Route>, l
       const type = headers["content-type"];
       if (route && typeof type === "string" && type.startsWith("application/grpc")) {
         internals.onStreamOpened?.(stream);
-        if (route.kind === "unary") new UnaryCall(stream, headers, route.method, limits);
-        else route.method.handle(new StreamCall(stream, headers, route.method, limits) as never);
+        if (route.kind === "unary") {
+          new UnaryCall(stream, headers, route.method, limits);
+          return;
+        }
+        const call = new StreamCall(stream, headers, route.method, limits);
+        if (!call.ended) route.method.handle(call as never);
         return;
       }
       for (const listener of grpcJs) listener.call(http2, stream, headers, flags, raw);

@@ -81,6 +81,11 @@ export class StreamCall implements StreamTransport<unknown> {
     if (timeout !== undefined) this.startDeadline(String(timeout));
   }
 
+  /** Whether the call has ended already (a grpc-timeout that does not parse ends it before any handler runs). */
+  get ended(): boolean {
+    return this.finished;
+  }
+
   // --- the call surface the context reads ---
 
   getDeadline(): number {
