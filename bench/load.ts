@@ -3,7 +3,9 @@ import { execFile } from "node:child_process";
 import { readFile, rm } from "node:fs/promises";
 import { promisify } from "node:util";
 import { Metadata, type Client } from "@grpc/grpc-js";
-import type { InferenceClient, PredictRequest, PredictStreamResponse } from "@aiaas/sdk/gen";
+import { connect as connectHttp2 } from "node:http2";
+import { PredictRequest, PredictStreamResponse, type InferenceClient } from "@aiaas/sdk/gen";
+import { MessageFrames } from "../server/src/rpc/message-frames.js";
 
 export interface LoadResult {
   readonly requests: number;
@@ -77,6 +79,68 @@ export async function streamLoad(client: InferenceClient, request: PredictReques
     stream.on("error", reject);
     for (let i = 0; i < inflight; i++) send();
   });
+  return summarize(latencies, (performance.now() - started) / 1000, errors);
+}
+
+/**
+ * The same load as streamLoad on a PredictStream spoken over node:http2 directly, with no gRPC library: the
+ * messages framed and parsed here, the writes of one turn corked into one. What a client with a stream
+ * transport of its own (as the server has) would spend per call, beside grpc-js's client.
+ */
+export async function http2StreamLoad(address: string, request: PredictRequest, inflight: number, seconds: number): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const sentAt = new Map<string, number>();
+  const session = connectHttp2(`http://${address}`);
+  const stream = session.request({ ":method": "POST", ":path": "/aiaas.v1.Inference/PredictStream", "content-type": "application/grpc", te: "trailers" });
+  let id = 0;
+  let stopping = false;
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    stream.uncork();
+  };
+  const end = performance.now() + seconds * 1000;
+  const send = (): void => {
+    const key = String(id++);
+    sentAt.set(key, performance.now());
+    const bytes = PredictRequest.encode({ ...request, id: key }).finish();
+    const frame = Buffer.allocUnsafe(bytes.length + 5);
+    frame[0] = 0;
+    frame.writeUInt32BE(bytes.length, 1);
+    frame.set(bytes, 5);
+    if (!corked) {
+      corked = true;
+      stream.cork();
+      process.nextTick(uncork);
+    }
+    stream.write(frame);
+  };
+  const frames = new MessageFrames(-1, (_compressed, payload) => {
+    const response = PredictStreamResponse.decode(payload);
+    const key = response.result?.value.id ?? "";
+    const t = sentAt.get(key);
+    sentAt.delete(key);
+    if (response.result?.$case === "error") errors++;
+    else if (t !== undefined) latencies.push(performance.now() - t);
+    if (performance.now() < end) send();
+    else if (!stopping) {
+      stopping = true;
+      stream.end();
+    }
+  });
+  const started = performance.now();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      stream.on("data", (chunk: Buffer) => frames.read(chunk));
+      stream.on("trailers", (trailers) => (trailers["grpc-status"] === "0" ? resolve() : reject(new Error(`PredictStream ended ${trailers["grpc-status"]}`))));
+      stream.on("error", reject);
+      session.on("error", reject);
+      for (let i = 0; i < inflight; i++) send();
+    });
+  } finally {
+    session.close();
+  }
   return summarize(latencies, (performance.now() - started) / 1000, errors);
 }
 

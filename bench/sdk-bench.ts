@@ -1,7 +1,7 @@
 // `npm run bench:sdk`: the SDK's predict() against the raw generated grpc-js clients (unary, and the stream
-// the SDK multiplexes over, driven directly), from the same process, at concurrency 1 and 64, on the tiny
-// model and the CNN; beside each, this client process's CPU per call. The clients take turns in an order
-// that rotates round by round. Medians of --rounds rounds.
+// the SDK multiplexes over, driven directly) and the same stream spoken over node:http2 alone, from the same
+// process, at concurrency 1 and 64, on the tiny model and the CNN; beside each, this client process's CPU per
+// call. The clients take turns in an order that rotates round by round. Medians of --rounds rounds.
 import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -14,7 +14,7 @@ import { DataType, InferenceClient, type PredictRequest } from "@aiaas/sdk/gen";
 import { encodeModel } from "../server/src/training/onnx/index.js";
 import { buildMnistCnn, buildMnistLinear } from "../scripts/model-zoo.js";
 import { seededRandom, uniformInit } from "../scripts/seeded-random.js";
-import { streamLoad, unaryLoad, type LoadResult } from "./load.js";
+import { http2StreamLoad, streamLoad, unaryLoad, type LoadResult } from "./load.js";
 import { machine } from "./machine.js";
 import { requestCodes } from "./stats.js";
 
@@ -80,6 +80,7 @@ try {
           [`${name} raw unary c=${c}`, () => unaryLoad((done) => raw.predict(request, new Metadata(), { deadline: new Date(Date.now() + 30_000) }, (e) => done(e)), c, seconds)],
           [`${name} raw stream c=${c}`, () => streamLoad(raw, request, c, seconds)],
           [`${name} sdk predict c=${c}`, () => unaryLoad((done) => sdk.predict(name, { image: tensor }).then(() => done(null), done), c, seconds)],
+          [`${name} node:http2 stream c=${c}`, () => http2StreamLoad(address, request, c, seconds)],
         ];
         for (let i = 0; i < clients.length; i++) {
           const [label, load] = clients[(i + round) % clients.length]!;
@@ -99,6 +100,7 @@ try {
     lines.push(`| ${model}: sdk / raw at c=1 (target >= 1) | ${(rate(`${model} sdk predict c=1`) / rate(`${model} raw unary c=1`)).toFixed(2)} |`);
     lines.push(`| ${model}: sdk / raw stream at c=64 (the SDK's own cost) | ${(rate(`${model} sdk predict c=64`) / rate(`${model} raw stream c=64`)).toFixed(2)} |`);
     lines.push(`| ${model}: SDK client CPU per call minus the raw stream's, µs, c=64 | ${(cpu(`${model} sdk predict c=64`) - cpu(`${model} raw stream c=64`)).toFixed(1)} |`);
+    lines.push(`| ${model}: node:http2 stream / grpc-js raw stream at c=64 (a stream transport of the client's own) | ${(rate(`${model} node:http2 stream c=64`) / rate(`${model} raw stream c=64`)).toFixed(2)} |`);
   }
   console.log(lines.join("\n"));
   await mkdir("bench/results", { recursive: true });
