@@ -148,6 +148,8 @@ describe(mode === "replicas" ? "three replicas on one PostgreSQL" : "a pool of t
     const long = (async () => {
       for await (const e of a.train(spec("queue-long", 1500), [{ inputs: { x }, labels: y }])) longJob = e.jobId;
     })();
+    // Its stream ends CANCELLED when the job is cancelled below, which may come before the cancel call returns.
+    long.catch(() => undefined);
     await until(async () => longJob !== "" && (await b.jobs.get(longJob)).state === "running", "the long job runs");
     // ...a second through the same connection (so the same process) does not wait for it.
     const events: TrainEvent[] = [];
