@@ -5,6 +5,7 @@ import { promisify } from "node:util";
 import { Metadata, type Client } from "@grpc/grpc-js";
 import { connect as connectHttp2 } from "node:http2";
 import { PredictRequest, PredictStreamResponse, type InferenceClient } from "@aiaas/sdk/gen";
+import { framed } from "../server/src/rpc/grpc-wire.js";
 import { MessageFrames } from "../server/src/rpc/message-frames.js";
 
 export interface LoadResult {
@@ -47,39 +48,52 @@ export async function unaryLoad(call: (done: (error: unknown) => void) => void, 
   return summarize(latencies, (performance.now() - started) / 1000, errors);
 }
 
-/** One PredictStream with `inflight` requests outstanding at all times. */
-export async function streamLoad(client: InferenceClient, request: PredictRequest, inflight: number, seconds: number): Promise<LoadResult> {
+/**
+ * The closed loop of one stream's load: `send(id)` writes a request, `answered` times an answer by its id and
+ * sends the next request until `seconds` have passed, then ends the stream once.
+ */
+function streamLoop(seconds: number, write: (id: string) => void, end: () => void) {
   const latencies: number[] = [];
-  let errors = 0;
   const sentAt = new Map<string, number>();
-  const stream = client.predictStream();
+  const until = performance.now() + seconds * 1000;
+  const started = performance.now();
+  let errors = 0;
   let id = 0;
   let stopping = false;
-  const end = performance.now() + seconds * 1000;
   const send = (): void => {
     const key = String(id++);
     sentAt.set(key, performance.now());
-    stream.write({ ...request, id: key });
+    write(key);
   };
-  const started = performance.now();
-  await new Promise<void>((resolve, reject) => {
-    stream.on("data", (response: PredictStreamResponse) => {
+  return {
+    send,
+    answered(response: PredictStreamResponse): void {
       const key = response.result?.value.id ?? "";
       const t = sentAt.get(key);
       sentAt.delete(key);
       if (response.result?.$case === "error") errors++;
       else if (t !== undefined) latencies.push(performance.now() - t);
-      if (performance.now() < end) send();
+      if (performance.now() < until) send();
       else if (!stopping) {
         stopping = true;
-        stream.end();
+        end();
       }
-    });
+    },
+    result: (): LoadResult => summarize(latencies, (performance.now() - started) / 1000, errors),
+  };
+}
+
+/** One PredictStream with `inflight` requests outstanding at all times. */
+export async function streamLoad(client: InferenceClient, request: PredictRequest, inflight: number, seconds: number): Promise<LoadResult> {
+  const stream = client.predictStream();
+  const loop = streamLoop(seconds, (id) => stream.write({ ...request, id }), () => stream.end());
+  await new Promise<void>((resolve, reject) => {
+    stream.on("data", loop.answered);
     stream.on("end", resolve);
     stream.on("error", reject);
-    for (let i = 0; i < inflight; i++) send();
+    for (let i = 0; i < inflight; i++) loop.send();
   });
-  return summarize(latencies, (performance.now() - started) / 1000, errors);
+  return loop.result();
 }
 
 /**
@@ -88,27 +102,16 @@ export async function streamLoad(client: InferenceClient, request: PredictReques
  * transport of its own (as the server has) would spend per call, beside grpc-js's client.
  */
 export async function http2StreamLoad(address: string, request: PredictRequest, inflight: number, seconds: number): Promise<LoadResult> {
-  const latencies: number[] = [];
-  let errors = 0;
-  const sentAt = new Map<string, number>();
   const session = connectHttp2(`http://${address}`);
   const stream = session.request({ ":method": "POST", ":path": "/aiaas.v1.Inference/PredictStream", "content-type": "application/grpc", te: "trailers" });
-  let id = 0;
-  let stopping = false;
   let corked = false;
   const uncork = (): void => {
     corked = false;
     stream.uncork();
   };
-  const end = performance.now() + seconds * 1000;
-  const send = (): void => {
-    const key = String(id++);
-    sentAt.set(key, performance.now());
-    const bytes = PredictRequest.encode({ ...request, id: key }).finish();
-    const frame = Buffer.allocUnsafe(bytes.length + 5);
-    frame[0] = 0;
-    frame.writeUInt32BE(bytes.length, 1);
-    frame.set(bytes, 5);
+  const write = (id: string): void => {
+    const bytes = PredictRequest.encode({ ...request, id }).finish();
+    const frame = framed(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     if (!corked) {
       corked = true;
       stream.cork();
@@ -116,32 +119,20 @@ export async function http2StreamLoad(address: string, request: PredictRequest, 
     }
     stream.write(frame);
   };
-  const frames = new MessageFrames(-1, (_compressed, payload) => {
-    const response = PredictStreamResponse.decode(payload);
-    const key = response.result?.value.id ?? "";
-    const t = sentAt.get(key);
-    sentAt.delete(key);
-    if (response.result?.$case === "error") errors++;
-    else if (t !== undefined) latencies.push(performance.now() - t);
-    if (performance.now() < end) send();
-    else if (!stopping) {
-      stopping = true;
-      stream.end();
-    }
-  });
-  const started = performance.now();
+  const loop = streamLoop(seconds, write, () => stream.end());
+  const frames = new MessageFrames(-1, (_compressed, payload) => loop.answered(PredictStreamResponse.decode(payload)));
   try {
     await new Promise<void>((resolve, reject) => {
       stream.on("data", (chunk: Buffer) => frames.read(chunk));
       stream.on("trailers", (trailers) => (trailers["grpc-status"] === "0" ? resolve() : reject(new Error(`PredictStream ended ${trailers["grpc-status"]}`))));
       stream.on("error", reject);
       session.on("error", reject);
-      for (let i = 0; i < inflight; i++) send();
+      for (let i = 0; i < inflight; i++) loop.send();
     });
   } finally {
     session.close();
   }
-  return summarize(latencies, (performance.now() - started) / 1000, errors);
+  return loop.result();
 }
 
 export function unaryCaller(client: Client, path: string, payload: Buffer): (done: (error: unknown) => void) => void {

@@ -7,21 +7,8 @@ import { status as Status, type Metadata } from "@grpc/grpc-js";
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { onAbort } from "../common/abort-listeners.js";
 import { cancelled, deadlineExceeded, type ServerError } from "../common/errors.js";
-import {
-  OK_TRAILERS,
-  REPLY_HEADERS,
-  WAIT_FOR_TRAILERS,
-  callMetadata,
-  decompress,
-  framed,
-  peerOf,
-  statusHeaders,
-  timeoutMs,
-  trailersOnly,
-  wireError,
-  type CancelReason,
-  type MessageLimits,
-} from "./grpc-wire.js";
+import { OK_TRAILERS, REPLY_HEADERS, WAIT_FOR_TRAILERS, decompress, framed, statusHeaders, trailersOnly, wireError, type CancelReason, type MessageLimits } from "./grpc-wire.js";
+import { LeanCall } from "./lean-call.js";
 import { MessageFrames } from "./message-frames.js";
 import { midMessage, type CallStatus, type StreamTransport } from "./stream-transport.js";
 
@@ -42,21 +29,13 @@ const READ_AHEAD_BYTES = 4 << 20;
 // messages of a small answer; a byte count bounds the memory whatever the answers' size).
 const MAX_BUFFERED_BYTES = 128 << 10;
 
-const ignore = (): void => undefined;
-
 /**
  * The call. Requests are read ahead a little and handed out in order (a compressed one inflated on the way);
  * responses go out as the handler writes them, headers before the first; the call ends with trailers, or
  * with a trailers-only status when nothing was sent. When the client goes away or the deadline passes, the
  * handler hears "cancelled" (with the reason) and the requests end.
  */
-export class StreamCall implements StreamTransport<unknown> {
-  readonly metadata: Metadata;
-  private deadline = Infinity;
-  private timer: NodeJS.Timeout | undefined;
-  private cancelListeners: ((reason: CancelReason) => void)[] | undefined;
-  /** The status has gone out (or the stream went): nothing more is read or written. */
-  private finished = false;
+export class StreamCall extends LeanCall implements StreamTransport<unknown> {
   private trailers: Record<string, string | string[]> = OK_TRAILERS;
   private corked = false;
   private readonly frames: MessageFrames;
@@ -64,47 +43,23 @@ export class StreamCall implements StreamTransport<unknown> {
   private readonly requestQueue = new RequestQueue(this);
 
   constructor(
-    private readonly stream: ServerHttp2Stream,
+    stream: ServerHttp2Stream,
     headers: IncomingHttpHeaders,
     private readonly method: StreamMethod,
     private readonly limits: MessageLimits,
   ) {
-    stream.on("error", ignore);
-    stream.once("close", () => this.gone());
+    super(stream, headers);
     const encoding = headers["grpc-encoding"];
     this.encoding = typeof encoding === "string" ? encoding : "identity";
     this.frames = new MessageFrames(limits.maxReceiveBytes, (compressed, payload) => this.message(compressed, payload));
     stream.on("data", (chunk: Buffer) => this.take(chunk));
     stream.once("end", () => this.requestQueue.end(this.frames.midMessage ? { error: midMessage(method.name) } : undefined));
-    this.metadata = callMetadata(headers);
-    const timeout = headers["grpc-timeout"];
-    if (timeout !== undefined) this.startDeadline(String(timeout));
+    this.startDeadline(headers);
   }
 
   /** Whether the call has ended already (a grpc-timeout that does not parse ends it before any handler runs). */
   get ended(): boolean {
     return this.finished;
-  }
-
-  // --- the call surface the context reads ---
-
-  getDeadline(): number {
-    return this.deadline;
-  }
-
-  getPeer(): string {
-    return peerOf(this.stream);
-  }
-
-  on(_event: "cancelled", listener: (reason: CancelReason) => void): this {
-    (this.cancelListeners ??= []).push(listener);
-    return this;
-  }
-
-  removeListener(_event: "cancelled", listener: (reason: CancelReason) => void): this {
-    const at = this.cancelListeners?.indexOf(listener) ?? -1;
-    if (at >= 0) this.cancelListeners!.splice(at, 1);
-    return this;
   }
 
   // --- reading ---
@@ -136,17 +91,6 @@ export class StreamCall implements StreamTransport<unknown> {
       inflated.catch((error: unknown) => this.requestQueue.end({ error }));
       this.requestQueue.push(inflated, payload.length);
     }
-  }
-
-  private startDeadline(value: string): void {
-    const ms = timeoutMs(value);
-    if (Number.isNaN(ms)) {
-      this.abort(Status.INTERNAL, `Invalid grpc-timeout value "${value}"`, "cancelled");
-      return;
-    }
-    if (ms === undefined) return;
-    this.deadline = Date.now() + ms;
-    this.timer = setTimeout(() => this.abort(Status.DEADLINE_EXCEEDED, "Deadline exceeded", "deadline"), ms);
   }
 
   // --- writing ---
@@ -235,35 +179,20 @@ export class StreamCall implements StreamTransport<unknown> {
     }
   }
 
-  /** The transport ends the call (the deadline passed, a bad grpc-timeout): the status goes out and the handler hears why. */
-  private abort(code: number, details: string, reason: CancelReason): void {
+  protected abort(code: number, details: string, reason: CancelReason): void {
     if (this.finished) return;
     this.close(code, details, undefined, reason === "deadline" ? deadlineExceeded("the call's deadline passed") : cancelled("the call was cancelled"));
     this.notify(reason);
   }
 
-  /** The stream closed before a status went out: the client cancelled, or the connection went. */
-  private gone(): void {
-    if (this.finished) return;
-    this.finish(cancelled("the client cancelled the call"));
-    this.notify("cancelled");
-  }
-
   /**
-   * Nothing more is read or written. A reader still iterating the requests gets `ending` (the call was cut
-   * short) or their end (the handler itself ended the call); bytes still coming flow on, so the stream can close.
+   * A reader still iterating the requests gets `ending` (the call was cut short) or their end (the handler
+   * itself ended the call); bytes still coming flow on, so the stream can close.
    */
-  private finish(ending?: ServerError): void {
-    this.finished = true;
-    if (this.timer) clearTimeout(this.timer);
+  protected override finish(ending?: ServerError): void {
+    super.finish();
     this.requestQueue.end(ending ? { error: ending } : undefined);
     this.stream.resume();
-  }
-
-  private notify(reason: CancelReason): void {
-    const listeners = this.cancelListeners;
-    this.cancelListeners = undefined;
-    if (listeners) for (const listener of listeners) listener(reason);
   }
 }
 

@@ -6,20 +6,8 @@
 // same handler grpc-js would call (handlers.ts `unary`), which sees the same call surface.
 import { status as Status, type Metadata, type handleUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
-import {
-  OK_TRAILERS,
-  PREFIX,
-  REPLY_HEADERS,
-  WAIT_FOR_TRAILERS,
-  callMetadata,
-  decompress,
-  framed,
-  peerOf,
-  timeoutMs,
-  trailersOnly,
-  type CancelReason,
-  type MessageLimits,
-} from "./grpc-wire.js";
+import { OK_TRAILERS, PREFIX, REPLY_HEADERS, WAIT_FOR_TRAILERS, decompress, framed, trailersOnly, type CancelReason, type MessageLimits } from "./grpc-wire.js";
+import { LeanCall } from "./lean-call.js";
 import { MalformedRequest } from "./request-decoding.js";
 
 /** A unary method as routed here: the same codecs and handler its grpc-js registration has. */
@@ -31,76 +19,33 @@ export interface UnaryMethod {
   readonly handle: handleUnaryCall<never, never>;
 }
 
-const ignore = (): void => undefined;
-
 /**
  * The call: reads the request's one length-prefixed message, runs the handler, writes the reply with its
  * trailers in one go. It answers every way a call can go wrong with the status grpc-js would (or a more
  * precise one: a message cut short is INVALID_ARGUMENT), and tells the handler, through "cancelled", when
  * the client goes away or the deadline passes first.
  */
-export class UnaryCall {
+export class UnaryCall extends LeanCall {
   request: unknown;
-  readonly metadata: Metadata;
-  private deadline = Infinity;
-  private timer: NodeJS.Timeout | undefined;
-  private cancelListeners: ((reason: CancelReason) => void)[] | undefined;
-  private finished = false;
   private parts: Buffer[] = [];
   private received = 0;
   // The message's length from its prefix; -1 until the prefix has come.
   private length = -1;
 
   constructor(
-    private readonly stream: ServerHttp2Stream,
+    stream: ServerHttp2Stream,
     headers: IncomingHttpHeaders,
     private readonly method: UnaryMethod,
     private readonly limits: MessageLimits,
   ) {
-    stream.on("error", ignore);
-    stream.once("close", () => this.gone());
+    super(stream, headers);
     const encoding = headers["grpc-encoding"];
     stream.on("data", (chunk: Buffer) => this.take(chunk));
     stream.once("end", () => void this.complete(typeof encoding === "string" ? encoding : "identity"));
-    this.metadata = callMetadata(headers);
-    const timeout = headers["grpc-timeout"];
-    if (timeout !== undefined) this.startDeadline(String(timeout));
-  }
-
-  // --- the call surface the handler adapter reads (grpc-js's ServerUnaryCall, in part) ---
-
-  getDeadline(): number {
-    return this.deadline;
-  }
-
-  getPeer(): string {
-    return peerOf(this.stream);
-  }
-
-  /** The listener learns why: "deadline" when the deadline passed, "cancelled" otherwise. */
-  on(_event: "cancelled", listener: (reason: CancelReason) => void): this {
-    (this.cancelListeners ??= []).push(listener);
-    return this;
-  }
-
-  removeListener(_event: "cancelled", listener: (reason: CancelReason) => void): this {
-    const at = this.cancelListeners?.indexOf(listener) ?? -1;
-    if (at >= 0) this.cancelListeners!.splice(at, 1);
-    return this;
+    this.startDeadline(headers);
   }
 
   // --- reading ---
-
-  private startDeadline(value: string): void {
-    const ms = timeoutMs(value);
-    if (Number.isNaN(ms)) {
-      this.fail(Status.INTERNAL, `Invalid grpc-timeout value "${value}"`);
-      return;
-    }
-    if (ms === undefined) return;
-    this.deadline = Date.now() + ms;
-    this.timer = setTimeout(() => this.fail(Status.DEADLINE_EXCEEDED, "Deadline exceeded", undefined, "deadline"), ms);
-  }
 
   private take(chunk: Buffer): void {
     if (this.finished) return;
@@ -215,26 +160,16 @@ export class UnaryCall {
     if (this.finished) return;
     this.finish();
     trailersOnly(this.stream, code, details, metadata);
-    this.cancelled(reason);
+    this.notify(reason);
   }
 
-  /** The stream closed before a status went out: the client cancelled, or the connection went. */
-  private gone(): void {
-    if (this.finished) return;
-    this.finish();
-    this.cancelled("cancelled");
+  protected abort(code: number, details: string, reason: CancelReason): void {
+    this.fail(code, details, undefined, reason);
   }
 
-  private finish(): void {
-    this.finished = true;
-    if (this.timer) clearTimeout(this.timer);
+  protected override finish(): void {
+    super.finish();
     // Unread bytes flow on, so the stream can close.
     this.parts = [];
-  }
-
-  private cancelled(reason: CancelReason): void {
-    const listeners = this.cancelListeners;
-    this.cancelListeners = undefined;
-    if (listeners) for (const listener of listeners) listener(reason);
   }
 }
