@@ -6,7 +6,7 @@ import { Metadata, type Client } from "@grpc/grpc-js";
 import { connect as connectHttp2 } from "node:http2";
 import { PredictRequest, PredictStreamResponse, type InferenceClient } from "@aiaas/sdk/gen";
 import { framed } from "../server/src/rpc/grpc-wire.js";
-import { MessageFrames } from "../server/src/rpc/message-frames.js";
+import { MessageFrames } from "@aiaas/sdk/wire";
 
 export interface LoadResult {
   readonly requests: number;

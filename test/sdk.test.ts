@@ -176,6 +176,23 @@ describe("@aiaas/sdk connection handling", () => {
     await single.close();
   });
 
+  it("sends a call of 1 MiB of tensors or more alone (unary), not on the shared stream", async () => {
+    const calls: string[] = [];
+    const logger = pino({ level: "debug" }, { write: (line: string) => void calls.push((JSON.parse(line) as { method?: string }).method ?? "") });
+    const single = await startHarness({ affine: { model: affineModel(), config: { max_batch_size: 65_536 } } }, { logger });
+    const client = createClient({ address: single.server.address });
+    const rows = 65_536; // 1 MiB of float32
+    const big = client.predict("affine", { x: Tensor.float32([rows, 4], new Float32Array(rows * 4).fill(1)) }, { outputs: ["z"] });
+    const small = client.predict("affine", { x: Tensor.float32([1, 4], [1, 1, 1, 1]) }, { outputs: ["z"] });
+    const [b, s] = await Promise.all([big, small]);
+    assert.equal(b.outputs.z.data.length, rows * 4);
+    assert.equal(b.outputs.z.data[rows * 4 - 1], 2);
+    assert.deepEqual([...s.outputs.z.data], [2, 2, 2, 2]);
+    client.close();
+    await single.close();
+    assert.deepEqual(calls.filter((m) => m === "Predict" || m === "PredictStream").sort(), ["Predict", "PredictStream"]);
+  });
+
   it("lets a script that never calls close() exit once its call has answered", async () => {
     const dir = await mkdtemp(join(tmpdir(), "aiaas-sdk-exit-"));
     const script = join(dir, "one-call.mjs");

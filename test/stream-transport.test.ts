@@ -10,7 +10,7 @@ import { deflateSync, gzipSync } from "node:zlib";
 import { status } from "@grpc/grpc-js";
 import { installTelemetry } from "@aiaas/server";
 import { PredictRequest, PredictStreamResponse } from "@aiaas/sdk/gen";
-import { MessageFrames } from "../server/dist/rpc/message-frames.js";
+import { MessageFrames } from "@aiaas/sdk/wire";
 import { affineModel, slowModel } from "./support/fixtures.js";
 import { fp32, readFp32, startHarness, type Harness } from "./support/harness.js";
 import { frame, rawCall, type RawResult } from "./support/raw-grpc.js";

@@ -18,6 +18,14 @@ export interface TlsOptions {
   readonly key?: string | Uint8Array;
 }
 
+/** Pings on a connection with calls open, so a peer gone without a word fails them early (and they retry). */
+export interface KeepaliveOptions {
+  /** A ping this often. Default 30,000 ms. */
+  readonly intervalMs?: number;
+  /** The connection is dropped when a ping goes unanswered this long. Default 10,000 ms. */
+  readonly timeoutMs?: number;
+}
+
 export interface ClientOptions {
   /** One server, "host:port". */
   readonly address?: string;
@@ -30,7 +38,11 @@ export interface ClientOptions {
   /** Deadline of a call that sets no timeoutMs. Default 30,000 ms. */
   readonly defaultTimeoutMs?: number;
   readonly retry?: RetryOptions;
-  /** Extra grpc-js channel options, e.g. { "grpc.max_receive_message_length": 128 << 20 }. */
+  readonly keepalive?: KeepaliveOptions;
+  /**
+   * Extra grpc-js channel options, e.g. { "grpc.max_receive_message_length": 128 << 20 }. Given, predictions
+   * ride grpc-js too, not the SDK's own HTTP/2 connection.
+   */
   readonly channelOptions?: ChannelOptions;
 }
 

@@ -6,7 +6,9 @@ import { jobFromWire, type JobInfo, type TrainEvent } from "./train-events.js";
 import { trainSpecToWire, type TrainSpecInput } from "./train-spec.js";
 import { TensorEncoding } from "./gen/aiaas/v1/tensor.js";
 import type { CallOptions, ClientOptions } from "./client-options.js";
-import { addressesOf, createChannel } from "./internal/channel.js";
+import { addressesOf, createChannel, keepaliveOf } from "./internal/channel.js";
+import { H2Connection, h2Target } from "./internal/h2-connection.js";
+import { grpcJsPredictCalls, h2PredictCalls, type OpenPredictCall } from "./internal/predict-calls.js";
 import { createPredictMux } from "./internal/predict-mux.js";
 import { retryPolicy, withRetry } from "./internal/retry.js";
 import { startTraining, trainEvents } from "./internal/train-call.js";
@@ -71,8 +73,9 @@ export interface AiaasClient {
   /**
    * Runs a model on named input tensors. Calls are carried over one shared stream (far cheaper for the client
    * than a unary call each, and quicker alone too) while each keeps its own deadline, cancellation and error;
-   * the stream closes 100 ms after the last call answers. With several addresses, a call made while no other
-   * is in flight is a unary call, so that such calls are balanced over them.
+   * the stream closes 100 ms after the last call answers. A call of 1 MiB of tensors or more is a unary call
+   * of its own; so is, with several addresses, a call made while no other is in flight, so that such calls
+   * are balanced over them.
    */
   predict<O extends string = string>(model: string, inputs: Readonly<Record<string, Tensor>>, options?: PredictOptions): Promise<PredictResult<O>>;
   /** Opens a prediction stream to send requests on and iterate results from. */
@@ -103,7 +106,8 @@ export function createClient(options: ClientOptions): AiaasClient {
     if (options.apiKey) md.set("authorization", `Bearer ${options.apiKey}`);
     return md;
   };
-  const mux = createPredictMux(inference, metadata);
+  const { openCall, connection } = predictCalls(options, inference, metadata);
+  const mux = createPredictMux(openCall);
   // A stream message answers in about two thirds of a unary call's time; with several addresses a call made
   // alone stays unary, so that calls made one at a time are balanced over them.
   const loneCallsOnStream = addressesOf(options).length === 1;
@@ -129,7 +133,7 @@ export function createClient(options: ClientOptions): AiaasClient {
   ): PredictStream | AsyncIterable<StreamResult> {
     const isSource = first !== undefined && (Symbol.asyncIterator in first || Symbol.iterator in first);
     const signal = isSource ? second?.signal : (first as { signal?: AbortSignal } | undefined)?.signal;
-    const stream = openPredictStream(inference.predictStream(metadata()), signal);
+    const stream = openPredictStream(openCall, signal);
     return isSource ? pipeInto(stream, first as AsyncIterable<StreamRequest> | Iterable<StreamRequest>) : stream;
   }
 
@@ -152,19 +156,12 @@ export function createClient(options: ClientOptions): AiaasClient {
       watch: (jobId, o) => trainEvents(training.watchJob({ jobId, afterEventId: o?.afterEventId ?? 0n }, metadata()), o?.signal),
     },
     async predict<O extends string = string>(model: string, inputs: Readonly<Record<string, Tensor>>, o?: PredictOptions): Promise<PredictResult<O>> {
-      const request: PredictRequest = {
-        model,
-        version: o?.version ?? "",
-        id: "",
-        inputs: Object.entries(inputs).map(([name, tensor]) => tensorToWire(name, tensor)),
-        outputs: [...(o?.outputs ?? [])],
-        outputEncoding: TensorEncoding.TENSOR_ENCODING_RAW,
-        timeoutMs: 0,
-      };
+      const request = predictRequest(model, inputs, o);
       inflight++;
       try {
+        const onStream = (inflight > 1 || loneCallsOnStream) && bytesOf(request) < MUX_MAX_BYTES;
         const response = await retried(o, (deadline) =>
-          inflight > 1 || loneCallsOnStream ? mux.predict(request, deadline, o?.signal) : call<PredictRequest, PredictResponse>(inference.predict.bind(inference) as never, request, deadline, o?.signal),
+          onStream ? mux.predict(request, deadline, o?.signal) : call<PredictRequest, PredictResponse>(inference.predict.bind(inference) as never, request, deadline, o?.signal),
         );
         const outputs = {} as Record<O, Tensor>;
         for (const t of response.outputs) outputs[t.name as O] = tensorFromWire(t);
@@ -184,6 +181,7 @@ export function createClient(options: ClientOptions): AiaasClient {
     },
     close() {
       mux.close();
+      connection?.close();
       inference.close();
       models.close();
       training.close();
@@ -191,6 +189,38 @@ export function createClient(options: ClientOptions): AiaasClient {
     },
   };
 }
+
+/**
+ * PredictStream calls (predict()'s shared stream and predictStream()'s) go on a connection of the SDK's own
+ * (node:http2: about half grpc-js's client CPU per message) where the client names one host:port and sets no
+ * grpc-js channel options; on grpc-js's channel otherwise.
+ */
+function predictCalls(options: ClientOptions, inference: InferenceClient, metadata: () => Metadata): { openCall: OpenPredictCall; connection: H2Connection | undefined } {
+  const h2 = h2Target(options);
+  const connection = h2 && new H2Connection(h2.url, h2.options, keepaliveOf(options));
+  return { openCall: connection ? h2PredictCalls(connection, options.apiKey, options.address!) : grpcJsPredictCalls(inference, metadata), connection };
+}
+
+function predictRequest(model: string, inputs: Readonly<Record<string, Tensor>>, o: PredictOptions | undefined): PredictRequest {
+  return {
+    model,
+    version: o?.version ?? "",
+    id: "",
+    inputs: Object.entries(inputs).map(([name, tensor]) => tensorToWire(name, tensor)),
+    outputs: [...(o?.outputs ?? [])],
+    outputEncoding: TensorEncoding.TENSOR_ENCODING_RAW,
+    timeoutMs: 0,
+  };
+}
+
+/**
+ * A call whose tensors hold this many bytes or more goes alone (unary): on the shared stream it would hold up the
+ * calls behind it while its bytes cross, and one over the server's message limit would end the stream, and
+ * with it every other call in flight.
+ */
+const MUX_MAX_BYTES = 1 << 20;
+
+const bytesOf = (request: PredictRequest): number => request.inputs.reduce((n, t) => n + t.rawData.byteLength, 0);
 
 /** Sends a source's requests on a stream, ends it when the source ends, cancels it when the source fails. */
 function pipeInto(stream: PredictStream, source: AsyncIterable<StreamRequest> | Iterable<StreamRequest>): PredictStream {

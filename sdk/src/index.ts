@@ -4,7 +4,7 @@ export type { AiaasClient, ModelsApi, PredictOptions, PredictResult, JobsApi, Tr
 export type { TrainSpecInput, LayerInput } from "./train-spec.js";
 export { checkTrainSpecKeys } from "./train-spec-keys.js";
 export type { TrainEvent, JobInfo, JobStateName, FinalMetrics } from "./train-events.js";
-export type { ClientOptions, CallOptions, RetryOptions, TlsOptions } from "./client-options.js";
+export type { ClientOptions, CallOptions, KeepaliveOptions, RetryOptions, TlsOptions } from "./client-options.js";
 export { AiaasError, Code } from "./errors.js";
 export { Tensor } from "./tensor.js";
 export type { TensorType, TensorDataMap } from "./tensor.js";

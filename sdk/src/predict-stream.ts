@@ -1,8 +1,8 @@
-import type { ClientDuplexStream } from "@grpc/grpc-js";
-import type { PredictRequest, PredictStreamResponse } from "./gen/aiaas/v1/inference.js";
+import type { PredictStreamResponse } from "./gen/aiaas/v1/inference.js";
 import { TensorEncoding } from "./gen/aiaas/v1/tensor.js";
 import { AiaasError, Code } from "./errors.js";
 import { createAsyncQueue } from "./internal/async-queue.js";
+import type { OpenPredictCall } from "./internal/predict-calls.js";
 import { tensorFromWire, tensorToWire, type Tensor } from "./tensor.js";
 
 /** One request on a prediction stream. */
@@ -36,37 +36,30 @@ export interface PredictStream extends AsyncIterable<StreamResult> {
   cancel(): void;
 }
 
-export function openPredictStream(call: ClientDuplexStream<PredictRequest, PredictStreamResponse>, signal?: AbortSignal): PredictStream {
+export function openPredictStream(openCall: OpenPredictCall, signal?: AbortSignal): PredictStream {
   const results = createAsyncQueue<StreamResult>();
   let seq = 0;
   let cancelled = false;
-  const cancel = (): void => {
+  const call = openCall({
+    message(response) {
+      const result = resultOf(response);
+      if (result) results.push(result);
+    },
+    closed(error) {
+      signal?.removeEventListener("abort", cancel);
+      if (cancelled) return;
+      if (error) results.fail(error);
+      else results.close();
+    },
+  });
+  function cancel(): void {
     if (cancelled) return;
     cancelled = true;
     call.cancel();
     results.fail(signal?.reason instanceof AiaasError ? signal.reason : new AiaasError(Code.CANCELLED, "the prediction stream was cancelled"));
-  };
+  }
   if (signal?.aborted) queueMicrotask(cancel);
   signal?.addEventListener("abort", cancel, { once: true });
-  call.on("data", (response: PredictStreamResponse) => {
-    const r = response.result;
-    if (!r) return;
-    if (r.$case === "response") {
-      const outputs: Record<string, Tensor> = {};
-      for (const t of r.value.outputs) outputs[t.name] = tensorFromWire(t);
-      results.push({ ok: true, id: r.value.id, model: r.value.model, version: r.value.version, outputs });
-    } else {
-      results.push({ ok: false, id: r.value.id, error: new AiaasError(r.value.code as Code, r.value.message) });
-    }
-  });
-  call.on("end", () => {
-    signal?.removeEventListener("abort", cancel);
-    results.close();
-  });
-  call.on("error", (error) => {
-    signal?.removeEventListener("abort", cancel);
-    if (!cancelled) results.fail(AiaasError.from(error));
-  });
   return {
     send(request) {
       const id = request.id ?? `s${seq++}`;
@@ -87,4 +80,15 @@ export function openPredictStream(call: ClientDuplexStream<PredictRequest, Predi
     cancel,
     [Symbol.asyncIterator]: () => results[Symbol.asyncIterator](),
   };
+}
+
+function resultOf(response: PredictStreamResponse): StreamResult | undefined {
+  const r = response.result;
+  if (r?.$case === "response") {
+    const outputs: Record<string, Tensor> = {};
+    for (const t of r.value.outputs) outputs[t.name] = tensorFromWire(t);
+    return { ok: true, id: r.value.id, model: r.value.model, version: r.value.version, outputs };
+  }
+  if (r?.$case === "error") return { ok: false, id: r.value.id, error: new AiaasError(r.value.code as Code, r.value.message) };
+  return undefined; // neither: nothing to report
 }

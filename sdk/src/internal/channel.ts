@@ -1,7 +1,7 @@
 import { Channel, credentials, type ChannelCredentials, type ChannelOptions } from "@grpc/grpc-js";
 import { isIP } from "node:net";
 import { AiaasError, Code } from "../errors.js";
-import type { ClientOptions } from "../client-options.js";
+import type { ClientOptions, KeepaliveOptions } from "../client-options.js";
 
 /** One channel for all of a client's services: target, credentials and options from ClientOptions. */
 export function createChannel(options: ClientOptions): Channel {
@@ -11,6 +11,11 @@ export function createChannel(options: ClientOptions): Channel {
 /** The addresses a client was given: `addresses`, or its one `address`. */
 export function addressesOf(options: ClientOptions): readonly string[] {
   return options.addresses ?? (options.address ? [options.address] : []);
+}
+
+/** The keepalive a client's options ask for, defaults filled in. */
+export function keepaliveOf(options: ClientOptions): Required<KeepaliveOptions> {
+  return { intervalMs: options.keepalive?.intervalMs ?? 30_000, timeoutMs: options.keepalive?.timeoutMs ?? 10_000 };
 }
 
 function target(options: ClientOptions): string {
@@ -41,8 +46,8 @@ function channelOptions(options: ClientOptions): ChannelOptions {
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
     "grpc.max_send_message_length": 64 * 1024 * 1024,
     // Keep idle connections alive through proxies and notice dead peers.
-    "grpc.keepalive_time_ms": 30_000,
-    "grpc.keepalive_timeout_ms": 10_000,
+    "grpc.keepalive_time_ms": keepaliveOf(options).intervalMs,
+    "grpc.keepalive_timeout_ms": keepaliveOf(options).timeoutMs,
     "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
     ...options.channelOptions,
   };

@@ -1,15 +1,15 @@
 // One bidirectional gRPC call served straight on its HTTP/2 stream. grpc-js carries each message of a stream
 // through a frame decoder, an object-mode Duplex on each side, a read queue and a write callback; here a
-// message is cut from the bytes as they come (message-frames.ts), decoded when the handler takes it, and its
+// message is cut from the bytes as they come (MessageFrames, from @aiaas/sdk/wire), decoded when the handler takes it, and its
 // answer framed and written with the others of the same turn in one write (cork until the next tick). The
 // handler is the same stream adapter (handlers.ts `bidi`) grpc-js's call is handed to, through StreamTransport.
 import { status as Status, type Metadata } from "@grpc/grpc-js";
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import { MessageFrames } from "@aiaas/sdk/wire";
 import { onAbort } from "../common/abort-listeners.js";
 import { cancelled, deadlineExceeded, type ServerError } from "../common/errors.js";
 import { OK_TRAILERS, REPLY_HEADERS, WAIT_FOR_TRAILERS, decompress, framed, statusHeaders, trailersOnly, wireError, type CancelReason, type MessageLimits } from "./grpc-wire.js";
 import { LeanCall } from "./lean-call.js";
-import { MessageFrames } from "./message-frames.js";
 import { midMessage, type CallStatus, type StreamTransport } from "./stream-transport.js";
 
 /** A bidirectional method as routed here: its codecs, and the adapter that serves a call on a StreamTransport. */

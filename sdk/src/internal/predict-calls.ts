@@ -1,0 +1,74 @@
+import type { Metadata } from "@grpc/grpc-js";
+import type { ClientHttp2Session } from "node:http2";
+import { PredictRequest, PredictStreamResponse, type InferenceClient } from "../gen/aiaas/v1/inference.js";
+import { AiaasError, Code } from "../errors.js";
+import { H2Call } from "./h2-call.js";
+import type { H2Connection } from "./h2-connection.js";
+
+/** One PredictStream call, whichever transport carries it: the mux's shared stream, or a user's stream. */
+export interface PredictCall {
+  write(request: PredictRequest): void;
+  /** No more requests: the server answers those it has, then ends the stream. */
+  end(): void;
+  /** Ends the call at once (the server drops its work for it); `closed` reports CANCELLED. */
+  cancel(): void;
+}
+
+export interface PredictCallEvents {
+  message(response: PredictStreamResponse): void;
+  /** Once, when the call is over: `undefined` when the server ended it with OK. */
+  closed(error: AiaasError | undefined): void;
+  /** The server is going away: send nothing more on this call. */
+  draining?(): void;
+}
+
+export type OpenPredictCall = (events: PredictCallEvents) => PredictCall;
+
+/** PredictStream calls on grpc-js's channel (several addresses, a grpc-js target, channelOptions). */
+export function grpcJsPredictCalls(client: InferenceClient, metadata: () => Metadata): OpenPredictCall {
+  return (events) => {
+    const call = client.predictStream(metadata());
+    call.on("data", events.message);
+    call.on("error", (error) => events.closed(AiaasError.from(error)));
+    call.on("end", () => events.closed(undefined));
+    return { write: (request) => call.write(request), end: () => call.end(), cancel: () => call.cancel() };
+  };
+}
+
+const USER_AGENT = "aiaas-sdk/0.1 (node:http2)";
+const MAX_RECEIVE_BYTES = 64 * 1024 * 1024;
+
+/** PredictStream calls on the SDK's own HTTP/2 connection to its one server. */
+export function h2PredictCalls(connection: H2Connection, apiKey: string | undefined, server: string): OpenPredictCall {
+  const headers = {
+    ":method": "POST",
+    ":path": "/aiaas.v1.Inference/PredictStream",
+    "content-type": "application/grpc",
+    te: "trailers",
+    "user-agent": USER_AGENT,
+    ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
+  };
+  return (events) => {
+    let opened: ReturnType<H2Connection["request"]>;
+    try {
+      opened = connection.request(headers);
+    } catch (error) {
+      // The connection cannot take a stream now (going away): the calls on it are retried. A closed client's fail.
+      const reason = error instanceof AiaasError ? error : new AiaasError(Code.UNAVAILABLE, `could not open a stream to ${server}: ${(error as Error).message}`);
+      queueMicrotask(() => events.closed(reason));
+      return { write: () => undefined, end: () => undefined, cancel: () => undefined };
+    }
+    const onGoaway = (session: ClientHttp2Session): void => {
+      if (session === opened.session) events.draining?.();
+    };
+    connection.onGoaway.add(onGoaway);
+    const call = new H2Call(opened.stream, opened.session, { encode: PredictRequest.encode, decode: PredictStreamResponse.decode }, {
+      message: events.message,
+      closed(error) {
+        connection.onGoaway.delete(onGoaway);
+        events.closed(error);
+      },
+    }, MAX_RECEIVE_BYTES, server);
+    return { write: (request) => call.write(request), end: () => call.end(), cancel: () => call.cancel() };
+  };
+}
