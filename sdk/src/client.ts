@@ -214,9 +214,9 @@ function predictRequest(model: string, inputs: Readonly<Record<string, Tensor>>,
 }
 
 /**
- * A call whose tensors hold this many bytes or more goes alone (unary): on the shared stream it would hold up the
- * calls behind it while its bytes cross, and one over the server's message limit would end the stream, and
- * with it every other call in flight.
+ * A call whose tensors hold this many bytes or more goes alone (unary): on the shared stream it would hold up
+ * the calls behind it while its bytes cross, and one over the server's message limit would end the stream,
+ * and with it every other call in flight.
  */
 const MUX_MAX_BYTES = 1 << 20;
 
