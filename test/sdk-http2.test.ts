@@ -84,7 +84,8 @@ describe("the SDK's HTTP/2 transport against peers that are not aiaas", () => {
 describe("the SDK's HTTP/2 transport and a server going away", () => {
   it("lets calls in flight finish through a graceful shutdown, then reaches the next server at the address", async () => {
     const h = await startHarness({ slow: { model: slowModel(), config: { max_batch_size: 1, instance_count: 1 } }, affine: { model: affineModel() } }, { shutdownGraceMs: 30_000 });
-    const client = createClient({ address: h.server.address, retry: { maxAttempts: 30, initialBackoffMs: 50, maxBackoffMs: 200 } });
+    // Pings every 100 ms: one that falls while the old connection drains must not cut it.
+    const client = createClient({ address: h.server.address, retry: { maxAttempts: 30, initialBackoffMs: 50, maxBackoffMs: 200 }, keepalive: { intervalMs: 100, timeoutMs: 5_000 } });
     const row = (v: number) => ({ x: Tensor.float32([1, 512], new Float32Array(512).fill(v)) });
     const inFlight = [1, 2, 3, 4].map((v) => client.predict("slow", row(v), { timeoutMs: 60_000 }));
     await new Promise((r) => setTimeout(r, 50));

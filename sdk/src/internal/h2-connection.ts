@@ -91,14 +91,15 @@ export class H2Connection {
   }
 
   private ping(live: Live): void {
-    if (live.session.destroyed || live.session.closed) return;
+    // A ping on a connection still connecting, or draining after GOAWAY, is cancelled at once: not a dead peer.
+    if (live.session.destroyed || live.session.closed || live.session.connecting) return;
     const timer = setTimeout(
       () => live.session.destroy(new Error(`the server did not answer a keepalive ping within ${this.keepalive.timeoutMs} ms`)),
       this.keepalive.timeoutMs,
     ).unref();
     const sent = live.session.ping((error) => {
       clearTimeout(timer);
-      if (error && !live.session.destroyed) live.session.destroy(error);
+      if (error && !live.session.destroyed && !live.session.closed) live.session.destroy(error);
     });
     if (!sent) clearTimeout(timer); // too many pings unanswered: an earlier one's timer decides
   }
