@@ -21,12 +21,18 @@ describe("the SDK's HTTP/2 transport against peers that are not aiaas", () => {
   let peer: Http2Server;
   let address: string;
   let opened = 0;
+  const unanswered: Array<{ timeout: string; reset: Promise<number> }> = [];
   before(async () => {
     // Answers like a proxy or a broken server would, by path of the test's choosing (the model's name).
     peer = createHttp2Server();
-    peer.on("stream", (stream) => {
+    peer.on("stream", (stream, headers) => {
       opened++;
       stream.on("error", () => undefined);
+      if (headers[":path"] === "/aiaas.v1.Models/ListModels") {
+        // Never answers: the client's deadline or signal ends the call.
+        unanswered.push({ timeout: String(headers["grpc-timeout"]), reset: new Promise((resolve) => stream.on("close", () => resolve(stream.rstCode))) });
+        return;
+      }
       stream.once("data", (chunk: Buffer) => {
         const text = chunk.toString("latin1");
         if (text.includes("http-404")) stream.respond({ ":status": 404, "content-type": "text/html" }, { endStream: true });
@@ -72,6 +78,22 @@ describe("the SDK's HTTP/2 transport against peers that are not aiaas", () => {
     const error = await client.predict("anything", x()).catch((e: unknown) => e);
     assert.ok(error instanceof AiaasError && error.code === Code.FAILED_PRECONDITION, String(error));
     assert.equal(opened, before);
+  });
+
+  it("sends a unary call's deadline as grpc-timeout, keeps it too, and resets the stream on cancel", async () => {
+    const client = createClient({ address });
+    const late = await client.models.list({ timeoutMs: 300 }).catch((e: unknown) => e);
+    assert.ok(late instanceof AiaasError && late.code === Code.DEADLINE_EXCEEDED, String(late));
+    assert.match(unanswered[0]!.timeout, /^\d{3}m$/);
+    assert.ok(Number.parseInt(unanswered[0]!.timeout) <= 300);
+    assert.equal(await unanswered[0]!.reset, constants.NGHTTP2_CANCEL, "the server is told the call is over");
+    const controller = new AbortController();
+    const aborted = client.models.list({ signal: controller.signal }).catch((e: unknown) => e);
+    setTimeout(() => controller.abort(), 50);
+    const error = await aborted;
+    assert.ok(error instanceof AiaasError && error.code === Code.CANCELLED, String(error));
+    assert.equal(await unanswered[1]!.reset, constants.NGHTTP2_CANCEL);
+    client.close();
   });
 
   it("retries UNAVAILABLE on a new stream, up to maxAttempts", async () => {
@@ -141,9 +163,24 @@ async function startRelay(target: string): Promise<{ address: string; connection
 describe("the SDK's HTTP/2 transport and a peer that vanished", () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness({ affine: { model: affineModel() } });
+    h = await startHarness({ affine: { model: affineModel(), config: { max_batch_size: 65_536 } } });
   });
   after(() => h.close());
+
+  it("makes every call of a client on one connection: predictions, a large one, and the models API", async () => {
+    const relay = await startRelay(h.server.address);
+    const client = createClient({ address: relay.address });
+    await Promise.all([client.predict("affine", x()), client.predict("affine", x())]);
+    const rows = 65_536; // 1 MiB: a unary call of its own
+    const big = await client.predict("affine", { x: Tensor.float32([rows, 4], new Float32Array(rows * 4)) }, { outputs: ["y"] });
+    assert.equal(big.outputs.y.data.length, rows * 4);
+    assert.deepEqual((await client.models.list()).map((m) => m.name), ["affine"]);
+    assert.equal((await client.models.get("affine")).state, "ready");
+    await assert.rejects(client.models.get("missing"), (e: AiaasError) => e.code === Code.NOT_FOUND && /missing/.test(e.details));
+    assert.equal(relay.connections(), 1);
+    client.close();
+    await relay.close();
+  });
 
   it("notices by keepalive ping and retries on a new connection, well inside the call's deadline", async () => {
     const relay = await startRelay(h.server.address);

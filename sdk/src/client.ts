@@ -1,7 +1,7 @@
 import { Metadata } from "@grpc/grpc-js";
-import { InferenceClient, type PredictRequest, type PredictResponse } from "./gen/aiaas/v1/inference.js";
-import { ModelsClient, type Model } from "./gen/aiaas/v1/models.js";
-import { TrainingClient, type Job } from "./gen/aiaas/v1/training.js";
+import { InferenceClient, InferenceService, type PredictRequest } from "./gen/aiaas/v1/inference.js";
+import { ModelsClient, ModelsService } from "./gen/aiaas/v1/models.js";
+import { TrainingClient, TrainingService } from "./gen/aiaas/v1/training.js";
 import { jobFromWire, type JobInfo, type TrainEvent } from "./train-events.js";
 import { trainSpecToWire, type TrainSpecInput } from "./train-spec.js";
 import { TensorEncoding } from "./gen/aiaas/v1/tensor.js";
@@ -13,7 +13,8 @@ import { createPredictMux } from "./internal/predict-mux.js";
 import { retryPolicy, withRetry } from "./internal/retry.js";
 import { startTraining, trainEvents } from "./internal/train-call.js";
 import { trafficSamples, type TrafficSample } from "./traffic.js";
-import { unaryCall, type UnaryMethod } from "./internal/unary-call.js";
+import { grpcJsUnary, type UnaryCaller } from "./internal/unary-call.js";
+import { h2Unary } from "./internal/h2-unary.js";
 import { toModelInfo, type ModelInfo } from "./model-info.js";
 import { openPredictStream, type PredictStream, type StreamRequest, type StreamResult } from "./predict-stream.js";
 import { tensorFromWire, tensorToWire, type Tensor } from "./tensor.js";
@@ -106,15 +107,12 @@ export function createClient(options: ClientOptions): AiaasClient {
     if (options.apiKey) md.set("authorization", `Bearer ${options.apiKey}`);
     return md;
   };
-  const { openCall, connection } = predictCalls(options, inference, metadata);
+  const { openCall, call, connection } = transports(options, inference, metadata);
   const mux = createPredictMux(openCall);
   // A stream message answers in about two thirds of a unary call's time; with several addresses a call made
   // alone stays unary, so that calls made one at a time are balanced over them.
   const loneCallsOnStream = addressesOf(options).length === 1;
   let inflight = 0;
-
-  const call = <Req, Res>(method: UnaryMethod<Req, Res>, request: Req, deadline: number, signal: AbortSignal | undefined): Promise<Res> =>
-    unaryCall(method, request, metadata(), deadline, signal);
 
   const deadlineOf = (o: CallOptions | undefined): number => Date.now() + (o?.timeoutMs ?? defaultTimeoutMs);
   const retried = <T>(o: CallOptions | undefined, attempt: (deadline: number) => Promise<T>): Promise<T> => {
@@ -123,7 +121,7 @@ export function createClient(options: ClientOptions): AiaasClient {
   };
   const modelCall = (method: "getModel" | "loadModel" | "unloadModel", name: string, o?: CallOptions): Promise<ModelInfo> =>
     retried(o, async (deadline) => {
-      const res = await call<{ name: string }, { model?: Model }>(models[method].bind(models) as never, { name }, deadline, o?.signal);
+      const res = await call(ModelsService[method], { name }, deadline, o?.signal);
       return toModelInfo(res.model!);
     });
 
@@ -139,7 +137,7 @@ export function createClient(options: ClientOptions): AiaasClient {
 
   const jobCall = (method: "getJob" | "cancelJob", jobId: string, o?: CallOptions): Promise<JobInfo> =>
     retried(o, async (deadline) => {
-      const res = await call<{ jobId: string }, { job?: Job }>(training[method].bind(training) as never, { jobId }, deadline, o?.signal);
+      const res = await call(TrainingService[method], { jobId }, deadline, o?.signal);
       return jobFromWire(res.job!);
     });
 
@@ -150,7 +148,7 @@ export function createClient(options: ClientOptions): AiaasClient {
       cancel: (jobId, o) => jobCall("cancelJob", jobId, o),
       list: (o) =>
         retried(o, async (deadline) => {
-          const res = await call<object, { jobs: Job[] }>(training.listJobs.bind(training) as never, { tenant: o?.tenant ?? "" }, deadline, o?.signal);
+          const res = await call(TrainingService.listJobs, { tenant: o?.tenant ?? "" }, deadline, o?.signal);
           return res.jobs.map(jobFromWire);
         }),
       watch: (jobId, o) => trainEvents(training.watchJob({ jobId, afterEventId: o?.afterEventId ?? 0n }, metadata()), o?.signal),
@@ -161,7 +159,7 @@ export function createClient(options: ClientOptions): AiaasClient {
       try {
         const onStream = (inflight > 1 || loneCallsOnStream) && bytesOf(request) < MUX_MAX_BYTES;
         const response = await retried(o, (deadline) =>
-          onStream ? mux.predict(request, deadline, o?.signal) : call<PredictRequest, PredictResponse>(inference.predict.bind(inference) as never, request, deadline, o?.signal),
+          onStream ? mux.predict(request, deadline, o?.signal) : call(InferenceService.predict, request, deadline, o?.signal),
         );
         const outputs = {} as Record<O, Tensor>;
         for (const t of response.outputs) outputs[t.name as O] = tensorFromWire(t);
@@ -173,7 +171,7 @@ export function createClient(options: ClientOptions): AiaasClient {
     predictStream: predictStream as AiaasClient["predictStream"],
     models: {
       list: (o) =>
-        retried(o, async (deadline) => (await call<object, { models: Model[] }>(models.listModels.bind(models) as never, {}, deadline, o?.signal)).models.map(toModelInfo)),
+        retried(o, async (deadline) => (await call(ModelsService.listModels, {}, deadline, o?.signal)).models.map(toModelInfo)),
       get: (name, o) => modelCall("getModel", name, o),
       load: (name, o) => modelCall("loadModel", name, o),
       unload: (name, o) => modelCall("unloadModel", name, o),
@@ -191,14 +189,16 @@ export function createClient(options: ClientOptions): AiaasClient {
 }
 
 /**
- * PredictStream calls (predict()'s shared stream and predictStream()'s) go on a connection of the SDK's own
- * (node:http2: about half grpc-js's client CPU per message) where the client names one host:port and sets no
- * grpc-js channel options; on grpc-js's channel otherwise.
+ * Unary calls and PredictStreams (predict()'s shared stream and predictStream()'s) go on a connection of the
+ * SDK's own (node:http2: about half grpc-js's client CPU per message) where the client names one host:port
+ * and sets no grpc-js channel options; on grpc-js's channel otherwise. Train and the watches stay on grpc-js.
  */
-function predictCalls(options: ClientOptions, inference: InferenceClient, metadata: () => Metadata): { openCall: OpenPredictCall; connection: H2Connection | undefined } {
+function transports(options: ClientOptions, inference: InferenceClient, metadata: () => Metadata): { openCall: OpenPredictCall; call: UnaryCaller; connection: H2Connection | undefined } {
   const h2 = h2Target(options);
-  const connection = h2 && new H2Connection(h2.url, h2.options, keepaliveOf(options));
-  return { openCall: connection ? h2PredictCalls(connection, options.apiKey, options.address!) : grpcJsPredictCalls(inference, metadata), connection };
+  if (!h2) return { openCall: grpcJsPredictCalls(inference, metadata), call: grpcJsUnary(inference, metadata), connection: undefined };
+  const connection = new H2Connection(h2.url, h2.options, keepaliveOf(options));
+  const server = options.address!;
+  return { openCall: h2PredictCalls(connection, options.apiKey, server), call: h2Unary(connection, options.apiKey, server), connection };
 }
 
 function predictRequest(model: string, inputs: Readonly<Record<string, Tensor>>, o: PredictOptions | undefined): PredictRequest {

@@ -18,6 +18,17 @@ export interface H2CallHandlers<Res> {
 }
 
 const PREFIX = new Uint8Array(5);
+const USER_AGENT = "aiaas-sdk/0.1 (node:http2)";
+
+/** The largest answer taken, as grpc-js's default channel in the SDK takes. */
+export const MAX_RECEIVE_BYTES = 64 * 1024 * 1024;
+
+/** The headers of a gRPC call to `path`. */
+export function grpcRequestHeaders(path: string, apiKey: string | undefined): Record<string, string> {
+  const headers: Record<string, string> = { ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", "user-agent": USER_AGENT };
+  if (apiKey) headers.authorization = `Bearer ${apiKey}`;
+  return headers;
+}
 
 /**
  * One bidirectional gRPC call on a stream of the SDK's own HTTP/2 connection (the server's answers are cut out
@@ -75,9 +86,9 @@ export class H2Call<Req, Res> {
     if (!this.done && !this.stream.writableEnded) this.stream.end();
   }
 
-  /** Ends the call at once: the server stops its work for it. */
-  cancel(): void {
-    this.finish(new AiaasError(Code.CANCELLED, "the call was cancelled"), true);
+  /** Ends the call at once with `error` (CANCELLED when absent): the server stops its work for it. */
+  cancel(error = new AiaasError(Code.CANCELLED, "the call was cancelled")): void {
+    this.finish(error, true);
   }
 
   private readonly uncork = (): void => {

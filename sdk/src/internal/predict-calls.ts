@@ -2,7 +2,7 @@ import type { Metadata } from "@grpc/grpc-js";
 import type { ClientHttp2Session } from "node:http2";
 import { PredictRequest, PredictStreamResponse, type InferenceClient } from "../gen/aiaas/v1/inference.js";
 import { AiaasError, Code } from "../errors.js";
-import { H2Call } from "./h2-call.js";
+import { H2Call, MAX_RECEIVE_BYTES, grpcRequestHeaders } from "./h2-call.js";
 import type { H2Connection } from "./h2-connection.js";
 
 /** One PredictStream call, whichever transport carries it: the mux's shared stream, or a user's stream. */
@@ -35,19 +35,9 @@ export function grpcJsPredictCalls(client: InferenceClient, metadata: () => Meta
   };
 }
 
-const USER_AGENT = "aiaas-sdk/0.1 (node:http2)";
-const MAX_RECEIVE_BYTES = 64 * 1024 * 1024;
-
 /** PredictStream calls on the SDK's own HTTP/2 connection to its one server. */
 export function h2PredictCalls(connection: H2Connection, apiKey: string | undefined, server: string): OpenPredictCall {
-  const headers = {
-    ":method": "POST",
-    ":path": "/aiaas.v1.Inference/PredictStream",
-    "content-type": "application/grpc",
-    te: "trailers",
-    "user-agent": USER_AGENT,
-    ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
-  };
+  const headers = grpcRequestHeaders("/aiaas.v1.Inference/PredictStream", apiKey);
   return (events) => {
     let opened: ReturnType<H2Connection["request"]>;
     try {

@@ -1,24 +1,32 @@
-import type { CallOptions as GrpcCallOptions, ClientUnaryCall, Metadata, ServiceError } from "@grpc/grpc-js";
+import type { Client, Metadata } from "@grpc/grpc-js";
 import { AiaasError, Code } from "../errors.js";
 
-/** A generated client's unary method, bound to its client. */
-export type UnaryMethod<Req, Res> = (
-  request: Req,
-  metadata: Metadata,
-  options: Partial<GrpcCallOptions>,
-  callback: (error: ServiceError | null, response?: Res) => void,
-) => ClientUnaryCall;
+/** A unary method of a generated service definition (ts-proto's `ModelsService.getModel`, ...). */
+export interface UnaryDefinition<Req, Res> {
+  readonly path: string;
+  requestSerialize(value: Req): Buffer;
+  responseDeserialize(value: Buffer): Res;
+}
 
-/** One unary call with a deadline and cancellation by signal, as a promise; failures are AiaasErrors. */
-export function unaryCall<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, metadata: Metadata, deadline: number, signal: AbortSignal | undefined): Promise<Res> {
-  return new Promise<Res>((resolve, reject) => {
-    if (signal?.aborted) return reject(new AiaasError(Code.CANCELLED, "the call was cancelled"));
-    const onAbort = (): void => call.cancel();
-    const call = method(request, metadata, { deadline: new Date(deadline) }, (error, response) => {
-      signal?.removeEventListener("abort", onAbort);
-      if (error) reject(signal?.aborted && signal.reason instanceof AiaasError ? signal.reason : AiaasError.from(error));
-      else resolve(response as Res);
+/** Makes one unary call with a deadline (Date.now() time) and cancellation by signal; fails with AiaasErrors. */
+export type UnaryCaller = <Req, Res>(method: UnaryDefinition<Req, Res>, request: Req, deadline: number, signal: AbortSignal | undefined) => Promise<Res>;
+
+/** What a call cancelled by `signal` fails with: the signal's own AiaasError, or CANCELLED. */
+export function abortError(signal: AbortSignal): AiaasError {
+  return signal.reason instanceof AiaasError ? signal.reason : new AiaasError(Code.CANCELLED, "the call was cancelled");
+}
+
+/** Unary calls on grpc-js's channel (any client of it makes them). */
+export function grpcJsUnary(client: Client, metadata: () => Metadata): UnaryCaller {
+  return (method, request, deadline, signal) =>
+    new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(abortError(signal));
+      const onAbort = (): void => call.cancel();
+      const call = client.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, request, metadata(), { deadline: new Date(deadline) }, (error, response) => {
+        signal?.removeEventListener("abort", onAbort);
+        if (error) reject(signal?.aborted ? abortError(signal) : AiaasError.from(error));
+        else resolve(response!);
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
     });
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }

@@ -1,0 +1,57 @@
+import type { BinaryWriter } from "@bufbuild/protobuf/wire";
+import { AiaasError, Code } from "../errors.js";
+import { H2Call, grpcRequestHeaders, MAX_RECEIVE_BYTES } from "./h2-call.js";
+import type { H2Connection } from "./h2-connection.js";
+import { abortError, type UnaryCaller, type UnaryDefinition } from "./unary-call.js";
+
+/**
+ * Unary calls on the SDK's own HTTP/2 connection, beside its PredictStreams: one connection per client for
+ * all of it. The deadline travels as grpc-timeout (the server stops the work) and is kept here too (a server
+ * that never answers).
+ */
+export function h2Unary(connection: H2Connection, apiKey: string | undefined, server: string): UnaryCaller {
+  const codecs = new WeakMap<object, { encode(message: unknown, writer: BinaryWriter): BinaryWriter; decode(bytes: Uint8Array): unknown }>();
+  const codecOf = <Req, Res>(method: UnaryDefinition<Req, Res>) => {
+    let codec = codecs.get(method);
+    if (!codec) {
+      codec = { encode: (m, w) => w.raw(method.requestSerialize(m as Req)), decode: (bytes) => method.responseDeserialize(bytes as Buffer) };
+      codecs.set(method, codec);
+    }
+    return codec;
+  };
+  return <Req, Res>(method: UnaryDefinition<Req, Res>, request: Req, deadline: number, signal: AbortSignal | undefined) =>
+    new Promise<Res>((resolve, reject) => {
+      if (signal?.aborted) return reject(abortError(signal));
+      const remaining = Math.max(1, Math.ceil(deadline - Date.now()));
+      let opened: ReturnType<H2Connection["request"]>;
+      try {
+        opened = connection.request({ ...grpcRequestHeaders(method.path, apiKey), "grpc-timeout": grpcTimeout(remaining) });
+      } catch (error) {
+        return reject(error instanceof AiaasError ? error : new AiaasError(Code.UNAVAILABLE, `could not open a stream to ${server}: ${(error as Error).message}`));
+      }
+      let answer: { value: Res } | undefined;
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = (): void => call.cancel(abortError(signal!));
+      const call = new H2Call(opened.stream, opened.session, codecOf(method), {
+        message: (response) => void (answer ??= { value: response as Res }),
+        closed(error) {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", onAbort);
+          if (error) reject(error);
+          else if (answer) resolve(answer.value);
+          else reject(new AiaasError(Code.INTERNAL, `${method.path} ended without an answer`));
+        },
+      }, MAX_RECEIVE_BYTES, server);
+      timer = setTimeout(() => call.cancel(new AiaasError(Code.DEADLINE_EXCEEDED, `no answer within ${remaining} ms`)), remaining);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      call.write(request);
+      call.end();
+    });
+}
+
+/** gRPC's timeout header: at most 8 digits and a unit. */
+function grpcTimeout(ms: number): string {
+  if (ms < 1e8) return `${ms}m`;
+  if (ms < 1e11) return `${Math.ceil(ms / 1000)}S`;
+  return `${Math.min(99_999_999, Math.ceil(ms / 3_600_000))}H`;
+}
