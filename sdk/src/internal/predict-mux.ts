@@ -6,11 +6,10 @@ import type { OpenPredictCall, PredictCall } from "./predict-calls.js";
 /**
  * Carries unary-looking predict calls over one shared PredictStream. A unary call costs the client far more
  * CPU than a message on an open stream, so overlapping calls ride the stream (grpc-js's, or one on the SDK's
- * own HTTP/2 connection: predict-calls.ts); each keeps its own
- * deadline (sent as timeout_ms and enforced here), cancellation and error. The stream opens on demand and
- * closes after a quiet spell of `idleMs`: short, because an open stream keeps the client's process alive (a
- * script that never calls close() exits that long after its last call), and reopening costs about one
- * unary call.
+ * own HTTP/2 connection: predict-calls.ts); each keeps its own deadline (sent as timeout_ms and enforced
+ * here), cancellation and error. The stream opens on demand and closes after a quiet spell of `idleMs`:
+ * short, because an open stream keeps the client's process alive (a script that never calls close() exits
+ * that long after its last call), and reopening costs about one unary call.
  */
 export interface PredictMux {
   predict(request: PredictRequest, deadline: number, signal: AbortSignal | undefined): Promise<PredictResponse>;
