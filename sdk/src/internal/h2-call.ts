@@ -5,12 +5,6 @@ import { Metadata } from "@grpc/grpc-js";
 import { AiaasError, Code } from "../errors.js";
 import { MessageFrames } from "../wire/message-frames.js";
 
-/** A message type's encoder and decoder, as ts-proto generates them. */
-export interface MessageCodec<Req, Res> {
-  encode(message: Req, writer: BinaryWriter): BinaryWriter;
-  decode(bytes: Uint8Array): Res;
-}
-
 export interface H2CallHandlers<Res> {
   message(response: Res): void;
   /** Called once, when the call is over: `undefined` when the server ended it with OK. */
@@ -31,12 +25,34 @@ export function grpcRequestHeaders(path: string, apiKey: string | undefined): Re
 }
 
 /**
+ * Encodes messages straight behind their 5-byte gRPC prefix, with one writer kept across messages: a fresh
+ * ts-proto writer grows from 128 bytes by doubling, a copy each time, for every message.
+ */
+export class FrameEncoder<T> {
+  private writer = new BinaryWriter();
+
+  constructor(private readonly encode: (message: T, writer: BinaryWriter) => BinaryWriter) {}
+
+  frame(message: T): Uint8Array {
+    let frame: Uint8Array;
+    try {
+      frame = this.encode(message, this.writer.raw(PREFIX)).finish();
+    } catch (error) {
+      this.writer = new BinaryWriter(); // left mid-message
+      throw error;
+    }
+    new DataView(frame.buffer, frame.byteOffset).setUint32(1, frame.length - 5);
+    return frame;
+  }
+}
+
+/**
  * One bidirectional gRPC call on a stream of the SDK's own HTTP/2 connection (the server's answers are cut out
  * of the bytes as they come, as the server does with requests). grpc-js passes each message through a frame
- * decoder, object-mode streams on both sides and a write callback; here a request is encoded straight behind
- * its 5-byte prefix and the writes of one turn go out in one write (cork until the next tick).
+ * decoder, object-mode streams on both sides and a write callback; here the writes of one turn go out in one
+ * write (cork until the next tick).
  */
-export class H2Call<Req, Res> {
+export class H2Call<Res> {
   private corked = false;
   private done = false;
   private encoding = "identity";
@@ -44,13 +60,11 @@ export class H2Call<Req, Res> {
   /** The status the trailers carried, applied once the answers before it are all read. */
   private trailed: { error: AiaasError | undefined } | undefined;
   private readonly frames: MessageFrames;
-  // Kept across writes: a fresh writer grows from 128 bytes by doubling, a copy each time, for every request.
-  private writer = new BinaryWriter();
 
   constructor(
     private readonly stream: ClientHttp2Stream,
     private readonly session: ClientHttp2Session,
-    private readonly codec: MessageCodec<Req, Res>,
+    private readonly decode: (bytes: Uint8Array) => Res,
     private readonly handlers: H2CallHandlers<Res>,
     private readonly maxReceiveBytes: number,
     private readonly server: string,
@@ -64,21 +78,23 @@ export class H2Call<Req, Res> {
     stream.on("close", this.onClose);
   }
 
-  write(request: Req): void {
-    let frame: Uint8Array;
-    try {
-      frame = this.codec.encode(request, this.writer.raw(PREFIX)).finish();
-    } catch (error) {
-      this.writer = new BinaryWriter(); // left mid-message
-      throw error;
-    }
-    new DataView(frame.buffer, frame.byteOffset).setUint32(1, frame.length - 5);
+  /** Sends a message already framed (FrameEncoder). */
+  writeFrame(frame: Uint8Array): void {
     if (!this.corked) {
       this.corked = true;
       this.stream.cork();
       process.nextTick(this.uncork);
     }
     this.stream.write(frame);
+  }
+
+  /** Sends an encoded message: its prefix, then its bytes as they are (no copy into a frame). */
+  writeMessage(payload: Uint8Array): void {
+    const prefix = Buffer.allocUnsafe(5);
+    prefix[0] = 0;
+    prefix.writeUInt32BE(payload.length, 1);
+    this.writeFrame(prefix);
+    this.writeFrame(payload);
   }
 
   /** No more requests (the server answers those it has, then ends the call). */
@@ -116,7 +132,7 @@ export class H2Call<Req, Res> {
     if (this.done) return;
     let response: Res;
     try {
-      response = this.codec.decode(compressed ? inflate(this.encoding, payload) : payload);
+      response = this.decode(compressed ? inflate(this.encoding, payload) : payload);
     } catch (error) {
       return this.finish(new AiaasError(Code.INTERNAL, `could not read the server's message: ${(error as Error).message}`), true);
     }

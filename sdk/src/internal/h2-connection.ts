@@ -29,11 +29,20 @@ export class H2Connection {
     private readonly keepalive: Required<KeepaliveOptions>,
   ) {}
 
-  /** Opens a stream (POST) on the current connection. Throws when the connection cannot take one; the stream reports failures as 'error'. */
+  /**
+   * Opens a stream (POST) on the current connection. Throws an AiaasError when it cannot (UNAVAILABLE, or
+   * FAILED_PRECONDITION once closed); the stream reports later failures as 'error'.
+   */
   request(headers: OutgoingHttpHeaders): { stream: ClientHttp2Stream; session: ClientHttp2Session } {
     if (this.closed) throw new AiaasError(Code.FAILED_PRECONDITION, "the client is closed; create another");
-    const live = this.current();
-    const stream = live.session.request(headers, { endStream: false });
+    let live: Live;
+    let stream: ClientHttp2Stream;
+    try {
+      live = this.current();
+      stream = live.session.request(headers, { endStream: false });
+    } catch (error) {
+      throw new AiaasError(Code.UNAVAILABLE, `could not open a stream to ${this.url}: ${(error as Error).message}`);
+    }
     if (live.streams++ === 0) this.hold(live);
     stream.once("close", () => {
       if (--live.streams === 0) this.release(live);

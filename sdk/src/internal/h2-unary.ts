@@ -1,4 +1,3 @@
-import type { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { AiaasError, Code } from "../errors.js";
 import { H2Call, grpcRequestHeaders, MAX_RECEIVE_BYTES } from "./h2-call.js";
 import type { H2Connection } from "./h2-connection.js";
@@ -10,15 +9,6 @@ import { abortError, type UnaryCaller, type UnaryDefinition } from "./unary-call
  * that never answers).
  */
 export function h2Unary(connection: H2Connection, apiKey: string | undefined, server: string): UnaryCaller {
-  const codecs = new WeakMap<object, { encode(message: unknown, writer: BinaryWriter): BinaryWriter; decode(bytes: Uint8Array): unknown }>();
-  const codecOf = <Req, Res>(method: UnaryDefinition<Req, Res>) => {
-    let codec = codecs.get(method);
-    if (!codec) {
-      codec = { encode: (m, w) => w.raw(method.requestSerialize(m as Req)), decode: (bytes) => method.responseDeserialize(bytes as Buffer) };
-      codecs.set(method, codec);
-    }
-    return codec;
-  };
   return <Req, Res>(method: UnaryDefinition<Req, Res>, request: Req, deadline: number, signal: AbortSignal | undefined) =>
     new Promise<Res>((resolve, reject) => {
       if (signal?.aborted) return reject(abortError(signal));
@@ -27,13 +17,13 @@ export function h2Unary(connection: H2Connection, apiKey: string | undefined, se
       try {
         opened = connection.request({ ...grpcRequestHeaders(method.path, apiKey), "grpc-timeout": grpcTimeout(remaining) });
       } catch (error) {
-        return reject(error instanceof AiaasError ? error : new AiaasError(Code.UNAVAILABLE, `could not open a stream to ${server}: ${(error as Error).message}`));
+        return reject(error as AiaasError);
       }
       let answer: { value: Res } | undefined;
       let timer: NodeJS.Timeout | undefined;
       const onAbort = (): void => call.cancel(abortError(signal!));
-      const call = new H2Call(opened.stream, opened.session, codecOf(method), {
-        message: (response) => void (answer ??= { value: response as Res }),
+      const call = new H2Call(opened.stream, opened.session, (bytes) => method.responseDeserialize(bytes as Buffer), {
+        message: (response) => void (answer ??= { value: response }),
         closed(error) {
           clearTimeout(timer);
           signal?.removeEventListener("abort", onAbort);
@@ -44,7 +34,7 @@ export function h2Unary(connection: H2Connection, apiKey: string | undefined, se
       }, MAX_RECEIVE_BYTES, server);
       timer = setTimeout(() => call.cancel(new AiaasError(Code.DEADLINE_EXCEEDED, `no answer within ${remaining} ms`)), remaining);
       signal?.addEventListener("abort", onAbort, { once: true });
-      call.write(request);
+      call.writeMessage(method.requestSerialize(request));
       call.end();
     });
 }

@@ -1,8 +1,8 @@
 import type { Metadata } from "@grpc/grpc-js";
 import type { ClientHttp2Session } from "node:http2";
 import { PredictRequest, PredictStreamResponse, type InferenceClient } from "../gen/aiaas/v1/inference.js";
-import { AiaasError, Code } from "../errors.js";
-import { H2Call, MAX_RECEIVE_BYTES, grpcRequestHeaders } from "./h2-call.js";
+import { AiaasError } from "../errors.js";
+import { FrameEncoder, H2Call, MAX_RECEIVE_BYTES, grpcRequestHeaders } from "./h2-call.js";
 import type { H2Connection } from "./h2-connection.js";
 
 /** One PredictStream call, whichever transport carries it: the mux's shared stream, or a user's stream. */
@@ -43,22 +43,22 @@ export function h2PredictCalls(connection: H2Connection, apiKey: string | undefi
     try {
       opened = connection.request(headers);
     } catch (error) {
-      // The connection cannot take a stream now (going away): the calls on it are retried. A closed client's fail.
-      const reason = error instanceof AiaasError ? error : new AiaasError(Code.UNAVAILABLE, `could not open a stream to ${server}: ${(error as Error).message}`);
-      queueMicrotask(() => events.closed(reason));
+      // Going away (the calls on it are retried), or a closed client.
+      queueMicrotask(() => events.closed(error as AiaasError));
       return { write: () => undefined, end: () => undefined, cancel: () => undefined };
     }
     const onGoaway = (session: ClientHttp2Session): void => {
       if (session === opened.session) events.draining?.();
     };
     connection.onGoaway.add(onGoaway);
-    const call = new H2Call(opened.stream, opened.session, { encode: PredictRequest.encode, decode: PredictStreamResponse.decode }, {
+    const encoder = new FrameEncoder(PredictRequest.encode);
+    const call = new H2Call(opened.stream, opened.session, PredictStreamResponse.decode, {
       message: events.message,
       closed(error) {
         connection.onGoaway.delete(onGoaway);
         events.closed(error);
       },
     }, MAX_RECEIVE_BYTES, server);
-    return { write: (request) => call.write(request), end: () => call.end(), cancel: () => call.cancel() };
+    return { write: (request) => call.writeFrame(encoder.frame(request)), end: () => call.end(), cancel: () => call.cancel() };
   };
 }
