@@ -183,6 +183,32 @@ describe("the batcher, in memory", () => {
     assert.equal(b.stats.inlineBatchCount, 1);
   });
 
+  it("the main thread runs at most one lane's batch per turn of the event loop, even when runs return at once", async () => {
+    // Lanes whose runs return within their turn, as inline-session.ts's do; two models' batches formed in one turn.
+    const atOnce = (): BatchExecutor & { batches: number[][] } => {
+      const batches: number[][] = [];
+      return {
+        batches,
+        run: async (feeds) => {
+          const x = feeds[0]!;
+          batches.push([new Float32Array(x.buffer, x.byteOffset, 1)[0]!]);
+          return { outputs: [{ name: "y", type: "float32" as const, dims: [1, 2], buffer: new ArrayBuffer(8), byteOffset: 0, byteLength: 8 }], runMs: 0.01, inputs: [x.buffer] };
+        },
+      };
+    };
+    const [mainA, mainB] = [atOnce(), atOnce()];
+    const [workerA, workerB] = [fakeExecutor({ runMs: 1 }), fakeExecutor({ runMs: 1 })];
+    const lane = (main: BatchExecutor) => new InlineLane(main, { probeRunUs: 10, budgetUs: 1000, learnsFromWorkers: false });
+    const a = batcherOf([workerA], { inline: lane(mainA) });
+    const b = batcherOf([workerB], { inline: lane(mainB) });
+    await Promise.all([a.submit(request(1)), b.submit(request(2))]);
+    assert.equal(mainA.batches.length + mainB.batches.length, 1, "one of the two ran on the main thread");
+    assert.equal(workerA.batches.length + workerB.batches.length, 1, "the other went to its worker");
+    await turn();
+    await b.submit(request(3));
+    assert.deepEqual(mainB.batches.at(-1), [3], "the next turn, idle again: inline");
+  });
+
   it("an inline lane runs nothing while a worker runs a batch: the next batch goes to a free worker", async () => {
     const [a, b2] = [fakeExecutor({ runMs: 30 }), fakeExecutor({ runMs: 30 })];
     const main = fakeExecutor({ runMs: 1 });

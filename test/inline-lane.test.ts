@@ -137,6 +137,31 @@ describe("the main-thread probe", () => {
     }
   });
 
+  it("answers a run before the event loop turns (onnxruntime-node's native run, without its setImmediate)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "aiaas-probe-"));
+    try {
+      await writeFile(join(dir, "cnn.onnx"), encodeModel(buildMnistCnn()));
+      const options = { providers: ["cpu"], cudaDeviceId: 0, intraOpThreads: 1, graphOptimizationLevel: "all", allowSpinning: false } as const;
+      const cnn = await openInlineSession(join(dir, "cnn.onnx"), options, [{ name: "image", type: "float32", dims: [1, 1, 28, 28] }]);
+      try {
+        const image = Float32Array.from({ length: 784 }, (_, i) => (i % 7) / 7);
+        let turned = false;
+        setImmediate(() => (turned = true));
+        const result = await cnn.run([{ name: "image", type: "float32", dims: [1, 1, 28, 28], buffer: image.buffer, byteOffset: 0, byteLength: image.byteLength }], ["logits"]);
+        assert.equal(turned, false, "the answer came a turn of the event loop later");
+        assert.deepEqual(result.outputs.map((o) => [o.name, [...o.dims]]), [["logits", [1, 10]]]);
+        await assert.rejects(
+          cnn.run([{ name: "image", type: "float32", dims: [1, 1, 28, 28], buffer: image.buffer, byteOffset: 0, byteLength: image.byteLength }], ["nope"]),
+          /no output named "nope"/,
+        );
+      } finally {
+        await cnn.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("times a small model's run alone, not a slow model's probe opened beside it", async () => {
     const dir = await mkdtemp(join(tmpdir(), "aiaas-probe-"));
     try {

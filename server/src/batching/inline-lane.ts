@@ -17,6 +17,18 @@ export function batchEnded(): void {
 }
 
 /**
+ * Lane runs that returned in the current turn of the event loop. A lane's run may return within the turn it
+ * started in (inline-session.ts runs it at once); until that turn ends the lane counts as busy, so that
+ * another batch formed in the same turn (another model's, or one an answer's callback led to) goes to the
+ * workers, as it would beside a worker's batch: the main thread runs at most one lane batch per turn.
+ */
+let runsEndingThisTurn = 0;
+
+const turnEnded = (): void => {
+  runsEndingThisTurn--;
+};
+
+/**
  * One-row run times the estimate is the fastest of. The fastest, because a run's time also holds what else
  * the machine did meanwhile (a load-time probe beside other models' warm-ups, a burst of I/O before
  * onnxruntime-node's setImmediate); a few, so that a model slower on real data than on the probe's zeros
@@ -64,11 +76,17 @@ export class InlineLane implements BatchExecutor {
 
   /** Whether a batch of `rows` runs here now. */
   takes(rows: number): boolean {
-    return batchesInFlight === 0 && rows * this.estimate <= this.options.budgetUs;
+    return batchesInFlight === 0 && runsEndingThisTurn === 0 && rows * this.estimate <= this.options.budgetUs;
   }
 
-  run(feeds: readonly TransferTensor[], outputs: readonly string[]): Promise<RunResult> {
-    return this.executor.run(feeds, outputs);
+  async run(feeds: readonly TransferTensor[], outputs: readonly string[]): Promise<RunResult> {
+    try {
+      return await this.executor.run(feeds, outputs);
+    } finally {
+      // Queued before the batcher answers the batch, so before any pump those answers lead to.
+      runsEndingThisTurn++;
+      setImmediate(turnEnded);
+    }
   }
 
   /** A batch of this version ran (here, or on a worker): one-row runs update the estimate. */

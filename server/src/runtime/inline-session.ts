@@ -4,6 +4,7 @@
 // such runs where the request arrived. When it may run is the batcher's decision (batching/inline-lane.ts).
 import { stat } from "node:fs/promises";
 import ort from "onnxruntime-node";
+import { openNativeSession } from "./native-session.js";
 import { fromOrtTensor, toOrtTensor, zeroFeeds } from "./ort-tensors.js";
 import type { RunResult } from "./session-instance.js";
 import { sessionOptions, type RuntimeOptions } from "./session-options.js";
@@ -18,7 +19,10 @@ const PROBE_RUNS = 5;
 export interface InlineSession {
   /** The fastest of the one-row probe runs at open, in µs (zeros in, after one unmeasured run). */
   readonly probeRunUs: number;
-  /** Runs on the calling thread (after a setImmediate, as onnxruntime-node does); feeds are not consumed. */
+  /**
+   * Runs on the calling thread, before it returns where onnxruntime-node's native binding is there (else after
+   * the public API's setImmediate); feeds are not consumed.
+   */
   run(feeds: readonly TransferTensor[], outputs: readonly string[]): Promise<RunResult>;
   close(): Promise<void>;
 }
@@ -51,24 +55,46 @@ export async function openInlineSession(
   probeInputs: readonly { readonly name: string; readonly type: string; readonly dims: readonly number[] }[],
   enoughUs = Infinity,
 ): Promise<InlineSession> {
-  const session = await ort.InferenceSession.create(modelPath, sessionOptions("cpu", { ...options, intraOpThreads: 1, allowSpinning: false }));
+  const opened = await openRunner(modelPath, sessionOptions("cpu", { ...options, intraOpThreads: 1, allowSpinning: false }));
   try {
-    const turn = probing.then(() => probe(session, zeroFeeds(probeInputs), enoughUs));
+    const turn = probing.then(() => probe(opened, zeroFeeds(probeInputs), enoughUs));
     probing = turn.catch(() => undefined);
     const probeRunUs = await turn;
-    return { probeRunUs, run: (feeds, outputs) => run(session, feeds, outputs), close: () => session.release() };
+    return { probeRunUs, run: (feeds, outputs) => run(opened, feeds, outputs), close: async () => opened.release() };
   } catch (error) {
-    await session.release();
+    await opened.release();
     throw error;
   }
 }
 
+/**
+ * Runs one set of feeds: at once on the native session (the inline lane's case: nothing else waits on the
+ * main thread while it runs), or through the public session's setImmediate when the binding is not there.
+ */
+interface Runner {
+  /** Whether run() has its outputs before it returns (no turn of the event loop). */
+  readonly now: boolean;
+  run(feeds: Record<string, ort.Tensor>, outputs: readonly string[]): Record<string, ort.Tensor> | Promise<Record<string, ort.Tensor>>;
+  release(): void | Promise<void>;
+}
+
+async function openRunner(modelPath: string, options: ort.InferenceSession.SessionOptions): Promise<Runner> {
+  const native = openNativeSession(modelPath, options);
+  if (native) return { now: true, run: (feeds, outputs) => native.run(feeds, outputs), release: () => native.release() };
+  const session = await ort.InferenceSession.create(modelPath, options);
+  return {
+    now: false,
+    run: (feeds, outputs) => (outputs.length ? session.run(feeds, [...outputs]) : session.run(feeds)),
+    release: () => session.release(),
+  };
+}
+
 /** The fastest of the timed one-row runs, after one unmeasured run, in µs. */
-async function probe(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, enoughUs: number): Promise<number> {
-  await session.run(feeds);
+async function probe(runner: Runner, feeds: Record<string, ort.Tensor>, enoughUs: number): Promise<number> {
+  await runner.run(feeds, []);
   let fastest = Infinity;
   for (let i = 0; i < PROBE_RUNS; i++) {
-    fastest = Math.min(fastest, await timedRun(session, feeds));
+    fastest = Math.min(fastest, await timedRun(runner, feeds));
     // Two runs both over it: the model itself is too slow, and each further run would block this thread as long.
     if (i >= 1 && fastest > enoughUs) break;
   }
@@ -76,26 +102,29 @@ async function probe(session: ort.InferenceSession, feeds: Record<string, ort.Te
 }
 
 /**
- * One run's time in µs, from when onnxruntime-node starts it: its run() waits for a setImmediate first, and
- * whatever else the main thread does before that turn (another version loading: a Worker spawned, a model
- * file read) is not the run's. Timed from the call, a probe beside other versions' loads measured the seed
- * CNN over 4 ms twice in a row (~0.1 ms alone) and closed its idle path for good (an inline-lane.test.ts
- * failure in CI). Our immediate, queued just before onnxruntime-node's, runs right before it; the run's
- * answer resolves in the microtasks right after it.
+ * One run's time in µs, from when ONNX Runtime starts it. The public session's run() waits for a setImmediate
+ * first, and whatever else the main thread does before that turn (another version loading: a Worker spawned,
+ * a model file read) is not the run's: timed from the call, a probe beside other versions' loads measured the
+ * seed CNN over 4 ms twice in a row (~0.1 ms alone) and closed its idle path for good (an inline-lane.test.ts
+ * failure in CI). Our immediate, queued just before onnxruntime-node's, runs right before it.
  */
-async function timedRun(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>): Promise<number> {
+async function timedRun(runner: Runner, feeds: Record<string, ort.Tensor>): Promise<number> {
   const called = performance.now();
+  if (runner.now) {
+    runner.run(feeds, []);
+    return (performance.now() - called) * 1000;
+  }
   let started = 0;
   setImmediate(() => (started = performance.now()));
-  await session.run(feeds);
+  await runner.run(feeds, []);
   return (performance.now() - (started || called)) * 1000;
 }
 
-async function run(session: ort.InferenceSession, feeds: readonly TransferTensor[], outputs: readonly string[]): Promise<RunResult> {
+async function run(runner: Runner, feeds: readonly TransferTensor[], outputs: readonly string[]): Promise<RunResult> {
   const started = performance.now();
   const inputs: Record<string, ort.Tensor> = {};
   for (const t of feeds) inputs[t.name] = toOrtTensor(t);
-  const results = outputs.length ? await session.run(inputs, [...outputs]) : await session.run(inputs);
+  const results = runner.now ? (runner.run(inputs, outputs) as Record<string, ort.Tensor>) : await runner.run(inputs, outputs);
   const runMs = performance.now() - started;
   const out: TransferTensor[] = [];
   for (const name in results) out.push(fromOrtTensor(name, results[name]!));
