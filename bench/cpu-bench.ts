@@ -1,6 +1,7 @@
 // `npm run bench:cpu`: the server's own CPU per request (see cpu-table.ts) alone, without the throughput
 // table of `npm run bench`. `--build DIR` measures another built checkout's server (before/after figures);
-// `--out FILE` names the raw result file (default bench/results/cpu.json).
+// `--out FILE` names the raw result file (default bench/results/cpu.json); `--only c=1,stream` keeps the points
+// whose names contain one of the words.
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -19,6 +20,7 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "5" },
     build: { type: "string", default: "." },
     out: { type: "string", default: "bench/results/cpu.json" },
+    only: { type: "string", default: "" },
   },
 });
 const seconds = Number(args.seconds);
@@ -44,6 +46,7 @@ try {
     seconds,
     rounds,
     log: (line) => process.stderr.write(`${line}\n`),
+    only: args.only!.split(",").filter(Boolean),
   });
   console.log(table.markdown);
   await mkdir(dirname(args.out!), { recursive: true });

@@ -27,6 +27,8 @@ export interface CpuTableOptions {
   readonly seconds: number;
   readonly rounds: number;
   readonly log: (line: string) => void;
+  /** Only the points whose names contain one of these words (all points when empty). */
+  readonly only?: readonly string[];
 }
 
 /** One measured run: CPU in µs per request (per message for streams). */
@@ -130,6 +132,7 @@ export async function cpuTable(o: CpuTableOptions): Promise<CpuTableResult> {
   for (let round = 0; round < o.rounds; round++) {
     o.log(`CPU per request, round ${round + 1}/${o.rounds}, ${o.seconds}s per point`);
     for (const point of POINTS) {
+      if (o.only?.length && !o.only.some((word) => point.name.includes(word))) continue;
       const entry = (raw[point.name] ??= { server: [], echo: [], ortUs: [] });
       const echoPath = point.messages > 1 ? "/bench.Echo/EchoStream" : "/bench.Echo/Echo";
       const runServer = async (): Promise<void> => {
