@@ -49,6 +49,7 @@ export function openNativeSession(modelPath: string, options: ort.InferenceSessi
   const session = new native.InferenceSession();
   session.loadModel(modelPath, options);
   const outputNames = session.outputMetadata.map((m) => m.name);
+  const known = new Set(outputNames);
   const all: Record<string, null> = {};
   for (const name of outputNames) all[name] = null;
   let released = false;
@@ -61,7 +62,7 @@ export function openNativeSession(modelPath: string, options: ort.InferenceSessi
         fetches = {};
         for (const name of outputs) {
           // The public API checks the names before the native run; so does this.
-          if (!(name in all)) throw new RangeError(`the model has no output named "${name}"`);
+          if (!known.has(name)) throw new RangeError(`the model has no output named "${name}"`);
           fetches[name] = null;
         }
       }
