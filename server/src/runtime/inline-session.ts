@@ -4,10 +4,10 @@
 // such runs where the request arrived. When it may run is the batcher's decision (batching/inline-lane.ts).
 import { stat } from "node:fs/promises";
 import ort from "onnxruntime-node";
-import { openNativeSession } from "./native-session.js";
 import { fromOrtTensor, toOrtTensor, zeroFeeds } from "./ort-tensors.js";
 import type { RunResult } from "./session-instance.js";
 import { sessionOptions, type RuntimeOptions } from "./session-options.js";
+import { openSessionRunner, type SessionRunner } from "./session-runner.js";
 import type { TransferTensor } from "./tensor-types.js";
 
 /** Larger model files never get a main-thread session: loading one blocks the main thread meanwhile. */
@@ -55,7 +55,7 @@ export async function openInlineSession(
   probeInputs: readonly { readonly name: string; readonly type: string; readonly dims: readonly number[] }[],
   enoughUs = Infinity,
 ): Promise<InlineSession> {
-  const opened = await openRunner(modelPath, sessionOptions("cpu", { ...options, intraOpThreads: 1, allowSpinning: false }));
+  const opened = await openSessionRunner(modelPath, sessionOptions("cpu", { ...options, intraOpThreads: 1, allowSpinning: false }));
   try {
     const turn = probing.then(() => probe(opened, zeroFeeds(probeInputs), enoughUs));
     probing = turn.catch(() => undefined);
@@ -67,30 +67,8 @@ export async function openInlineSession(
   }
 }
 
-/**
- * Runs one set of feeds: at once on the native session (the inline lane's case: nothing else waits on the
- * main thread while it runs), or through the public session's setImmediate when the binding is not there.
- */
-interface Runner {
-  /** Whether run() has its outputs before it returns (no turn of the event loop). */
-  readonly now: boolean;
-  run(feeds: Record<string, ort.Tensor>, outputs: readonly string[]): Record<string, ort.Tensor> | Promise<Record<string, ort.Tensor>>;
-  release(): void | Promise<void>;
-}
-
-async function openRunner(modelPath: string, options: ort.InferenceSession.SessionOptions): Promise<Runner> {
-  const native = openNativeSession(modelPath, options);
-  if (native) return { now: true, run: (feeds, outputs) => native.run(feeds, outputs), release: () => native.release() };
-  const session = await ort.InferenceSession.create(modelPath, options);
-  return {
-    now: false,
-    run: (feeds, outputs) => (outputs.length ? session.run(feeds, [...outputs]) : session.run(feeds)),
-    release: () => session.release(),
-  };
-}
-
 /** The fastest of the timed one-row runs, after one unmeasured run, in µs. */
-async function probe(runner: Runner, feeds: Record<string, ort.Tensor>, enoughUs: number): Promise<number> {
+async function probe(runner: SessionRunner, feeds: Record<string, ort.Tensor>, enoughUs: number): Promise<number> {
   await runner.run(feeds, []);
   let fastest = Infinity;
   for (let i = 0; i < PROBE_RUNS; i++) {
@@ -108,7 +86,7 @@ async function probe(runner: Runner, feeds: Record<string, ort.Tensor>, enoughUs
  * seed CNN over 4 ms twice in a row (~0.1 ms alone) and closed its idle path for good (an inline-lane.test.ts
  * failure in CI). Our immediate, queued just before onnxruntime-node's, runs right before it.
  */
-async function timedRun(runner: Runner, feeds: Record<string, ort.Tensor>): Promise<number> {
+async function timedRun(runner: SessionRunner, feeds: Record<string, ort.Tensor>): Promise<number> {
   const called = performance.now();
   if (runner.now) {
     runner.run(feeds, []);
@@ -120,7 +98,7 @@ async function timedRun(runner: Runner, feeds: Record<string, ort.Tensor>): Prom
   return (performance.now() - (started || called)) * 1000;
 }
 
-async function run(runner: Runner, feeds: readonly TransferTensor[], outputs: readonly string[]): Promise<RunResult> {
+async function run(runner: SessionRunner, feeds: readonly TransferTensor[], outputs: readonly string[]): Promise<RunResult> {
   const started = performance.now();
   const inputs: Record<string, ort.Tensor> = {};
   for (const t of feeds) inputs[t.name] = toOrtTensor(t);

@@ -1,26 +1,51 @@
 // onnxruntime-node's native session, run on the calling thread. The public InferenceSession.run() calls the
-// same native run, but only after a setImmediate: one more turn of the event loop per run (~10 µs of the
-// main thread's CPU beside a model's run, and the turn's latency), which an idle server's request pays on
-// the main thread. The native binding is not onnxruntime-node's documented API, so it is taken only when it
-// has the shape this file expects (the version package-lock.json pins does); otherwise the caller keeps the
-// public session.
+// same native run, but only after a setImmediate: one more turn of the event loop per run (~10 µs of CPU
+// beside a model's run, and the turn's latency), and its wrapper's own ~10 µs more; a lone request pays both
+// on the thread that runs it. The native binding is not onnxruntime-node's documented API, so it is taken
+// only when it has the shape this file expects (the version package-lock.json pins has it); otherwise the
+// caller keeps the public session.
 import { createRequire } from "node:module";
 import type ort from "onnxruntime-node";
+import type { ValueSpec } from "./worker-protocol.js";
 
 /** A session whose run() returns its outputs before it returns. */
 export interface NativeSession {
-  readonly outputNames: readonly string[];
+  readonly inputs: readonly ValueSpec[];
+  readonly outputs: readonly ValueSpec[];
   run(feeds: Record<string, ort.Tensor>, outputs: readonly string[]): Record<string, ort.Tensor>;
   release(): void;
+}
+
+/** The binding's description of an input or output: an ONNX element type code, -1 for a symbolic dimension. */
+interface RawMetadata {
+  readonly name: string;
+  readonly isTensor: boolean;
+  readonly type: number;
+  readonly shape: readonly number[];
 }
 
 interface Binding {
   InferenceSession: new () => {
     loadModel(path: string, options: ort.InferenceSession.SessionOptions): void;
-    readonly outputMetadata: readonly { readonly name: string }[];
+    readonly inputMetadata: readonly RawMetadata[];
+    readonly outputMetadata: readonly RawMetadata[];
     run(feeds: Record<string, ort.Tensor>, fetches: Record<string, null>, options: object): Record<string, ort.Tensor>;
     dispose(): void;
   };
+}
+
+/** ONNX's TensorProto element types by code, as onnxruntime-node's public API names them. */
+const ELEMENT_TYPES: Readonly<Record<number, string>> = {
+  1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 8: "string", 9: "bool",
+  10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 21: "uint4", 22: "int4",
+};
+
+/** As the public API describes it; a type it does not know fails the open, as it fails there. */
+function spec(m: RawMetadata): ValueSpec {
+  if (!m.isTensor) return { name: m.name, type: "non-tensor", dims: [], isTensor: false };
+  const type = ELEMENT_TYPES[m.type];
+  if (type === undefined) throw new Error(`Unsupported data type: ${m.type}`);
+  return { name: m.name, type, dims: m.shape.map((d) => (d >= 0 ? d : -1)), isTensor: true };
 }
 
 let binding: Binding | null | undefined;
@@ -48,19 +73,28 @@ export function openNativeSession(modelPath: string, options: ort.InferenceSessi
   if (!native) return undefined;
   const session = new native.InferenceSession();
   session.loadModel(modelPath, options);
-  const outputNames = session.outputMetadata.map((m) => m.name);
-  const known = new Set(outputNames);
+  let inputs: ValueSpec[];
+  let outputs: ValueSpec[];
+  try {
+    inputs = session.inputMetadata.map(spec);
+    outputs = session.outputMetadata.map(spec);
+  } catch (error) {
+    session.dispose();
+    throw error;
+  }
+  const known = new Set(outputs.map((o) => o.name));
   const all: Record<string, null> = {};
-  for (const name of outputNames) all[name] = null;
+  for (const name of known) all[name] = null;
   let released = false;
   return {
-    outputNames,
-    run(feeds, outputs) {
+    inputs,
+    outputs,
+    run(feeds, wanted) {
       if (released) throw new Error("the session was released");
       let fetches = all;
-      if (outputs.length > 0) {
+      if (wanted.length > 0) {
         fetches = {};
-        for (const name of outputs) {
+        for (const name of wanted) {
           // The public API checks the names before the native run; so does this.
           if (!known.has(name)) throw new RangeError(`the model has no output named "${name}"`);
           fetches[name] = null;

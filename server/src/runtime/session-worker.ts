@@ -1,9 +1,10 @@
 // Entry point of a session worker thread: one ONNX Runtime session per thread, because onnxruntime-node's
 // run() blocks the thread that calls it and the main thread must stay free for gRPC and batching.
 import { workerData } from "node:worker_threads";
-import ort from "onnxruntime-node";
+import type ort from "onnxruntime-node";
 import { fromOrtTensor, toOrtTensor, zeroFeeds } from "./ort-tensors.js";
 import { openWithFallback, type RuntimeOptions } from "./session-options.js";
+import { openSessionRunner, type SessionRunner } from "./session-runner.js";
 import type { TransferTensor } from "./tensor-types.js";
 import { hangIfInjected, hostWorker } from "./worker-host.js";
 import type { ValueSpec } from "./worker-protocol.js";
@@ -32,21 +33,12 @@ export interface RunReply {
   readonly inputs: readonly ArrayBuffer[];
 }
 
-function spec(meta: ort.InferenceSession.ValueMetadata): ValueSpec {
-  if (!meta.isTensor) return { name: meta.name, type: "non-tensor", dims: [], isTensor: false };
-  return { name: meta.name, type: meta.type, dims: meta.shape.map((d) => (typeof d === "number" && d >= 0 ? d : -1)), isTensor: true };
-}
-
-async function warmup(session: ort.InferenceSession, inputs: readonly ValueSpec[]): Promise<void> {
-  await session.run(zeroFeeds(inputs));
-}
-
-async function run(session: ort.InferenceSession, { feeds, outputs }: RunPayload): Promise<{ value: RunReply; transfer: ArrayBuffer[] }> {
+async function run(session: SessionRunner, { feeds, outputs }: RunPayload): Promise<{ value: RunReply; transfer: ArrayBuffer[] }> {
   const started = performance.now();
   const inputs: Record<string, ort.Tensor> = {};
   for (const t of feeds) inputs[t.name] = toOrtTensor(t);
   hangIfInjected();
-  const results = outputs.length ? await session.run(inputs, [...outputs]) : await session.run(inputs);
+  const results = await session.run(inputs, outputs);
   const runMs = performance.now() - started;
   // ORT hands each output its own ArrayBuffer: transfer it rather than copy.
   const out = Object.entries(results).map(([name, tensor]) => fromOrtTensor(name, tensor));
@@ -58,16 +50,15 @@ async function run(session: ort.InferenceSession, { feeds, outputs }: RunPayload
 
 const init = workerData as SessionWorkerInit;
 hostWorker<SessionInfo>(async () => {
-  const opened = await openWithFallback(init, (options) => ort.InferenceSession.create(init.modelPath, options));
+  const opened = await openWithFallback(init, (options) => openSessionRunner(init.modelPath, options));
   const session = opened.value;
-  const inputs = session.inputMetadata.map(spec);
-  if (init.warmup) await warmup(session, inputs);
+  if (init.warmup) await session.run(zeroFeeds(session.inputs), []);
   return {
     provider: opened.provider,
     fallbackReason: opened.fallbackReason,
-    info: { inputs, outputs: session.outputMetadata.map(spec) },
+    info: { inputs: session.inputs, outputs: session.outputs },
     methods: { run: (payload: RunPayload) => run(session, payload) },
     returned: (_method, payload: RunPayload) => payload.feeds.map((f) => f.buffer),
-    close: () => session.release(),
+    close: async () => session.release(),
   };
 });
