@@ -3,7 +3,7 @@
 // the worker, then the main thread again) costs more than a small model's whole run. This session serves
 // such runs where the request arrived. When it may run is the batcher's decision (batching/inline-lane.ts).
 import { stat } from "node:fs/promises";
-import ort from "onnxruntime-node";
+import type ort from "onnxruntime-node";
 import { fromOrtTensor, toOrtTensor, zeroFeeds } from "./ort-tensors.js";
 import type { RunResult } from "./session-instance.js";
 import { sessionOptions, type RuntimeOptions } from "./session-options.js";
@@ -102,7 +102,7 @@ async function run(runner: SessionRunner, feeds: readonly TransferTensor[], outp
   const started = performance.now();
   const inputs: Record<string, ort.Tensor> = {};
   for (const t of feeds) inputs[t.name] = toOrtTensor(t);
-  const results = runner.now ? (runner.run(inputs, outputs) as Record<string, ort.Tensor>) : await runner.run(inputs, outputs);
+  const results = await runner.run(inputs, outputs);
   const runMs = performance.now() - started;
   const out: TransferTensor[] = [];
   for (const name in results) out.push(fromOrtTensor(name, results[name]!));
