@@ -49,7 +49,7 @@ const points: Record<string, [string, string, number, number]> = {
   "tiny stream 4x64": ["/aiaas.v1.Inference/PredictStream", "tiny.x64.frame", 4, 64],
 };
 const only = args.only!.split(",").filter(Boolean);
-for (const name of Object.keys(points)) if (only.length && !only.some((word) => name.includes(word))) delete points[name];
+for (const name of Object.keys(points)) if (only.length && !only.some((word) => name.toLowerCase().includes(word.toLowerCase()))) delete points[name];
 const samples = new Map<string, Sample[]>();
 
 try {

@@ -132,7 +132,7 @@ export async function cpuTable(o: CpuTableOptions): Promise<CpuTableResult> {
   for (let round = 0; round < o.rounds; round++) {
     o.log(`CPU per request, round ${round + 1}/${o.rounds}, ${o.seconds}s per point`);
     for (const point of POINTS) {
-      if (o.only?.length && !o.only.some((word) => point.name.includes(word))) continue;
+      if (o.only?.length && !o.only.some((word) => point.name.toLowerCase().includes(word.toLowerCase()))) continue;
       const entry = (raw[point.name] ??= { server: [], echo: [], ortUs: [] });
       const echoPath = point.messages > 1 ? "/bench.Echo/EchoStream" : "/bench.Echo/Echo";
       const runServer = async (): Promise<void> => {
