@@ -19,6 +19,8 @@ const PROBE_RUNS = 5;
 export interface InlineSession {
   /** The fastest of the one-row probe runs at open, in µs (zeros in, after one unmeasured run). */
   readonly probeRunUs: number;
+  /** Whether it runs on onnxruntime-node's native binding (else its public API, a turn of the event loop per run). */
+  readonly nativeRun: boolean;
   /**
    * Runs on the calling thread, before it returns where onnxruntime-node's native binding is there (else after
    * the public API's setImmediate); feeds are not consumed.
@@ -60,7 +62,7 @@ export async function openInlineSession(
     const turn = probing.then(() => probe(opened, zeroFeeds(probeInputs), enoughUs));
     probing = turn.catch(() => undefined);
     const probeRunUs = await turn;
-    return { probeRunUs, run: (feeds, outputs) => run(opened, feeds, outputs), close: async () => opened.release() };
+    return { probeRunUs, nativeRun: opened.now, run: (feeds, outputs) => run(opened, feeds, outputs), close: async () => opened.release() };
   } catch (error) {
     await opened.release();
     throw error;

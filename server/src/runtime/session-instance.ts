@@ -15,6 +15,8 @@ export type RunResult = RunReply;
 export interface SessionInstance {
   readonly provider: ProviderName;
   readonly fallbackReason: string | undefined;
+  /** Whether the session runs on onnxruntime-node's native binding (else its public API, with a turn per run). */
+  readonly nativeRun: boolean;
   readonly inputs: readonly ValueSpec[];
   readonly outputs: readonly ValueSpec[];
   run(feeds: readonly TransferTensor[], outputs: readonly string[]): Promise<RunResult>;
@@ -36,6 +38,7 @@ export async function createSessionInstance(init: SessionWorkerInit): Promise<Se
   return {
     provider: worker.provider,
     fallbackReason: worker.fallbackReason,
+    nativeRun: worker.info.nativeRun,
     inputs: worker.info.inputs,
     outputs: worker.info.outputs,
     run: (feeds, outputs) => worker.call<RunReply>("run", { feeds, outputs } satisfies RunPayload, buffersOf(feeds)),

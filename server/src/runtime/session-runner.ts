@@ -1,12 +1,14 @@
 // How a serving session runs on the thread that holds it (a session worker, or the main thread's inline
 // session): on onnxruntime-node's native binding at once where it has the shape this project knows
 // (native-session.ts), else through the public InferenceSession, whose run() waits for a setImmediate first.
+// AIAAS_ORT_NATIVE_RUN=0 in the server's environment keeps every session on the public API: the operator's
+// way out should an onnxruntime-node upgrade keep the binding's shape but change what it does.
 import ort from "onnxruntime-node";
 import { openNativeSession } from "./native-session.js";
 import type { ValueSpec } from "./worker-protocol.js";
 
 export interface SessionRunner {
-  /** Whether run() has its outputs before it returns (no turn of the event loop). */
+  /** Whether run() has its outputs before it returns (no turn of the event loop): the native binding runs it. */
   readonly now: boolean;
   readonly inputs: readonly ValueSpec[];
   readonly outputs: readonly ValueSpec[];
@@ -17,7 +19,7 @@ export interface SessionRunner {
 
 /** Opens `modelPath` with options made by sessionOptions(); throws if the model cannot open with them. */
 export async function openSessionRunner(modelPath: string, options: ort.InferenceSession.SessionOptions): Promise<SessionRunner> {
-  const native = openNativeSession(modelPath, options);
+  const native = process.env.AIAAS_ORT_NATIVE_RUN === "0" ? undefined : openNativeSession(modelPath, options);
   if (native) {
     return { now: true, inputs: native.inputs, outputs: native.outputs, run: (feeds, outputs) => native.run(feeds, outputs), release: () => native.release() };
   }

@@ -19,6 +19,8 @@ export interface SessionWorkerInit extends RuntimeOptions {
 export interface SessionInfo {
   readonly inputs: readonly ValueSpec[];
   readonly outputs: readonly ValueSpec[];
+  /** Whether the session runs on onnxruntime-node's native binding (else its public API). */
+  readonly nativeRun: boolean;
 }
 
 /** The payload of a "run" call, and its reply. */
@@ -56,7 +58,7 @@ hostWorker<SessionInfo>(async () => {
   return {
     provider: opened.provider,
     fallbackReason: opened.fallbackReason,
-    info: { inputs: session.inputs, outputs: session.outputs },
+    info: { inputs: session.inputs, outputs: session.outputs, nativeRun: session.now },
     methods: { run: (payload: RunPayload) => run(session, payload) },
     returned: (_method, payload: RunPayload) => payload.feeds.map((f) => f.buffer),
     close: async () => session.release(),

@@ -64,7 +64,8 @@ export async function loadVersion(
     if (first.fallbackReason) {
       logger.warn({ model: label, provider: first.provider }, `execution provider fallback for ${label}: ${first.fallbackReason}; running on ${first.provider.toUpperCase()}`);
     }
-    logger.info({ model: label, provider: first.provider, instances: instances.length, threads: config.threads }, `${label} runs on ${first.provider.toUpperCase()}`);
+    const api = first.nativeRun ? "onnxruntime-node's native binding" : "onnxruntime-node's public API";
+    logger.info({ model: label, provider: first.provider, instances: instances.length, threads: config.threads, nativeRun: first.nativeRun }, `${label} runs on ${first.provider.toUpperCase()} through ${api}`);
     const signature = buildSignature(first, config);
     // The tenant label keeps two tenants' models of one name apart (public models: ""). Who may read the
     // labels at all is the operations port's business (/metrics needs a token when tenants exist).
