@@ -8,16 +8,11 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ModelState, type GetModelResponse } from "@aiaas/sdk/gen";
 import type { LoadedVersion } from "@aiaas/server";
-import { buildMnistCnn, slowModel } from "./support/fixtures.js";
+import { buildMnistCnn, seededImage as image, slowModel } from "./support/fixtures.js";
 import { fp32, readFp32, startHarness, unary, type Harness } from "./support/harness.js";
-import { seededRandom } from "../scripts/seeded-random.js";
 import { openInlineSession } from "../server/src/runtime/index.js";
 import { encodeModel } from "../server/src/training/onnx/index.js";
 
-function image(seed: number): Float32Array {
-  const random = seededRandom(seed);
-  return Float32Array.from({ length: 784 }, () => random());
-}
 
 describe("the inline lane of an idle server", () => {
   let h: Harness;

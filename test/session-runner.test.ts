@@ -10,13 +10,13 @@ import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import type { LoadedVersion } from "@aiaas/server";
-import { affineModel, buildMnistCnn, halfModel, intScaleModel, notModel } from "./support/fixtures.js";
+import { affineModel, buildMnistCnn, halfModel, intScaleModel, notModel, seededImage as image } from "./support/fixtures.js";
 import { fp32, readFp32, startHarness, type Harness } from "./support/harness.js";
 import { seededRandom } from "../scripts/seeded-random.js";
-import { createSessionInstance, openInlineSession, transferTensor, type RunResult, type TransferTensor, type ValueSpec } from "../server/src/runtime/index.js";
+import { createSessionInstance, openInlineSession, transferTensor, type InlineSession, type RunResult, type RuntimeOptions, type TransferTensor, type ValueSpec } from "../server/src/runtime/index.js";
 import { encodeModel } from "../server/src/training/onnx/index.js";
 
-const RUNTIME = { providers: ["cpu"] as const, cudaDeviceId: 0, intraOpThreads: 1, graphOptimizationLevel: "all" as const, allowSpinning: false };
+const RUNTIME: RuntimeOptions = { providers: ["cpu"], cudaDeviceId: 0, intraOpThreads: 1, graphOptimizationLevel: "all", allowSpinning: false };
 
 /** Runs `open` with the session API chosen: the native binding, or the public API alone. */
 async function withApi<T>(api: "native" | "public", open: () => Promise<T>): Promise<T> {
@@ -73,10 +73,10 @@ describe("the native binding and the public API", () => {
   it("describe each model alike and give the same outputs, in a session worker and on the main thread", async () => {
     for (const name of Object.keys(models)) {
       const path = paths[name]!;
-      const native = await withApi("native", () => createSessionInstance({ modelPath: path, warmup: false, ...RUNTIME, providers: ["cpu"] }));
-      const fallback = await withApi("public", () => createSessionInstance({ modelPath: path, warmup: false, ...RUNTIME, providers: ["cpu"] }));
-      const inlineNative = await withApi("native", () => openInlineSession(path, { ...RUNTIME, providers: ["cpu"] }, native.inputs));
-      const inlinePublic = await withApi("public", () => openInlineSession(path, { ...RUNTIME, providers: ["cpu"] }, native.inputs));
+      const native = await withApi("native", () => createSessionInstance({ modelPath: path, warmup: false, ...RUNTIME }));
+      const fallback = await withApi("public", () => createSessionInstance({ modelPath: path, warmup: false, ...RUNTIME }));
+      const inlineNative = await withApi("native", () => openInlineSession(path, RUNTIME, native.inputs));
+      const inlinePublic = await withApi("public", () => openInlineSession(path, RUNTIME, native.inputs));
       try {
         assert.equal(native.nativeRun, true, `${name}: the pinned onnxruntime-node's binding has the shape the server knows`);
         assert.equal(fallback.nativeRun, false, `${name}: AIAAS_ORT_NATIVE_RUN=0 keeps the worker on the public API`);
@@ -104,13 +104,16 @@ describe("the native binding and the public API", () => {
   });
 });
 
+/** The seed CNN's logits for a seeded image, from a session run directly. */
+async function logitsOf(session: InlineSession, seed: number): Promise<Float32Array> {
+  const result = await session.run([transferTensor("image", "float32", [1, 1, 28, 28], image(seed))], ["logits"]);
+  const logits = result.outputs[0]!;
+  return new Float32Array(logits.buffer, logits.byteOffset, 10);
+}
+
 describe("a server kept on onnxruntime-node's public API (AIAAS_ORT_NATIVE_RUN=0)", () => {
   let h: Harness;
   const lines: string[] = [];
-  const image = (seed: number): Float32Array => {
-    const random = seededRandom(seed);
-    return Float32Array.from({ length: 784 }, () => random());
-  };
 
   before(async () => {
     const log = new Writable({ write: (chunk, _encoding, done) => (lines.push(String(chunk)), done()) });
@@ -120,7 +123,7 @@ describe("a server kept on onnxruntime-node's public API (AIAAS_ORT_NATIVE_RUN=0
 
   it("says so when the model loads, and serves on the workers and on the main thread with the native answers", async () => {
     assert.ok(lines.some((l) => l.includes("cnn:1 runs on CPU through onnxruntime-node's public API")), `the load log names the public API:\n${lines.join("")}`);
-    const direct = await withApi("native", () => openInlineSession(join(h.root, "cnn", "1", "model.onnx"), { ...RUNTIME, providers: ["cpu"] }, [{ name: "image", type: "float32", dims: [1, 1, 28, 28] }]));
+    const direct = await withApi("native", () => openInlineSession(join(h.root, "cnn", "1", "model.onnx"), RUNTIME, [{ name: "image", type: "float32", dims: [1, 1, 28, 28] }]));
     const version: LoadedVersion = h.server.registry.resolve("cnn", "");
     const stats = version.batcher.stats;
     try {
@@ -128,8 +131,7 @@ describe("a server kept on onnxruntime-node's public API (AIAAS_ORT_NATIVE_RUN=0
       const inlineBefore = stats.inlineBatchCount;
       for (let seed = 1; seed <= 4; seed++) {
         const served = readFp32((await h.predict({ model: "cnn", inputs: [fp32("image", [1, 1, 28, 28], image(seed))], outputs: ["logits"] })).outputs[0]!);
-        const want = await direct.run([transferTensor("image", "float32", [1, 1, 28, 28], image(seed))], ["logits"]);
-        assert.deepEqual([...served], [...new Float32Array(want.outputs[0]!.buffer, want.outputs[0]!.byteOffset, 10)], `image ${seed}`);
+        assert.deepEqual([...served], [...(await logitsOf(direct, seed))], `image ${seed}`);
       }
       assert.equal(stats.inlineBatchCount - inlineBefore, 4, "an idle server's requests ran on the main thread, through the public API's run");
       // 32 at once: batches on the workers.
@@ -139,9 +141,8 @@ describe("a server kept on onnxruntime-node's public API (AIAAS_ORT_NATIVE_RUN=0
       assert.equal(burst.length, 32);
       assert.ok(stats.batchCount - batchesBefore - (stats.inlineBatchCount - inlineBeforeBurst) >= 1, "some of the burst ran on a worker");
       for (const [i, res] of burst.entries()) {
-        const want = await direct.run([transferTensor("image", "float32", [1, 1, 28, 28], image(100 + i))], ["logits"]);
         const got = readFp32(res.outputs[0]!);
-        const ref = new Float32Array(want.outputs[0]!.buffer, want.outputs[0]!.byteOffset, 10);
+        const ref = await logitsOf(direct, 100 + i);
         for (let k = 0; k < 10; k++) assert.ok(Math.abs(got[k]! - ref[k]!) < 1e-5, `burst ${i} logit ${k}: ${got[k]} against ${ref[k]}`);
       }
     } finally {

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { ModelProto } from "onnx-buf";
 import { createGraphBuilder, encodeModel } from "../../server/src/training/onnx/index.js";
 import { buildMnistCnn } from "../../scripts/model-zoo.js";
+import { seededRandom } from "../../scripts/seeded-random.js";
 
 /** y = x * 2 + [1, 2, 3, 4]; z = x * 2. */
 export function affineModel(): ModelProto {
@@ -115,4 +116,10 @@ export async function writeRepository(root: string, models: Record<string, Fixtu
     }
     if (fixture.config) await writeFile(join(root, name, "config.json"), JSON.stringify(fixture.config));
   }
+}
+
+/** A 28×28 image of seeded noise in [0, 1): the seed CNN's input, the same for the same seed. */
+export function seededImage(seed: number): Float32Array {
+  const random = seededRandom(seed);
+  return Float32Array.from({ length: 784 }, () => random());
 }
